@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian machine with Python 3.11:
+#   ./bootstrap.sh demo   install everything, run Bastion on the embedded default
+#   ./bootstrap.sh test   install everything, run lint, type checks and the test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "bootstrap: need root to run: $*" >&2; exit 1; fi
+}
+
+ensure_python() {
+  if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    echo "bootstrap: Python 3.11 or newer is required as '$PYTHON'" >&2; exit 1
+  fi
+  # Debian splits venv and ensurepip out of the interpreter package.
+  if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq python3-venv
+  fi
+}
+
+install() {
+  ensure_python
+  local stamp="$VENV/.installed"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    touch "$stamp"
+  fi
+}
+
+case "${1:-}" in
+  install) install ;;
+  demo) install; shift; exec "$VENV/bin/bastion" demo "$@" ;;
+  test)
+    install
+    "$VENV/bin/ruff" check src tests bench
+    "$VENV/bin/ruff" format --check src tests bench
+    "$VENV/bin/mypy"
+    shift
+    exec "$VENV/bin/pytest" "$@"
+    ;;
+  *) echo "usage: $0 demo|test|install" >&2; exit 2 ;;
+esac
