@@ -1,0 +1,168 @@
+"""``bastion serve`` and ``bastion demo``: run the HTTP service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import uvicorn
+
+from bastion import wiring
+from bastion.cli.output import config_option, err_console, handles_errors
+from bastion.config import Settings
+
+# TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all modern.
+MODERN_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS:!RC4:!3DES"
+
+log = logging.getLogger("bastion")
+
+
+def hardened_ssl_context(_config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """Uvicorn's context, pinned to TLS >= 1.2 and forward-secret AEAD suites."""
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(MODERN_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    return context
+
+
+async def preflight(settings: Settings) -> None:
+    """Fail before binding a port: schema current, key ring opens, hot state answers."""
+    async with wiring.open_runtime(settings) as runtime:
+        await runtime.hot.ping()
+
+
+def run_server(settings: Settings, config: Path | None) -> None:
+    server = settings.server
+    asyncio.run(preflight(settings))
+    app: Any = wiring.create_app(settings)
+    if server.workers > 1:
+        # Each worker process builds its own app from the same file and environment.
+        if config is not None:
+            os.environ[wiring.CONFIG_ENV] = str(config.resolve())
+        app = "bastion.wiring:create_app"
+    scheme = "https" if settings.serves_tls else "http"
+    err_console.print(
+        f"Bastion ({settings.environment}) on {scheme}://{server.host}:{server.port}", markup=False
+    )
+    uvicorn.run(
+        app,
+        factory=server.workers > 1,
+        host=server.host,
+        port=server.port,
+        workers=server.workers,
+        ssl_certfile=str(server.tls_cert) if server.tls_cert else None,
+        ssl_keyfile=str(server.tls_key) if server.tls_key else None,
+        ssl_context_factory=hardened_ssl_context if server.tls_cert else None,
+        server_header=False,
+        proxy_headers=bool(server.trusted_proxies),
+        forwarded_allow_ips=[str(n) for n in server.trusted_proxies] or None,
+        lifespan="on",
+        timeout_keep_alive=5,
+        log_level="info",
+    )
+
+
+def _override(settings: Settings, **changes: Any) -> Settings:
+    values = {k: v for k, v in changes.items() if v is not None}
+    if not values:
+        return settings
+    merged = settings.server.model_dump() | values
+    server = type(settings.server).model_validate(merged)
+    return settings.model_copy(update={"server": server})
+
+
+@click.command()
+@config_option
+@click.option("--host", default=None, help="Bind address (default: server.host).")
+@click.option("--port", type=int, default=None, help="Port (default: server.port).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: 1).")
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="PEM certificate chain; serves HTTPS (TLS >= 1.2).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="PEM private key for --tls-cert.",
+)
+@handles_errors
+def serve(
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
+    """Serve Bastion. Refuses to start on an invalid config, an unmigrated schema or a
+    master key that does not open the key ring."""
+    settings = _override(
+        wiring.load(config),
+        host=host,
+        port=port,
+        workers=workers,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
+    run_server(settings, config)
+
+
+DEMO_CONFIG = """\
+# Bastion demo: embedded default (SQLite in this folder, hot state in memory).
+environment = "development"
+issuer = "http://127.0.0.1:{port}"
+data_dir = "."
+
+[server]
+host = "127.0.0.1"
+port = {port}
+"""
+
+
+@click.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".demo"),
+    show_default=True,
+    help="Where the demo keeps its data.",
+)
+@click.option("--port", type=int, default=8000, show_default=True)
+@handles_errors
+def demo(directory: Path, port: int) -> None:
+    """Run Bastion on the embedded default with a demo configuration, and say what to open."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = directory / "bastion.toml"
+    if not config.exists():
+        config.write_text(DEMO_CONFIG.format(port=port), encoding="utf-8")
+    settings = _override(wiring.load(config, environ={}), port=port)
+
+    async def migrate() -> None:
+        database = wiring.open_database(settings)
+        try:
+            await database.upgrade()
+        finally:
+            await database.close()
+
+    asyncio.run(migrate())
+    base = f"http://127.0.0.1:{port}"
+    err_console.print(
+        "\n[bold]Bastion demo[/] (development; data in "
+        f"{directory.resolve()})\n"
+        f"  liveness    {base}/healthz\n"
+        f"  readiness   {base}/readyz\n"
+        f"  public keys {base}/jwks.json\n"
+        f"  config      {config.resolve()}  (check it with `bastion check -c {config}`)\n"
+    )
+    run_server(settings, config)

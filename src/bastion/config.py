@@ -1,0 +1,430 @@
+"""Settings: one ``bastion.toml`` validated into a frozen object, secrets from the environment.
+
+The file never needs to hold a secret. Secrets come from ``BASTION_<NAME>`` or from the
+file named by ``BASTION_<NAME>_FILE`` (for container secret mounts). Unknown keys are
+errors: a misspelt option must not silently leave a protection at its default.
+
+``load_settings`` collects every problem before raising, so ``bastion check`` can report
+them all at once, each with its dotted key path and, where the file shows it, a line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bastion.errors import ConfigError, ConfigProblem
+
+MASTER_KEY_BYTES = 32
+DEV_MASTER_KEY_FILENAME = "dev-master.key"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string such as ``"500ms"``, ``"15m"``, ``"24h"``, ``"7d"``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '15m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError("a duration is a number of seconds or a string like '15m'")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=256 * 1_048_576)
+    hsts_max_age: Duration = 31_536_000.0
+    debug: bool = False
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, list | tuple):
+            return value
+        return tuple(ipaddress.ip_network(str(v), strict=False) for v in value)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be set together")
+        for path in (self.tls_cert, self.tls_key):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file not found: {path}")
+        return self
+
+
+class DatabaseSettings(_Section):
+    url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file bastion.db in data_dir"
+    )
+    pool_size: int = Field(10, ge=1, le=200)
+    connect_timeout: Duration = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_database_url(value)
+
+
+class HotStateSettings(_Section):
+    url: str | None = Field(None, description="redis:// or rediss:// URL; default: in memory")
+    connect_timeout: Duration = 2.0
+    key_prefix: str = Field("bastion:", min_length=1, max_length=64)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_redis_url(value)
+
+
+class KeySettings(_Section):
+    algorithm: Literal["ES256", "Ed25519"] = "ES256"
+    publish_ahead: Duration = 600.0
+    max_token_lifetime: Duration = 86_400.0
+    refresh_interval: Duration = 30.0
+    jwks_max_age: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _ordering(self) -> KeySettings:
+        # A new key must be visible to every worker and every verifier's JWKS cache
+        # before it signs, so both delays must fit inside publish_ahead.
+        if self.refresh_interval >= self.publish_ahead:
+            raise ValueError("refresh_interval must be shorter than publish_ahead")
+        if self.jwks_max_age >= self.publish_ahead:
+            raise ValueError("jwks_max_age must be shorter than publish_ahead")
+        if self.max_token_lifetime <= 0:
+            raise ValueError("max_token_lifetime must be positive")
+        return self
+
+
+class AuditSettings(_Section):
+    path: Path | None = Field(None, description="JSON-lines file; default data_dir/audit.jsonl")
+    stderr: bool = False
+
+
+class Secrets(BaseModel):
+    """Values read from the environment only; never printed (repr hides them)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    master_key: bytes | None = Field(None, repr=False)
+    master_key_source: str = "none"
+    database_url: str | None = Field(None, repr=False)
+    redis_url: str | None = Field(None, repr=False)
+
+
+class Settings(_Section):
+    environment: Literal["development", "production"] = "development"
+    issuer: str = "http://127.0.0.1:8000"
+    data_dir: Path = Path("data")
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    hot_state: HotStateSettings = HotStateSettings()
+    keys: KeySettings = KeySettings()
+    audit: AuditSettings = AuditSettings()
+    secrets: Secrets = Field(Secrets(), exclude=True)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        match = re.fullmatch(r"(https?)://([^/?#@\s]+)(/[^?#\s]*)?", value)
+        if not match:
+            raise ValueError("issuer must be an http(s) URL without query, fragment or userinfo")
+        return value.rstrip("/")
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def database_url(self) -> str:
+        url = self.secrets.database_url or self.database.url
+        if url is None:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'bastion.db').resolve()}"
+        return url
+
+    @property
+    def redis_url(self) -> str | None:
+        return self.secrets.redis_url or self.hot_state.url
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit.path or self.data_dir / "audit.jsonl"
+
+    @property
+    def serves_tls(self) -> bool:
+        return self.server.tls_cert is not None
+
+    def insecure_options(self) -> list[ConfigProblem]:
+        """Every option that is unsafe in production, with where it is set."""
+        found: list[ConfigProblem] = []
+        if self.secrets.master_key_source in ("none", "development"):
+            found.append(
+                ConfigProblem(
+                    "env:BASTION_MASTER_KEY",
+                    "development keys: a master key generated into the data directory is not "
+                    "allowed; set BASTION_MASTER_KEY or BASTION_MASTER_KEY_FILE",
+                )
+            )
+        if self.server.debug:
+            found.append(ConfigProblem("server.debug", "debug pages are not allowed"))
+        if not self.serves_tls and not self.server.trusted_proxies:
+            found.append(
+                ConfigProblem(
+                    "server",
+                    "plain HTTP: set server.tls_cert and server.tls_key, or declare the "
+                    "TLS-terminating proxy in server.trusted_proxies",
+                )
+            )
+        if self.issuer.startswith("http://"):
+            found.append(ConfigProblem("issuer", "the issuer must be an https URL"))
+        for path, url in (
+            ("database.url", self.database.url),
+            ("hot_state.url", self.hot_state.url),
+        ):
+            if url is not None and _has_password(url):
+                env = "BASTION_DATABASE_URL" if path == "database.url" else "BASTION_REDIS_URL"
+                found.append(ConfigProblem(path, f"contains a password; pass the URL in {env}"))
+        return found
+
+
+def normalise_database_url(value: str) -> str:
+    """Accept plain driver names and pin the async drivers Bastion ships with."""
+    try:
+        url = make_url(value)
+    except ArgumentError as exc:
+        raise ValueError("not a database URL") from exc
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+    elif backend == "postgresql":
+        url = url.set(drivername="postgresql+asyncpg")
+    else:
+        raise ValueError("database URL must be sqlite:// or postgresql://")
+    return url.render_as_string(hide_password=False)
+
+
+def check_redis_url(value: str) -> str:
+    if not re.match(r"^(redis|rediss|unix)://", value):
+        raise ValueError("hot state URL must start with redis://, rediss:// or unix://")
+    return value
+
+
+def _has_password(url: str) -> bool:
+    return bool(re.match(r"^[a-z0-9+]+://[^/@]*:[^/@]+@", url, re.IGNORECASE))
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Read, validate and freeze the configuration, or raise ``ConfigError`` with every problem."""
+    raw: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    problems: list[ConfigProblem] = []
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([ConfigProblem("", f"cannot read {path}: {exc.strerror}")]) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError([ConfigProblem("", f"{path} is not UTF-8 text")]) from exc
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            line = getattr(exc, "lineno", None)
+            raise ConfigError([ConfigProblem("", f"not valid TOML: {exc}", line)]) from exc
+        lines = locate_keys(text)
+        if "secrets" in raw:
+            problems.append(
+                ConfigProblem(
+                    "secrets",
+                    "secrets are read from BASTION_* environment variables, not the file",
+                    lines.get("secrets"),
+                )
+            )
+            raw.pop("secrets")
+        _anchor_paths(raw, path.parent)
+
+    secrets, secret_problems = resolve_secrets(environ)
+    problems.extend(secret_problems)
+    try:
+        settings = Settings.model_validate({**raw, "secrets": secrets})
+    except ValidationError as exc:
+        for error in exc.errors():
+            dotted = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+            dotted = re.sub(r"\.function-(before|after)\[[^\]]*\]", "", dotted)
+            problems.append(ConfigProblem(dotted, _message(error), _line_for(dotted, lines)))
+        raise ConfigError(problems) from None
+    if settings.is_production:
+        problems.extend(
+            ConfigProblem(p.path, f"refused in production: {p.message}", _line_for(p.path, lines))
+            for p in settings.insecure_options()
+        )
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+_PATH_KEYS = (("data_dir",), ("server", "tls_cert"), ("server", "tls_key"), ("audit", "path"))
+
+
+def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
+    """Relative paths in the file are relative to the file, not to the working directory."""
+    for *parents, leaf in _PATH_KEYS:
+        table: Any = raw
+        for part in parents:
+            table = table.get(part) if isinstance(table, dict) else None
+        if isinstance(table, dict) and isinstance(table.get(leaf), str):
+            candidate = Path(table[leaf]).expanduser()
+            table[leaf] = str(candidate if candidate.is_absolute() else base / candidate)
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (a misspelt option would silently keep its default)"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _line_for(dotted: str, lines: Mapping[str, int]) -> int | None:
+    while dotted:
+        if dotted in lines:
+            return lines[dotted]
+        dotted = dotted.rpartition(".")[0]
+    return None
+
+
+_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\".' ]+?)\s*=")
+
+
+def locate_keys(text: str) -> dict[str, int]:
+    """Map dotted key paths to the 1-based line that sets them (tables and keys)."""
+    found: dict[str, int] = {}
+    table = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if match := _TABLE.match(line):
+            table = _dotted(match.group(1))
+            found.setdefault(table, number)
+        elif match := _KEY.match(line):
+            key = _dotted(match.group(1))
+            found.setdefault(f"{table}.{key}" if table else key, number)
+    return found
+
+
+def _dotted(key: str) -> str:
+    return ".".join(part.strip().strip("\"'") for part in key.split("."))
+
+
+def resolve_secrets(environ: Mapping[str, str]) -> tuple[Secrets, list[ConfigProblem]]:
+    problems: list[ConfigProblem] = []
+    values: dict[str, str | None] = {}
+    for name in ("MASTER_KEY", "DATABASE_URL", "REDIS_URL"):
+        try:
+            values[name] = _read_secret(environ, name)
+        except ValueError as exc:
+            problems.append(ConfigProblem(f"env:BASTION_{name}", str(exc)))
+            values[name] = None
+
+    master_key: bytes | None = None
+    source = "none"
+    if (encoded := values["MASTER_KEY"]) is not None:
+        try:
+            master_key = decode_master_key(encoded)
+            source = "environment"
+        except ValueError as exc:
+            problems.append(ConfigProblem("env:BASTION_MASTER_KEY", str(exc)))
+        key_file = environ.get("BASTION_MASTER_KEY_FILE", "")
+        if key_file and Path(key_file).name == DEV_MASTER_KEY_FILENAME:
+            source = "development"
+
+    database_url = values["DATABASE_URL"]
+    if database_url is not None:
+        try:
+            database_url = normalise_database_url(database_url)
+        except ValueError as exc:
+            problems.append(ConfigProblem("env:BASTION_DATABASE_URL", str(exc)))
+    redis_url = values["REDIS_URL"]
+    if redis_url is not None:
+        try:
+            redis_url = check_redis_url(redis_url)
+        except ValueError as exc:
+            problems.append(ConfigProblem("env:BASTION_REDIS_URL", str(exc)))
+    secrets = Secrets(
+        master_key=master_key,
+        master_key_source=source,
+        database_url=database_url,
+        redis_url=redis_url,
+    )
+    return secrets, problems
+
+
+def _read_secret(environ: Mapping[str, str], name: str) -> str | None:
+    direct = environ.get(f"BASTION_{name}")
+    file_name = environ.get(f"BASTION_{name}_FILE")
+    if direct and file_name:
+        raise ValueError(f"set BASTION_{name} or BASTION_{name}_FILE, not both")
+    if file_name:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read the file named by BASTION_{name}_FILE: {exc}") from exc
+    return direct or None
+
+
+def decode_master_key(encoded: str) -> bytes:
+    """A master key is 32 random bytes, base64url-encoded (padding optional)."""
+    text = encoded.strip()
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("master key is not valid base64url") from exc
+    if len(raw) != MASTER_KEY_BYTES:
+        raise ValueError(
+            f"master key must decode to {MASTER_KEY_BYTES} bytes "
+            "(create one with `bastion keys new-master-key --out FILE`)"
+        )
+    return raw
+
+
+def encode_master_key(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")

@@ -1,0 +1,1 @@
+"""Key material: the master-key envelope, the signing key ring, JOSE helpers."""

@@ -1,0 +1,109 @@
+"""Bastion's exception tree.
+
+Every error Bastion raises on purpose derives from ``BastionError``; third-party
+errors are translated at the boundary where they occur and chained with ``from``::
+
+    BastionError
+    ├── ConfigError                 invalid configuration; carries every ConfigProblem
+    ├── StoreError
+    │   ├── StoreUnavailable        a store (database, hot state) cannot be reached
+    │   └── SchemaNotCurrent        the database schema is not at the code's revision
+    ├── KeyRingError
+    │   ├── MasterKeyError          master key missing, malformed, wrong or not the ring's
+    │   └── KeyNotFound             no key with that id
+    └── ProblemError                an HTTP answer as RFC 9457 problem details
+        └── BodyTooLarge            request body over the configured limit (413)
+
+Messages of ``StoreError`` and ``KeyRingError`` are for operators (logs, CLI); the
+HTTP layer never sends them to clients. ``ProblemError`` messages are client-safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BastionError(Exception):
+    """Base of every error Bastion raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in a configuration: where (dotted key path, line) and what."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path or "<root>"
+        if self.line is not None:
+            where = f"{where} (line {self.line})"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(BastionError):
+    """The configuration is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class StoreError(BastionError):
+    """A durable or hot store failed."""
+
+
+class StoreUnavailable(StoreError):
+    """A store cannot be reached; ``store`` names which ("database", "hot")."""
+
+    def __init__(self, store: str, message: str) -> None:
+        self.store = store
+        super().__init__(f"{store} unavailable: {message}")
+
+
+class SchemaNotCurrent(StoreError):
+    """The database schema is not at the revision this code needs."""
+
+
+class KeyRingError(BastionError):
+    """The signing key ring cannot do what was asked."""
+
+
+class MasterKeyError(KeyRingError):
+    """The master key is missing, malformed, or does not open the key ring."""
+
+
+class KeyNotFound(KeyRingError):
+    """No key with the given id exists in the ring."""
+
+
+class ProblemError(BastionError):
+    """An error to answer as RFC 9457 problem details; ``detail`` is client-safe."""
+
+    status: int = 400
+    type: str = "about:blank"
+    title: str = "Bad Request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        title: str | None = None,
+        type: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        if title is not None:
+            self.title = title
+        if type is not None:
+            self.type = type
+
+
+class BodyTooLarge(ProblemError):
+    status = 413
+    title = "Content Too Large"
+    type = "urn:bastion:problem:body-too-large"

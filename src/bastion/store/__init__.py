@@ -1,0 +1,1 @@
+"""Stores: Protocols here, with SQL (SQLite, PostgreSQL), memory and Redis implementations."""

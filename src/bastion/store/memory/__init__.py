@@ -1,0 +1,1 @@
+"""In-process implementations for the embedded default (one process)."""

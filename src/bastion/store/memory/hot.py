@@ -1,0 +1,107 @@
+"""Hot state in this process's memory.
+
+Each method runs without awaiting, so on one event loop it is atomic by construction.
+That is also why this store is for a single process: several workers would each have
+their own counters (use Redis for that).
+"""
+
+from __future__ import annotations
+
+from bastion.clock import Clock, SystemClock
+
+# Expired entries are removed when touched, and swept in small batches so memory is
+# bounded even for keys that are written once and never read again.
+_SWEEP_EVERY = 256
+_SWEEP_BATCH = 512
+
+
+class MemoryHotStore:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._writes = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def _live(self, key: str) -> bytes | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        value, expires_at = entry
+        if expires_at is not None and expires_at <= self._clock.now():
+            del self._data[key]
+            return None
+        return value
+
+    def _store(self, key: str, value: bytes, ttl: float | None) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self._data[key] = (value, None if ttl is None else self._clock.now() + ttl)
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY == 0:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        now = self._clock.now()
+        expired = [
+            k
+            for k, (_, exp) in list(self._data.items())[:_SWEEP_BATCH]
+            if exp is not None and exp <= now
+        ]
+        for key in expired:
+            del self._data[key]
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(key)
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._store(key, value, ttl)
+
+    async def set_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        if self._live(key) is not None:
+            return False
+        self._store(key, value, ttl)
+        return True
+
+    async def compare_and_set(
+        self, key: str, expected: bytes | None, value: bytes, ttl: float | None = None
+    ) -> bool:
+        if self._live(key) != expected:
+            return False
+        self._store(key, value, ttl)
+        return True
+
+    async def compare_and_delete(self, key: str, expected: bytes) -> bool:
+        if self._live(key) != expected:
+            return False
+        del self._data[key]
+        return True
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        current = self._live(key)
+        if current is None:
+            self._store(key, str(amount).encode(), ttl)
+            return amount
+        try:
+            total = int(current) + amount
+        except ValueError:
+            raise ValueError(f"value at {key!r} is not a counter") from None
+        # Keep the expiry the counter was created with, as Redis INCRBY does.
+        self._data[key] = (str(total).encode(), self._data[key][1])
+        return total
+
+    async def delete(self, key: str) -> bool:
+        return self._live(key) is not None and self._data.pop(key, None) is not None
+
+    async def ttl(self, key: str) -> float | None:
+        if self._live(key) is None:
+            return None
+        expires_at = self._data[key][1]
+        return None if expires_at is None else expires_at - self._clock.now()
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._data.clear()

@@ -1,0 +1,1 @@
+"""Redis implementations for many processes sharing state."""

@@ -1,0 +1,1 @@
+"""Durable data through SQLAlchemy (async): SQLite embedded, PostgreSQL scaled."""

@@ -1,0 +1,135 @@
+"""The database handle: engine, reachability, schema revision, migrations.
+
+Connection failures are translated to ``StoreUnavailable("database", ...)`` here, so
+callers above never see a driver's exception type. The pool checks a connection
+before handing it out, so service resumes by itself after the server comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bastion.errors import SchemaNotCurrent, StoreUnavailable
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Errors that mean "cannot talk to the server" rather than "the query was wrong".
+_UNREACHABLE = (OperationalError, InterfaceError, OSError, ConnectionError, asyncio.TimeoutError)
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, _UNREACHABLE):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.dialect = make_url(url).get_backend_name()
+        self._timeout = connect_timeout
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if self.dialect == "sqlite":
+            path = make_url(url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            kwargs["connect_args"] = {"timeout": connect_timeout}
+        else:
+            kwargs |= {
+                "pool_size": pool_size,
+                "max_overflow": pool_size,
+                "pool_timeout": connect_timeout,
+                "connect_args": {"timeout": connect_timeout, "command_timeout": 30},
+            }
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, committed on success."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except Exception as exc:
+            if _is_unreachable(exc):
+                raise StoreUnavailable("database", type(exc).__name__) from exc
+            raise
+
+    async def ping(self) -> None:
+        async with asyncio.timeout(self._timeout), self.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def current_revision(self) -> str | None:
+        async with self.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+
+    def head_revision(self) -> str:
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        assert head is not None
+        return head
+
+    async def require_current_schema(self) -> None:
+        current, head = await self.current_revision(), self.head_revision()
+        if current != head:
+            state = "empty (never migrated)" if current is None else f"at revision {current}"
+            raise SchemaNotCurrent(
+                f"the database schema is {state}, this Bastion needs revision {head}: "
+                "run `bastion db upgrade`"
+            )
+
+    def pending_revisions(self, current: str | None) -> list[str]:
+        scripts = ScriptDirectory.from_config(_alembic_config())
+        revisions = list(scripts.iterate_revisions("head", current or "base"))
+        return [r.revision for r in reversed(revisions)]
+
+    async def upgrade(self, on_step: Callable[[str], None] | None = None) -> list[str]:
+        """Apply every pending migration, one transaction each; return what was applied."""
+        pending = self.pending_revisions(await self.current_revision())
+        for revision in pending:
+            async with self.connect() as conn:
+                await conn.run_sync(_upgrade_to, revision)
+            if on_step is not None:
+                on_step(revision)
+        return pending
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    command.upgrade(_alembic_config(connection), revision)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run while a writer commits; foreign keys are off by default.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

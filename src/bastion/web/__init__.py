@@ -1,0 +1,1 @@
+"""ASGI routes for each area, and the middleware every response passes through."""

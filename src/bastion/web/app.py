@@ -1,0 +1,62 @@
+"""The ASGI application: routes from each area inside the middleware every response passes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
+
+from bastion.config import Settings
+from bastion.web import health, jwks
+from bastion.web.context import correlation_id
+from bastion.web.middleware import BodyLimit, ErrorBoundary, SecurityHeaders, problem_for
+from bastion.web.problems import problem_response
+
+RuntimeOpener = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    # Starlette's own 404/405 details are fixed phrases; ours never carry input back.
+    return problem_response(
+        exc.status_code, correlation_id=correlation_id(request.scope), headers=headers
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    status, body, headers = problem_for(exc, correlation_id(request.scope))
+    return Response(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
+
+
+def build_app(
+    settings: Settings, open_runtime: RuntimeOpener, extra_routes: Sequence[BaseRoute] = ()
+) -> ASGIApp:
+    """Assemble the app; ``open_runtime`` yields the stores and services for its lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_runtime() as runtime:
+            app.state.runtime = runtime
+            yield
+
+    inner = Starlette(
+        routes=[*health.routes, *jwks.routes, *extra_routes],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _unhandled},
+    )
+    limited = BodyLimit(inner, max_bytes=settings.server.max_body_bytes)
+    return SecurityHeaders(
+        ErrorBoundary(limited),
+        hsts_max_age=settings.server.hsts_max_age,
+        trusted_proxies=settings.server.trusted_proxies,
+    )

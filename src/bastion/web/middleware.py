@@ -1,0 +1,193 @@
+"""Plain ASGI middleware on every response, outermost first (see ``build_app``):
+
+1. ``SecurityHeaders`` adds the headers a hardened API sets and removes ``Server``,
+   outermost so that even error answers carry them.
+2. ``ErrorBoundary``  assigns the correlation id and turns any exception that escapes
+   into a problem+json answer; nothing internal reaches the client.
+3. ``BodyLimit``      refuses bodies over the limit, declared or streamed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Sequence
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bastion.errors import BodyTooLarge, ProblemError, StoreUnavailable
+from bastion.web.context import new_correlation_id
+from bastion.web.problems import PROBLEM_JSON, problem_body
+
+log = logging.getLogger("bastion.http")
+
+STORE_DOWN_DETAIL = "The service is temporarily unavailable. Try again shortly."
+INTERNAL_DETAIL = "An unexpected error occurred. Quote the correlation id when reporting it."
+
+
+def problem_for(
+    exc: BaseException, correlation_id: str | None
+) -> tuple[int, bytes, dict[str, str]]:
+    """Status, problem body and headers for an exception.
+
+    Only ``ProblemError`` carries a client-safe message; for everything else the body
+    is generic, because exception messages can hold paths, SQL or internal names.
+    """
+    if isinstance(exc, ProblemError):
+        body = problem_body(
+            exc.status,
+            detail=exc.detail,
+            title=exc.title,
+            type=exc.type,
+            correlation_id=correlation_id,
+        )
+        return exc.status, body, {}
+    if isinstance(exc, StoreUnavailable):
+        body = problem_body(
+            503,
+            detail=STORE_DOWN_DETAIL,
+            correlation_id=correlation_id,
+            type="urn:bastion:problem:store-unavailable",
+        )
+        return 503, body, {"retry-after": "5"}
+    return 500, problem_body(500, detail=INTERNAL_DETAIL, correlation_id=correlation_id), {}
+
+
+class ErrorBoundary:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cid = new_correlation_id()
+        scope.setdefault("state", {})["correlation_id"] = cid
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)["x-request-id"] = cid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if isinstance(exc, ProblemError | StoreUnavailable):
+                log.warning("request %s failed: %s", cid, type(exc).__name__)
+            else:
+                log.exception("request %s failed with an unhandled error", cid)
+            if started:
+                return  # the status line is gone; the server closes the connection
+            status, body, headers = problem_for(exc, cid)
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", PROBLEM_JSON.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                        *((k.encode(), v.encode()) for k, v in headers.items()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeaders:
+    """Headers per OWASP's secure headers guidance for APIs and the pages Bastion serves."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        hsts_max_age: float,
+        trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+    ) -> None:
+        if hsts_max_age < 0:
+            raise ValueError("hsts_max_age cannot be negative")
+        self.app = app
+        self._hsts = f"max-age={int(hsts_max_age)}; includeSubDomains"
+        self._proxies = tuple(trusted_proxies)
+
+    def _behind_tls(self, scope: Scope) -> bool:
+        if scope.get("scheme") == "https":
+            return True
+        # A declared proxy is a TLS-terminating proxy: what reaches it is HTTPS.
+        client = scope.get("client")
+        if not client or not self._proxies:
+            return False
+        try:
+            address = ipaddress.ip_address(client[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self._proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        hsts = self._behind_tls(scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                del headers["server"]
+                del headers["x-powered-by"]
+                headers["x-content-type-options"] = "nosniff"
+                headers["referrer-policy"] = "no-referrer"
+                headers["x-frame-options"] = "DENY"
+                headers.setdefault("cache-control", "no-store")
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault(
+                        "content-security-policy",
+                        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+                        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+                    )
+                else:
+                    headers.setdefault(
+                        "content-security-policy", "default-src 'none'; frame-ancestors 'none'"
+                    )
+                if hsts:
+                    headers["strict-transport-security"] = self._hsts
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes``: by Content-Length, or while streaming."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be positive")
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise ProblemError("Content-Length is not a number.") from None
+                if declared > self.max_bytes:
+                    raise BodyTooLarge(f"The request body is over {self.max_bytes} bytes.")
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(f"The request body is over {self.max_bytes} bytes.")
+            return message
+
+        await self.app(scope, counting_receive, send)

@@ -1,0 +1,187 @@
+"""The composition root: configuration in, a running Bastion out.
+
+This is the only module that reads the process environment (``BASTION_*``); everything
+else receives settings, stores and a clock from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.types import ASGIApp
+
+from bastion.audit import AuditEvent, AuditPipeline, JsonLinesSink, Outcome
+from bastion.audit.sinks import AuditSink, LoggingSink
+from bastion.clock import Clock, SystemClock
+from bastion.config import (
+    DEV_MASTER_KEY_FILENAME,
+    Settings,
+    decode_master_key,
+    encode_master_key,
+    load_settings,
+)
+from bastion.crypto.envelope import Envelope
+from bastion.crypto.signing import SigningKeys
+from bastion.errors import MasterKeyError, StoreUnavailable
+from bastion.store.memory.hot import MemoryHotStore
+from bastion.store.protocols import HotStore
+from bastion.store.redis.hot import RedisHotStore
+from bastion.store.sql.database import Database
+from bastion.store.sql.keys import SqlSigningKeyStore
+from bastion.web.app import build_app
+
+log = logging.getLogger("bastion")
+
+CONFIG_ENV = "BASTION_CONFIG"
+READINESS_TIMEOUT = 2.0
+
+
+def config_path(option: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """``--config`` wins, then ``BASTION_CONFIG``; no file means all defaults."""
+    if option is not None:
+        return option
+    value = environ.get(CONFIG_ENV)
+    return Path(value) if value else None
+
+
+def load(option: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    return load_settings(config_path(option, env), env)
+
+
+def master_key(settings: Settings, audit: AuditPipeline | None = None) -> bytes:
+    """The configured master key or, in development only, one kept in the data directory.
+
+    An existing development key file is never replaced: if it is unreadable or malformed
+    we refuse, because a new key could not open the ring the old one sealed.
+    """
+    if settings.secrets.master_key is not None:
+        return settings.secrets.master_key
+    if settings.is_production:
+        raise MasterKeyError("production needs BASTION_MASTER_KEY or BASTION_MASTER_KEY_FILE")
+    path = settings.data_dir / DEV_MASTER_KEY_FILENAME
+    if path.exists():
+        try:
+            return decode_master_key(path.read_text(encoding="ascii"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise MasterKeyError(f"development master key {path} is unreadable: {exc}") from exc
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    raw = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(encode_master_key(raw) + "\n")
+    log.warning(
+        "\n%s\nDEVELOPMENT MASTER KEY generated at %s.\nAnyone who can read this file can "
+        "read every key Bastion stores. Production refuses it: set BASTION_MASTER_KEY.\n%s",
+        "!" * 72,
+        path,
+        "!" * 72,
+    )
+    if audit is not None:
+        audit.emit(
+            AuditEvent(
+                "keys.master_key.generated",
+                Outcome.SUCCESS,
+                target=str(path),
+                details={"environment": settings.environment},
+            )
+        )
+    return raw
+
+
+def open_audit(settings: Settings, extra_sinks: tuple[AuditSink, ...] = ()) -> AuditPipeline:
+    sinks: list[AuditSink] = [JsonLinesSink(settings.audit_path), *extra_sinks]
+    if settings.audit.stderr:
+        sinks.append(LoggingSink())
+    return AuditPipeline(sinks)
+
+
+def open_hot_store(settings: Settings, clock: Clock) -> HotStore:
+    url = settings.redis_url
+    if url is None:
+        return MemoryHotStore(clock)
+    return RedisHotStore(
+        url,
+        prefix=settings.hot_state.key_prefix,
+        connect_timeout=settings.hot_state.connect_timeout,
+    )
+
+
+def open_database(settings: Settings) -> Database:
+    return Database(
+        settings.database_url,
+        pool_size=settings.database.pool_size,
+        connect_timeout=settings.database.connect_timeout,
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything a request may need, built once per process."""
+
+    settings: Settings
+    clock: Clock
+    database: Database
+    hot: HotStore
+    keys: SigningKeys
+    audit: AuditPipeline
+
+    async def check_stores(self) -> dict[str, str]:
+        async def probe(check: Awaitable[None]) -> str:
+            try:
+                async with asyncio.timeout(READINESS_TIMEOUT):
+                    await check
+            except (StoreUnavailable, TimeoutError):
+                return "unavailable"
+            return "ok"
+
+        database, hot = await asyncio.gather(probe(self.database.ping()), probe(self.hot.ping()))
+        return {"database": database, "hot_state": hot}
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    require_schema: bool = True,
+    create_first_key: bool = True,
+    audit_sinks: tuple[AuditSink, ...] = (),
+) -> AsyncIterator[Runtime]:
+    """Open stores and unlock the key ring, or raise before anything is served.
+
+    Raises ``SchemaNotCurrent`` on an unmigrated database, ``MasterKeyError`` when the
+    master key does not open the ring (the ring is left untouched), ``StoreUnavailable``
+    when the database cannot be reached at start.
+    """
+    clock = clock or SystemClock()
+    audit = open_audit(settings, audit_sinks)
+    database = open_database(settings)
+    hot = open_hot_store(settings, clock)
+    try:
+        if require_schema:
+            await database.require_current_schema()
+        envelope = Envelope(master_key(settings, audit))
+        keys = SigningKeys(SqlSigningKeyStore(database), envelope, settings.keys, clock)
+        if create_first_key:
+            await keys.ensure_signing_key()
+        else:
+            await keys.load()
+        yield Runtime(settings, clock, database, hot, keys, audit)
+    finally:
+        await hot.close()
+        await database.close()
+        audit.close()
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """The served app; with no argument, settings come from ``BASTION_CONFIG`` (workers)."""
+    resolved = settings or load()
+    return build_app(resolved, lambda: open_runtime(resolved))
