@@ -64,11 +64,7 @@ def list_keys(config: Path | None, as_json: bool) -> None:
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
         ring, now = runtime.keys.ring, runtime.clock.now()
-        signing = (
-            ring.signing_key(now).kid
-            if any(str(ring.state(k, now)) == "active" for k in ring.keys)
-            else None
-        )
+        signing = ring.signing_kid(now)
         return [describe(k, ring, now) | {"signing": k.kid == signing} for k in ring.keys]
 
     rows = with_runtime(settings, action)

@@ -18,6 +18,8 @@ from bastion.cli.serve import demo, serve
 def cli() -> None:
     """Bastion: the hardened backend between mobile apps and their APIs."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every connection it configures; our own messages say what matters.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 cli.add_command(check)
