@@ -8,6 +8,7 @@ their own counters (use Redis for that).
 from __future__ import annotations
 
 from bastion.clock import Clock, SystemClock
+from bastion.errors import StoreError
 
 # Expired entries are removed when touched, and swept in small batches so memory is
 # bounded even for keys that are written once and never read again.
@@ -86,7 +87,7 @@ class MemoryHotStore:
         try:
             total = int(current) + amount
         except ValueError:
-            raise ValueError(f"value at {key!r} is not a counter") from None
+            raise StoreError(f"value at {key!r} is not a counter") from None
         # Keep the expiry the counter was created with, as Redis INCRBY does.
         self._data[key] = (str(total).encode(), self._data[key][1])
         return total

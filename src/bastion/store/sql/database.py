@@ -8,6 +8,8 @@ before handing it out, so service resumes by itself after the server comes back.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from bastion.errors import SchemaNotCurrent, StoreUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x6261_7374_696F_6E  # "bastion": one advisory lock id for migrations
 
 # Errors that mean "cannot talk to the server" rather than "the query was wrong".
 _UNREACHABLE = (OperationalError, InterfaceError, OSError, ConnectionError, asyncio.TimeoutError)
@@ -103,14 +106,38 @@ class Database:
         return [r.revision for r in reversed(revisions)]
 
     async def upgrade(self, on_step: Callable[[str], None] | None = None) -> list[str]:
-        """Apply every pending migration, one transaction each; return what was applied."""
-        pending = self.pending_revisions(await self.current_revision())
-        for revision in pending:
-            async with self.connect() as conn:
-                await conn.run_sync(_upgrade_to, revision)
+        """Apply every pending migration under a lock; return the revisions applied.
+
+        Several processes may run this at once (every replica's start script, say): the
+        first takes the lock and migrates, the others wait and then find nothing to do.
+        """
+        applied: list[str] = []
+
+        def step(revision: str) -> None:
+            applied.append(revision)
             if on_step is not None:
                 on_step(revision)
-        return pending
+
+        async with self._migration_lock(), self.connect() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                   {"key": MIGRATION_LOCK_KEY})
+            await conn.run_sync(_upgrade_to_head, step)
+        return applied
+
+    @asynccontextmanager
+    async def _migration_lock(self) -> AsyncIterator[None]:
+        """SQLite has no advisory locks, and it serves one machine: lock a file beside it."""
+        path = make_url(self.url).database
+        if self.dialect != "sqlite" or not path or path == ":memory:":
+            yield
+            return
+        fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -123,8 +150,10 @@ def _alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def _upgrade_to(connection: Connection, revision: str) -> None:
-    command.upgrade(_alembic_config(connection), revision)
+def _upgrade_to_head(connection: Connection, on_step: Callable[[str], None]) -> None:
+    config = _alembic_config(connection)
+    config.attributes["on_step"] = on_step
+    command.upgrade(config, "head")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

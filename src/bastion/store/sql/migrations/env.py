@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 
 from bastion.store.sql.schema import metadata
@@ -10,10 +12,19 @@ connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("run migrations with `bastion db upgrade`")
 
+on_step = context.config.attributes.get("on_step")
+
+
+def _report(*_args: Any, step: Any, **_kwargs: Any) -> None:
+    if on_step is not None:
+        on_step(step.up_revision_id)
+
+
 context.configure(
     connection=connection,
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
+    on_version_apply=_report,
 )
 with context.begin_transaction():
     context.run_migrations()

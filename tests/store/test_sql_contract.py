@@ -1,0 +1,73 @@
+"""The SQL store contract, run on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from bastion.errors import SchemaNotCurrent, StoreUnavailable
+from bastion.store.protocols import StoredKey
+from bastion.store.sql.database import Database
+from bastion.store.sql.keys import SqlSigningKeyStore
+from tests.support.services import free_port
+
+
+async def test_empty_database_is_not_current(database: Database) -> None:
+    assert await database.current_revision() is None
+    with pytest.raises(SchemaNotCurrent, match="bastion db upgrade"):
+        await database.require_current_schema()
+
+
+async def test_upgrade_reaches_head_and_is_idempotent(database: Database) -> None:
+    steps: list[str] = []
+    applied = await database.upgrade(steps.append)
+    assert applied == steps
+    assert applied[-1] == database.head_revision()
+    assert await database.current_revision() == database.head_revision()
+    await database.require_current_schema()
+    assert await database.upgrade() == []
+
+
+async def test_concurrent_upgrades_leave_one_schema(database_url: str) -> None:
+    """Two processes starting `db upgrade` at once must not corrupt the schema."""
+    first, second = Database(database_url), Database(database_url)
+    try:
+        results = await asyncio.gather(first.upgrade(), second.upgrade(), return_exceptions=True)
+        head = first.head_revision()
+        assert sorted(results, key=len) == [[], [head]], "one migrates, the other finds it done"
+        await first.require_current_schema()
+    finally:
+        await first.close()
+        await second.close()
+
+
+def _row(kid: str, activates_at: float, sealed: bytes) -> StoredKey:
+    return StoredKey(kid=kid, alg="ES256", created_at=1.5, activates_at=activates_at,
+                     retired_at=None, sealed_private_key=sealed)
+
+
+async def test_signing_key_rows_round_trip(migrated: Database) -> None:
+    store = SqlSigningKeyStore(migrated)
+    sealed = os.urandom(200) + b"\x00\xff"
+    await store.add_key(_row("b", 2_000_000_000.25, sealed))
+    await store.add_key(_row("a", 1_000_000_000.75, b"x"))
+    rows = await store.list_keys()
+    assert [r.kid for r in rows] == ["a", "b"], "ordered by activation"
+    assert rows[1].sealed_private_key == sealed
+    assert rows[1].activates_at == 2_000_000_000.25
+    await store.set_retired({"a": 1_500_000_000.5, "b": 2_500_000_000.0})
+    retired = {r.kid: r.retired_at for r in await store.list_keys()}
+    assert retired == {"a": 1_500_000_000.5, "b": 2_500_000_000.0}
+
+
+async def test_unreachable_postgres_raises_store_unavailable(postgres_url: str) -> None:
+    url = postgres_url.replace(":5432/", f":{free_port()}/")
+    database = Database(url, connect_timeout=1)
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            await database.ping()
+        assert caught.value.store == "database"
+    finally:
+        await database.close()
