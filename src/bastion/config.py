@@ -270,7 +270,9 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            line = getattr(exc, "lineno", None)
+            # Python < 3.14 only states the position inside the message.
+            where = re.search(r"at line (\d+)", str(exc))
+            line = int(where.group(1)) if where else None
             raise ConfigError([ConfigProblem("", f"not valid TOML: {exc}", line)]) from exc
         lines = locate_keys(text)
         if "secrets" in raw:

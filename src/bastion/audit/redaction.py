@@ -84,9 +84,12 @@ _PEM = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL
 )
 _PAIR = re.compile(
-    r"(?P<name>[A-Za-z][A-Za-z0-9_.\-]{0,63})(?P<sep>\s*[=:]\s*)(?P<quote>[\"']?)"
+    r"(?P<name>[A-Za-z][A-Za-z0-9_.\-]{0,63})(?P<sep>[\"']?\s*[=:]\s*)(?P<quote>[\"']?)"
     r"(?P<value>[^\s&;,\"'}]+)"
 )
+
+# orjson (and most JSON consumers) stop at 64-bit integers; larger ones become text.
+_INT_RANGE = range(-(2**63), 2**64)
 
 
 def is_sensitive(name: str) -> bool:
@@ -117,6 +120,8 @@ def redact(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> 
         return redact_text(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return redact_text(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT_RANGE:
+        return str(value)
     if value is None or isinstance(value, bool | int | float):
         return value
     if id(value) in _seen:
