@@ -1,0 +1,128 @@
+"""PostgreSQL or Redis going away while serving: 503 problem+json, then recovery by itself.
+
+A TCP proxy stands between Bastion and the real server; cutting it is, for Bastion, the
+server going down (connections reset, new connections refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from bastion import wiring
+from bastion.config import Settings, load_settings
+from bastion.web.app import build_app
+from tests.support.tcpproxy import TcpProxy
+
+RECOVERY_SECONDS = 15.0
+
+
+def proxy_to(url: str) -> TcpProxy:
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0)
+    proxy.start()
+    return proxy
+
+
+def via(url: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(url)
+    return url.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}", 1)
+
+
+async def uses_hot_state(request: Request) -> Response:
+    runtime = request.app.state.runtime
+    count = await runtime.hot.incr("outage-test", ttl=60)
+    return Response(str(count))
+
+
+@pytest.fixture
+def proxies(postgres_url: str, redis_url: str) -> Iterator[tuple[TcpProxy, TcpProxy]]:
+    database, hot = proxy_to(postgres_url), proxy_to(redis_url)
+    yield database, hot
+    database.close()
+    hot.close()
+
+
+@pytest.fixture
+def outage_client(
+    proxies: tuple[TcpProxy, TcpProxy], postgres_url: str, redis_url: str, tmp_path: Path,
+    master_key_b64: str,
+) -> Iterator[TestClient]:
+    db_proxy, hot_proxy = proxies
+    settings: Settings = load_settings(None, {
+        "BASTION_MASTER_KEY": master_key_b64,
+        "BASTION_DATABASE_URL": via(postgres_url, db_proxy),
+        "BASTION_REDIS_URL": via(redis_url, hot_proxy),
+    }).model_copy(update={"data_dir": tmp_path})
+
+    async def migrate() -> None:
+        database = wiring.open_database(settings)
+        try:
+            await database.upgrade()
+        finally:
+            await database.close()
+
+    asyncio.run(migrate())
+    app = build_app(settings, lambda: wiring.open_runtime(settings),
+                    extra_routes=[Route("/count", uses_hot_state, methods=["POST"])])
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def wait_until_ready(client: TestClient) -> dict[str, str]:
+    deadline = time.monotonic() + RECOVERY_SECONDS
+    while True:
+        response = client.get("/readyz")
+        if response.status_code == 200 or time.monotonic() > deadline:
+            checks: dict[str, str] = response.json()["checks"]
+            return checks
+        time.sleep(0.2)
+
+
+def test_database_outage_and_recovery(
+    outage_client: TestClient, proxies: tuple[TcpProxy, TcpProxy]
+) -> None:
+    db_proxy, _ = proxies
+    assert outage_client.get("/readyz").status_code == 200
+
+    db_proxy.stop()
+    response = outage_client.get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["checks"] == {"database": "unavailable", "hot_state": "ok"}
+    assert body["detail"] == "Unavailable: database."
+    # Fail static: the key ring in memory still serves the JWKS.
+    assert outage_client.get("/jwks.json").status_code == 200
+
+    db_proxy.start()
+    assert wait_until_ready(outage_client) == {"database": "ok", "hot_state": "ok"}
+
+
+def test_redis_outage_and_recovery(
+    outage_client: TestClient, proxies: tuple[TcpProxy, TcpProxy]
+) -> None:
+    _, hot_proxy = proxies
+    assert outage_client.post("/count").text == "1"
+
+    hot_proxy.stop()
+    readiness = outage_client.get("/readyz")
+    assert readiness.status_code == 503
+    assert readiness.json()["checks"] == {"database": "ok", "hot_state": "unavailable"}
+    needs_redis = outage_client.post("/count")
+    assert needs_redis.status_code == 503
+    assert needs_redis.headers["content-type"] == "application/problem+json"
+    assert needs_redis.json()["type"] == "urn:bastion:problem:store-unavailable"
+
+    hot_proxy.start()
+    assert wait_until_ready(outage_client) == {"database": "ok", "hot_state": "ok"}
+    assert outage_client.post("/count").text == "2", "the counter survived in Redis"
