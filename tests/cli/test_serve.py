@@ -1,0 +1,146 @@
+"""``bastion serve`` as a real process: refusals before binding, headers on the wire, TLS."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+import warnings
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import write_config
+from tests.support.server import bastion, self_signed, serving
+from tests.support.services import free_port
+
+
+@pytest.fixture
+def env(master_key_b64: str) -> dict[str, str]:
+    return {"BASTION_MASTER_KEY": master_key_b64, "BASTION_CONFIG": ""}
+
+
+@pytest.fixture
+def config(tmp_path: Path, env: dict[str, str]) -> Path:
+    path = write_config(tmp_path)
+    assert bastion(["db", "upgrade", "-c", str(path)], env).returncode == 0
+    return path
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_serve_refuses_an_unmigrated_schema(tmp_path: Path, env: dict[str, str]) -> None:
+    port = free_port()
+    result = bastion(["serve", "-c", str(write_config(tmp_path)), "--port", str(port)], env)
+    assert result.returncode == 3
+    assert "run `bastion db upgrade`" in result.stderr
+    assert port_is_free(port)
+
+
+def test_serve_refuses_a_wrong_master_key(config: Path, env: dict[str, str]) -> None:
+    port = free_port()
+    with serving(["-c", str(config), "--port", str(port)], env, f"http://127.0.0.1:{port}"):
+        pass  # creates the first key under the right master key
+    database = config.parent / "data" / "bastion.db"
+    before = database.read_bytes()
+    result = bastion(["serve", "-c", str(config), "--port", str(port)],
+                     {**env, "BASTION_MASTER_KEY": "B" * 43})
+    assert result.returncode == 4
+    assert "wrong master key" in result.stderr
+    assert database.read_bytes() == before
+
+
+def test_serve_refuses_insecure_production(tmp_path: Path, env: dict[str, str]) -> None:
+    config = write_config(tmp_path, 'environment = "production"\n[server]\ndebug = true\n')
+    result = bastion(["serve", "-c", str(config)], env)
+    assert result.returncode == 2
+    assert "server.debug" in result.stderr
+    assert "plain HTTP" in result.stderr
+
+
+def test_headers_on_the_wire(config: Path, env: dict[str, str]) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serving(["-c", str(config), "--port", str(port)], env, url):
+        response = httpx.get(f"{url}/jwks.json")
+        not_found = httpx.get(f"{url}/admin")
+    assert response.status_code == 200
+    assert "server" not in response.headers, "no Server header, so no version either"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert not_found.status_code == 404
+    assert not_found.headers["content-type"] == "application/problem+json"
+
+
+def test_tls_policy(tmp_path: Path, config: Path, env: dict[str, str]) -> None:
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    url = f"https://localhost:{port}"
+    args = ["-c", str(config), "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)]
+    trust = ssl.create_default_context(cafile=str(cert))
+    with serving(args, env, url, verify=trust):
+        response = httpx.get(f"{url}/healthz", verify=trust)
+        assert response.headers["strict-transport-security"].startswith("max-age=31536000")
+        assert handshake(port, cert, ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-GCM-SHA256")
+        assert handshake(port, cert, ssl.TLSVersion.TLSv1_3, None)
+        # The client below is able to speak the old protocol and the weak suite, so a
+        # failed handshake is the server's refusal (RFC 8996: TLS 1.0/1.1 deprecated).
+        assert not handshake(port, cert, ssl.TLSVersion.TLSv1_1, "ALL:@SECLEVEL=0")
+        assert not handshake(port, cert, ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
+
+
+def test_the_tls_client_above_can_speak_old_protocols(tmp_path: Path) -> None:
+    """Control for test_tls_policy: against a permissive server the same handshakes work."""
+    cert, key = self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def accept(count: int) -> None:
+            for _ in range(count):
+                conn, _ = listener.accept()
+                with contextlib.suppress(ssl.SSLError, OSError):
+                    context.wrap_socket(conn, server_side=True).close()
+
+        thread = threading.Thread(target=accept, args=(2,), daemon=True)
+        thread.start()
+        assert handshake(port, cert, ssl.TLSVersion.TLSv1_1, "ALL:@SECLEVEL=0")
+        assert handshake(port, cert, ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
+        thread.join(timeout=5)
+
+
+def handshake(port: int, cert: Path, version: ssl.TLSVersion, ciphers: str | None) -> bool:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cert)
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    with warnings.catch_warnings():  # TLSv1_1 is named to prove it is refused
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.maximum_version = version
+    if ciphers:
+        context.set_ciphers(ciphers)
+    try:
+        with socket.create_connection(("localhost", port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost"):
+            return True
+    except (ssl.SSLError, ConnectionResetError):
+        return False
+
+
+def test_several_workers_share_the_port(config: Path, env: dict[str, str]) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serving(["-c", str(config), "--port", str(port), "--workers", "2"], env, url) as process:
+        statuses = {httpx.get(f"{url}/readyz").status_code for _ in range(10)}
+        kids = {k["kid"] for _ in range(5) for k in httpx.get(f"{url}/jwks.json").json()["keys"]}
+    assert statuses == {200}
+    assert len(kids) == 1, "every worker serves the same ring"
+    assert process.returncode is None or process.returncode == 0
