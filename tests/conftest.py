@@ -108,6 +108,6 @@ def write_config(directory: Path, body: str = "") -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, master_key_b64: str) -> Iterator[Settings]:
+def settings(tmp_path: Path, master_key_b64: str) -> Settings:
     """Development settings in a temporary directory, with an explicit master key."""
-    yield load_settings(write_config(tmp_path), {"BASTION_MASTER_KEY": master_key_b64})
+    return load_settings(write_config(tmp_path), {"BASTION_MASTER_KEY": master_key_b64})

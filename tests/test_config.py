@@ -56,14 +56,23 @@ def test_unknown_keys_are_errors_with_path_and_line(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    found = problems(tmp_path, (
-        '[server]\nport = "eighty"\nworkers = 0\n'
-        '[database]\nurl = "mysql://db/x"\n'
-        '[keys]\nalgorithm = "HS256"\npublish_ahead = "soon"\n'
-        '[hot_state]\nurl = "http://cache"\n'
-    ))
-    assert set(found) == {"server.port", "server.workers", "database.url", "keys.algorithm",
-                          "keys.publish_ahead", "hot_state.url"}
+    found = problems(
+        tmp_path,
+        (
+            '[server]\nport = "eighty"\nworkers = 0\n'
+            '[database]\nurl = "mysql://db/x"\n'
+            '[keys]\nalgorithm = "HS256"\npublish_ahead = "soon"\n'
+            '[hot_state]\nurl = "http://cache"\n'
+        ),
+    )
+    assert set(found) == {
+        "server.port",
+        "server.workers",
+        "database.url",
+        "keys.algorithm",
+        "keys.publish_ahead",
+        "hot_state.url",
+    }
     assert found["database.url"] == "5:database URL must be sqlite:// or postgresql://"
 
 
@@ -77,10 +86,19 @@ def test_secrets_section_in_the_file_is_refused(tmp_path: Path) -> None:
     assert "BASTION_" in found["secrets"]
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    (30, 30.0), (1.5, 1.5), ("500ms", 0.5), ("90s", 90.0), ("15m", 900.0), ("24h", 86400.0),
-    ("7d", 604800.0), (" 2 h ", 7200.0),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (30, 30.0),
+        (1.5, 1.5),
+        ("500ms", 0.5),
+        ("90s", 90.0),
+        ("15m", 900.0),
+        ("24h", 86400.0),
+        ("7d", 604800.0),
+        (" 2 h ", 7200.0),
+    ],
+)
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -124,23 +142,29 @@ def test_master_key_from_environment_or_file(tmp_path: Path, master_key_b64: str
 
 
 def test_secrets_never_appear_in_repr(master_key_b64: str) -> None:
-    settings = load_settings(None, {
-        "BASTION_MASTER_KEY": master_key_b64,
-        "BASTION_DATABASE_URL": "postgresql://u:hunter2@db/x",
-    })
+    settings = load_settings(
+        None,
+        {
+            "BASTION_MASTER_KEY": master_key_b64,
+            "BASTION_DATABASE_URL": "postgresql://u:hunter2@db/x",
+        },
+    )
     text = repr(settings) + str(settings) + settings.model_dump_json()
     assert master_key_b64 not in text
     assert "hunter2" not in text
 
 
-@pytest.mark.parametrize(("env", "fragment"), [
-    ({"BASTION_MASTER_KEY": "not base64 !!"}, "base64url"),
-    ({"BASTION_MASTER_KEY": "c2hvcnQ"}, "32 bytes"),
-    ({"BASTION_MASTER_KEY": "x", "BASTION_MASTER_KEY_FILE": "/y"}, "not both"),
-    ({"BASTION_MASTER_KEY_FILE": "/nonexistent/key"}, "cannot read"),
-    ({"BASTION_DATABASE_URL": "oracle://x"}, "sqlite:// or postgresql://"),
-    ({"BASTION_REDIS_URL": "memcached://x"}, "redis://"),
-])
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"BASTION_MASTER_KEY": "not base64 !!"}, "base64url"),
+        ({"BASTION_MASTER_KEY": "c2hvcnQ"}, "32 bytes"),
+        ({"BASTION_MASTER_KEY": "x", "BASTION_MASTER_KEY_FILE": "/y"}, "not both"),
+        ({"BASTION_MASTER_KEY_FILE": "/nonexistent/key"}, "cannot read"),
+        ({"BASTION_DATABASE_URL": "oracle://x"}, "sqlite:// or postgresql://"),
+        ({"BASTION_REDIS_URL": "memcached://x"}, "redis://"),
+    ],
+)
 def test_bad_secrets_are_named(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(None, env)
@@ -150,10 +174,13 @@ def test_bad_secrets_are_named(env: dict[str, str], fragment: str) -> None:
 
 
 def test_environment_urls_override_the_file(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, '[database]\nurl = "sqlite:///a.db"\n'), {
-        "BASTION_DATABASE_URL": "postgresql://u:p@db:5432/x",
-        "BASTION_REDIS_URL": "redis://cache:6379/1",
-    })
+    settings = load_settings(
+        write(tmp_path, '[database]\nurl = "sqlite:///a.db"\n'),
+        {
+            "BASTION_DATABASE_URL": "postgresql://u:p@db:5432/x",
+            "BASTION_REDIS_URL": "redis://cache:6379/1",
+        },
+    )
     assert settings.database_url == "postgresql+asyncpg://u:p@db:5432/x"
     assert settings.redis_url == "redis://cache:6379/1"
 
@@ -167,12 +194,20 @@ def test_clean_production_config_loads(tmp_path: Path, master_key_b64: str) -> N
 
 
 def test_production_names_every_insecure_option(tmp_path: Path) -> None:
-    found = problems(tmp_path, (
-        'environment = "production"\nissuer = "http://auth.example.com"\n'
-        '[server]\ndebug = true\n[database]\nurl = "postgresql://app:hunter2@db/bastion"\n'
-    ))
-    assert set(found) == {"env:BASTION_MASTER_KEY", "issuer", "server", "server.debug",
-                          "database.url"}
+    found = problems(
+        tmp_path,
+        (
+            'environment = "production"\nissuer = "http://auth.example.com"\n'
+            '[server]\ndebug = true\n[database]\nurl = "postgresql://app:hunter2@db/bastion"\n'
+        ),
+    )
+    assert set(found) == {
+        "env:BASTION_MASTER_KEY",
+        "issuer",
+        "server",
+        "server.debug",
+        "database.url",
+    }
     assert all("refused in production" in message for message in found.values())
     assert "development keys" in found["env:BASTION_MASTER_KEY"]
     assert "plain HTTP" in found["server"]
@@ -189,5 +224,11 @@ def test_production_refuses_the_development_key_file(tmp_path: Path, master_key_
 
 def test_locate_keys_handles_tables_and_dotted_keys() -> None:
     lines = locate_keys('a = 1\n[server]\nport = 2\n"quoted.key" = 3\n[keys]\nx.y = 1\n')
-    assert lines == {"a": 1, "server": 2, "server.port": 3, "server.quoted.key": 4,
-                     "keys": 5, "keys.x.y": 6}
+    assert lines == {
+        "a": 1,
+        "server": 2,
+        "server.port": 3,
+        "server.quoted.key": 4,
+        "keys": 5,
+        "keys.x.y": 6,
+    }

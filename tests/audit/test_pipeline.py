@@ -15,8 +15,14 @@ from bastion.clock import FixedClock
 def test_events_are_written_as_redacted_json_lines(tmp_path: Path) -> None:
     path = tmp_path / "audit" / "audit.jsonl"
     pipeline = AuditPipeline([JsonLinesSink(path)], clock=FixedClock(1000.0))
-    pipeline.emit(AuditEvent("login.failed", Outcome.FAILURE, actor="alice",
-                             details={"password": "hunter2", "ip": "192.0.2.1"}))
+    pipeline.emit(
+        AuditEvent(
+            "login.failed",
+            Outcome.FAILURE,
+            actor="alice",
+            details={"password": "hunter2", "ip": "192.0.2.1"},
+        )
+    )
     pipeline.emit(AuditEvent("keys.rotate", Outcome.SUCCESS, target="kid1"))
     pipeline.close()
     lines = path.read_bytes().splitlines()
@@ -39,7 +45,8 @@ def test_redaction_cannot_be_bypassed_by_later_processors() -> None:
 
     sink = MemorySink()
     AuditPipeline([sink], processors=[spy]).emit(
-        AuditEvent("x", Outcome.SUCCESS, details={"token": "abc"}))
+        AuditEvent("x", Outcome.SUCCESS, details={"token": "abc"})
+    )
     assert seen[0]["details"]["token"] == "[REDACTED]"
     assert sink.actions() == ["x"]
 

@@ -19,19 +19,39 @@ def leaks(value: Any) -> bool:
 
 
 def test_sensitive_names_in_any_spelling() -> None:
-    for name in ["Authorization", "AUTHORIZATION", "cookie", "Set-Cookie", "password",
-                 "client_secret", "clientSecret", "refresh_token", "refreshToken", "id-token",
-                 "code", "code_verifier", "X-Api-Key", "api_key", "DPoP", "totp",
-                 "recovery_code", "private_key", "upstream_secret", "session_token"]:
+    for name in [
+        "Authorization",
+        "AUTHORIZATION",
+        "cookie",
+        "Set-Cookie",
+        "password",
+        "client_secret",
+        "clientSecret",
+        "refresh_token",
+        "refreshToken",
+        "id-token",
+        "code",
+        "code_verifier",
+        "X-Api-Key",
+        "api_key",
+        "DPoP",
+        "totp",
+        "recovery_code",
+        "private_key",
+        "upstream_secret",
+        "session_token",
+    ]:
         assert is_sensitive(name), name
     for name in ["user", "scope", "state", "client_id", "path", "status", "token_type_hint"]:
         assert not is_sensitive(name) or name == "token_type_hint", name
 
 
 def test_mapping_values_under_sensitive_keys() -> None:
-    record = {"headers": {"Authorization": f"Bearer {SECRET}", "Accept": "json"},
-              "form": {"password": SECRET, "username": "alice"},
-              "client": {"clientSecret": SECRET}}
+    record = {
+        "headers": {"Authorization": f"Bearer {SECRET}", "Accept": "json"},
+        "form": {"password": SECRET, "username": "alice"},
+        "client": {"clientSecret": SECRET},
+    }
     out = redact(record)
     assert out["headers"] == {"Authorization": REDACTED, "Accept": "json"}
     assert out["form"] == {"password": REDACTED, "username": "alice"}
@@ -39,8 +59,11 @@ def test_mapping_values_under_sensitive_keys() -> None:
 
 
 def test_asgi_header_pairs_as_bytes() -> None:
-    headers = [(b"host", b"api"), (b"authorization", f"DPoP {SECRET}".encode()),
-               (b"cookie", f"sid={SECRET}".encode())]
+    headers = [
+        (b"host", b"api"),
+        (b"authorization", f"DPoP {SECRET}".encode()),
+        (b"cookie", f"sid={SECRET}".encode()),
+    ]
     out = redact(headers)
     assert out[0] == ["host", "api"]
     assert out[1][1] == REDACTED
@@ -48,10 +71,15 @@ def test_asgi_header_pairs_as_bytes() -> None:
 
 
 def test_free_text_credentials() -> None:
-    for text in [f"Authorization: Bearer {SECRET}", f"basic {SECRET}",
-                 f"GET /cb?state=ok&code={SECRET}", f"refresh_token={SECRET}; path=/",
-                 f'{{"access_token": "{SECRET}"}}', f"password:{SECRET}",
-                 f"client_secret = '{SECRET}'"]:
+    for text in [
+        f"Authorization: Bearer {SECRET}",
+        f"basic {SECRET}",
+        f"GET /cb?state=ok&code={SECRET}",
+        f"refresh_token={SECRET}; path=/",
+        f'{{"access_token": "{SECRET}"}}',
+        f"password:{SECRET}",
+        f"client_secret = '{SECRET}'",
+    ]:
         assert SECRET not in redact_text(text), text
     assert "state=ok" in redact_text(f"/cb?state=ok&code={SECRET}")
 
@@ -99,28 +127,49 @@ def test_input_is_not_mutated() -> None:
     assert record == {"password": SECRET, "nested": {"token": SECRET}}
 
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                      st.text(max_size=20))
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
+)
 json_tree = st.recursive(
     json_leaf,
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.text(max_size=10), children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=30,
 )
-sensitive_key = st.sampled_from(["password", "Authorization", "refresh_token", "clientSecret",
-                                 "Cookie", "code", "x-api-key", "id_token"])
+sensitive_key = st.sampled_from(
+    [
+        "password",
+        "Authorization",
+        "refresh_token",
+        "clientSecret",
+        "Cookie",
+        "code",
+        "x-api-key",
+        "id_token",
+    ]
+)
 
 
 @given(tree=json_tree, key=sensitive_key, path=st.lists(st.text(max_size=5), max_size=4))
-def test_a_secret_under_a_sensitive_key_never_survives(tree: Any, key: str, path: list[str]) -> None:
+def test_a_secret_under_a_sensitive_key_never_survives(
+    tree: Any, key: str, path: list[str]
+) -> None:
     planted: Any = {key: SECRET, "other": tree}
     for step in path:
         planted = {step: planted} if step else [tree, planted]
     assert not leaks(planted)
 
 
-@given(value=st.recursive(json_leaf | st.binary(max_size=10),
-                          lambda c: st.lists(c, max_size=3) | st.tuples(c, c)
-                          | st.dictionaries(st.text(max_size=5), c, max_size=3)))
+@given(
+    value=st.recursive(
+        json_leaf | st.binary(max_size=10),
+        lambda c: (
+            st.lists(c, max_size=3)
+            | st.tuples(c, c)
+            | st.dictionaries(st.text(max_size=5), c, max_size=3)
+        ),
+    )
+)
 def test_redact_always_returns_something_serialisable(value: Any) -> None:
     orjson.dumps(redact(value))

@@ -85,8 +85,10 @@ def test_key_lifecycle_through_the_cli(config: Path, master_key_b64: str) -> Non
     assert second["state"] == "next", "a later key is published before it signs"
 
     listed = as_json(run(["keys", "list", *c], env))["keys"]
-    assert [(k["kid"], k["signing"]) for k in listed] == [(first["kid"], True),
-                                                        (second["kid"], False)]
+    assert [(k["kid"], k["signing"]) for k in listed] == [
+        (first["kid"], True),
+        (second["kid"], False),
+    ]
 
     missing = run(["keys", "retire", "no-such-kid", *c], env)
     assert missing.exit_code == 5

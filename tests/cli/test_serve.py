@@ -48,8 +48,9 @@ def test_serve_refuses_a_wrong_master_key(config: Path, env: dict[str, str]) -> 
         pass  # creates the first key under the right master key
     database = config.parent / "data" / "bastion.db"
     before = database.read_bytes()
-    result = bastion(["serve", "-c", str(config), "--port", str(port)],
-                     {**env, "BASTION_MASTER_KEY": "B" * 43})
+    result = bastion(
+        ["serve", "-c", str(config), "--port", str(port)], {**env, "BASTION_MASTER_KEY": "B" * 43}
+    )
     assert result.returncode == 4
     assert "wrong master key" in result.stderr
     assert database.read_bytes() == before
@@ -90,7 +91,9 @@ def test_tls_policy(tmp_path: Path, config: Path, env: dict[str, str]) -> None:
         # The client below is able to speak the old protocol and the weak suite, so a
         # failed handshake is the server's refusal (RFC 8996: TLS 1.0/1.1 deprecated).
         assert not handshake(port, cert, ssl.TLSVersion.TLSv1_1, "ALL:@SECLEVEL=0")
-        assert not handshake(port, cert, ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
+        assert not handshake(
+            port, cert, ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"
+        )
 
 
 def test_the_tls_client_above_can_speak_old_protocols(tmp_path: Path) -> None:
@@ -128,8 +131,10 @@ def handshake(port: int, cert: Path, version: ssl.TLSVersion, ciphers: str | Non
     if ciphers:
         context.set_ciphers(ciphers)
     try:
-        with socket.create_connection(("localhost", port), timeout=5) as raw, \
-                context.wrap_socket(raw, server_hostname="localhost"):
+        with (
+            socket.create_connection(("localhost", port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="localhost"),
+        ):
             return True
     except (ssl.SSLError, ConnectionResetError):
         return False

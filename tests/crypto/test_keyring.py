@@ -105,5 +105,7 @@ def test_kid_is_the_rfc7638_thumbprint() -> None:
     from joserfc.jwk import ECKey
 
     key = generate_key("ES256", T0, T0)
-    public = ECKey.import_key({k: v for k, v in key.public_jwk().items() if k in ("kty", "crv", "x", "y")})
+    public = ECKey.import_key(
+        {k: v for k, v in key.public_jwk().items() if k in ("kty", "crv", "x", "y")}
+    )
     assert key.kid == public.thumbprint()

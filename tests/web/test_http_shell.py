@@ -33,10 +33,15 @@ async def echo_length(request: Request) -> Response:
 
 
 def client_for(settings: Settings, base_url: str = "http://testserver") -> TestClient:
-    app = build_app(settings, lambda: wiring.open_runtime(settings), extra_routes=[
-        Route("/explode", explode), Route("/store-down", store_down),
-        Route("/echo", echo_length, methods=["POST"]),
-    ])
+    app = build_app(
+        settings,
+        lambda: wiring.open_runtime(settings),
+        extra_routes=[
+            Route("/explode", explode),
+            Route("/store-down", store_down),
+            Route("/echo", echo_length, methods=["POST"]),
+        ],
+    )
     return TestClient(app, base_url=base_url, raise_server_exceptions=False)
 
 

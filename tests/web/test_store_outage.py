@@ -54,15 +54,21 @@ def proxies(postgres_url: str, redis_url: str) -> Iterator[tuple[TcpProxy, TcpPr
 
 @pytest.fixture
 def outage_client(
-    proxies: tuple[TcpProxy, TcpProxy], postgres_url: str, redis_url: str, tmp_path: Path,
+    proxies: tuple[TcpProxy, TcpProxy],
+    postgres_url: str,
+    redis_url: str,
+    tmp_path: Path,
     master_key_b64: str,
 ) -> Iterator[TestClient]:
     db_proxy, hot_proxy = proxies
-    settings: Settings = load_settings(None, {
-        "BASTION_MASTER_KEY": master_key_b64,
-        "BASTION_DATABASE_URL": via(postgres_url, db_proxy),
-        "BASTION_REDIS_URL": via(redis_url, hot_proxy),
-    }).model_copy(update={"data_dir": tmp_path})
+    settings: Settings = load_settings(
+        None,
+        {
+            "BASTION_MASTER_KEY": master_key_b64,
+            "BASTION_DATABASE_URL": via(postgres_url, db_proxy),
+            "BASTION_REDIS_URL": via(redis_url, hot_proxy),
+        },
+    ).model_copy(update={"data_dir": tmp_path})
 
     async def migrate() -> None:
         database = wiring.open_database(settings)
@@ -72,8 +78,11 @@ def outage_client(
             await database.close()
 
     asyncio.run(migrate())
-    app = build_app(settings, lambda: wiring.open_runtime(settings),
-                    extra_routes=[Route("/count", uses_hot_state, methods=["POST"])])
+    app = build_app(
+        settings,
+        lambda: wiring.open_runtime(settings),
+        extra_routes=[Route("/count", uses_hot_state, methods=["POST"])],
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

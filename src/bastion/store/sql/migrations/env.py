@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 
 from bastion.store.sql.schema import metadata
 
@@ -15,7 +17,9 @@ if connection is None:
 on_step = context.config.attributes.get("on_step")
 
 
-def _report(*_args: Any, step: Any, **_kwargs: Any) -> None:
+def _report(
+    ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
+) -> None:
     if on_step is not None:
         on_step(step.up_revision_id)
 
