@@ -55,7 +55,7 @@ class StoreError(BastionError):
 
 
 class StoreUnavailable(StoreError):
-    """A store cannot be reached; ``store`` names which ("database", "hot")."""
+    """A store cannot be reached; ``store`` names which ("database", "hot_state")."""
 
     def __init__(self, store: str, message: str) -> None:
         self.store = store

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
+import subprocess
 import ssl
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -13,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import write_config
-from tests.support.server import bastion, self_signed, serving
+from tests.support.server import BASTION, bastion, self_signed, serving
 from tests.support.services import free_port
 
 
@@ -149,3 +153,48 @@ def test_several_workers_share_the_port(config: Path, env: dict[str, str]) -> No
     assert statuses == {200}
     assert len(kids) == 1, "every worker serves the same ring"
     assert process.returncode is None or process.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "store"),
+    [
+        ("BASTION_DATABASE_URL", "postgresql://postgres@127.0.0.1:{port}/test", "database"),
+        ("BASTION_REDIS_URL", "redis://127.0.0.1:{port}/0", "hot_state"),
+    ],
+)
+def test_serve_refuses_to_start_without_its_stores(
+    config: Path, env: dict[str, str], variable: str, url: str, store: str
+) -> None:
+    closed = free_port()
+    result = bastion(["serve", "-c", str(config)], {**env, variable: url.format(port=closed)})
+    assert result.returncode == 3
+    assert f"{store} unavailable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [*BASTION, "demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
+        env={**os.environ, "BASTION_CONFIG": "", "BASTION_MASTER_KEY": ""},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ready = httpx.get(f"{url}/readyz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert ready.status_code == 200
+        assert httpx.get(f"{url}/jwks.json").json()["keys"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=15)
+    assert f"{url}/healthz" in output
+    assert "DEVELOPMENT MASTER KEY" in output
+    assert (tmp_path / "demo" / "bastion.db").exists()

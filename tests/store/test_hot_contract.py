@@ -150,7 +150,7 @@ async def test_unreachable_redis_raises_store_unavailable() -> None:
     try:
         with pytest.raises(StoreUnavailable) as caught:
             await store.get("k")
-        assert caught.value.store == "hot"
+        assert caught.value.store == "hot_state"
         with pytest.raises(StoreUnavailable):
             await store.ping()
     finally:

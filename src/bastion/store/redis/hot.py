@@ -55,7 +55,7 @@ class RedisHotStore:
         try:
             return await operation()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StoreUnavailable("hot", type(exc).__name__) from exc
+            raise StoreUnavailable("hot_state", type(exc).__name__) from exc
         except RedisError as exc:
             raise StoreError(f"hot state command failed: {type(exc).__name__}") from exc
 
