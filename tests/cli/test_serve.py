@@ -6,8 +6,8 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import ssl
+import subprocess
 import threading
 import time
 import warnings
@@ -178,7 +178,9 @@ def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [*BASTION, "demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
         env={**os.environ, "BASTION_CONFIG": "", "BASTION_MASTER_KEY": ""},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

@@ -7,20 +7,22 @@ their own counters (use Redis for that).
 
 from __future__ import annotations
 
+import heapq
+
 from bastion.clock import Clock, SystemClock
 from bastion.errors import StoreError
 
-# Expired entries are removed when touched, and swept in small batches so memory is
-# bounded even for keys that are written once and never read again.
-_SWEEP_EVERY = 256
-_SWEEP_BATCH = 512
+# Expired entries are removed when touched, and on every write the few at the front of
+# an expiry heap are dropped, so memory stays bounded for keys written once and never
+# read again, at O(log n) per write.
+_SWEEP_BATCH = 8
 
 
 class MemoryHotStore:
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._data: dict[str, tuple[bytes, float | None]] = {}
-        self._writes = 0
+        self._expiries: list[tuple[float, str]] = []
 
     def __len__(self) -> int:
         return len(self._data)
@@ -38,20 +40,22 @@ class MemoryHotStore:
     def _store(self, key: str, value: bytes, ttl: float | None) -> None:
         if ttl is not None and ttl <= 0:
             raise ValueError("ttl must be positive")
-        self._data[key] = (value, None if ttl is None else self._clock.now() + ttl)
-        self._writes += 1
-        if self._writes % _SWEEP_EVERY == 0:
-            self._sweep()
-
-    def _sweep(self) -> None:
         now = self._clock.now()
-        expired = [
-            k
-            for k, (_, exp) in list(self._data.items())[:_SWEEP_BATCH]
-            if exp is not None and exp <= now
-        ]
-        for key in expired:
-            del self._data[key]
+        expires_at = None if ttl is None else now + ttl
+        self._data[key] = (value, expires_at)
+        if expires_at is not None:
+            heapq.heappush(self._expiries, (expires_at, key))
+        self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        for _ in range(_SWEEP_BATCH):
+            if not self._expiries or self._expiries[0][0] > now:
+                return
+            expires_at, key = heapq.heappop(self._expiries)
+            entry = self._data.get(key)
+            # The key may have been rewritten with another expiry since this was pushed.
+            if entry is not None and entry[1] == expires_at:
+                del self._data[key]
 
     async def get(self, key: str) -> bytes | None:
         return self._live(key)
@@ -106,3 +110,4 @@ class MemoryHotStore:
 
     async def close(self) -> None:
         self._data.clear()
+        self._expiries.clear()
