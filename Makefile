@@ -9,6 +9,9 @@ fmt: install
 	.venv/bin/ruff format src tests bench
 	.venv/bin/ruff check --fix src tests bench
 bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	.venv/bin/python -m pip install -q -e '.[dev,bench]'
 	.venv/bin/python -m bench.hot_store
+	.venv/bin/python -m bench.server
 clean:
 	rm -rf .venv .demo .pytest_cache .mypy_cache .ruff_cache
