@@ -30,8 +30,9 @@ CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "64")
 
 @contextmanager
 def running(command: list[str], env: dict[str, str], url: str) -> Iterator[None]:
-    process = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -50,8 +51,10 @@ def running(command: list[str], env: dict[str, str], url: str) -> Iterator[None]
 
 def wrk(url: str) -> float:
     output = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", url],
-        capture_output=True, text=True, check=True,
+        [shutil.which("wrk") or "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", url],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if match is None:
@@ -64,29 +67,71 @@ def main() -> None:
         sys.exit("wrk is missing: `apt-get install wrk` (make bench installs it)")
     work = Path(tempfile.mkdtemp(prefix="bastion-bench-"))
     (work / "bastion.toml").write_text('data_dir = "data"\n')
-    env = {"BASTION_CONFIG": str(work / "bastion.toml"),
-           "BASTION_MASTER_KEY": encode_master_key(secrets.token_bytes(32))}
-    subprocess.run([sys.executable, "-m", "bastion", "db", "upgrade"], env={**os.environ, **env},
-                   check=True, capture_output=True)
+    env = {
+        "BASTION_CONFIG": str(work / "bastion.toml"),
+        "BASTION_MASTER_KEY": encode_master_key(secrets.token_bytes(32)),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "bastion", "db", "upgrade"],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
     port = "18765"
     url = f"http://127.0.0.1:{port}/healthz"
     python = [sys.executable, "-m"]
     quiet = ["--log-level", "warning"]
     cases = [
-        ("bare ASGI app, uvicorn (baseline)",
-         [*python, "uvicorn", "bench.bare_app:app", "--port", port, *quiet, "--no-access-log"]),
-        ("bastion, uvicorn",
-         [*python, "uvicorn", "bastion.wiring:create_app", "--factory", "--port", port, *quiet,
-          "--no-access-log", "--no-server-header"]),
+        (
+            "bare ASGI app, uvicorn (baseline)",
+            [*python, "uvicorn", "bench.bare_app:app", "--port", port, *quiet, "--no-access-log"],
+        ),
+        (
+            "bastion, uvicorn",
+            [
+                *python,
+                "uvicorn",
+                "bastion.wiring:create_app",
+                "--factory",
+                "--port",
+                port,
+                *quiet,
+                "--no-access-log",
+                "--no-server-header",
+            ],
+        ),
     ]
     if importlib.util.find_spec("granian") is not None:
         cases += [
-            ("bare ASGI app, granian",
-             [*python, "granian", "--interface", "asgi", "--port", port, "--log-level",
-              "warning", "bench.bare_app:app"]),
-            ("bastion, granian",
-             [*python, "granian", "--interface", "asgi", "--factory", "--port", port,
-              "--log-level", "warning", "bastion.wiring:create_app"]),
+            (
+                "bare ASGI app, granian",
+                [
+                    *python,
+                    "granian",
+                    "--interface",
+                    "asgi",
+                    "--port",
+                    port,
+                    "--log-level",
+                    "warning",
+                    "bench.bare_app:app",
+                ],
+            ),
+            (
+                "bastion, granian",
+                [
+                    *python,
+                    "granian",
+                    "--interface",
+                    "asgi",
+                    "--factory",
+                    "--port",
+                    port,
+                    "--log-level",
+                    "warning",
+                    "bastion.wiring:create_app",
+                ],
+            ),
         ]
     else:
         print("(granian rows skipped: `pip install granian`)")

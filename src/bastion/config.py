@@ -379,23 +379,19 @@ def resolve_secrets(environ: Mapping[str, str]) -> tuple[Secrets, list[ConfigPro
         if key_file and Path(key_file).name == DEV_MASTER_KEY_FILENAME:
             source = "development"
 
-    database_url = values["DATABASE_URL"]
-    if database_url is not None:
-        try:
-            database_url = normalise_database_url(database_url)
-        except ValueError as exc:
-            problems.append(ConfigProblem("env:BASTION_DATABASE_URL", str(exc)))
-    redis_url = values["REDIS_URL"]
-    if redis_url is not None:
-        try:
-            redis_url = check_redis_url(redis_url)
-        except ValueError as exc:
-            problems.append(ConfigProblem("env:BASTION_REDIS_URL", str(exc)))
+    urls: dict[str, str | None] = {}
+    for name, check in (("DATABASE_URL", normalise_database_url), ("REDIS_URL", check_redis_url)):
+        urls[name] = values[name]
+        if values[name] is not None:
+            try:
+                urls[name] = check(values[name] or "")
+            except ValueError as exc:
+                problems.append(ConfigProblem(f"env:BASTION_{name}", str(exc)))
     secrets = Secrets(
         master_key=master_key,
         master_key_source=source,
-        database_url=database_url,
-        redis_url=redis_url,
+        database_url=urls["DATABASE_URL"],
+        redis_url=urls["REDIS_URL"],
     )
     return secrets, problems
 

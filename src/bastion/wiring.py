@@ -122,6 +122,15 @@ def open_database(settings: Settings) -> Database:
     )
 
 
+async def migrate(settings: Settings) -> list[str]:
+    """Bring the schema to head (what `bastion db upgrade` does, without the progress bar)."""
+    database = open_database(settings)
+    try:
+        return await database.upgrade()
+    finally:
+        await database.close()
+
+
 @dataclass
 class Runtime:
     """Everything a request may need, built once per process."""

@@ -12,12 +12,5 @@ from bastion.config import Settings
 def migrated_settings(settings: Settings) -> Settings:
     """Development settings whose SQLite database is migrated."""
 
-    async def migrate() -> None:
-        database = wiring.open_database(settings)
-        try:
-            await database.upgrade()
-        finally:
-            await database.close()
-
-    asyncio.run(migrate())
+    asyncio.run(wiring.migrate(settings))
     return settings

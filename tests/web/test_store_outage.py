@@ -70,14 +70,7 @@ def outage_client(
         },
     ).model_copy(update={"data_dir": tmp_path})
 
-    async def migrate() -> None:
-        database = wiring.open_database(settings)
-        try:
-            await database.upgrade()
-        finally:
-            await database.close()
-
-    asyncio.run(migrate())
+    asyncio.run(wiring.migrate(settings))
     app = build_app(
         settings,
         lambda: wiring.open_runtime(settings),

@@ -148,14 +148,7 @@ def demo(directory: Path, port: int) -> None:
         config.write_text(DEMO_CONFIG.format(port=port), encoding="utf-8")
     settings = _override(wiring.load(config, environ={}), port=port)
 
-    async def migrate() -> None:
-        database = wiring.open_database(settings)
-        try:
-            await database.upgrade()
-        finally:
-            await database.close()
-
-    asyncio.run(migrate())
+    asyncio.run(wiring.migrate(settings))
     base = f"http://127.0.0.1:{port}"
     err_console.print(
         "\n[bold]Bastion demo[/] (development; data in "
