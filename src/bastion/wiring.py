@@ -51,6 +51,11 @@ def config_path(option: Path | None, environ: Mapping[str, str]) -> Path | None:
     return Path(value) if value else None
 
 
+def config_source(option: Path | None) -> str:
+    path = config_path(option, os.environ)
+    return str(path) if path is not None else "built-in defaults"
+
+
 def load(option: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     return load_settings(config_path(option, env), env)
@@ -179,10 +184,18 @@ async def open_runtime(
             await database.require_current_schema()
         envelope = Envelope(master_key(settings, audit))
         keys = SigningKeys(SqlSigningKeyStore(database), envelope, settings.keys, clock)
-        if create_first_key:
-            await keys.ensure_signing_key()
-        else:
-            await keys.load()
+        try:
+            if create_first_key:
+                await keys.ensure_signing_key()
+            else:
+                await keys.load()
+        except MasterKeyError as exc:
+            audit.emit(
+                AuditEvent(
+                    "keys.unlock", Outcome.DENIED, target="key ring", details={"reason": str(exc)}
+                )
+            )
+            raise
         yield Runtime(settings, clock, database, hot, keys, audit)
     finally:
         await hot.close()

@@ -200,3 +200,17 @@ def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
     assert f"{url}/healthz" in output
     assert "DEVELOPMENT MASTER KEY" in output
     assert (tmp_path / "demo" / "bastion.db").exists()
+
+
+def test_server_logs_carry_no_tokens(config: Path, env: dict[str, str]) -> None:
+    """RFC 6750 §5.3 warns that tokens in URLs end up in logs; ours must not keep them."""
+    secret = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJldmUifQ.c2lnbmF0dXJl"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serving(["-c", str(config), "--port", str(port)], env, url) as process:
+        httpx.get(f"{url}/healthz?access_token={secret}&code=abc123xyz")
+        httpx.get(f"{url}/nowhere", headers={"authorization": f"Bearer {secret}"})
+    output = process.stdout.read() if process.stdout else ""
+    assert "GET /healthz?access_token=[REDACTED]" in output, output
+    assert secret not in output
+    assert "abc123xyz" not in output

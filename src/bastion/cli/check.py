@@ -17,7 +17,7 @@ from bastion.cli.output import config_option, handles_errors, json_option, out_c
 def check(config: Path | None, as_json: bool) -> None:
     """Validate the configuration; print every problem with its key path. Exit 2 on error."""
     settings = wiring.load(config)
-    source = str(wiring.config_path(config, {}) or "built-in defaults")
+    source = wiring.config_source(config)
     if as_json:
         print_json({"ok": True, "config": source, "environment": settings.environment})
     else:

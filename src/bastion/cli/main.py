@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
-from bastion import __version__
+from bastion import __version__, logs
 from bastion.cli.check import check
 from bastion.cli.db import db
 from bastion.cli.keys import keys
@@ -17,9 +15,7 @@ from bastion.cli.serve import demo, serve
 @click.version_option(__version__, prog_name="bastion")
 def cli() -> None:
     """Bastion: the hardened backend between mobile apps and their APIs."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # Alembic narrates every connection it configures; our own messages say what matters.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure()
 
 
 cli.add_command(check)

@@ -13,7 +13,7 @@ from typing import Any
 import click
 import uvicorn
 
-from bastion import wiring
+from bastion import logs, wiring
 from bastion.cli.output import config_option, err_console, handles_errors
 from bastion.config import Settings
 
@@ -66,6 +66,7 @@ def run_server(settings: Settings, config: Path | None) -> None:
         lifespan="on",
         timeout_keep_alive=5,
         log_level="info",
+        log_config=logs.uvicorn_log_config(),
     )
 
 

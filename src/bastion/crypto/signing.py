@@ -10,6 +10,7 @@ stays available and signing continues with keys already known.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from joserfc import jwt
@@ -63,13 +64,15 @@ class SigningKeys:
         return ring.signing_key(self._clock.now())
 
     async def refresh_if_stale(self) -> None:
+        """Re-read the ring once per interval; concurrent callers keep the ring they have."""
         now = self._clock.now()
         if self._loaded_at is not None and now - self._loaded_at < self._settings.refresh_interval:
             return
+        # Claim this refresh before awaiting, so a burst of requests makes one query.
+        self._loaded_at = now
         try:
             await self.load()
         except StoreUnavailable:
-            self._loaded_at = now  # retry after another interval, not on every request
             log.warning("key ring refresh failed: database unavailable; serving cached keys")
 
     async def rotate(self, alg: Algorithm | None = None, *, immediate: bool = False) -> SigningKey:
@@ -80,8 +83,8 @@ class SigningKeys:
             self._settings.publish_ahead,
             immediate=immediate,
         )
-        await self._add(rotation.new_key)
-        await self._store.set_retired(dict(rotation.retirements))
+        # One transaction: a crash between the two would leave the old key active for ever.
+        await self._add(rotation.new_key, rotation.retirements)
         await self.load()
         return rotation.new_key
 
@@ -105,7 +108,7 @@ class SigningKeys:
         header = {"alg": key.alg, "kid": key.kid, "typ": typ}
         return jwt.encode(header, claims, key.jose_key(), algorithms=[key.alg])
 
-    async def _add(self, key: SigningKey) -> None:
+    async def _add(self, key: SigningKey, retirements: Mapping[str, float] | None = None) -> None:
         sealed = self._envelope.seal(key.private_pem, key.kid.encode())
         await self._store.add_key(
             StoredKey(
@@ -115,7 +118,8 @@ class SigningKeys:
                 activates_at=key.activates_at,
                 retired_at=key.retired_at,
                 sealed_private_key=sealed,
-            )
+            ),
+            retirements,
         )
 
     def _open(self, row: StoredKey) -> SigningKey:

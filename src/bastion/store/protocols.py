@@ -8,6 +8,7 @@ client library's connection errors into ``StoreUnavailable``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,8 +70,10 @@ class StoredKey:
 class SigningKeyStore(Protocol):
     async def list_keys(self) -> list[StoredKey]: ...
 
-    async def add_key(self, key: StoredKey) -> None: ...
+    async def add_key(self, key: StoredKey, retirements: Mapping[str, float] | None = None) -> None:
+        """Insert a key and set ``retired_at`` of others, in one transaction."""
+        ...
 
-    async def set_retired(self, retirements: dict[str, float]) -> None:
+    async def set_retired(self, retirements: Mapping[str, float]) -> None:
         """Set ``retired_at`` for each key id, in one transaction."""
         ...

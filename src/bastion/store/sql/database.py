@@ -77,8 +77,11 @@ class Database:
             raise
 
     async def ping(self) -> None:
-        async with asyncio.timeout(self._timeout), self.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        try:
+            async with asyncio.timeout(self._timeout), self.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except TimeoutError as exc:
+            raise StoreUnavailable("database", "no answer in time") from exc
 
     async def current_revision(self) -> str | None:
         async with self.connect() as conn:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.protocols import StoredKey
 from bastion.store.sql.database import Database
@@ -18,7 +21,7 @@ class SqlSigningKeyStore:
             rows = await conn.execute(select(signing_keys).order_by(signing_keys.c.activates_at))
             return [StoredKey(**row._asdict()) for row in rows]
 
-    async def add_key(self, key: StoredKey) -> None:
+    async def add_key(self, key: StoredKey, retirements: Mapping[str, float] | None = None) -> None:
         async with self._db.connect() as conn:
             await conn.execute(
                 insert(signing_keys).values(
@@ -30,12 +33,15 @@ class SqlSigningKeyStore:
                     sealed_private_key=key.sealed_private_key,
                 )
             )
+            await _retire(conn, retirements or {})
 
-    async def set_retired(self, retirements: dict[str, float]) -> None:
+    async def set_retired(self, retirements: Mapping[str, float]) -> None:
         async with self._db.connect() as conn:
-            for kid, retired_at in retirements.items():
-                await conn.execute(
-                    update(signing_keys)
-                    .where(signing_keys.c.kid == kid)
-                    .values(retired_at=retired_at)
-                )
+            await _retire(conn, retirements)
+
+
+async def _retire(conn: AsyncConnection, retirements: Mapping[str, float]) -> None:
+    for kid, retired_at in retirements.items():
+        await conn.execute(
+            update(signing_keys).where(signing_keys.c.kid == kid).values(retired_at=retired_at)
+        )

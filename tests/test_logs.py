@@ -1,0 +1,58 @@
+"""Log lines are redacted on every handler: messages, arguments, tracebacks, access logs."""
+
+from __future__ import annotations
+
+import io
+import logging
+import logging.config
+
+import pytest
+
+from bastion.logs import RedactingFilter, uvicorn_log_config
+
+SECRET = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2ln"
+
+
+@pytest.fixture
+def captured() -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("test.redacting")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    return logger, stream
+
+
+def test_message_and_arguments(captured: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = captured
+    logger.warning("upstream said Authorization: Bearer %s", SECRET)
+    logger.warning("callback %s", f"/cb?state=1&code={SECRET}")
+    logger.warning("fields %(password)s", {"password": SECRET})
+    assert SECRET not in stream.getvalue()
+    assert "state=1" in stream.getvalue()
+
+
+def test_tracebacks(captured: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = captured
+    try:
+        raise ValueError(f"bad token={SECRET}")
+    except ValueError:
+        logger.exception("failed")
+    assert "ValueError" in stream.getvalue()
+    assert SECRET not in stream.getvalue()
+
+
+def test_uvicorn_access_log_keeps_working_and_redacts() -> None:
+    """Uvicorn's access formatter unpacks five positional args; redaction must keep them."""
+    logging.config.dictConfig(uvicorn_log_config())
+    access = logging.getLogger("uvicorn.access")
+    stream = io.StringIO()
+    handler = access.handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    access.info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", f"/cb?access_token={SECRET}", "1.1", 200
+    )
+    line = stream.getvalue()
+    assert '"GET /cb?access_token=[REDACTED] HTTP/1.1" 200' in line
