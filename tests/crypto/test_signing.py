@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -13,6 +14,7 @@ from bastion.config import KeySettings
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
 from bastion.errors import KeyRingError, MasterKeyError
+from bastion.store.protocols import StoredKey
 from bastion.store.sql.database import Database
 from bastion.store.sql.keys import SqlSigningKeyStore
 
@@ -82,3 +84,26 @@ async def test_other_workers_see_a_rotation_before_it_signs(
     assert worker_b.ring.signing_key(clock.now()).kid != new.kid
     clock.advance(SETTINGS.publish_ahead)
     assert worker_b.ring.signing_key(clock.now()).kid == new.kid
+
+
+class CountingStore(SqlSigningKeyStore):
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.reads = 0
+
+    async def list_keys(self) -> list[StoredKey]:
+        self.reads += 1
+        await asyncio.sleep(0.01)  # let concurrent callers pile up behind a slow read
+        return await super().list_keys()
+
+
+async def test_a_burst_of_refreshes_reads_the_ring_once(
+    migrated: Database, clock: FixedClock
+) -> None:
+    store = CountingStore(migrated)
+    keys = SigningKeys(store, Envelope(os.urandom(32)), SETTINGS, clock)
+    await keys.ensure_signing_key()
+    store.reads = 0
+    clock.advance(SETTINGS.refresh_interval)
+    await asyncio.gather(*(keys.refresh_if_stale() for _ in range(20)))
+    assert store.reads == 1
