@@ -10,7 +10,7 @@ import pytest
 
 from bastion.logs import RedactingFilter, uvicorn_log_config
 
-SECRET = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2ln"
+SECRET = "opaqueS3cretValue42"  # not JWT-shaped: the by-name rules must catch it
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_message_and_arguments(captured: tuple[logging.Logger, io.StringIO]) -> 
 def test_tracebacks(captured: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = captured
     try:
-        raise ValueError(f"bad token={SECRET}")
+        raise ValueError(f"upstream refused client_secret={SECRET}")
     except ValueError:
         logger.exception("failed")
     assert "ValueError" in stream.getvalue()

@@ -10,15 +10,19 @@ from __future__ import annotations
 import copy
 import logging
 import logging.config
+from collections.abc import Mapping
 from typing import Any
 
-from bastion.audit.redaction import redact_text
+from bastion.audit.redaction import redact, redact_text
 
 _FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, Mapping):
+            # "%(password)s" with {"password": ...}: the name is only in the mapping.
+            record.args = redact(record.args)
         try:
             message = record.getMessage()
         except (TypeError, ValueError):  # a malformed format: log what we were given

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bastion.audit.redaction import REDACTED, is_sensitive, redact, redact_text
 
-SECRET = "s3cr3t-VALUE-9f8e7d"
+# Opaque on purpose: a JWT-shaped secret would be caught by shape and hide gaps in the
+# by-name rules.
+SECRET = "s3cr3tVALUE9f8e7d"
+SPACED = "correct horse battery staple"
 JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz"
 
 
@@ -70,8 +74,9 @@ def test_asgi_header_pairs_as_bytes() -> None:
     assert not leaks(headers)
 
 
-def test_free_text_credentials() -> None:
-    for text in [
+@pytest.mark.parametrize(
+    "text",
+    [
         f"Authorization: Bearer {SECRET}",
         f"basic {SECRET}",
         f"GET /cb?state=ok&code={SECRET}",
@@ -79,9 +84,43 @@ def test_free_text_credentials() -> None:
         f'{{"access_token": "{SECRET}"}}',
         f"password:{SECRET}",
         f"client_secret = '{SECRET}'",
-    ]:
-        assert SECRET not in redact_text(text), text
-    assert "state=ok" in redact_text(f"/cb?state=ok&code={SECRET}")
+        # A harmless name first must not shield what follows (or sits inside its value).
+        f"https://app.example/cb?code={SECRET}&state=s",
+        f"https://app/cb#access_token={SECRET}",
+        f"Location: https://app/cb?code={SECRET}",
+        f"ValueError: client_secret={SECRET}",
+        f"error: password={SECRET}",
+        f"url=https://x/cb?code={SECRET}",
+        f"x=refresh_token={SECRET}",
+        # Shapes that are not name=value.
+        f"Cookie: theme=dark; sid={SECRET}",
+        f"Set-Cookie: __Host-session={SECRET}; Secure; HttpOnly",
+        f"postgresql://bastion:{SECRET}@db:5432/bastion",
+        f"redis://:{SECRET}@cache:6379/0",
+        f'{{\\"password\\": \\"{SECRET}\\"}}',
+        f"user[password]={SECRET}",
+        f"next=%2Fcb%3Fcode%3D{SECRET}",
+        f"next=%252Fcb%253Fcode%253D{SECRET}",
+        f'password => "{SECRET}"',
+        f"aws_secret_access_key={SECRET}",
+        f"otp_code={SECRET} mfa_code={SECRET} verification_code={SECRET}",
+        f"id_token_hint={SECRET}",
+    ],
+)
+def test_free_text_credentials(text: str) -> None:
+    assert SECRET not in redact_text(text), redact_text(text)
+
+
+@pytest.mark.parametrize("text", [f'password="{SPACED}"', f'{{"client_secret": "{SPACED}"}}'])
+def test_quoted_values_with_spaces_are_redacted_whole(text: str) -> None:
+    out = redact_text(text)
+    assert not any(word in out for word in SPACED.split()), out
+
+
+def test_harmless_pairs_are_kept() -> None:
+    out = redact_text(f"/cb?state=ok&lang=en&code={SECRET}")
+    assert "state=ok" in out
+    assert "lang=en" in out
 
 
 def test_jose_compact_serialisations_anywhere() -> None:
@@ -110,7 +149,16 @@ def test_hostile_structures_do_not_raise() -> None:
         def __repr__(self) -> str:
             raise RuntimeError("boom")
 
-    out = redact({1: "int key", (2, 3): "tuple key", "obj": Hostile(), "b": b"\xff\xfe"})
+    out = redact(
+        {
+            1: "int key",
+            (2, 3): "tuple key",
+            "obj": Hostile(),
+            "b": b"\xff\xfe",
+            b"cookie": f"sid={SECRET}".encode(),
+        }
+    )
+    assert SECRET not in str(out)
     assert out["obj"] == "<unprintable Hostile>"
     assert out["1"] == "int key"
     orjson.dumps(out)
@@ -173,3 +221,19 @@ def test_a_secret_under_a_sensitive_key_never_survives(
 )
 def test_redact_always_returns_something_serialisable(value: Any) -> None:
     orjson.dumps(redact(value))
+
+
+harmless_text = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="%"), max_size=30
+)
+text_secret = st.from_regex(r"[A-Za-z0-9]{12,20}", fullmatch=True)
+joiner = st.sampled_from(["=", ": ", '": "', " = ", "=", "%3D"])
+
+
+@given(prefix=harmless_text, suffix=harmless_text, key=sensitive_key, sep=joiner, value=text_secret)
+def test_a_secret_after_a_sensitive_name_in_text_never_survives(
+    prefix: str, suffix: str, key: str, sep: str, value: str
+) -> None:
+    """Whatever surrounds it, ``name<sep>value`` loses its value."""
+    text = f"{prefix} {key}{sep}{value} {suffix}"
+    assert value not in redact_text(text).replace(prefix, "").replace(suffix, "")

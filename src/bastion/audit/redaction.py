@@ -2,14 +2,19 @@
 
 Two nets, because either alone misses things:
 
-* by name: any mapping key, header name or query parameter whose normalised name
-  is sensitive has its value replaced, whatever the value looks like;
-* by shape: strings that look like credentials wherever they appear (``Bearer``,
-  ``Basic``, ``DPoP`` values, JWT/JWE compact serialisations, ``key=value`` pairs
-  with a sensitive key inside free text or URLs, PEM private keys).
+* by name: any mapping key, header name or ``name=value`` / ``"name": value`` pair in
+  text (query strings, fragments, form bodies, JSON, exception messages) whose
+  normalised name is sensitive has its value replaced, whatever the value looks like;
+* by shape: strings that look like credentials wherever they appear: ``Bearer``,
+  ``Basic``, ``DPoP`` values, JWT/JWE compact serialisations, PEM private keys,
+  passwords in URL userinfo, every value of a ``Cookie``/``Set-Cookie`` header.
 
-It never raises on hostile input: cycles, deep nesting, odd key types and bytes are
-all turned into something safe to serialise.
+Text is percent-decoded before scanning, so an encoded ``code%3D...`` is seen too.
+A harmless name never shields what follows it: after ``url=`` the scan continues
+inside the value, so ``url=https://app/cb?code=X`` still loses its code.
+
+It never raises on hostile input: cycles, deep nesting, odd key types, bytes and huge
+integers are all turned into something safe to serialise.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 REDACTED = "[REDACTED]"
 MAX_DEPTH = 32
 MAX_STRING = 4096
 
-# Names compared after lower-casing and removing "-", "_" and "." so that
+# Names compared after lower-casing and removing "-", "_", "." and spaces, so that
 # "Refresh-Token", "refresh_token" and "refreshToken" are one name.
 _SENSITIVE_NAMES = frozenset(
     {
@@ -34,15 +40,18 @@ _SENSITIVE_NAMES = frozenset(
         "password",
         "passwd",
         "pwd",
-        "newpassword",
-        "currentpassword",
         "passphrase",
+        "passwordhash",
+        "pin",
         "secret",
         "clientsecret",
+        "secretkey",
+        "awssecretaccesskey",
         "token",
         "accesstoken",
         "refreshtoken",
         "idtoken",
+        "idtokenhint",
         "subjecttoken",
         "actortoken",
         "logintoken",
@@ -55,7 +64,12 @@ _SENSITIVE_NAMES = frozenset(
         "codeverifier",
         "otp",
         "totp",
+        "otpcode",
+        "mfacode",
+        "verificationcode",
         "recoverycode",
+        "resetcode",
+        "backupcode",
         "apikey",
         "xapikey",
         "privatekey",
@@ -65,6 +79,7 @@ _SENSITIVE_NAMES = frozenset(
         "samlresponse",
         "session",
         "sessionid",
+        "sid",
         "csrftoken",
         "xcsrftoken",
         "idempotencykey",
@@ -76,40 +91,109 @@ _SENSITIVE_NAMES = frozenset(
         "xamzsecuritytoken",
     }
 )
-_SENSITIVE_SUFFIXES = ("token", "secret", "password", "apikey", "privatekey", "cookie")
+_SENSITIVE_SUFFIXES = (
+    "token",
+    "secret",
+    "password",
+    "passphrase",
+    "apikey",
+    "privatekey",
+    "secretkey",
+    "cookie",
+    "otp",
+    "otpcode",
+    "mfacode",
+    "verificationcode",
+    "recoverycode",
+    "authcode",
+    "sessionid",
+    "credential",
+    "credentials",
+)
 
 _SCHEME = re.compile(r"\b(Bearer|Basic|DPoP|Digest|Negotiate|Token)\s+[^\s,;\"']+", re.IGNORECASE)
 _JOSE = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}")
 _PEM = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL
 )
-_PAIR = re.compile(
-    r"(?P<name>[A-Za-z][A-Za-z0-9_.\-]{0,63})(?P<sep>[\"']?\s*[=:]\s*)(?P<quote>[\"']?)"
-    r"(?P<value>[^\s&;,\"'}]+)"
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/@\s:]*):(?P<pw>[^/@\s]*)@")
+_COOKIE_LINE = re.compile(r"(?P<head>\b(?:set-)?cookie\"?\s*[:=]\s*)[^\r\n]*", re.IGNORECASE)
+# A name, an optional closing quote (JSON, possibly backslash-escaped), a separator, and
+# an optional opening quote. The value is found by hand after the match (see _pairs).
+_NAME_SEP = re.compile(
+    r"(?P<name>[A-Za-z][A-Za-z0-9_.\-\[\]]{0,63})(?P<sep>\\?[\"']?\s*(?:=>|[=:])\s*)"
+    r"(?P<quote>\\?[\"'])?"
 )
-
+_UNQUOTED_END = re.compile(r"[\s&;,\"'}#<>)\]]")
 # orjson (and most JSON consumers) stop at 64-bit integers; larger ones become text.
 _INT_RANGE = range(-(2**63), 2**64)
 
 
 def is_sensitive(name: str) -> bool:
-    folded = re.sub(r"[-_.\s]", "", name).lower()
-    return folded in _SENSITIVE_NAMES or folded.endswith(_SENSITIVE_SUFFIXES)
+    """True for a name whose value is a credential, in any common spelling.
+
+    A bracketed form name such as ``user[password]`` is judged by each of its parts.
+    """
+    for part in re.split(r"[\[\]]+", name):
+        folded = re.sub(r"[-_.\s]", "", part).lower()
+        if folded and (folded in _SENSITIVE_NAMES or folded.endswith(_SENSITIVE_SUFFIXES)):
+            return True
+    return False
 
 
 def redact_text(text: str) -> str:
     if len(text) > MAX_STRING:
         text = text[:MAX_STRING] + "…[truncated]"
+    if "%" in text:
+        for _ in range(3):  # nested encodings, bounded
+            decoded = unquote(text)
+            if decoded == text:
+                break
+            text = decoded
     text = _PEM.sub(REDACTED, text)
+    text = _USERINFO.sub(lambda m: f"{m.group('head')}:{REDACTED}@", text)
+    text = _COOKIE_LINE.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
     text = _SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _JOSE.sub(REDACTED, text)
+    return _pairs(text)
 
-    def pair(match: re.Match[str]) -> str:
+
+def _pairs(text: str) -> str:
+    """Replace the value after every sensitive ``name=`` / ``"name":`` in ``text``.
+
+    Scanning resumes right after each separator, never after a value, so a harmless
+    pair cannot swallow a sensitive one that follows or is nested in its value.
+    """
+    out: list[str] = []
+    position = 0
+    while match := _NAME_SEP.search(text, position):
         if not is_sensitive(match.group("name")):
-            return match.group(0)
-        return f"{match.group('name')}{match.group('sep')}{match.group('quote')}{REDACTED}"
+            out.append(text[position : match.end("sep")])
+            position = match.end("sep")
+            continue
+        out.append(text[position : match.end()])
+        value_start = match.end()
+        quote = match.group("quote")
+        if text.startswith(REDACTED, value_start):  # already redacted: stay idempotent
+            value_end = value_start + len(REDACTED)
+        elif quote:
+            close = text.find(quote, value_start)
+            value_end = len(text) if close < 0 else close
+        else:
+            end = _UNQUOTED_END.search(text, value_start)
+            value_end = len(text) if end is None else end.start()
+        out.append(REDACTED)
+        position = value_end
+    out.append(text[position:])
+    return "".join(out)
 
-    return _PAIR.sub(pair, text)
+
+def _name_of(key: object) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes | bytearray):
+        return bytes(key).decode("utf-8", "replace")
+    return _safe_repr(key)
 
 
 def redact(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> Any:
@@ -130,7 +214,7 @@ def redact(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> 
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            name = key if isinstance(key, str) else repr(key)
+            name = _name_of(key)
             out[redact_text(name)] = (
                 REDACTED if is_sensitive(name) else redact(item, _depth + 1, seen)
             )
@@ -138,10 +222,12 @@ def redact(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> 
     if isinstance(value, list | tuple | set | frozenset):
         items = list(value)
         # A (name, value) pair, as in ASGI header lists: judge the value by the name.
-        if len(items) == 2 and isinstance(items[0], str | bytes):
-            name = items[0].decode("latin-1") if isinstance(items[0], bytes) else items[0]
-            if is_sensitive(name):
-                return [redact(items[0], _depth + 1, seen), REDACTED]
+        if (
+            len(items) == 2
+            and isinstance(items[0], str | bytes)
+            and is_sensitive(_name_of(items[0]))
+        ):
+            return [redact(items[0], _depth + 1, seen), REDACTED]
         return [redact(item, _depth + 1, seen) for item in items]
     return redact_text(_safe_repr(value))
 
