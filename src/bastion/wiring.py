@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from starlette.types import ASGIApp
 
@@ -154,6 +155,10 @@ class Runtime:
                     await check
             except (StoreUnavailable, TimeoutError):
                 return "unavailable"
+            except Exception:
+                # A store that answers with errors is no more usable than a silent one.
+                log.exception("readiness probe failed")
+                return "unavailable"
             return "ok"
 
         database, hot = await asyncio.gather(probe(self.database.ping()), probe(self.hot.ping()))
@@ -166,10 +171,13 @@ async def open_runtime(
     *,
     clock: Clock | None = None,
     require_schema: bool = True,
-    create_first_key: bool = True,
+    key_ring: Literal["ensure", "load", "none"] = "ensure",
     audit_sinks: tuple[AuditSink, ...] = (),
 ) -> AsyncIterator[Runtime]:
     """Open stores and unlock the key ring, or raise before anything is served.
+
+    ``key_ring``: "ensure" loads it and creates the first key if it is empty (serving),
+    "load" only loads it (read-only commands), "none" leaves it empty (diagnostics).
 
     Raises ``SchemaNotCurrent`` on an unmigrated database, ``MasterKeyError`` when the
     master key does not open the ring (the ring is left untouched), ``StoreUnavailable``
@@ -185,9 +193,9 @@ async def open_runtime(
         envelope = Envelope(master_key(settings, audit))
         keys = SigningKeys(SqlSigningKeyStore(database), envelope, settings.keys, clock)
         try:
-            if create_first_key:
+            if key_ring == "ensure":
                 await keys.ensure_signing_key()
-            else:
+            elif key_ring == "load":
                 await keys.load()
         except MasterKeyError as exc:
             audit.emit(

@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 from bastion import wiring
 from bastion.config import Settings, load_settings
 from bastion.web.app import build_app
+from tests.support.services import unique_name
 from tests.support.tcpproxy import TcpProxy
 
 RECOVERY_SECONDS = 15.0
@@ -42,6 +43,11 @@ async def uses_hot_state(request: Request) -> Response:
     runtime = request.app.state.runtime
     count = await runtime.hot.incr("outage-test", ttl=60)
     return Response(str(count))
+
+
+async def uses_database(request: Request) -> Response:
+    await request.app.state.runtime.keys.load()  # reads the signing_keys table
+    return Response("ok")
 
 
 @pytest.fixture
@@ -68,13 +74,18 @@ def outage_client(
             "BASTION_DATABASE_URL": via(postgres_url, db_proxy),
             "BASTION_REDIS_URL": via(redis_url, hot_proxy),
         },
-    ).model_copy(update={"data_dir": tmp_path})
+    )
+    hot_state = settings.hot_state.model_copy(update={"key_prefix": f"{unique_name('t')}:"})
+    settings = settings.model_copy(update={"data_dir": tmp_path, "hot_state": hot_state})
 
     asyncio.run(wiring.migrate(settings))
     app = build_app(
         settings,
         lambda: wiring.open_runtime(settings),
-        extra_routes=[Route("/count", uses_hot_state, methods=["POST"])],
+        extra_routes=[
+            Route("/count", uses_hot_state, methods=["POST"]),
+            Route("/keys", uses_database),
+        ],
     )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
@@ -103,11 +114,15 @@ def test_database_outage_and_recovery(
     body = response.json()
     assert body["checks"] == {"database": "unavailable", "hot_state": "ok"}
     assert body["detail"] == "Unavailable: database."
+    needs_database = outage_client.get("/keys")
+    assert needs_database.status_code == 503
+    assert needs_database.json()["type"] == "urn:bastion:problem:store-unavailable"
     # Fail static: the key ring in memory still serves the JWKS.
     assert outage_client.get("/jwks.json").status_code == 200
 
     db_proxy.start()
     assert wait_until_ready(outage_client) == {"database": "ok", "hot_state": "ok"}
+    assert outage_client.get("/keys").status_code == 200
 
 
 def test_redis_outage_and_recovery(

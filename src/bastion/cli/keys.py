@@ -43,7 +43,7 @@ def describe(key: SigningKey, ring: KeyRing, now: float) -> dict[str, Any]:
 
 def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
     async def run() -> T:
-        async with wiring.open_runtime(settings, create_first_key=False) as runtime:
+        async with wiring.open_runtime(settings, key_ring="load") as runtime:
             return await action(runtime)
 
     return asyncio.run(run())

@@ -74,6 +74,10 @@ class SigningKeys:
             await self.load()
         except StoreUnavailable:
             log.warning("key ring refresh failed: database unavailable; serving cached keys")
+        except Exception:
+            # Fail static: a row this process cannot open, or a store answering with
+            # errors, must not take down the keys it already holds.
+            log.exception("key ring refresh failed; serving cached keys")
 
     async def rotate(self, alg: Algorithm | None = None, *, immediate: bool = False) -> SigningKey:
         ring = await self.load()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.errors import BodyTooLarge, ProblemError, StoreUnavailable
+from bastion.errors import BodyTooLarge, ProblemError, StoreError
 from bastion.web.context import new_correlation_id
 from bastion.web.problems import PROBLEM_JSON, problem_body
 
@@ -43,7 +43,7 @@ def problem_for(
             correlation_id=correlation_id,
         )
         return exc.status, body, {}
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, StoreError):  # unreachable, or answering with errors: both transient
         body = problem_body(
             503,
             detail=STORE_DOWN_DETAIL,
@@ -76,7 +76,7 @@ class ErrorBoundary:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if isinstance(exc, ProblemError | StoreUnavailable):
+            if isinstance(exc, ProblemError | StoreError):
                 log.warning("request %s failed: %s", cid, type(exc).__name__)
             else:
                 log.exception("request %s failed with an unhandled error", cid)

@@ -67,12 +67,19 @@ class Database:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction, committed on success."""
+        """A connection in a transaction, committed on success.
+
+        Any failure to obtain the connection means the store cannot serve (refused,
+        unknown database, wrong credentials, server starting up or out of slots), so it
+        is ``StoreUnavailable``; once connected, only disconnects are.
+        """
+        connected = False
         try:
             async with self.engine.begin() as conn:
+                connected = True
                 yield conn
         except Exception as exc:
-            if _is_unreachable(exc):
+            if not connected or _is_unreachable(exc):
                 raise StoreUnavailable("database", type(exc).__name__) from exc
             raise
 
