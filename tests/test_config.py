@@ -232,3 +232,29 @@ def test_locate_keys_handles_tables_and_dotted_keys() -> None:
         "keys": 5,
         "keys.x.y": 6,
     }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bastion@db.internal/bastion?password=TopSecretPw",
+        "postgresql://bastion:TopSecretPw@db.internal/bastion",
+    ],
+)
+def test_production_refuses_any_password_in_the_file(tmp_path: Path, url: str) -> None:
+    found = problems(
+        tmp_path, f'{PROD_OK}\n[database]\nurl = "{url}"\n', {"BASTION_MASTER_KEY": "A" * 43}
+    )
+    assert set(found) == {"database.url"}
+    assert "TopSecretPw" not in str(found)
+
+
+def test_production_refuses_workers_without_shared_hot_state(tmp_path: Path) -> None:
+    text = PROD_OK.replace("[server]\n", "[server]\nworkers = 4\n")
+    found = problems(tmp_path, text, {"BASTION_MASTER_KEY": "A" * 43})
+    assert set(found) == {"server.workers"}
+    settings = load_settings(
+        write(tmp_path, text),
+        {"BASTION_MASTER_KEY": "A" * 43, "BASTION_REDIS_URL": "redis://cache/0"},
+    )
+    assert settings.server.workers == 4

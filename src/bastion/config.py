@@ -18,6 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -214,6 +215,14 @@ class Settings(_Section):
                     "TLS-terminating proxy in server.trusted_proxies",
                 )
             )
+        if self.server.workers > 1 and self.redis_url is None:
+            found.append(
+                ConfigProblem(
+                    "server.workers",
+                    "several workers with in-memory hot state: counters and one-time values "
+                    "would not be shared; set BASTION_REDIS_URL or hot_state.url",
+                )
+            )
         if self.issuer.startswith("http://"):
             found.append(ConfigProblem("issuer", "the issuer must be an https URL"))
         for path, url in (
@@ -249,7 +258,11 @@ def check_redis_url(value: str) -> str:
 
 
 def _has_password(url: str) -> bool:
-    return bool(re.match(r"^[a-z0-9+]+://[^/@]*:[^/@]+@", url, re.IGNORECASE))
+    """A password in the userinfo or in the query string (asyncpg and redis-py read both)."""
+    parts = urlsplit(url)
+    if parts.password:
+        return True
+    return any(name.lower() == "password" for name, _ in parse_qsl(parts.query))
 
 
 # --- loading --------------------------------------------------------------------------------

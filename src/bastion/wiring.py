@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -62,44 +63,70 @@ def load(option: Path | None = None, environ: Mapping[str, str] | None = None) -
     return load_settings(config_path(option, env), env)
 
 
-def master_key(settings: Settings, audit: AuditPipeline | None = None) -> bytes:
+def master_key(
+    settings: Settings, audit: AuditPipeline | None = None, *, ring_has_keys: bool = False
+) -> bytes:
     """The configured master key or, in development only, one kept in the data directory.
 
     An existing development key file is never replaced: if it is unreadable or malformed
-    we refuse, because a new key could not open the ring the old one sealed.
+    we refuse, because a new key could not open the ring the old one sealed. For the same
+    reason no new file is made while the ring already holds keys.
     """
     if settings.secrets.master_key is not None:
         return settings.secrets.master_key
     if settings.is_production:
         raise MasterKeyError("production needs BASTION_MASTER_KEY or BASTION_MASTER_KEY_FILE")
     path = settings.data_dir / DEV_MASTER_KEY_FILENAME
-    if path.exists():
-        try:
-            return decode_master_key(path.read_text(encoding="ascii"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise MasterKeyError(f"development master key {path} is unreadable: {exc}") from exc
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    raw = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(encode_master_key(raw) + "\n")
-    log.warning(
-        "\n%s\nDEVELOPMENT MASTER KEY generated at %s.\nAnyone who can read this file can "
-        "read every key Bastion stores. Production refuses it: set BASTION_MASTER_KEY.\n%s",
-        "!" * 72,
-        path,
-        "!" * 72,
-    )
-    if audit is not None:
-        audit.emit(
-            AuditEvent(
-                "keys.master_key.generated",
-                Outcome.SUCCESS,
-                target=str(path),
-                details={"environment": settings.environment},
+    if not path.exists():
+        if ring_has_keys:
+            raise MasterKeyError(
+                f"the key ring holds keys but the development master key {path} is missing: "
+                "restore it, or set BASTION_MASTER_KEY to the key that sealed the ring"
             )
-        )
-    return raw
+        if _create_key_file(path):
+            log.warning(
+                "\n%s\nDEVELOPMENT MASTER KEY generated at %s.\nAnyone who can read this file "
+                "can read every key Bastion stores. Production refuses it: set "
+                "BASTION_MASTER_KEY.\n%s",
+                "!" * 72,
+                path,
+                "!" * 72,
+            )
+            if audit is not None:
+                audit.emit(
+                    AuditEvent(
+                        "keys.master_key.generated",
+                        Outcome.SUCCESS,
+                        target=str(path),
+                        details={"environment": settings.environment},
+                    )
+                )
+    try:
+        return decode_master_key(path.read_text(encoding="ascii"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise MasterKeyError(f"development master key {path} is unreadable: {exc}") from exc
+
+
+def _create_key_file(path: Path) -> bool:
+    """Write a new key file atomically; False if another process made one first.
+
+    The key is written whole to a temporary file and then hard-linked into place, so a
+    concurrent reader sees either no file or a complete one, never a partial write.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".master-key-")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(encode_master_key(secrets.token_bytes(32)) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(temporary)
 
 
 def open_audit(settings: Settings, extra_sinks: tuple[AuditSink, ...] = ()) -> AuditPipeline:
@@ -190,8 +217,14 @@ async def open_runtime(
     try:
         if require_schema:
             await database.require_current_schema()
-        envelope = Envelope(master_key(settings, audit))
-        keys = SigningKeys(SqlSigningKeyStore(database), envelope, settings.keys, clock)
+        store = SqlSigningKeyStore(database)
+        ring_has_keys = (
+            key_ring != "none"
+            and settings.secrets.master_key is None
+            and bool(await store.list_keys())
+        )
+        envelope = Envelope(master_key(settings, audit, ring_has_keys=ring_has_keys))
+        keys = SigningKeys(store, envelope, settings.keys, clock)
         try:
             if key_ring == "ensure":
                 await keys.ensure_signing_key()

@@ -148,3 +148,15 @@ def test_new_master_key_file(tmp_path: Path) -> None:
     assert again.exit_code == 1
     assert "refusing to overwrite" in again.output
     assert out.read_text() == before
+
+
+def test_missing_development_key_with_a_filled_ring_is_refused(config: Path) -> None:
+    c = ["-c", str(config)]
+    run(["db", "upgrade", *c])
+    assert run(["keys", "rotate", *c]).exit_code == 0
+    key_file = config.parent / "data" / DEV_MASTER_KEY_FILENAME
+    key_file.unlink()
+    result = run(["keys", "list", *c])
+    assert result.exit_code == 4
+    assert "is missing" in result.stderr
+    assert not key_file.exists(), "no new key may be made for a ring it cannot open"

@@ -214,3 +214,16 @@ def test_server_logs_carry_no_tokens(config: Path, env: dict[str, str]) -> None:
     assert "GET /healthz?access_token=[REDACTED]" in output, output
     assert secret not in output
     assert "abc123xyz" not in output
+
+
+def test_hsts_behind_a_declared_proxy_on_a_real_server(tmp_path: Path, env: dict[str, str]) -> None:
+    """Uvicorn rewrites the client address from X-Forwarded-For; HSTS must not depend on it."""
+    config = write_config(tmp_path, '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n')
+    assert bastion(["db", "upgrade", "-c", str(config)], env).returncode == 0
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serving(["-c", str(config), "--port", str(port)], env, url):
+        forwarded = httpx.get(f"{url}/healthz", headers={"x-forwarded-for": "198.51.100.7"})
+        plain = httpx.get(f"{url}/healthz")
+    assert forwarded.headers["strict-transport-security"].startswith("max-age=")
+    assert plain.headers["strict-transport-security"].startswith("max-age=")

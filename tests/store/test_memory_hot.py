@@ -34,3 +34,11 @@ async def test_a_rewritten_key_keeps_its_new_expiry() -> None:
     clock.advance(2)
     await store.set("other", b"x", ttl=1)  # triggers a sweep past the old expiry
     assert await store.get("k") == b"new"
+
+
+async def test_rewriting_one_key_does_not_grow_the_expiry_heap() -> None:
+    store = MemoryHotStore(FixedClock())
+    for _ in range(50_000):
+        await store.set("session:alice", b"v", ttl=86_400)
+    assert len(store) == 1
+    assert len(store._expiries) <= 2 + 1024

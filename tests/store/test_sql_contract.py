@@ -79,3 +79,8 @@ async def test_unreachable_postgres_raises_store_unavailable(postgres_url: str) 
         assert caught.value.store == "database"
     finally:
         await database.close()
+
+
+def test_safe_url_hides_passwords_everywhere() -> None:
+    database = Database("postgresql+asyncpg://u:Hunter2pw@db/x?password=Hunter2pw")
+    assert "Hunter2pw" not in database.safe_url

@@ -58,5 +58,5 @@ def build_app(
     return SecurityHeaders(
         ErrorBoundary(limited),
         hsts_max_age=settings.server.hsts_max_age,
-        trusted_proxies=settings.server.trusted_proxies,
+        behind_tls_proxy=bool(settings.server.trusted_proxies),
     )

@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-from collections.abc import Sequence
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -100,37 +98,22 @@ class ErrorBoundary:
 class SecurityHeaders:
     """Headers per OWASP's secure headers guidance for APIs and the pages Bastion serves."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        hsts_max_age: float,
-        trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, hsts_max_age: float, behind_tls_proxy: bool) -> None:
         if hsts_max_age < 0:
             raise ValueError("hsts_max_age cannot be negative")
         self.app = app
         self._hsts = f"max-age={int(hsts_max_age)}; includeSubDomains"
-        self._proxies = tuple(trusted_proxies)
-
-    def _behind_tls(self, scope: Scope) -> bool:
-        if scope.get("scheme") == "https":
-            return True
-        # A declared proxy is a TLS-terminating proxy: what reaches it is HTTPS.
-        client = scope.get("client")
-        if not client or not self._proxies:
-            return False
-        try:
-            address = ipaddress.ip_address(client[0])
-        except ValueError:
-            return False
-        return any(address in network for network in self._proxies)
+        # Declared proxies terminate TLS, so every response reaches the browser over
+        # HTTPS. A browser ignores the header on a plain-HTTP response (RFC 6797 §8.1),
+        # so sending it whenever a proxy is declared is safe, and it does not depend on
+        # the proxy remembering X-Forwarded-Proto.
+        self._always_hsts = behind_tls_proxy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        hsts = self._behind_tls(scope)
+        hsts = self._always_hsts or scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -16,6 +16,7 @@ from bastion.errors import StoreError
 # an expiry heap are dropped, so memory stays bounded for keys written once and never
 # read again, at O(log n) per write.
 _SWEEP_BATCH = 8
+_COMPACT_SLACK = 1024
 
 
 class MemoryHotStore:
@@ -45,7 +46,16 @@ class MemoryHotStore:
         self._data[key] = (value, expires_at)
         if expires_at is not None:
             heapq.heappush(self._expiries, (expires_at, key))
+            if len(self._expiries) > 2 * len(self._data) + _COMPACT_SLACK:
+                self._compact()
         self._sweep(now)
+
+    def _compact(self) -> None:
+        """Rebuild the heap from live entries: rewriting one key with a TTL again and
+        again leaves a stale heap entry each time, which would otherwise pile up for a
+        whole TTL window. Amortised O(1) per write, as it runs once the heap doubles."""
+        self._expiries = [(exp, k) for k, (_, exp) in self._data.items() if exp is not None]
+        heapq.heapify(self._expiries)
 
     def _sweep(self, now: float) -> None:
         for _ in range(_SWEEP_BATCH):

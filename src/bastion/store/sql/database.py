@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from bastion.audit.redaction import redact_text
 from bastion.errors import SchemaNotCurrent, StoreUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -63,7 +64,8 @@ class Database:
 
     @property
     def safe_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        """The URL for messages: no password, in the userinfo or in the query string."""
+        return redact_text(make_url(self.url).render_as_string(hide_password=True))
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
