@@ -258,3 +258,29 @@ def test_production_refuses_workers_without_shared_hot_state(tmp_path: Path) -> 
         {"BASTION_MASTER_KEY": "A" * 43, "BASTION_REDIS_URL": "redis://cache/0"},
     )
     assert settings.server.workers == 4
+
+
+def test_one_check_lists_schema_problems_and_production_refusals(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        (
+            'environment = "production"\nissuer = "http://auth.example.com"\n'
+            '[server]\nport = "eighty"\ndebug = true\n[keys]\nalgorithm = "none"\n'
+        ),
+    )
+    assert set(found) == {
+        "server.port",
+        "keys.algorithm",
+        "env:BASTION_MASTER_KEY",
+        "issuer",
+        "server",
+        "server.debug",
+    }
+    assert "refused in production" in found["server.debug"]
+
+
+def test_refusals_are_not_repeated_for_a_key_already_wrong(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path, 'environment = "production"\nissuer = 5\n', {"BASTION_MASTER_KEY": "A" * 43}
+    )
+    assert found["issuer"].startswith("2:Input should be a valid string")

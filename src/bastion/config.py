@@ -16,6 +16,7 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
+from copy import deepcopy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -304,19 +305,59 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     try:
         settings = Settings.model_validate({**raw, "secrets": secrets})
     except ValidationError as exc:
+        failed: list[tuple[str | int, ...]] = []
         for error in exc.errors():
-            dotted = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
-            dotted = re.sub(r"\.function-(before|after)\[[^\]]*\]", "", dotted)
+            failed.append(tuple(error["loc"]))
+            dotted = _dotted_loc(error["loc"])
             problems.append(ConfigProblem(dotted, _message(error), _line_for(dotted, lines)))
+        # Still say what production would refuse, judged on the keys that did validate,
+        # so one run of `bastion check` lists every problem.
+        try:
+            partial = Settings.model_validate({**_without(raw, failed), "secrets": secrets})
+        except ValidationError:
+            partial = None
+        if partial is not None:
+            reported = {p.path for p in problems}
+            problems.extend(
+                p
+                for p in _refusals(partial, lines)
+                if not any(p.path == r or p.path.startswith(f"{r}.") for r in reported)
+            )
         raise ConfigError(problems) from None
-    if settings.is_production:
-        problems.extend(
-            ConfigProblem(p.path, f"refused in production: {p.message}", _line_for(p.path, lines))
-            for p in settings.insecure_options()
-        )
+    problems.extend(_refusals(settings, lines))
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _refusals(settings: Settings, lines: Mapping[str, int]) -> list[ConfigProblem]:
+    if not settings.is_production:
+        return []
+    return [
+        ConfigProblem(p.path, f"refused in production: {p.message}", _line_for(p.path, lines))
+        for p in settings.insecure_options()
+    ]
+
+
+def _dotted_loc(loc: tuple[str | int, ...]) -> str:
+    dotted = ".".join(str(part) for part in loc if not isinstance(part, int))
+    return re.sub(r"\.function-(before|after)\[[^\]]*\]", "", dotted)
+
+
+def _without(raw: dict[str, Any], locations: list[tuple[str | int, ...]]) -> dict[str, Any]:
+    """A copy of ``raw`` without the keys that failed validation (defaults take over)."""
+    copy = deepcopy(raw)
+    for loc in locations:
+        table: Any = copy
+        names = [part for part in loc if isinstance(part, str) and not part.startswith("function-")]
+        for depth, name in enumerate(names):
+            if not isinstance(table, dict) or name not in table:
+                break
+            if depth == len(names) - 1 or not isinstance(table[name], dict):
+                del table[name]
+                break
+            table = table[name]
+    return copy
 
 
 _PATH_KEYS = (("data_dir",), ("server", "tls_cert"), ("server", "tls_key"), ("audit", "path"))
