@@ -11,8 +11,9 @@ errors are translated at the boundary where they occur and chained with ``from``
     ├── KeyRingError
     │   ├── MasterKeyError          master key missing, malformed, wrong or not the ring's
     │   └── KeyNotFound             no key with that id
-    └── ProblemError                an HTTP answer as RFC 9457 problem details
-        └── BodyTooLarge            request body over the configured limit (413)
+    ├── ProblemError                an HTTP answer as RFC 9457 problem details
+    │   └── BodyTooLarge            request body over the configured limit (413)
+    └── OAuthError                  an OAuth error code (RFC 6749 §4.1.2.1, §5.2) for the wire
 
 Messages of ``StoreError`` and ``KeyRingError`` are for operators (logs, CLI); the
 HTTP layer never sends them to clients. ``ProblemError`` messages are client-safe.
@@ -107,3 +108,17 @@ class BodyTooLarge(ProblemError):
     status = 413
     title = "Content Too Large"
     type = "urn:bastion:problem:body-too-large"
+
+
+class OAuthError(BastionError):
+    """An OAuth protocol error; ``error`` and ``description`` are sent to the client.
+
+    ``description`` must never carry input back verbatim (it is shown to clients and,
+    on the error page, to users), nor internal detail.
+    """
+
+    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.status = status

@@ -1,0 +1,154 @@
+"""Clients and the rules their registration must satisfy (RFC 7591 §2, RFC 8252 §8.4).
+
+Two kinds, both with explicit allowlists of scopes, grant types, resources (audiences)
+and redirect URIs, so that nothing a client can ask for is implied:
+
+* ``public``: a native app. No secret (one shipped in an app is not a secret, RFC 8252
+  §8.5); authorization code with PKCE and refresh tokens only.
+* ``confidential``: a backend. Authenticates with ``private_key_jwt`` (RFC 7523) or
+  ``client_secret_basic``; may also use client credentials and token exchange.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bastion.oauth.redirects import RedirectUriError, validate
+
+AUTHORIZATION_CODE = "authorization_code"
+REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type name
+CLIENT_CREDENTIALS = "client_credentials"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
+GRANT_TYPES = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN, CLIENT_CREDENTIALS, TOKEN_EXCHANGE})
+PUBLIC_GRANTS = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN})
+
+ClientType = Literal["public", "confidential"]
+AuthMethod = Literal["none", "client_secret_basic", "private_key_jwt"]
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+class ClientMetadataError(ValueError):
+    """Registration metadata that cannot be accepted; the message names the field."""
+
+    def __init__(self, field_name: str, message: str, *, error: str = "invalid_client_metadata"):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.error = error
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a client secret.
+
+    Bastion generates secrets with 256 bits of randomness, so a slow password hash adds
+    nothing against guessing and would cost tens of milliseconds per token request.
+    """
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    client_type: ClientType
+    auth_method: AuthMethod
+    redirect_uris: tuple[str, ...] = ()
+    scopes: frozenset[str] = frozenset()
+    grant_types: frozenset[str] = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN})
+    resources: frozenset[str] = frozenset()
+    name: str = ""
+    require_pushed_authorization_requests: bool = False
+    secret_hash: str | None = field(default=None, repr=False)
+    jwks: Mapping[str, Any] | None = None
+    enabled: bool = True
+    source: Literal["config", "cli", "registration"] = "cli"
+
+    @property
+    def is_public(self) -> bool:
+        return self.client_type == "public"
+
+    def allows_grant(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The public view (RFC 7591 §3.2.1 names), without secrets."""
+        return {
+            "client_id": self.client_id,
+            "client_name": self.name,
+            "client_type": self.client_type,
+            "token_endpoint_auth_method": self.auth_method,
+            "redirect_uris": list(self.redirect_uris),
+            "grant_types": sorted(self.grant_types),
+            "response_types": ["code"] if AUTHORIZATION_CODE in self.grant_types else [],
+            "scope": " ".join(sorted(self.scopes)),
+            "resources": sorted(self.resources),
+            "require_pushed_authorization_requests": self.require_pushed_authorization_requests,
+            "jwks": dict(self.jwks) if self.jwks else None,
+            "enabled": self.enabled,
+            "source": self.source,
+        }
+
+
+def check_client(client: Client) -> Client:
+    """Raise ``ClientMetadataError`` unless ``client`` is a coherent, safe registration."""
+    if not _CLIENT_ID.fullmatch(client.client_id):
+        raise ClientMetadataError("client_id", "use 1-128 letters, digits, '.', '_' or '-'")
+    unknown = client.grant_types - GRANT_TYPES
+    if unknown:
+        raise ClientMetadataError("grant_types", f"unsupported: {', '.join(sorted(unknown))}")
+    if not client.grant_types:
+        raise ClientMetadataError("grant_types", "at least one grant type is needed")
+    if client.is_public:
+        if client.auth_method != "none":
+            raise ClientMetadataError(
+                "token_endpoint_auth_method", "public clients do not authenticate ('none')"
+            )
+        if not client.grant_types <= PUBLIC_GRANTS:
+            raise ClientMetadataError(
+                "grant_types", "public clients may use authorization_code and refresh_token only"
+            )
+        if client.secret_hash is not None:
+            raise ClientMetadataError("client_secret", "public clients have no secret")
+    else:
+        if client.auth_method == "none":
+            raise ClientMetadataError(
+                "token_endpoint_auth_method",
+                "confidential clients use private_key_jwt or client_secret_basic",
+            )
+        if client.auth_method == "private_key_jwt" and not _has_keys(client.jwks):
+            raise ClientMetadataError("jwks", "private_key_jwt needs the client's public keys")
+        if client.auth_method == "client_secret_basic" and client.secret_hash is None:
+            raise ClientMetadataError("client_secret", "client_secret_basic needs a secret")
+    if AUTHORIZATION_CODE in client.grant_types and not client.redirect_uris:
+        raise ClientMetadataError("redirect_uris", "authorization_code needs a redirect URI")
+    if REFRESH_TOKEN in client.grant_types and AUTHORIZATION_CODE not in client.grant_types:
+        raise ClientMetadataError("grant_types", "refresh_token comes with authorization_code")
+    for uri in client.redirect_uris:
+        try:
+            validate(uri)
+        except RedirectUriError as exc:
+            raise ClientMetadataError(
+                "redirect_uris", f"{exc}", error="invalid_redirect_uri"
+            ) from None
+    for scope in client.scopes:
+        if not _SCOPE.fullmatch(scope):
+            raise ClientMetadataError("scope", "scopes are printable ASCII without spaces")
+    for resource in client.resources:
+        if not re.fullmatch(r"[a-z][a-z0-9+.\-]*:[^\s#]+", resource):
+            raise ClientMetadataError(
+                "resources", "each resource is an absolute URI without a fragment (RFC 8707 §2)"
+            )
+    return client
+
+
+def _has_keys(jwks: Mapping[str, Any] | None) -> bool:
+    keys = jwks.get("keys") if jwks else None
+    return isinstance(keys, list) and bool(keys)
