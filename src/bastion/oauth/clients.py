@@ -21,9 +21,9 @@ from typing import Any, Literal
 from bastion.oauth.redirects import RedirectUriError, validate
 
 AUTHORIZATION_CODE = "authorization_code"
-REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type name
+REFRESH_TOKEN = "refresh_token"
 CLIENT_CREDENTIALS = "client_credentials"
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 GRANT_TYPES = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN, CLIENT_CREDENTIALS, TOKEN_EXCHANGE})
 PUBLIC_GRANTS = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN})
 

@@ -1,0 +1,153 @@
+"""Access tokens (RFC 9068 JWT profile) and ID tokens (OpenID Connect Core §2).
+
+Access tokens carry ``typ: at+jwt`` and are verified only with that type, so an ID token
+(``typ: JWT``) or any other JWT signed by the same keys cannot be used as one (RFC 9068
+§4, RFC 8725 §3.11). Algorithms come from an allowlist; ``none`` and HMAC never verify.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from bastion.errors import OAuthError
+
+ACCESS_TOKEN_TYP = "at+jwt"
+ID_TOKEN_TYP = "JWT"
+SIGNING_ALGORITHMS = ("ES256", "Ed25519")
+MAX_CLOCK_SKEW = 30.0
+
+
+def new_jti() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def access_token_claims(
+    *,
+    issuer: str,
+    subject: str,
+    client_id: str,
+    scope: Sequence[str],
+    audience: Sequence[str],
+    now: float,
+    lifetime: float,
+    auth_time: float | None = None,
+    acr: str | None = None,
+    amr: Sequence[str] = (),
+    act: Mapping[str, Any] | None = None,
+    jti: str | None = None,
+) -> dict[str, Any]:
+    """RFC 9068 §2.2 claims. ``cnf`` (sender constraint) is left to the DPoP layer."""
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": list(audience) if len(audience) != 1 else audience[0],
+        "client_id": client_id,
+        "scope": " ".join(scope),
+        "jti": jti or new_jti(),
+        "iat": int(now),
+        "exp": int(now + lifetime),
+    }
+    if auth_time is not None:
+        claims["auth_time"] = int(auth_time)
+    if acr:
+        claims["acr"] = acr
+    if amr:
+        claims["amr"] = list(amr)
+    if act:
+        claims["act"] = dict(act)
+    return claims
+
+
+def id_token_claims(
+    *,
+    issuer: str,
+    subject: str,
+    client_id: str,
+    now: float,
+    lifetime: float,
+    auth_time: float,
+    nonce: str | None,
+    acr: str | None,
+    amr: Sequence[str],
+) -> dict[str, Any]:
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": client_id,
+        "azp": client_id,
+        "iat": int(now),
+        "exp": int(now + lifetime),
+        "auth_time": int(auth_time),
+    }
+    if nonce is not None:
+        claims["nonce"] = nonce
+    if acr:
+        claims["acr"] = acr
+    if amr:
+        claims["amr"] = list(amr)
+    return claims
+
+
+def verify_access_token(
+    token: str,
+    keys: Mapping[str, Any],
+    *,
+    issuer: str,
+    now: float,
+    audience: str | None = None,
+) -> dict[str, Any]:
+    """Claims of a valid access token, or ``OAuthError("invalid_token")``.
+
+    One opaque failure for every reason, so a caller cannot be used as an oracle; the
+    reason is kept in ``__cause__`` for the log.
+    """
+    try:
+        key_set = KeySet.import_key_set(dict(keys))  # type: ignore[arg-type]
+        decoded = jwt.decode(token, key_set, algorithms=list(SIGNING_ALGORITHMS))
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise OAuthError("invalid_token", "the access token is invalid", status=401) from exc
+    header, claims = decoded.header, decoded.claims
+    problem = _claims_problem(header, claims, issuer=issuer, now=now, audience=audience)
+    if problem is not None:
+        raise OAuthError("invalid_token", "the access token is invalid", status=401) from (
+            ValueError(problem)
+        )
+    return dict(claims)
+
+
+def _claims_problem(
+    header: Mapping[str, Any],
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    now: float,
+    audience: str | None,
+) -> str | None:
+    typ = str(header.get("typ", "")).lower()
+    if typ not in (ACCESS_TOKEN_TYP, f"application/{ACCESS_TOKEN_TYP}"):
+        return "wrong typ: not an access token"
+    if claims.get("iss") != issuer:
+        return "wrong issuer"
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int | float) or now >= exp + MAX_CLOCK_SKEW:
+        return "expired or no exp"
+    if not isinstance(iat, int | float) or iat > now + MAX_CLOCK_SKEW:
+        return "issued in the future or no iat"
+    nbf = claims.get("nbf")
+    if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + MAX_CLOCK_SKEW):
+        return "not yet valid"
+    for name in ("sub", "client_id", "jti"):
+        if not isinstance(claims.get(name), str) or not claims[name]:
+            return f"missing {name}"
+    if audience is not None:
+        aud = claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if audience not in audiences:
+            return "wrong audience"
+    return None
