@@ -43,6 +43,11 @@ class Family:
     last_used_at: float
     expires_at: float
     revoked_at: float | None = None
+    # How the user authenticated, carried into every access token of the family.
+    session_id: str = ""
+    auth_time: float = 0.0
+    acr: str = ""
+    amr: tuple[str, ...] = ()
 
 
 class Outcome(enum.Enum):

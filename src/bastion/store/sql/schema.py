@@ -6,7 +6,18 @@ which keeps SQLite and PostgreSQL identical and comparisons cheap.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Double, LargeBinary, MetaData, String, Table
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData(
     naming_convention={
@@ -27,4 +38,124 @@ signing_keys = Table(
     Column("activates_at", Double, nullable=False),
     Column("retired_at", Double, nullable=True),
     Column("sealed_private_key", LargeBinary, nullable=False),
+)
+
+# Lists and mappings are stored as JSON text, which SQLite and PostgreSQL treat alike.
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("client_type", String(16), nullable=False),
+    Column("auth_method", String(32), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("redirect_uris", Text, nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("grant_types", Text, nullable=False),
+    Column("resources", Text, nullable=False),
+    Column("require_par", Boolean, nullable=False, default=False),
+    Column("secret_hash", String(128), nullable=True),
+    Column("jwks", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("source", String(16), nullable=False),
+    Column("registration_token_hash", String(128), nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("username", String(200), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", Double, nullable=False),
+    Column("tokens_valid_after", Double, nullable=False, default=0.0),
+)
+
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(128), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("code_challenge", String(64), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("resources", Text, nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("auth_time", Double, nullable=False),
+    Column("acr", String(100), nullable=False),
+    Column("amr", Text, nullable=False),
+    Column("nonce", Text, nullable=True),
+    Column("issued_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("consumed_at", Double, nullable=True),
+    Column("family_id", String(64), nullable=True),
+)
+
+refresh_families = Table(
+    "refresh_families",
+    metadata,
+    Column("family_id", String(64), primary_key=True),
+    Column("salt", LargeBinary, nullable=False),
+    Column("client_id", String(128), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("resources", Text, nullable=False),
+    Column("auth_time", Double, nullable=False),
+    Column("acr", String(100), nullable=False),
+    Column("amr", Text, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("rotated_at", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("last_used_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("revoked_at", Double, nullable=True),
+    Column("revoked_reason", String(64), nullable=True),
+    Index("ix_refresh_families_subject", "subject"),
+    Index("ix_refresh_families_session_id", "session_id"),
+)
+
+# Every access token issued, so revoking a family, a code or a user can denylist the
+# access tokens that came from it until they expire.
+issued_tokens = Table(
+    "issued_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("client_id", String(128), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("family_id", String(64), nullable=True),
+    Column("code_hash", String(64), nullable=True),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_issued_tokens_family_id", "family_id"),
+    Index("ix_issued_tokens_subject", "subject"),
+    Index("ix_issued_tokens_code_hash", "code_hash"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("subject", String(64), primary_key=True),
+    Column("client_id", String(128), primary_key=True),
+    Column("scopes", Text, nullable=False),
+    Column("granted_at", Double, nullable=False),
+)
+
+browser_sessions = Table(
+    "browser_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("session_id", String(64), nullable=False, unique=True),
+    Column("subject", String(64), nullable=False),
+    Column("auth_time", Double, nullable=False),
+    Column("acr", String(100), nullable=False),
+    Column("amr", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("last_seen_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("revoked_at", Double, nullable=True),
+    Index("ix_browser_sessions_subject", "subject"),
 )

@@ -1,0 +1,102 @@
+"""Browser sessions at the authorization server (the login cookie's server side).
+
+The cookie holds a random value; only its SHA-256 is stored, so a database dump yields
+no usable session. ``session_id`` is a separate public handle that tokens and the
+account page refer to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, insert, select, update
+
+from bastion.store.sql.codec import dump_list, load_tuple
+from bastion.store.sql.database import Database
+from bastion.store.sql.schema import browser_sessions
+
+
+@dataclass(frozen=True)
+class BrowserSession:
+    session_id: str
+    subject: str
+    auth_time: float
+    acr: str
+    amr: tuple[str, ...]
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+    revoked_at: float | None
+
+
+class SqlSessionStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def create(self, session_hash: str, session: BrowserSession) -> None:
+        async with self._db.connect() as conn:
+            await conn.execute(
+                insert(browser_sessions).values(
+                    session_hash=session_hash,
+                    session_id=session.session_id,
+                    subject=session.subject,
+                    auth_time=session.auth_time,
+                    acr=session.acr,
+                    amr=dump_list(session.amr),
+                    created_at=session.created_at,
+                    last_seen_at=session.last_seen_at,
+                    expires_at=session.expires_at,
+                )
+            )
+
+    async def get(self, session_hash: str) -> BrowserSession | None:
+        async with self._db.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(browser_sessions).where(
+                            browser_sessions.c.session_hash == session_hash
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return BrowserSession(
+            row["session_id"],
+            row["subject"],
+            row["auth_time"],
+            row["acr"],
+            load_tuple(row["amr"]),
+            row["created_at"],
+            row["last_seen_at"],
+            row["expires_at"],
+            row["revoked_at"],
+        )
+
+    async def touch(self, session_hash: str, now: float) -> None:
+        async with self._db.connect() as conn:
+            await conn.execute(
+                update(browser_sessions)
+                .where(browser_sessions.c.session_hash == session_hash)
+                .values(last_seen_at=now)
+            )
+
+    async def revoke(
+        self, now: float, *, session_id: str | None = None, subject: str | None = None
+    ) -> list[str]:
+        """Revoke one session or all of a subject's; return the revoked session ids."""
+        if (session_id is None) == (subject is None):
+            raise ValueError("revoke one session or one subject's sessions")
+        column = browser_sessions.c.session_id if session_id else browser_sessions.c.subject
+        condition = and_(column == (session_id or subject), browser_sessions.c.revoked_at.is_(None))
+        async with self._db.connect() as conn:
+            ids = list(
+                (
+                    await conn.execute(select(browser_sessions.c.session_id).where(condition))
+                ).scalars()
+            )
+            await conn.execute(update(browser_sessions).where(condition).values(revoked_at=now))
+        return [str(i) for i in ids]

@@ -1,0 +1,101 @@
+"""User accounts (the accounts area extends them; the authorization server needs these)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from bastion.errors import StoreError
+from bastion.store.sql.database import Database
+from bastion.store.sql.schema import users
+
+
+class UserExists(StoreError):
+    """A user with that username already exists."""
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    username: str
+    enabled: bool
+    created_at: float
+    tokens_valid_after: float
+    password_hash: str | None = field(default=None, repr=False)
+
+
+def _user(row: RowMapping) -> User:
+    return User(
+        row["user_id"],
+        row["username"],
+        row["enabled"],
+        row["created_at"],
+        row["tokens_valid_after"],
+        row["password_hash"],
+    )
+
+
+class SqlUserStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def create(self, username: str, password_hash: str | None, now: float) -> User:
+        user = User(secrets.token_hex(16), username, True, now, 0.0, password_hash)
+        try:
+            async with self._db.connect() as conn:
+                await conn.execute(
+                    insert(users).values(
+                        user_id=user.user_id,
+                        username=username,
+                        password_hash=password_hash,
+                        enabled=True,
+                        created_at=now,
+                        tokens_valid_after=0.0,
+                    )
+                )
+        except IntegrityError as exc:
+            raise UserExists(f"user {username!r} already exists") from exc
+        return user
+
+    async def get(self, user_id: str) -> User | None:
+        return await self._one(users.c.user_id == user_id)
+
+    async def by_username(self, username: str) -> User | None:
+        return await self._one(users.c.username == username)
+
+    async def _one(self, condition: ColumnElement[bool]) -> User | None:
+        async with self._db.connect() as conn:
+            row = (await conn.execute(select(users).where(condition))).mappings().first()
+        return None if row is None else _user(row)
+
+    async def list(self) -> list[User]:
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(select(users).order_by(users.c.username))).mappings()
+            return [_user(row) for row in rows]
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self._set(user_id, password_hash=password_hash)
+
+    async def set_enabled(self, user_id: str, enabled: bool) -> bool:
+        return await self._set(user_id, enabled=enabled)
+
+    async def invalidate_tokens(self, user_id: str, now: float) -> bool:
+        """Every token and session issued before ``now`` stops working (lost phone)."""
+        return await self._set(user_id, tokens_valid_after=now)
+
+    async def _set(self, user_id: str, **values: object) -> bool:
+        async with self._db.connect() as conn:
+            result = await conn.execute(
+                update(users).where(users.c.user_id == user_id).values(**values)
+            )
+            return bool(result.rowcount)
+
+    async def delete(self, user_id: str) -> bool:
+        async with self._db.connect() as conn:
+            result = await conn.execute(delete(users).where(users.c.user_id == user_id))
+            return bool(result.rowcount)
