@@ -142,6 +142,57 @@ class AuditSettings(_Section):
     stderr: bool = False
 
 
+class ClientSettings(_Section):
+    """A client declared in the file (see docs/oauth.md). Its secret, if any, is given as a
+    SHA-256 hash: the secret itself never needs to be in the file."""
+
+    client_id: str
+    type: Literal["public", "confidential"] = "public"
+    name: str = ""
+    auth_method: Literal["none", "client_secret_basic", "private_key_jwt"] | None = None
+    redirect_uris: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ("openid",)
+    grant_types: tuple[str, ...] | None = None
+    resources: tuple[str, ...] = ()
+    require_pushed_authorization_requests: bool = False
+    secret_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    jwks_file: Path | None = None
+
+
+class RegistrationSettings(_Section):
+    enabled: bool = False
+    software_statement_jwks_file: Path | None = None
+    default_scopes: tuple[str, ...] = ("openid",)
+
+
+class OAuthSettings(_Section):
+    access_token_lifetime: Duration = 300.0
+    id_token_lifetime: Duration = 300.0
+    refresh_idle_lifetime: Duration = 14 * 86_400.0
+    refresh_absolute_lifetime: Duration = 90 * 86_400.0
+    refresh_grace: Duration = 10.0
+    par_lifetime: Duration = 60.0
+    login_timeout: Duration = 600.0
+    session_idle: Duration = 3_600.0
+    session_absolute: Duration = 12 * 3_600.0
+    default_audience: str | None = None
+    clients: tuple[ClientSettings, ...] = ()
+    registration: RegistrationSettings = RegistrationSettings()
+
+    @model_validator(mode="after")
+    def _lifetimes(self) -> OAuthSettings:
+        if not 0 < self.access_token_lifetime <= 3600:
+            raise ValueError("access_token_lifetime must be between 1 second and 1 hour")
+        if self.refresh_grace > 60:
+            raise ValueError("refresh_grace above 60 s would let a stolen token fork a family")
+        if self.refresh_idle_lifetime > self.refresh_absolute_lifetime:
+            raise ValueError("refresh_idle_lifetime cannot exceed refresh_absolute_lifetime")
+        ids = [c.client_id for c in self.clients]
+        if len(ids) != len(set(ids)):
+            raise ValueError("client_id values must be unique")
+        return self
+
+
 class Secrets(BaseModel):
     """Values read from the environment only; never printed (repr hides them)."""
 
@@ -151,6 +202,7 @@ class Secrets(BaseModel):
     master_key_source: str = "none"
     database_url: str | None = Field(None, repr=False)
     redis_url: str | None = Field(None, repr=False)
+    registration_token: str | None = Field(None, repr=False)
 
 
 class Settings(_Section):
@@ -162,7 +214,17 @@ class Settings(_Section):
     hot_state: HotStateSettings = HotStateSettings()
     keys: KeySettings = KeySettings()
     audit: AuditSettings = AuditSettings()
+    oauth: OAuthSettings = OAuthSettings()
     secrets: Secrets = Field(Secrets(), exclude=True)
+
+    @model_validator(mode="after")
+    def _signed_lifetimes(self) -> Settings:
+        longest = max(self.oauth.access_token_lifetime, self.oauth.id_token_lifetime)
+        if longest > self.keys.max_token_lifetime:
+            raise ValueError(
+                "keys.max_token_lifetime must cover oauth access and ID token lifetimes"
+            )
+        return self
 
     @field_validator("issuer")
     @classmethod
@@ -360,7 +422,13 @@ def _without(raw: dict[str, Any], locations: list[tuple[str | int, ...]]) -> dic
     return copy
 
 
-_PATH_KEYS = (("data_dir",), ("server", "tls_cert"), ("server", "tls_key"), ("audit", "path"))
+_PATH_KEYS = (
+    ("data_dir",),
+    ("server", "tls_cert"),
+    ("server", "tls_key"),
+    ("audit", "path"),
+    ("oauth", "registration", "software_statement_jwks_file"),
+)
 
 
 def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
@@ -372,6 +440,12 @@ def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
         if isinstance(table, dict) and isinstance(table.get(leaf), str):
             candidate = Path(table[leaf]).expanduser()
             table[leaf] = str(candidate if candidate.is_absolute() else base / candidate)
+    oauth = raw.get("oauth")
+    declared = oauth.get("clients") if isinstance(oauth, dict) else None
+    for client in declared if isinstance(declared, list) else []:
+        if isinstance(client, dict) and isinstance(client.get("jwks_file"), str):
+            candidate = Path(client["jwks_file"]).expanduser()
+            client["jwks_file"] = str(candidate if candidate.is_absolute() else base / candidate)
 
 
 def _message(error: Any) -> str:
@@ -414,7 +488,7 @@ def _dotted(key: str) -> str:
 def resolve_secrets(environ: Mapping[str, str]) -> tuple[Secrets, list[ConfigProblem]]:
     problems: list[ConfigProblem] = []
     values: dict[str, str | None] = {}
-    for name in ("MASTER_KEY", "DATABASE_URL", "REDIS_URL"):
+    for name in ("MASTER_KEY", "DATABASE_URL", "REDIS_URL", "REGISTRATION_TOKEN"):
         try:
             values[name] = _read_secret(environ, name)
         except ValueError as exc:
@@ -446,6 +520,7 @@ def resolve_secrets(environ: Mapping[str, str]) -> tuple[Secrets, list[ConfigPro
         master_key_source=source,
         database_url=urls["DATABASE_URL"],
         redis_url=urls["REDIS_URL"],
+        registration_token=values["REGISTRATION_TOKEN"],
     )
     return secrets, problems
 

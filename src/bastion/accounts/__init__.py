@@ -1,0 +1,1 @@
+"""Accounts and authentication: users, passwords, (later) TOTP, passkeys, step-up."""
