@@ -1,0 +1,1 @@
+"""The authorization server's services: the OAuth core bound to stores, keys and audit."""

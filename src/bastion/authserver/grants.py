@@ -1,0 +1,346 @@
+"""The token endpoint's grants (RFC 6749 §4.1.3, §4.4, §6; RFC 8693), bound to the stores.
+
+Each handler receives an authenticated client and the request parameters, and returns
+the JSON body of a successful answer or raises ``OAuthError``. Every outcome, success
+or refusal, reaches the audit pipeline with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.audit import AuditEvent, AuditPipeline, Outcome
+from bastion.authserver.access import AccessTokens, Authentication
+from bastion.clock import Clock
+from bastion.config import Settings
+from bastion.crypto.signing import SigningKeys
+from bastion.errors import OAuthError
+from bastion.oauth import refresh
+from bastion.oauth.authorize import check_resources
+from bastion.oauth.clients import (
+    AUTHORIZATION_CODE,
+    CLIENT_CREDENTIALS,
+    REFRESH_TOKEN,
+    TOKEN_EXCHANGE,
+    Client,
+)
+from bastion.oauth.codes import check_redemption, code_hash
+from bastion.oauth.params import Params, scopes
+from bastion.oauth.refresh import Family
+from bastion.oauth.tokens import ID_TOKEN_TYP, id_token_claims
+from bastion.store.sql.grants import SqlGrantStore
+from bastion.store.sql.users import SqlUserStore
+
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+EXCHANGED_TOKEN_MAX_LIFETIME = 60.0
+
+
+@dataclass
+class GrantContext:
+    settings: Settings
+    access: AccessTokens
+    keys: SigningKeys
+    grants: SqlGrantStore
+    users: SqlUserStore
+    audit: AuditPipeline
+    clock: Clock
+    refresh_key: bytes
+
+    def emit(self, action: str, outcome: Outcome, client: Client, **details: Any) -> None:
+        self.audit.emit(
+            AuditEvent(action, outcome, actor=f"client:{client.client_id}", details=details)
+        )
+
+
+def _audience(
+    requested: tuple[str, ...], granted: tuple[str, ...], client: Client, ctx: GrantContext
+) -> tuple[str, ...]:
+    """RFC 8707 §2.2: a token request may narrow the audience to granted resources."""
+    if requested:
+        check_resources(requested, client)
+        if granted and not set(requested) <= set(granted):
+            raise OAuthError("invalid_target", "a resource was not part of the grant")
+        return requested
+    return granted or ctx.access.default_audience()
+
+
+async def _token_response(
+    ctx: GrantContext,
+    client: Client,
+    who: Authentication,
+    scope: tuple[str, ...],
+    audience: tuple[str, ...],
+    *,
+    family: Family | None = None,
+    code: str | None = None,
+    nonce: str | None = None,
+) -> dict[str, Any]:
+    token, claims = await ctx.access.mint(
+        client_id=client.client_id,
+        who=who,
+        scope=scope,
+        audience=audience,
+        family_id=family.family_id if family else None,
+        code_hash=code,
+    )
+    body: dict[str, Any] = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": claims["exp"] - claims["iat"],
+        "scope": " ".join(scope),
+    }
+    if family is not None:
+        body["refresh_token"] = refresh.mint(ctx.refresh_key, family, family.generation)
+    if "openid" in scope and who.auth_time is not None:
+        now = ctx.clock.now()
+        id_claims = id_token_claims(
+            issuer=ctx.settings.issuer,
+            subject=who.subject,
+            client_id=client.client_id,
+            now=now,
+            lifetime=ctx.settings.oauth.id_token_lifetime,
+            auth_time=who.auth_time,
+            nonce=nonce,
+            acr=who.acr,
+            amr=who.amr,
+        )
+        body["id_token"] = ctx.keys.sign_jwt(id_claims, typ=ID_TOKEN_TYP)
+    return body
+
+
+async def authorization_code(ctx: GrantContext, client: Client, params: Params) -> dict[str, Any]:
+    code = params.require("code")
+    now = ctx.clock.now()
+    hashed = code_hash(code)
+    grant, consumed_now = await ctx.grants.consume_code(hashed, now)
+    if grant is None:
+        ctx.emit("oauth.code.refused", Outcome.DENIED, client, reason="unknown code")
+        raise OAuthError("invalid_grant", "the authorization code is invalid")
+    if not consumed_now:
+        # RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice was stolen; everything
+        # issued from it is revoked (its refresh family and access tokens).
+        family_id = await ctx.grants.family_of_code(hashed)
+        if family_id:
+            await ctx.access.revoke_families(
+                "code_replay", f"client:{client.client_id}", family_id=family_id
+            )
+        await ctx.access.deny(await ctx.grants.live_tokens(now, code_hash=hashed), "code_replay")
+        ctx.emit("oauth.code.replayed", Outcome.DENIED, client, subject=grant.subject)
+        raise OAuthError("invalid_grant", "the authorization code was already used")
+    try:
+        check_redemption(
+            grant,
+            client_id=client.client_id,
+            redirect_uri=params.get("redirect_uri"),
+            verifier=params.get("code_verifier"),
+            now=now,
+        )
+    except OAuthError as exc:
+        ctx.emit("oauth.code.refused", Outcome.DENIED, client, reason=exc.description)
+        raise
+    user = await ctx.users.get(grant.subject)
+    if user is None or not user.enabled or grant.auth_time < user.tokens_valid_after:
+        raise OAuthError("invalid_grant", "the user's authorization is no longer valid")
+    who = Authentication(grant.subject, grant.auth_time, grant.acr, grant.amr)
+    audience = _audience(params.resources, grant.resources, client, ctx)
+    family = None
+    if client.allows_grant(REFRESH_TOKEN):
+        family = await _new_family(ctx, client, who, grant.scope, grant.resources, grant.session_id)
+        await ctx.grants.link_code_family(hashed, family.family_id)
+    body = await _token_response(
+        ctx, client, who, grant.scope, audience, family=family, code=hashed, nonce=grant.nonce
+    )
+    ctx.emit(
+        "oauth.token.issued",
+        Outcome.SUCCESS,
+        client,
+        grant=AUTHORIZATION_CODE,
+        subject=grant.subject,
+        scope=list(grant.scope),
+    )
+    return body
+
+
+async def _new_family(
+    ctx: GrantContext,
+    client: Client,
+    who: Authentication,
+    scope: tuple[str, ...],
+    resources: tuple[str, ...],
+    session_id: str,
+) -> Family:
+    now = ctx.clock.now()
+    family = Family(
+        family_id=secrets.token_urlsafe(16),
+        salt=os.urandom(16),
+        client_id=client.client_id,
+        subject=who.subject,
+        scope=scope,
+        resources=resources,
+        generation=0,
+        rotated_at=now,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + ctx.settings.oauth.refresh_absolute_lifetime,
+        session_id=session_id,
+        auth_time=who.auth_time or now,
+        acr=who.acr or "",
+        amr=who.amr,
+    )
+    await ctx.grants.create_family(family)
+    return family
+
+
+async def refresh_token(ctx: GrantContext, client: Client, params: Params) -> dict[str, Any]:
+    token = params.require("refresh_token")
+    parsed = refresh.parse(token)
+    family = await ctx.grants.get_family(parsed[0]) if parsed else None
+    if parsed is None or family is None or not refresh.authentic(ctx.refresh_key, family, token):
+        ctx.emit("oauth.refresh.refused", Outcome.DENIED, client, reason="unknown token")
+        raise OAuthError("invalid_grant", "the refresh token is invalid")
+    if family.client_id != client.client_id:
+        # Bound to its client (RFC 6749 §6): another client presenting it gains nothing.
+        ctx.emit("oauth.refresh.refused", Outcome.DENIED, client, reason="other client's token")
+        raise OAuthError("invalid_grant", "the refresh token is invalid")
+    settings = ctx.settings.oauth
+    now = ctx.clock.now()
+    outcome = refresh.decide(
+        family,
+        parsed[1],
+        now,
+        idle_lifetime=settings.refresh_idle_lifetime,
+        grace=settings.refresh_grace,
+    )
+    if outcome is refresh.Outcome.ROTATE and not await ctx.grants.advance_family(
+        family.family_id, family.generation, now
+    ):
+        # Lost the race to a concurrent refresh with the same token: judge it again
+        # against the family as the winner left it (a replay inside the grace window).
+        family = await ctx.grants.get_family(family.family_id) or family
+        outcome = refresh.decide(
+            family,
+            parsed[1],
+            now,
+            idle_lifetime=settings.refresh_idle_lifetime,
+            grace=settings.refresh_grace,
+        )
+    elif outcome is refresh.Outcome.ROTATE:
+        family = await ctx.grants.get_family(family.family_id) or family
+    if outcome is refresh.Outcome.REUSE:
+        await ctx.access.revoke_families(
+            "refresh_reuse", f"client:{client.client_id}", family_id=family.family_id
+        )
+        ctx.emit(
+            "oauth.refresh.reuse_detected",
+            Outcome.DENIED,
+            client,
+            subject=family.subject,
+            family=family.family_id,
+            generation=parsed[1],
+        )
+        raise OAuthError("invalid_grant", "the refresh token was already used")
+    if outcome in (refresh.Outcome.EXPIRED, refresh.Outcome.REVOKED):
+        ctx.emit("oauth.refresh.refused", Outcome.DENIED, client, reason=outcome.value)
+        raise OAuthError("invalid_grant", "the refresh token is no longer valid")
+    user = await ctx.users.get(family.subject)
+    if user is None or not user.enabled:
+        raise OAuthError("invalid_grant", "the user's authorization is no longer valid")
+    scope = refresh.narrow_scope(family.scope, scopes(params.get("scope")))
+    who = Authentication(family.subject, family.auth_time, family.acr, family.amr)
+    audience = _audience(params.resources, family.resources, client, ctx)
+    body = await _token_response(ctx, client, who, scope, audience, family=family)
+    ctx.emit(
+        "oauth.token.issued",
+        Outcome.SUCCESS,
+        client,
+        grant=REFRESH_TOKEN,
+        subject=family.subject,
+        replay=outcome is refresh.Outcome.REPLAY,
+    )
+    return body
+
+
+async def client_credentials(ctx: GrantContext, client: Client, params: Params) -> dict[str, Any]:
+    requested = scopes(params.get("scope"))
+    if not set(requested) <= client.scopes:
+        raise OAuthError("invalid_scope", "a requested scope is not allowed for this client")
+    audience = _audience(params.resources, (), client, ctx)
+    token, claims = await ctx.access.mint(
+        client_id=client.client_id,
+        who=Authentication(client.client_id),
+        scope=requested,
+        audience=audience,
+    )
+    ctx.emit("oauth.token.issued", Outcome.SUCCESS, client, grant=CLIENT_CREDENTIALS)
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": claims["exp"] - claims["iat"],
+        "scope": " ".join(requested),
+    }
+
+
+async def token_exchange(ctx: GrantContext, client: Client, params: Params) -> dict[str, Any]:
+    """RFC 8693 §2: a narrower token for another audience, naming the original app in ``act``."""
+    if params.require("subject_token_type") != ACCESS_TOKEN_TYPE:
+        raise OAuthError("invalid_request", "subject_token_type must be an access token")
+    if params.get("actor_token") is not None:
+        raise OAuthError("invalid_request", "actor tokens are not supported")
+    if params.get("requested_token_type") not in (None, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE):
+        raise OAuthError("invalid_request", "only access tokens can be requested")
+    try:
+        subject = await ctx.access.verify(params.require("subject_token"))
+    except OAuthError as exc:
+        ctx.emit("oauth.exchange.refused", Outcome.DENIED, client, reason="subject token")
+        raise OAuthError("invalid_grant", "the subject token is invalid") from exc
+    targets = params.resources + tuple(filter(None, [params.get("audience")]))
+    if not targets:
+        raise OAuthError("invalid_target", "audience or resource is required")
+    check_resources(targets, client)
+    granted = tuple(subject.get("scope", "").split())
+    requested = scopes(params.get("scope")) or granted
+    if not set(requested) <= set(granted) or not set(requested) <= client.scopes:
+        raise OAuthError("invalid_scope", "scopes can only narrow the subject token's")
+    now = ctx.clock.now()
+    lifetime = min(EXCHANGED_TOKEN_MAX_LIFETIME, subject["exp"] - now)
+    act: dict[str, Any] = {"sub": subject["client_id"], "client_id": subject["client_id"]}
+    if "act" in subject:
+        act["act"] = subject["act"]
+    who = Authentication(
+        subject["sub"], subject.get("auth_time"), subject.get("acr"), tuple(subject.get("amr", ()))
+    )
+    token, claims = await ctx.access.mint(
+        client_id=client.client_id,
+        who=who,
+        scope=requested,
+        audience=targets,
+        lifetime=lifetime,
+        act=act,
+    )
+    ctx.emit(
+        "oauth.token.exchanged",
+        Outcome.SUCCESS,
+        client,
+        subject=subject["sub"],
+        audience=list(targets),
+        scope=list(requested),
+    )
+    return {
+        "access_token": token,
+        "issued_token_type": ACCESS_TOKEN_TYPE,
+        "token_type": "Bearer",
+        "expires_in": claims["exp"] - claims["iat"],
+        "scope": " ".join(requested),
+    }
+
+
+HANDLERS = {
+    AUTHORIZATION_CODE: authorization_code,
+    REFRESH_TOKEN: refresh_token,
+    CLIENT_CREDENTIALS: client_credentials,
+    TOKEN_EXCHANGE: token_exchange,
+}
