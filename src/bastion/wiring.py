@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from bastion.audit import AuditEvent, AuditPipeline, JsonLinesSink, Outcome
 from bastion.audit.sinks import AuditSink, LoggingSink
+from bastion.authserver.server import AuthServer, build_auth_server
 from bastion.clock import Clock, SystemClock
 from bastion.config import (
     DEV_MASTER_KEY_FILENAME,
@@ -174,6 +175,7 @@ class Runtime:
     hot: HotStore
     keys: SigningKeys
     audit: AuditPipeline
+    auth: AuthServer
 
     async def check_stores(self) -> dict[str, str]:
         async def probe(check: Awaitable[None]) -> str:
@@ -223,8 +225,8 @@ async def open_runtime(
             and settings.secrets.master_key is None
             and bool(await store.list_keys())
         )
-        envelope = Envelope(master_key(settings, audit, ring_has_keys=ring_has_keys))
-        keys = SigningKeys(store, envelope, settings.keys, clock)
+        secret = master_key(settings, audit, ring_has_keys=ring_has_keys)
+        keys = SigningKeys(store, Envelope(secret), settings.keys, clock)
         try:
             if key_ring == "ensure":
                 await keys.ensure_signing_key()
@@ -237,7 +239,8 @@ async def open_runtime(
                 )
             )
             raise
-        yield Runtime(settings, clock, database, hot, keys, audit)
+        auth = build_auth_server(settings, database, hot, keys, audit, clock, secret)
+        yield Runtime(settings, clock, database, hot, keys, audit, auth)
     finally:
         await hot.close()
         await database.close()

@@ -1,0 +1,72 @@
+"""Everything the authorization server's endpoints need, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bastion.audit import AuditPipeline
+from bastion.authserver.access import AccessTokens
+from bastion.authserver.grants import GrantContext
+from bastion.authserver.registry import ClientRegistry, client_from_settings
+from bastion.clock import Clock
+from bastion.config import Settings
+from bastion.crypto.derive import derive_key
+from bastion.crypto.signing import SigningKeys
+from bastion.store.protocols import HotStore
+from bastion.store.sql.clients import SqlClientStore
+from bastion.store.sql.consents import SqlConsentStore
+from bastion.store.sql.database import Database
+from bastion.store.sql.grants import SqlGrantStore
+from bastion.store.sql.sessions import SqlSessionStore
+from bastion.store.sql.users import SqlUserStore
+
+
+@dataclass
+class AuthServer:
+    settings: Settings
+    clients: ClientRegistry
+    users: SqlUserStore
+    consents: SqlConsentStore
+    sessions: SqlSessionStore
+    hot: HotStore
+    grants: GrantContext
+    cookie_key: bytes
+
+    @property
+    def access(self) -> AccessTokens:
+        return self.grants.access
+
+
+def build_auth_server(
+    settings: Settings,
+    database: Database,
+    hot: HotStore,
+    keys: SigningKeys,
+    audit: AuditPipeline,
+    clock: Clock,
+    master_key: bytes,
+) -> AuthServer:
+    grant_store = SqlGrantStore(database)
+    users = SqlUserStore(database)
+    access = AccessTokens(settings, keys, grant_store, users, hot, audit, clock)
+    declared = [client_from_settings(c, i) for i, c in enumerate(settings.oauth.clients)]
+    grants = GrantContext(
+        settings,
+        access,
+        keys,
+        grant_store,
+        users,
+        audit,
+        clock,
+        refresh_key=derive_key(master_key, "refresh-token-mac"),
+    )
+    return AuthServer(
+        settings=settings,
+        clients=ClientRegistry(declared, SqlClientStore(database)),
+        users=users,
+        consents=SqlConsentStore(database),
+        sessions=SqlSessionStore(database),
+        hot=hot,
+        grants=grants,
+        cookie_key=derive_key(master_key, "browser-cookies"),
+    )
