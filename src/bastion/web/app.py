@@ -17,6 +17,7 @@ from bastion.config import Settings
 from bastion.web import health, jwks
 from bastion.web.context import correlation_id
 from bastion.web.middleware import BodyLimit, ErrorBoundary, SecurityHeaders, problem_for
+from bastion.web.oauth import authorize, discovery, lifecycle, token, userinfo
 from bastion.web.problems import problem_response
 
 RuntimeOpener = Callable[[], AbstractAsyncContextManager[Any]]
@@ -50,7 +51,16 @@ def build_app(
             yield
 
     inner = Starlette(
-        routes=[*health.routes, *jwks.routes, *extra_routes],
+        routes=[
+            *health.routes,
+            *jwks.routes,
+            *discovery.routes,
+            *authorize.routes,
+            *token.routes,
+            *lifecycle.routes,
+            *userinfo.routes,
+            *extra_routes,
+        ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )

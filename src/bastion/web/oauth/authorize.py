@@ -1,0 +1,388 @@
+"""The authorization endpoint and its pages: /authorize, /par, /login, /consent.
+
+Errors about the client or redirect URI are shown on Bastion's own page and never
+redirected (RFC 9700 §4.11.2); every other error goes back to the registered redirect
+URI with ``state`` and ``iss`` (RFC 9207). Every answer to a POST is a 303 (RFC 9700
+§4.12: a 307 would re-post the user's credentials to the client).
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from bastion.audit import AuditEvent, Outcome
+from bastion.authserver.browser import Browser
+from bastion.errors import OAuthError
+from bastion.oauth.authorize import (
+    PAR_URN_PREFIX,
+    AuthorizationRequest,
+    UnsafeRedirect,
+    identify,
+    validate,
+)
+from bastion.oauth.clients import Client
+from bastion.oauth.codes import CODE_LIFETIME, CodeGrant, code_hash, new_code
+from bastion.oauth.params import Params, parse
+from bastion.store.sql.sessions import BrowserSession
+from bastion.web.oauth.common import auth_server, authenticate, form, oauth_error, oauth_json
+from bastion.web.pages import page
+
+
+def _audit(browser: Browser, action: str, outcome: Outcome, **details: object) -> None:
+    browser.server.grants.audit.emit(AuditEvent(action, outcome, actor="browser", details=details))
+
+
+def error_page(browser: Browser, exc: OAuthError) -> Response:
+    _audit(
+        browser, "oauth.authorize.refused", Outcome.DENIED, error=exc.error, reason=exc.description
+    )
+    return page("error.html", 400, error=exc.error, description=exc.description)
+
+
+def redirect_to_client(browser: Browser, redirect_uri: str, **values: str | None) -> Response:
+    query = urlencode(
+        {k: v for k, v in values.items() if v is not None} | {"iss": browser.server.settings.issuer}
+    )
+    separator = "&" if "?" in redirect_uri else "?"
+    response = RedirectResponse(f"{redirect_uri}{separator}{query}", status_code=303)
+    response.delete_cookie(
+        browser.cookies.interaction,
+        path="/",
+        secure=browser.cookies.secure,
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+def redirect_error(
+    browser: Browser, redirect_uri: str, exc: OAuthError, state: str | None
+) -> Response:
+    _audit(
+        browser, "oauth.authorize.refused", Outcome.DENIED, error=exc.error, reason=exc.description
+    )
+    return redirect_to_client(
+        browser, redirect_uri, error=exc.error, error_description=exc.description, state=state
+    )
+
+
+async def _client_lookup(browser: Browser, params: Params) -> dict[str, Client]:
+    client_id = params.get("client_id")
+    client = await browser.server.clients.get(client_id) if client_id else None
+    return {client.client_id: client} if client else {}
+
+
+async def _pushed(browser: Browser, query: Params) -> tuple[Params, bool]:
+    """The request's parameters, taken from a pushed request when ``request_uri`` names one.
+
+    RFC 9126 §4: the pushed parameters replace the query's; the request_uri is one-time.
+    """
+    request_uri = query.get("request_uri")
+    if request_uri is None:
+        return query, False
+    if not request_uri.startswith(PAR_URN_PREFIX):
+        raise UnsafeRedirect(
+            "invalid_request_uri",
+            "request_uri must come from the pushed authorization request endpoint",
+        )
+    key = f"par:{request_uri[len(PAR_URN_PREFIX) :]}"
+    hot = browser.server.hot
+    raw = await hot.get(key)
+    if raw is None or not await hot.compare_and_delete(key, raw):
+        raise UnsafeRedirect("invalid_request_uri", "request_uri is unknown, expired or used")
+    record = orjson.loads(raw)
+    if record["client_id"] != query.get("client_id"):
+        raise UnsafeRedirect("invalid_request", "client_id does not match the pushed request")
+    return parse([(name, value) for name, value in record["pairs"]]), True
+
+
+async def authorize(request: Request) -> Response:
+    browser = Browser(auth_server(request))
+    try:
+        params, pushed = await _pushed(browser, parse(request.query_params.multi_items()))
+        client, redirect_uri = identify(params, (await _client_lookup(browser, params)).get)
+    except OAuthError as exc:
+        return error_page(browser, exc)
+    try:
+        auth_request = validate(params, client, redirect_uri, pushed=pushed)
+    except OAuthError as exc:
+        return redirect_error(browser, redirect_uri, exc, params.get("state"))
+    session = await browser.current(request.cookies.get(browser.cookies.session))
+    now = browser.clock.now()
+    stale = (
+        session is not None
+        and auth_request.max_age is not None
+        and (now - session.auth_time > auth_request.max_age)
+    )
+    if session is None or "login" in auth_request.prompt or stale:
+        if "none" in auth_request.prompt:
+            return redirect_error(
+                browser,
+                redirect_uri,
+                OAuthError("login_required", "the user must sign in"),
+                auth_request.state,
+            )
+        return await _interact(browser, auth_request, "/login")
+    return await _after_login(browser, client, auth_request, session, interaction_id=None)
+
+
+async def _interact(
+    browser: Browser,
+    auth_request: AuthorizationRequest,
+    path: str,
+    existing: tuple[str, str] | None = None,
+) -> Response:
+    interaction_id, nonce = existing or await browser.start(auth_request)
+    response = RedirectResponse(
+        f"{path}?{urlencode({'interaction': interaction_id})}", status_code=303
+    )
+    response.set_cookie(
+        browser.cookies.interaction,
+        nonce,
+        path="/",
+        httponly=True,
+        secure=browser.cookies.secure,
+        samesite="lax",
+        max_age=int(browser.settings.login_timeout),
+    )
+    return response
+
+
+async def _after_login(
+    browser: Browser,
+    client: Client,
+    auth_request: AuthorizationRequest,
+    session: BrowserSession,
+    interaction_id: str | None,
+    nonce: str | None = None,
+) -> Response:
+    consented = await browser.server.consents.granted(session.subject, client.client_id)
+    if "consent" in auth_request.prompt or not set(auth_request.scope) <= consented:
+        if "none" in auth_request.prompt:
+            return redirect_error(
+                browser,
+                auth_request.redirect_uri,
+                OAuthError("consent_required", "the user must approve this app"),
+                auth_request.state,
+            )
+        existing = (interaction_id, nonce) if interaction_id and nonce else None
+        return await _interact(browser, auth_request, "/consent", existing)
+    return await _complete(browser, auth_request, session, interaction_id)
+
+
+async def _complete(
+    browser: Browser,
+    auth_request: AuthorizationRequest,
+    session: BrowserSession,
+    interaction_id: str | None,
+) -> Response:
+    code = new_code()
+    now = browser.clock.now()
+    await browser.server.grants.grants.save_code(
+        CodeGrant(
+            code_hash=code_hash(code),
+            client_id=auth_request.client_id,
+            redirect_uri=auth_request.redirect_uri,
+            code_challenge=auth_request.code_challenge,
+            scope=auth_request.scope,
+            resources=auth_request.resources,
+            subject=session.subject,
+            session_id=session.session_id,
+            auth_time=session.auth_time,
+            acr=session.acr,
+            amr=session.amr,
+            nonce=auth_request.nonce,
+            issued_at=now,
+            expires_at=now + CODE_LIFETIME,
+        )
+    )
+    if interaction_id:
+        await browser.finish(interaction_id)
+    _audit(
+        browser,
+        "oauth.authorization.granted",
+        Outcome.SUCCESS,
+        client_id=auth_request.client_id,
+        subject=session.subject,
+        scope=list(auth_request.scope),
+    )
+    return redirect_to_client(
+        browser, auth_request.redirect_uri, code=code, state=auth_request.state
+    )
+
+
+def _expired(browser: Browser) -> Response:
+    return error_page(
+        browser,
+        OAuthError(
+            "invalid_request",
+            "this sign-in request has "
+            "expired or belongs to another browser; start again "
+            "from the app",
+        ),
+    )
+
+
+async def _interaction_for(
+    request: Request, browser: Browser, values: Params
+) -> tuple[str, str, AuthorizationRequest, Client] | None:
+    interaction_id = values.get("interaction") or ""
+    nonce = request.cookies.get(browser.cookies.interaction)
+    interaction = await browser.load(interaction_id, nonce)
+    if interaction is None or nonce is None:
+        return None
+    client = await browser.server.clients.get(interaction.request.client_id)
+    if client is None or not client.enabled:
+        return None
+    return interaction_id, nonce, interaction.request, client
+
+
+async def login(request: Request) -> Response:
+    browser = Browser(auth_server(request))
+    is_post = request.method == "POST"
+    try:
+        values = await form(request) if is_post else parse(request.query_params.multi_items())
+    except OAuthError as exc:
+        return error_page(browser, exc)
+    found = await _interaction_for(request, browser, values)
+    if found is None:
+        return _expired(browser)
+    interaction_id, nonce, auth_request, client = found
+    if not is_post:
+        return _login_page(browser, interaction_id, nonce, client)
+    if not browser.csrf_ok(interaction_id, nonce, values.get("csrf")):
+        return error_page(browser, OAuthError("invalid_request", "the form expired; sign in again"))
+    username = values.get("username") or ""
+    user = await browser.login(username, values.get("password") or "")
+    if user is None:
+        _audit(browser, "login.failed", Outcome.FAILURE, client_id=client.client_id)
+        return _login_page(
+            browser, interaction_id, nonce, client, failed=True, username=username, status=400
+        )
+    cookie, session = await browser.create_session(user)
+    _audit(
+        browser,
+        "login.succeeded",
+        Outcome.SUCCESS,
+        subject=user.user_id,
+        client_id=client.client_id,
+    )
+    response = await _after_login(browser, client, auth_request, session, interaction_id, nonce)
+    response.set_cookie(
+        browser.cookies.session,
+        cookie,
+        path="/",
+        httponly=True,
+        secure=browser.cookies.secure,
+        samesite="lax",
+    )
+    return response
+
+
+def _login_page(
+    browser: Browser,
+    interaction_id: str,
+    nonce: str,
+    client: Client,
+    *,
+    failed: bool = False,
+    username: str = "",
+    status: int = 200,
+) -> Response:
+    return page(
+        "login.html",
+        status,
+        client_name=client.name or client.client_id,
+        interaction=interaction_id,
+        csrf=browser.csrf_token(interaction_id, nonce),
+        action="/login",
+        failed=failed,
+        username=username[:200],
+    )
+
+
+async def consent(request: Request) -> Response:
+    browser = Browser(auth_server(request))
+    is_post = request.method == "POST"
+    try:
+        values = await form(request) if is_post else parse(request.query_params.multi_items())
+    except OAuthError as exc:
+        return error_page(browser, exc)
+    found = await _interaction_for(request, browser, values)
+    session = await browser.current(request.cookies.get(browser.cookies.session))
+    if found is None or session is None:
+        return _expired(browser)
+    interaction_id, nonce, auth_request, client = found
+    if not is_post:
+        return page(
+            "consent.html",
+            client_name=client.name or client.client_id,
+            scopes=auth_request.scope,
+            interaction=interaction_id,
+            csrf=browser.csrf_token(interaction_id, nonce),
+            action="/consent",
+        )
+    if not browser.csrf_ok(interaction_id, nonce, values.get("csrf")):
+        return error_page(
+            browser, OAuthError("invalid_request", "the form expired; start again from the app")
+        )
+    await browser.finish(interaction_id)
+    if values.get("decision") != "allow":
+        return redirect_error(
+            browser,
+            auth_request.redirect_uri,
+            OAuthError("access_denied", "the user denied the request"),
+            auth_request.state,
+        )
+    await browser.server.consents.grant(
+        session.subject, client.client_id, frozenset(auth_request.scope), browser.clock.now()
+    )
+    _audit(
+        browser,
+        "oauth.consent.granted",
+        Outcome.SUCCESS,
+        subject=session.subject,
+        client_id=client.client_id,
+        scope=list(auth_request.scope),
+    )
+    return await _complete(browser, auth_request, session, None)
+
+
+async def pushed_authorization_request(request: Request) -> Response:
+    """RFC 9126 §2: the client posts its request and gets a one-time ``request_uri``."""
+    server = auth_server(request)
+    browser = Browser(server)
+    try:
+        params = await form(request)
+        client = await authenticate(request, params)
+        if "request_uri" in params:
+            raise OAuthError("invalid_request", "request_uri cannot be pushed")
+        identified, redirect_uri = identify(params, {client.client_id: client}.get)
+        validate(params, identified, redirect_uri, pushed=True)
+    except OAuthError as exc:
+        return oauth_error(exc)
+    handle = secrets.token_urlsafe(24)
+    pairs = [(name, params.get(name)) for name in sorted(params.names())]
+    pairs += [("resource", resource) for resource in params.resources]
+    lifetime = server.settings.oauth.par_lifetime
+    await server.hot.set(
+        f"par:{handle}", orjson.dumps({"client_id": client.client_id, "pairs": pairs}), ttl=lifetime
+    )
+    _audit(browser, "oauth.par.accepted", Outcome.SUCCESS, client_id=client.client_id)
+    return oauth_json(
+        {"request_uri": PAR_URN_PREFIX + handle, "expires_in": int(lifetime)}, status=201
+    )
+
+
+routes = [
+    Route("/authorize", authorize, methods=["GET"]),
+    Route("/par", pushed_authorization_request, methods=["POST"]),
+    Route("/login", login, methods=["GET", "POST"]),
+    Route("/consent", consent, methods=["GET", "POST"]),
+]

@@ -1,0 +1,84 @@
+"""Server metadata (RFC 8414) and OpenID Connect Discovery 1.0: exactly what is supported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bastion.config import Settings
+from bastion.oauth.clients import GRANT_TYPES
+from bastion.oauth.tokens import SIGNING_ALGORITHMS
+
+
+def metadata(settings: Settings) -> dict[str, Any]:
+    base = settings.issuer
+    scopes = sorted({scope for c in settings.oauth.clients for scope in c.scopes} | {"openid"})
+    document: dict[str, Any] = {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/authorize",
+        "token_endpoint": f"{base}/token",
+        "pushed_authorization_request_endpoint": f"{base}/par",
+        "require_pushed_authorization_requests": False,
+        "revocation_endpoint": f"{base}/revoke",
+        "introspection_endpoint": f"{base}/introspect",
+        "userinfo_endpoint": f"{base}/userinfo",
+        "jwks_uri": f"{base}/jwks.json",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": sorted(GRANT_TYPES),
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": [
+            "ES256",
+            "ES384",
+            "Ed25519",
+            "EdDSA",
+            "PS256",
+            "RS256",
+        ],
+        "revocation_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "private_key_jwt",
+        ],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
+        "authorization_response_iss_parameter_supported": True,
+        "scopes_supported": scopes,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(SIGNING_ALGORITHMS),
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "azp",
+            "preferred_username",
+        ],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
+        "tls_client_certificate_bound_access_tokens": False,
+    }
+    if settings.oauth.registration.enabled:
+        document["registration_endpoint"] = f"{base}/register"
+    return document
+
+
+async def server_metadata(request: Request) -> Response:
+    document = metadata(request.app.state.runtime.settings)
+    return JSONResponse(document, headers={"cache-control": "public, max-age=300"})
+
+
+routes = [
+    Route("/.well-known/oauth-authorization-server", server_metadata, methods=["GET"]),
+    Route("/.well-known/openid-configuration", server_metadata, methods=["GET"]),
+]

@@ -1,0 +1,39 @@
+"""The token endpoint (RFC 6749 §3.2): POST only, never cached."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bastion.audit import AuditEvent, Outcome
+from bastion.authserver.grants import HANDLERS
+from bastion.errors import OAuthError
+from bastion.web.oauth.common import auth_server, authenticate, form, oauth_error, oauth_json
+
+
+async def token(request: Request) -> Response:
+    server = auth_server(request)
+    try:
+        params = await form(request)
+        client = await authenticate(request, params)
+        grant_type = params.require("grant_type")
+        handler = HANDLERS.get(grant_type)
+        if handler is None:
+            raise OAuthError("unsupported_grant_type", "this grant type is not supported")
+        if not client.allows_grant(grant_type):
+            server.grants.audit.emit(
+                AuditEvent(
+                    "oauth.token.refused",
+                    Outcome.DENIED,
+                    actor=f"client:{client.client_id}",
+                    details={"reason": "grant type not allowed", "grant_type": grant_type},
+                )
+            )
+            raise OAuthError("unauthorized_client", "this client may not use this grant type")
+        return oauth_json(await handler(server.grants, client, params))
+    except OAuthError as exc:
+        return oauth_error(exc)
+
+
+routes = [Route("/token", token, methods=["POST"])]

@@ -1,0 +1,181 @@
+"""An authorization server with one native app, two backends and one user, on SQLite
+and PostgreSQL, driven through the real ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from starlette.testclient import TestClient
+
+from bastion import wiring
+from bastion.accounts.passwords import hash_password
+from bastion.config import Settings, load_settings
+from bastion.oauth import pkce
+from bastion.oauth.clients import hash_secret
+from bastion.store.sql.users import SqlUserStore
+from tests.conftest import write_config
+
+ISSUER = "http://127.0.0.1:8000"
+APP_REDIRECT = "com.example.app:/cb"
+API = "https://api.example.com"
+BACKEND_SECRET = "backend-secret-0123456789abcdefghijklmnopqrstuv"
+GATEWAY_SECRET = "gateway-secret-0123456789abcdefghijklmnopqrstuv"
+PASSWORD = "correct horse battery staple"
+VERIFIER = "verifier-" + "x" * 50
+
+CONFIG = f"""
+issuer = "{ISSUER}"
+[oauth]
+refresh_grace = "5s"
+[[oauth.clients]]
+client_id = "mobile"
+name = "Example App"
+type = "public"
+redirect_uris = ["{APP_REDIRECT}", "http://127.0.0.1/callback"]
+scopes = ["openid", "profile", "orders:read", "orders:write"]
+resources = ["{API}"]
+[[oauth.clients]]
+client_id = "strict"
+type = "public"
+redirect_uris = ["com.example.strict:/cb"]
+scopes = ["openid"]
+require_pushed_authorization_requests = true
+[[oauth.clients]]
+client_id = "backend"
+type = "confidential"
+grant_types = ["client_credentials"]
+scopes = ["reports"]
+secret_sha256 = "{hash_secret(BACKEND_SECRET)}"
+[[oauth.clients]]
+client_id = "gateway"
+type = "confidential"
+grant_types = ["urn:ietf:params:oauth:grant-type:token-exchange"]
+scopes = ["orders:read"]
+resources = ["https://orders.internal"]
+secret_sha256 = "{hash_secret(GATEWAY_SECRET)}"
+"""
+
+
+@dataclass
+class Server:
+    client: TestClient
+    settings: Settings
+    user_id: str
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[Server]:
+    settings = load_settings(
+        write_config(tmp_path, CONFIG),
+        {
+            "BASTION_MASTER_KEY": master_key_b64,
+            "BASTION_DATABASE_URL": database_url,
+        },
+    )
+
+    async def prepare() -> str:
+        await wiring.migrate(settings)
+        database = wiring.open_database(settings)
+        try:
+            user = await SqlUserStore(database).create("alice", hash_password(PASSWORD), 0.0)
+            return user.user_id
+        finally:
+            await database.close()
+
+    user_id = asyncio.run(prepare())
+    app = wiring.create_app(settings)
+    with TestClient(app, base_url=ISSUER, follow_redirects=False) as client:
+        yield Server(client, settings, user_id)
+
+
+def authorize_params(**overrides: str | None) -> dict[str, str]:
+    params: dict[str, str | None] = {
+        "client_id": "mobile",
+        "redirect_uri": APP_REDIRECT,
+        "response_type": "code",
+        "scope": "openid profile orders:read",
+        "state": "st-1",
+        "nonce": "nonce-1",
+        "code_challenge": pkce.s256(VERIFIER),
+        "code_challenge_method": "S256",
+    }
+    params.update(overrides)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def sign_in(client: TestClient, location: str, password: str = PASSWORD) -> str:
+    """Follow a redirect to the login page and sign in; returns the next Location."""
+    assert location.startswith("/login?"), location
+    page = client.get(location)
+    assert page.status_code == 200
+    interaction = query_of(location)["interaction"]
+    response = client.post(
+        "/login",
+        data={
+            "interaction": interaction,
+            "csrf": csrf_of(page.text),
+            "username": "alice",
+            "password": password,
+        },
+    )
+    assert response.status_code in (303, 400), response.text
+    return str(response.headers.get("location", ""))
+
+
+def approve(client: TestClient, location: str, decision: str = "allow") -> str:
+    assert location.startswith("/consent?"), location
+    page = client.get(location)
+    assert page.status_code == 200, page.text
+    interaction = query_of(location)["interaction"]
+    response = client.post(
+        "/consent",
+        data={"interaction": interaction, "csrf": csrf_of(page.text), "decision": decision},
+    )
+    assert response.status_code == 303
+    return str(response.headers["location"])
+
+
+def get_code(client: TestClient, **overrides: str | None) -> str:
+    """The whole browser part: authorize, sign in if needed, consent if needed."""
+    response = client.get("/authorize", params=authorize_params(**overrides))
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    if location.startswith("/login?"):
+        location = sign_in(client, location)
+    if location.startswith("/consent?"):
+        location = approve(client, location)
+    assert location.startswith(overrides.get("redirect_uri") or APP_REDIRECT), location
+    answer = query_of(location)
+    assert answer["iss"] == ISSUER, "RFC 9207: iss on every authorization response"
+    return answer["code"]
+
+
+def redeem(client: TestClient, code: str, **overrides: str) -> dict[str, object]:
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": APP_REDIRECT,
+        "client_id": "mobile",
+        "code_verifier": VERIFIER,
+        **overrides,
+    }
+    response = client.post("/token", data=data)
+    body: dict[str, object] = response.json()
+    body["_status"] = response.status_code
+    return body
