@@ -1,0 +1,295 @@
+"""Refresh rotation, reuse detection, revocation, introspection, exchange, PAR, userinfo."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.authserver.conftest import (
+    BACKEND_SECRET,
+    GATEWAY_SECRET,
+    ISSUER,
+    Server,
+    authorize_params,
+    get_code,
+    query_of,
+    redeem,
+)
+
+BACKEND = ("backend", BACKEND_SECRET)
+GATEWAY = ("gateway", GATEWAY_SECRET)
+
+
+def tokens(server: Server, **overrides: str | None) -> dict[str, Any]:
+    body = redeem(server.client, get_code(server.client, **overrides))
+    assert body["_status"] == 200, body
+    return body
+
+
+def refresh(server: Server, token: object, **extra: str) -> Any:
+    return server.client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token,
+            "client_id": "mobile",
+            **extra,
+        },
+    )
+
+
+def introspect(server: Server, token: object, auth: tuple[str, str] = BACKEND) -> Any:
+    return server.client.post("/introspect", data={"token": token}, auth=auth).json()
+
+
+def test_refresh_rotates_every_time(server: Server) -> None:
+    first = tokens(server)
+    second = refresh(server, first["refresh_token"]).json()
+    assert second["refresh_token"] != first["refresh_token"]
+    third = refresh(server, second["refresh_token"]).json()
+    assert third["refresh_token"] not in (first["refresh_token"], second["refresh_token"])
+    assert introspect(server, third["access_token"])["active"] is True
+
+
+def test_reuse_of_a_rotated_token_revokes_the_family(server: Server) -> None:
+    """RFC 9700 §4.14.2: replaying a rotated-out token revokes every token of the family."""
+    first = tokens(server)
+    second = refresh(server, first["refresh_token"]).json()
+    third = refresh(server, second["refresh_token"]).json()
+    replay = refresh(server, first["refresh_token"])  # generation 0, two rotations ago
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert refresh(server, third["refresh_token"]).json()["error"] == "invalid_grant"
+    for body in (first, second, third):
+        assert introspect(server, body["access_token"])["active"] is False
+
+
+def test_a_lost_response_gets_the_same_successor_within_grace(server: Server) -> None:
+    """The client retried after losing the answer: same successor, never a fork."""
+    first = tokens(server)
+    answer = refresh(server, first["refresh_token"]).json()
+    retry = refresh(server, first["refresh_token"]).json()
+    assert retry["refresh_token"] == answer["refresh_token"]
+    assert refresh(server, answer["refresh_token"]).status_code == 200
+
+
+def test_concurrent_refreshes_do_not_fork(server: Server) -> None:
+    first = tokens(server)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: refresh(server, first["refresh_token"]).json(), range(6)))
+    successors = {a["refresh_token"] for a in answers if "refresh_token" in a}
+    assert len(successors) == 1, answers
+
+
+def test_refresh_scope_can_only_narrow(server: Server) -> None:
+    first = tokens(server)
+    wider = refresh(server, first["refresh_token"], scope="openid orders:write")
+    assert wider.json()["error"] == "invalid_scope"
+    narrower = refresh(server, first["refresh_token"], scope="orders:read").json()
+    assert narrower["scope"] == "orders:read"
+
+
+def test_refresh_tokens_are_bound_to_their_client(server: Server) -> None:
+    first = tokens(server)
+    stolen = server.client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=BACKEND,
+    )
+    assert stolen.json()["error"] in ("invalid_grant", "unauthorized_client")
+
+
+def test_forged_refresh_tokens(server: Server) -> None:
+    first = tokens(server)
+    token = str(first["refresh_token"])
+    prefix, family, generation, mac = token.split(".")
+    for forged in (
+        f"{prefix}.{family}.{int(generation) + 1}.{mac}",
+        f"{prefix}.{family}.{generation}.{'A' * 43}",
+        "rt1.x.0.y",
+        "",
+    ):
+        assert refresh(server, forged).json()["error"] in ("invalid_grant", "invalid_request")
+
+
+def test_revoking_a_refresh_token_revokes_its_family(server: Server) -> None:
+    """RFC 7009 §2.1."""
+    first = tokens(server)
+    response = server.client.post(
+        "/revoke", data={"token": first["refresh_token"], "client_id": "mobile"}
+    )
+    assert response.status_code == 200
+    assert refresh(server, first["refresh_token"]).json()["error"] == "invalid_grant"
+    assert introspect(server, first["access_token"])["active"] is False
+
+
+def test_revoking_an_access_token_denylists_it(server: Server) -> None:
+    first = tokens(server)
+    server.client.post(
+        "/revoke",
+        data={
+            "token": first["access_token"],
+            "client_id": "mobile",
+            "token_type_hint": "access_token",
+        },
+    )
+    assert introspect(server, first["access_token"])["active"] is False
+    assert refresh(server, first["refresh_token"]).status_code == 200
+
+
+def test_cross_client_revocation_is_refused(server: Server) -> None:
+    first = tokens(server)
+    response = server.client.post("/revoke", data={"token": first["refresh_token"]}, auth=BACKEND)
+    assert response.status_code == 400
+    assert refresh(server, first["refresh_token"]).status_code == 200
+
+
+def test_unknown_tokens_revoke_quietly(server: Server) -> None:
+    """RFC 7009 §2.2: invalid tokens do not cause an error response."""
+    response = server.client.post("/revoke", data={"token": "nonsense", "client_id": "mobile"})
+    assert response.status_code == 200
+
+
+def test_introspection_is_for_authenticated_resource_servers(server: Server) -> None:
+    """RFC 7662 §4: public clients may not introspect."""
+    first = tokens(server)
+    public = server.client.post(
+        "/introspect", data={"token": first["access_token"], "client_id": "mobile"}
+    )
+    assert public.status_code == 401
+    wrong = server.client.post(
+        "/introspect", data={"token": first["access_token"]}, auth=("backend", "wrong")
+    )
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "invalid_client"
+    active = introspect(server, first["access_token"])
+    assert active["active"] is True
+    assert active["client_id"] == "mobile"
+    assert introspect(server, "garbage") == {"active": False}
+
+
+def test_client_credentials(server: Server) -> None:
+    response = server.client.post(
+        "/token", data={"grant_type": "client_credentials", "scope": "reports"}, auth=BACKEND
+    )
+    assert response.status_code == 200
+    assert response.json()["scope"] == "reports"
+    wider = server.client.post(
+        "/token", data={"grant_type": "client_credentials", "scope": "admin"}, auth=BACKEND
+    )
+    assert wider.json()["error"] == "invalid_scope"
+    public = server.client.post(
+        "/token", data={"grant_type": "client_credentials", "client_id": "mobile"}
+    )
+    assert public.json()["error"] == "unauthorized_client"
+
+
+def test_no_password_or_implicit_grant(server: Server) -> None:
+    for grant in ("password", "implicit"):
+        response = server.client.post(
+            "/token", data={"grant_type": grant, "username": "alice", "password": "x"}, auth=BACKEND
+        )
+        assert response.json()["error"] == "unsupported_grant_type"
+
+
+def test_token_exchange_narrows_and_names_the_app(server: Server) -> None:
+    """RFC 8693 §2, §4.1: audience from the allowlist, scopes narrowed, act set."""
+    first = tokens(server)
+    response = server.client.post(
+        "/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": first["access_token"],
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": "https://orders.internal",
+            "scope": "orders:read",
+        },
+        auth=GATEWAY,
+    )
+    assert response.status_code == 200, response.text
+    keys = KeySet.import_key_set(server.client.get("/jwks.json").json())
+    claims = jwt.decode(response.json()["access_token"], keys, algorithms=["ES256"]).claims
+    assert claims["aud"] == "https://orders.internal"
+    assert claims["scope"] == "orders:read"
+    assert claims["act"]["sub"] == "mobile"
+    assert claims["client_id"] == "gateway"
+    assert claims["exp"] - claims["iat"] <= 60
+
+    def exchange(**extra: str) -> Any:
+        data = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": first["access_token"],
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": "https://orders.internal",
+            **extra,
+        }
+        return server.client.post("/token", data=data, auth=GATEWAY).json()
+
+    assert exchange(audience="https://payments.internal")["error"] == "invalid_target"
+    assert exchange(scope="orders:write")["error"] == "invalid_scope"
+    assert exchange(subject_token="junk")["error"] == "invalid_grant"
+    assert exchange(subject_token=str(first["id_token"]))["error"] == "invalid_grant"
+
+
+def test_pushed_authorization_requests(server: Server) -> None:
+    """RFC 9126: one-time request_uri, bound to its client; required where configured."""
+    pushed = server.client.post("/par", data=authorize_params())
+    assert pushed.status_code == 201
+    request_uri = pushed.json()["request_uri"]
+    assert request_uri.startswith("urn:ietf:params:oauth:request_uri:")
+    assert pushed.json()["expires_in"] == 60
+    code = get_code(
+        server.client,
+        request_uri=request_uri,
+        client_id="mobile",
+        redirect_uri=None,
+        response_type=None,
+        scope=None,
+        state=None,
+        nonce=None,
+        code_challenge=None,
+        code_challenge_method=None,
+    )
+    assert redeem(server.client, code)["_status"] == 200
+    again = server.client.get(
+        "/authorize", params={"client_id": "mobile", "request_uri": request_uri}
+    )
+    assert again.status_code == 400, "a request_uri is used once"
+    other = server.client.post("/par", data=authorize_params()).json()["request_uri"]
+    stolen = server.client.get("/authorize", params={"client_id": "strict", "request_uri": other})
+    assert stolen.status_code == 400, "bound to the client that pushed it"
+    strict = server.client.get(
+        "/authorize",
+        params=authorize_params(
+            client_id="strict", redirect_uri="com.example.strict:/cb", scope="openid"
+        ),
+    )
+    assert query_of(strict.headers["location"])["error"] == "invalid_request"
+
+
+def test_userinfo(server: Server) -> None:
+    first = tokens(server)
+    response = server.client.get(
+        "/userinfo", headers={"authorization": f"Bearer {first['access_token']}"}
+    )
+    assert response.json() == {"sub": server.user_id, "preferred_username": "alice"}
+    in_url = server.client.get(f"/userinfo?access_token={first['access_token']}")
+    assert in_url.status_code == 400, "RFC 9700 §4.3.2: no tokens in URLs"
+    as_id_token = server.client.get(
+        "/userinfo", headers={"authorization": f"Bearer {first['id_token']}"}
+    )
+    assert as_id_token.status_code == 401
+    assert "invalid_token" in as_id_token.headers["www-authenticate"]
+
+
+def test_malformed_token_requests(server: Server) -> None:
+    as_json = server.client.post("/token", json={"grant_type": "client_credentials"}, auth=BACKEND)
+    assert as_json.status_code == 400
+    assert as_json.json()["error"] == "invalid_request"
+    in_query = server.client.post("/token?grant_type=client_credentials", data={}, auth=BACKEND)
+    assert in_query.json()["error"] == "invalid_request"
+    assert server.client.get("/token").status_code == 405
+    assert server.client.get("/.well-known/openid-configuration").json()["issuer"] == ISSUER
