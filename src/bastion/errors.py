@@ -10,7 +10,8 @@ errors are translated at the boundary where they occur and chained with ``from``
     │   └── SchemaNotCurrent        the database schema is not at the code's revision
     ├── KeyRingError
     │   ├── MasterKeyError          master key missing, malformed, wrong or not the ring's
-    │   └── KeyNotFound             no key with that id
+    │   └── KeyNotFound             no key with that id (also a NotFound)
+    ├── NotFound                    no client, user or key by that name
     ├── ProblemError                an HTTP answer as RFC 9457 problem details
     │   └── BodyTooLarge            request body over the configured limit (413)
     └── OAuthError                  an OAuth error code (RFC 6749 §4.1.2.1, §5.2) for the wire
@@ -75,7 +76,11 @@ class MasterKeyError(KeyRingError):
     """The master key is missing, malformed, or does not open the key ring."""
 
 
-class KeyNotFound(KeyRingError):
+class NotFound(BastionError):
+    """The named object (client, user, key) does not exist."""
+
+
+class KeyNotFound(KeyRingError, NotFound):
     """No key with the given id exists in the ring."""
 
 

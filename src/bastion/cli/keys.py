@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,8 +13,15 @@ from rich.table import Table
 
 from bastion import wiring
 from bastion.audit import AuditEvent, Outcome
-from bastion.cli.output import config_option, handles_errors, json_option, out_console, print_json
-from bastion.config import Settings, encode_master_key
+from bastion.cli.output import (
+    config_option,
+    handles_errors,
+    json_option,
+    out_console,
+    print_json,
+    with_runtime,
+)
+from bastion.config import encode_master_key
 from bastion.crypto.keyring import Algorithm, KeyRing, SigningKey
 from bastion.wiring import Runtime
 
@@ -39,14 +44,6 @@ def describe(key: SigningKey, ring: KeyRing, now: float) -> dict[str, Any]:
         "retired_at": _iso(key.retired_at),
         "published_until": _iso(published_until),
     }
-
-
-def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with wiring.open_runtime(settings, key_ring="load") as runtime:
-            return await action(runtime)
-
-    return asyncio.run(run())
 
 
 @click.group()

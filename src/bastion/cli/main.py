@@ -6,9 +6,11 @@ import click
 
 from bastion import __version__, logs
 from bastion.cli.check import check
+from bastion.cli.clients import clients
 from bastion.cli.db import db
 from bastion.cli.keys import keys
 from bastion.cli.serve import demo, serve
+from bastion.cli.users import users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +23,8 @@ def cli() -> None:
 cli.add_command(check)
 cli.add_command(db)
 cli.add_command(keys)
+cli.add_command(clients)
+cli.add_command(users)
 cli.add_command(serve)
 cli.add_command(demo)
 

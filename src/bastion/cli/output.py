@@ -14,27 +14,33 @@ Exit codes (stable, for scripts):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
 import orjson
 from rich.console import Console
 
+from bastion import wiring
+from bastion.config import Settings
 from bastion.errors import (
     BastionError,
     ConfigError,
-    KeyNotFound,
     KeyRingError,
+    NotFound,
     SchemaNotCurrent,
     StoreError,
     StoreUnavailable,
 )
 
 OK, FAILURE, CONFIG, STORE, KEYS, NOT_FOUND = 0, 1, 2, 3, 4, 5
+
+if TYPE_CHECKING:
+    from bastion.wiring import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,7 +66,7 @@ def print_json(data: Any) -> None:
 def exit_code_for(exc: BastionError) -> int:
     if isinstance(exc, ConfigError):
         return CONFIG
-    if isinstance(exc, KeyNotFound):
+    if isinstance(exc, NotFound):
         return NOT_FOUND
     if isinstance(exc, KeyRingError):
         return KEYS
@@ -105,3 +111,18 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             fail(exc, bool(kwargs.get("as_json", False)))
 
     return wrapper
+
+
+def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[R]]) -> R:
+    """Run one admin action against an opened runtime (stores, key ring, services)."""
+
+    async def run() -> R:
+        async with wiring.open_runtime(settings, key_ring="load") as runtime:
+            return await action(runtime)
+
+    return asyncio.run(run())
+
+
+def many(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    """A repeatable option: None when not given at all, so "unchanged" differs from "empty"."""
+    return values or None

@@ -1,0 +1,333 @@
+"""``bastion clients``: OAuth clients kept in the database (file-declared ones are read-only)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from rich.table import Table
+
+from bastion import wiring
+from bastion.audit import AuditEvent, Outcome
+from bastion.cli.output import (
+    config_option,
+    handles_errors,
+    json_option,
+    many,
+    out_console,
+    print_json,
+    with_runtime,
+)
+from bastion.errors import BastionError, NotFound
+from bastion.oauth.clients import (
+    AUTHORIZATION_CODE,
+    CLIENT_CREDENTIALS,
+    REFRESH_TOKEN,
+    Client,
+    ClientMetadataError,
+    check_client,
+    hash_secret,
+)
+from bastion.wiring import Runtime
+
+OPERATOR = "operator:cli"
+
+
+class ReadOnlyClient(BastionError):
+    """The client is declared in bastion.toml; change it there."""
+
+
+def _show(client: Client) -> None:
+    data = client.to_metadata()
+    for name, value in data.items():
+        out_console.print(f"{name:<40} {value}", markup=False)
+
+
+def _write_secret(path: Path) -> str:
+    """A new secret written to ``path`` (0600, never overwriting); returns its hash."""
+    secret = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists; refusing to overwrite it") from None
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secret + "\n")
+    return hash_secret(secret)
+
+
+def _checked(client: Client) -> Client:
+    try:
+        return check_client(client)
+    except ClientMetadataError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+async def _stored(runtime: Runtime, client_id: str) -> Client:
+    if client_id in runtime.auth.clients.declared:
+        raise ReadOnlyClient(f"client {client_id!r} is declared in bastion.toml; change it there")
+    client = await runtime.auth.clients.store.get(client_id)
+    if client is None:
+        raise NotFound(f"no client {client_id!r}")
+    return client
+
+
+@click.group()
+def clients() -> None:
+    """OAuth clients: create, list, show, update, disable, delete."""
+
+
+_metadata_options = [
+    click.option("--name", default=None, help="Display name shown on the consent page."),
+    click.option(
+        "--redirect-uri", "redirect_uris", multiple=True, help="Redirect URI (repeat for several)."
+    ),
+    click.option("--scope", "scopes", multiple=True, help="Allowed scope (repeat)."),
+    click.option("--grant-type", "grant_types", multiple=True, help="Allowed grant (repeat)."),
+    click.option(
+        "--resource", "resources", multiple=True, help="Allowed resource / audience URI (repeat)."
+    ),
+    click.option(
+        "--require-par/--no-require-par",
+        default=None,
+        help="Require pushed authorization requests (RFC 9126).",
+    ),
+]
+
+
+def metadata_options(func: Any) -> Any:
+    for option in reversed(_metadata_options):
+        func = option(func)
+    return func
+
+
+@clients.command()
+@click.argument("client_id")
+@click.option(
+    "--type",
+    "client_type",
+    type=click.Choice(["public", "confidential"]),
+    default="public",
+    show_default=True,
+)
+@click.option(
+    "--auth-method",
+    type=click.Choice(["client_secret_basic", "private_key_jwt"]),
+    default=None,
+    help="Confidential clients only (default: client_secret_basic).",
+)
+@click.option(
+    "--jwks-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="The client's public keys, for private_key_jwt.",
+)
+@click.option(
+    "--secret-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="For client_secret_basic: write the generated secret to this new file.",
+)
+@metadata_options
+@config_option
+@json_option
+@handles_errors
+def create(
+    client_id: str,
+    client_type: str,
+    auth_method: str | None,
+    jwks_file: Path | None,
+    secret_out: Path | None,
+    name: str | None,
+    redirect_uris: tuple[str, ...],
+    scopes: tuple[str, ...],
+    grant_types: tuple[str, ...],
+    resources: tuple[str, ...],
+    require_par: bool | None,
+    config: Path | None,
+    as_json: bool,
+) -> None:
+    """Create a client. A generated secret is written to --secret-out, never printed."""
+    settings = wiring.load(config)
+    public = client_type == "public"
+    method = "none" if public else (auth_method or "client_secret_basic")
+    if method == "client_secret_basic" and secret_out is None:
+        raise click.UsageError("client_secret_basic needs --secret-out FILE for the secret")
+    jwks = orjson.loads(jwks_file.read_bytes()) if jwks_file else None
+    default_grants = (AUTHORIZATION_CODE, REFRESH_TOKEN) if public else (CLIENT_CREDENTIALS,)
+    client = _checked(
+        Client(
+            client_id=client_id,
+            client_type="public" if public else "confidential",
+            auth_method=method,  # type: ignore[arg-type]
+            name=name or client_id,
+            redirect_uris=redirect_uris,
+            scopes=frozenset(scopes),
+            grant_types=frozenset(grant_types or default_grants),
+            resources=frozenset(resources),
+            require_pushed_authorization_requests=bool(require_par),
+            jwks=jwks,
+            source="cli",
+            # A placeholder until the secret is generated, after every other check passed.
+            secret_hash=None if method != "client_secret_basic" else "0" * 64,
+        )
+    )
+
+    async def action(runtime: Runtime) -> Client:
+        if client_id in runtime.auth.clients.declared:
+            raise ReadOnlyClient(f"client {client_id!r} is declared in bastion.toml")
+        stored = client
+        if method == "client_secret_basic":
+            assert secret_out is not None
+            stored = replace(client, secret_hash=_write_secret(secret_out))
+        await runtime.auth.clients.store.create(stored, runtime.clock.now())
+        runtime.audit.emit(
+            AuditEvent("clients.create", Outcome.SUCCESS, actor=OPERATOR, target=client_id)
+        )
+        return stored
+
+    created = with_runtime(settings, action)
+    if as_json:
+        print_json(created.to_metadata() | {"secret_file": str(secret_out) if secret_out else None})
+    else:
+        out_console.print(f"created client {client_id}", markup=False)
+
+
+@clients.command("list")
+@config_option
+@json_option
+@handles_errors
+def list_clients(config: Path | None, as_json: bool) -> None:
+    """List every client, from the file and the database."""
+    found = with_runtime(wiring.load(config), lambda runtime: runtime.auth.clients.all())
+    if as_json:
+        print_json({"clients": [c.to_metadata() for c in found]})
+        return
+    table = Table("client_id", "type", "auth", "grants", "enabled", "source")
+    for c in found:
+        table.add_row(
+            c.client_id,
+            c.client_type,
+            c.auth_method,
+            " ".join(sorted(c.grant_types)),
+            "yes" if c.enabled else "no",
+            c.source,
+        )
+    out_console.print(table)
+
+
+@clients.command()
+@click.argument("client_id")
+@config_option
+@json_option
+@handles_errors
+def show(client_id: str, config: Path | None, as_json: bool) -> None:
+    """Show one client's metadata."""
+
+    async def action(runtime: Runtime) -> Client:
+        client = await runtime.auth.clients.get(client_id)
+        if client is None:
+            raise NotFound(f"no client {client_id!r}")
+        return client
+
+    client = with_runtime(wiring.load(config), action)
+    if as_json:
+        print_json(client.to_metadata())
+    else:
+        _show(client)
+
+
+@clients.command()
+@click.argument("client_id")
+@metadata_options
+@click.option("--enable/--disable", "enabled", default=None)
+@config_option
+@json_option
+@handles_errors
+def update(
+    client_id: str,
+    name: str | None,
+    redirect_uris: tuple[str, ...],
+    scopes: tuple[str, ...],
+    grant_types: tuple[str, ...],
+    resources: tuple[str, ...],
+    require_par: bool | None,
+    enabled: bool | None,
+    config: Path | None,
+    as_json: bool,
+) -> None:
+    """Change a client; a repeated option replaces that whole list."""
+    changes: dict[str, Any] = {
+        "name": name,
+        "redirect_uris": many(redirect_uris),
+        "scopes": frozenset(scopes) if scopes else None,
+        "grant_types": frozenset(grant_types) if grant_types else None,
+        "resources": frozenset(resources) if resources else None,
+        "require_pushed_authorization_requests": require_par,
+        "enabled": enabled,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    client = with_runtime(wiring.load(config), lambda runtime: _update(runtime, client_id, changes))
+    if as_json:
+        print_json(client.to_metadata())
+    else:
+        out_console.print(f"updated client {client_id}", markup=False)
+
+
+async def _update(runtime: Runtime, client_id: str, changes: dict[str, Any]) -> Client:
+    client = _checked(replace(await _stored(runtime, client_id), **changes))
+    await runtime.auth.clients.store.update(client, runtime.clock.now())
+    if not client.enabled:
+        # A disabled client's grants end now, not when they would have expired.
+        await runtime.auth.access.revoke_families("client_disabled", OPERATOR, client_id=client_id)
+    runtime.audit.emit(
+        AuditEvent(
+            "clients.update",
+            Outcome.SUCCESS,
+            actor=OPERATOR,
+            target=client_id,
+            details={"fields": sorted(changes)},
+        )
+    )
+    return client
+
+
+@clients.command()
+@click.argument("client_id")
+@config_option
+@json_option
+@handles_errors
+def disable(client_id: str, config: Path | None, as_json: bool) -> None:
+    """Disable a client and revoke its refresh tokens."""
+    with_runtime(wiring.load(config), lambda rt: _update(rt, client_id, {"enabled": False}))
+    if as_json:
+        print_json({"ok": True, "client_id": client_id, "enabled": False})
+    else:
+        out_console.print(f"disabled client {client_id}", markup=False)
+
+
+@clients.command()
+@click.argument("client_id")
+@config_option
+@json_option
+@handles_errors
+def delete(client_id: str, config: Path | None, as_json: bool) -> None:
+    """Delete a client and revoke everything issued to it."""
+
+    async def action(runtime: Runtime) -> None:
+        await _stored(runtime, client_id)
+        await runtime.auth.access.revoke_families("client_deleted", OPERATOR, client_id=client_id)
+        await runtime.auth.clients.store.delete(client_id)
+        runtime.audit.emit(
+            AuditEvent("clients.delete", Outcome.SUCCESS, actor=OPERATOR, target=client_id)
+        )
+
+    with_runtime(wiring.load(config), action)
+    if as_json:
+        print_json({"ok": True, "client_id": client_id, "deleted": True})
+    else:
+        out_console.print(f"deleted client {client_id}", markup=False)

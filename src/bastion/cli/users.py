@@ -1,0 +1,233 @@
+"""``bastion users``: accounts, and revoking everything a user holds (a lost phone)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from bastion import wiring
+from bastion.accounts.passwords import hash_password
+from bastion.audit import AuditEvent, Outcome
+from bastion.authserver import lifecycle
+from bastion.cli.output import (
+    config_option,
+    handles_errors,
+    json_option,
+    out_console,
+    print_json,
+    with_runtime,
+)
+from bastion.errors import NotFound
+from bastion.store.sql.users import User
+from bastion.wiring import Runtime
+
+OPERATOR = "operator:cli"
+
+
+def _describe(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "enabled": user.enabled,
+        "created_at": user.created_at,
+        "tokens_valid_after": user.tokens_valid_after,
+    }
+
+
+async def _user(runtime: Runtime, username: str) -> User:
+    user = await runtime.auth.users.by_username(username)
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    return user
+
+
+def _done(as_json: bool, data: dict[str, Any], message: str) -> None:
+    if as_json:
+        print_json(data)
+    else:
+        out_console.print(message, markup=False)
+
+
+@click.group()
+def users() -> None:
+    """User accounts: create, list, show, disable, enable, delete, revoke-sessions."""
+
+
+@users.command()
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@config_option
+@json_option
+@handles_errors
+def create(username: str, password_stdin: bool, config: Path | None, as_json: bool) -> None:
+    """Create a user; the password comes from stdin, never from the command line."""
+    if not password_stdin:
+        raise click.UsageError("pass --password-stdin and the password on standard input")
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise click.UsageError("the password read from standard input is empty")
+    hashed = hash_password(password)
+
+    async def action(runtime: Runtime) -> User:
+        user = await runtime.auth.users.create(username, hashed, runtime.clock.now())
+        runtime.audit.emit(
+            AuditEvent("users.create", Outcome.SUCCESS, actor=OPERATOR, target=user.user_id)
+        )
+        return user
+
+    user = with_runtime(wiring.load(config), action)
+    _done(as_json, _describe(user), f"created user {username} ({user.user_id})")
+
+
+@users.command("list")
+@config_option
+@json_option
+@handles_errors
+def list_users(config: Path | None, as_json: bool) -> None:
+    """List users."""
+    found = with_runtime(wiring.load(config), lambda runtime: runtime.auth.users.list())
+    if as_json:
+        print_json({"users": [_describe(u) for u in found]})
+        return
+    table = Table("username", "user_id", "enabled")
+    for user in found:
+        table.add_row(user.username, user.user_id, "yes" if user.enabled else "no")
+    out_console.print(table)
+
+
+@users.command()
+@click.argument("username")
+@config_option
+@json_option
+@handles_errors
+def show(username: str, config: Path | None, as_json: bool) -> None:
+    """Show a user and the apps they consented to."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        user = await _user(runtime, username)
+        consents = await runtime.auth.consents.of_subject(user.user_id)
+        return _describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}}
+
+    data = with_runtime(wiring.load(config), action)
+    _done(as_json, data, "\n".join(f"{k:<20} {v}" for k, v in data.items()))
+
+
+def _set_enabled(username: str, enabled: bool, config: Path | None, as_json: bool) -> None:
+    async def action(runtime: Runtime) -> None:
+        user = await _user(runtime, username)
+        await runtime.auth.users.set_enabled(user.user_id, enabled)
+        if not enabled:
+            await lifecycle.revoke_user(
+                runtime.auth.grants, runtime.auth.sessions, user.user_id, OPERATOR
+            )
+        runtime.audit.emit(
+            AuditEvent(
+                "users.enable" if enabled else "users.disable",
+                Outcome.SUCCESS,
+                actor=OPERATOR,
+                target=user.user_id,
+            )
+        )
+
+    with_runtime(wiring.load(config), action)
+    state = "enabled" if enabled else "disabled"
+    _done(
+        as_json, {"ok": True, "username": username, "enabled": enabled}, f"{state} user {username}"
+    )
+
+
+@users.command()
+@click.argument("username")
+@config_option
+@json_option
+@handles_errors
+def disable(username: str, config: Path | None, as_json: bool) -> None:
+    """Disable a user and revoke every session and token they hold."""
+    _set_enabled(username, False, config, as_json)
+
+
+@users.command()
+@click.argument("username")
+@config_option
+@json_option
+@handles_errors
+def enable(username: str, config: Path | None, as_json: bool) -> None:
+    """Enable a disabled user."""
+    _set_enabled(username, True, config, as_json)
+
+
+@users.command("revoke-sessions")
+@click.argument("username")
+@config_option
+@json_option
+@handles_errors
+def revoke_sessions(username: str, config: Path | None, as_json: bool) -> None:
+    """Lost phone: end every session and revoke every token the user holds."""
+
+    async def action(runtime: Runtime) -> dict[str, int]:
+        user = await _user(runtime, username)
+        return await lifecycle.revoke_user(
+            runtime.auth.grants, runtime.auth.sessions, user.user_id, OPERATOR
+        )
+
+    counts = with_runtime(wiring.load(config), action)
+    _done(
+        as_json,
+        {"ok": True, "username": username, **counts},
+        f"revoked {counts['sessions']} session(s), {counts['families']} refresh token "
+        f"famil{'y' if counts['families'] == 1 else 'ies'}, {counts['access_tokens']} "
+        f"access token(s) of {username}",
+    )
+
+
+@users.command("revoke-consent")
+@click.argument("username")
+@click.option("--client", "client_id", default=None, help="Only this client (default: all).")
+@config_option
+@json_option
+@handles_errors
+def revoke_consent(
+    username: str, client_id: str | None, config: Path | None, as_json: bool
+) -> None:
+    """Forget the user's consent, so the app must ask again; its refresh tokens end too."""
+
+    async def action(runtime: Runtime) -> int:
+        user = await _user(runtime, username)
+        removed = await runtime.auth.consents.revoke(user.user_id, client_id)
+        selector = {"subject": user.user_id} | ({"client_id": client_id} if client_id else {})
+        await runtime.auth.access.revoke_families("consent_revoked", OPERATOR, **selector)
+        return removed
+
+    removed = with_runtime(wiring.load(config), action)
+    _done(
+        as_json,
+        {"ok": True, "username": username, "revoked": removed},
+        f"revoked {removed} consent(s) of {username}",
+    )
+
+
+@users.command()
+@click.argument("username")
+@config_option
+@json_option
+@handles_errors
+def delete(username: str, config: Path | None, as_json: bool) -> None:
+    """Delete a user: revoke everything they hold, forget their consents, remove the account."""
+
+    async def action(runtime: Runtime) -> None:
+        user = await _user(runtime, username)
+        await lifecycle.revoke_user(
+            runtime.auth.grants, runtime.auth.sessions, user.user_id, OPERATOR
+        )
+        await runtime.auth.consents.revoke(user.user_id)
+        await runtime.auth.users.delete(user.user_id)
+        runtime.audit.emit(
+            AuditEvent("users.delete", Outcome.SUCCESS, actor=OPERATOR, target=user.user_id)
+        )
+
+    with_runtime(wiring.load(config), action)
+    _done(as_json, {"ok": True, "username": username, "deleted": True}, f"deleted user {username}")

@@ -1,0 +1,153 @@
+"""``bastion clients`` and ``bastion users`` as scripts use them."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from bastion.cli.main import cli
+from tests.conftest import write_config
+
+DECLARED = """
+[[oauth.clients]]
+client_id = "from-file"
+redirect_uris = ["com.example.file:/cb"]
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path, master_key_b64: str) -> Path:
+    path = write_config(tmp_path, DECLARED)
+    assert run(["db", "upgrade", "-c", str(path)], master_key_b64).exit_code == 0
+    return path
+
+
+def run(args: list[str], key: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(
+        cli, args, input=stdin, env={"BASTION_CONFIG": "", "BASTION_MASTER_KEY": key}
+    )
+
+
+def data(result: Result) -> Any:
+    assert result.exit_code == 0, result.output
+    return orjson.loads(result.stdout)
+
+
+def test_client_lifecycle(config: Path, master_key_b64: str, tmp_path: Path) -> None:
+    c = ["-c", str(config), "--json"]
+    created = data(
+        run(
+            [
+                "clients",
+                "create",
+                "ios-app",
+                "--redirect-uri",
+                "com.example.ios:/cb",
+                "--scope",
+                "openid",
+                "--scope",
+                "orders:read",
+                *c,
+            ],
+            master_key_b64,
+        )
+    )
+    assert created["token_endpoint_auth_method"] == "none"
+    secret_file = tmp_path / "svc.secret"
+    svc = data(
+        run(
+            [
+                "clients",
+                "create",
+                "svc",
+                "--type",
+                "confidential",
+                "--grant-type",
+                "client_credentials",
+                "--secret-out",
+                str(secret_file),
+                *c,
+            ],
+            master_key_b64,
+        )
+    )
+    assert svc["token_endpoint_auth_method"] == "client_secret_basic"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert len(secret_file.read_text().strip()) >= 43
+    assert secret_file.read_text().strip() not in str(svc)
+
+    listed = {c["client_id"] for c in data(run(["clients", "list", *c], master_key_b64))["clients"]}
+    assert listed == {"ios-app", "svc", "from-file"}
+    updated = data(run(["clients", "update", "ios-app", "--scope", "openid", *c], master_key_b64))
+    assert updated["scope"] == "openid"
+    assert data(run(["clients", "disable", "ios-app", *c], master_key_b64))["enabled"] is False
+    assert data(run(["clients", "show", "ios-app", *c], master_key_b64))["enabled"] is False
+    assert data(run(["clients", "delete", "svc", *c], master_key_b64))["deleted"] is True
+    assert run(["clients", "show", "svc", *c], master_key_b64).exit_code == 5
+
+
+def test_client_refusals(config: Path, master_key_b64: str) -> None:
+    c = ["-c", str(config)]
+    bad = run(
+        ["clients", "create", "x", "--redirect-uri", "http://evil.example/cb", *c], master_key_b64
+    )
+    assert bad.exit_code == 2
+    assert "redirect_uris" in bad.output
+    no_secret_file = run(
+        [
+            "clients",
+            "create",
+            "y",
+            "--type",
+            "confidential",
+            "--grant-type",
+            "client_credentials",
+            *c,
+        ],
+        master_key_b64,
+    )
+    assert no_secret_file.exit_code == 2
+    declared = run(["clients", "disable", "from-file", *c], master_key_b64)
+    assert declared.exit_code == 1
+    assert "bastion.toml" in declared.output
+    assert run(["clients", "delete", "nobody", *c], master_key_b64).exit_code == 5
+
+
+def test_user_lifecycle(config: Path, master_key_b64: str) -> None:
+    c = ["-c", str(config), "--json"]
+    created = data(
+        run(
+            ["users", "create", "bob", "--password-stdin", *c],
+            master_key_b64,
+            stdin="a long passphrase\n",
+        )
+    )
+    assert created["username"] == "bob"
+    assert "passphrase" not in str(created)
+    assert (
+        run(
+            ["users", "create", "bob", "--password-stdin", *c], master_key_b64, stdin="x\n"
+        ).exit_code
+        == 1
+    )
+    assert run(["users", "create", "carol", *c], master_key_b64).exit_code == 2
+    assert [u["username"] for u in data(run(["users", "list", *c], master_key_b64))["users"]] == [
+        "bob"
+    ]
+    revoked = data(run(["users", "revoke-sessions", "bob", *c], master_key_b64))
+    assert revoked == {
+        "ok": True,
+        "username": "bob",
+        "sessions": 0,
+        "families": 0,
+        "access_tokens": 0,
+    }
+    assert data(run(["users", "disable", "bob", *c], master_key_b64))["enabled"] is False
+    assert data(run(["users", "show", "bob", *c], master_key_b64))["enabled"] is False
+    assert data(run(["users", "delete", "bob", *c], master_key_b64))["deleted"] is True
+    assert run(["users", "show", "bob", *c], master_key_b64).exit_code == 5
