@@ -24,7 +24,7 @@ START_TIMEOUT = 30.0
 
 
 def bastion(
-    args: list[str], env: dict[str, str], timeout: float = 60
+    args: list[str], env: dict[str, str], timeout: float = 60, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*BASTION, *args],
@@ -33,6 +33,7 @@ def bastion(
         text=True,
         timeout=timeout,
         check=False,
+        input=stdin,
     )
 
 
