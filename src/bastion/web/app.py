@@ -17,7 +17,14 @@ from bastion.config import Settings
 from bastion.web import health, jwks
 from bastion.web.context import correlation_id
 from bastion.web.middleware import BodyLimit, ErrorBoundary, SecurityHeaders, problem_for
-from bastion.web.oauth import authorize, discovery, lifecycle, token, userinfo
+from bastion.web.oauth import (
+    authorize,
+    discovery,
+    lifecycle,
+    registration,
+    token,
+    userinfo,
+)
 from bastion.web.problems import problem_response
 
 RuntimeOpener = Callable[[], AbstractAsyncContextManager[Any]]
@@ -59,6 +66,7 @@ def build_app(
             *token.routes,
             *lifecycle.routes,
             *userinfo.routes,
+            *registration.routes,
             *extra_routes,
         ],
         lifespan=lifespan,

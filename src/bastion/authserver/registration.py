@@ -1,0 +1,168 @@
+"""Dynamic client registration (RFC 7591) and management (RFC 7592).
+
+Registration is off unless ``oauth.registration.enabled``, and even then a request must
+carry either the initial access token (``BASTION_REGISTRATION_TOKEN``, RFC 7591 §3) or a
+software statement signed by the operator (§2.3). This lets each app install obtain its
+own client, typically a confidential one with ``private_key_jwt`` and a key that never
+leaves the device, instead of every install sharing one embedded identity.
+
+What a registration may claim is bounded: without a statement, scopes come from
+``registration.default_scopes`` and no resources are granted; a statement's values
+take precedence over the request's (§2.3) and are the ceiling for later updates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from bastion.errors import OAuthError
+from bastion.oauth.clients import (
+    AUTHORIZATION_CODE,
+    REFRESH_TOKEN,
+    Client,
+    ClientMetadataError,
+    check_client,
+    hash_secret,
+)
+
+STATEMENT_ALGORITHMS = ("ES256", "ES384", "Ed25519", "EdDSA", "PS256", "RS256")
+ALLOWED_AUTH_METHODS = ("none", "private_key_jwt", "client_secret_basic")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def initial_token_ok(presented: str | None, configured: str | None) -> bool:
+    if not presented or not configured:
+        return False
+    return hmac.compare_digest(token_hash(presented), token_hash(configured))
+
+
+def load_statement_keys(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    data: dict[str, Any] = orjson.loads(path.read_bytes())
+    return data
+
+
+def verify_statement(statement: str, keys: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
+    """The statement's claims if the operator signed it (RFC 7591 §2.3)."""
+    if keys is None:
+        raise OAuthError("unapproved_software_statement", "software statements are not accepted")
+    try:
+        decoded = jwt.decode(
+            statement,
+            KeySet.import_key_set(dict(keys)),  # type: ignore[arg-type]
+            algorithms=list(STATEMENT_ALGORITHMS),
+        )
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise OAuthError(
+            "invalid_software_statement", "the software statement is not signed by a trusted key"
+        ) from exc
+    claims = dict(decoded.claims)
+    if not isinstance(claims.get("iss"), str):
+        raise OAuthError("invalid_software_statement", "the software statement needs iss")
+    exp = claims.get("exp")
+    if exp is not None and (not isinstance(exp, int | float) or exp <= now):
+        raise OAuthError("invalid_software_statement", "the software statement has expired")
+    return claims
+
+
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise OAuthError("invalid_client_metadata", f"{name} must be a list of strings")
+    return tuple(value)
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise OAuthError("invalid_client_metadata", f"{name} must be a string")
+    return value
+
+
+def client_from_metadata(
+    metadata: Mapping[str, Any],
+    *,
+    client_id: str,
+    statement: Mapping[str, Any] | None,
+    default_scopes: tuple[str, ...],
+) -> tuple[Client, str | None]:
+    """The client a registration describes, and a new secret if it uses one."""
+    merged = {**metadata, **(statement or {})}
+    method = _text(merged.get("token_endpoint_auth_method"), "token_endpoint_auth_method") or (
+        "private_key_jwt" if merged.get("jwks") else "none"
+    )
+    if method not in ALLOWED_AUTH_METHODS:
+        raise OAuthError("invalid_client_metadata", "unsupported token_endpoint_auth_method")
+    if merged.get("jwks_uri") is not None:
+        raise OAuthError("invalid_client_metadata", "jwks_uri is not supported; send jwks")
+    jwks = merged.get("jwks")
+    if jwks is not None and not isinstance(jwks, dict):
+        raise OAuthError("invalid_client_metadata", "jwks must be a JWK Set")
+    grants = _strings(merged.get("grant_types"), "grant_types") or (
+        AUTHORIZATION_CODE,
+        REFRESH_TOKEN,
+    )
+    response_types = _strings(merged.get("response_types"), "response_types")
+    if response_types and set(response_types) != {"code"}:
+        raise OAuthError("invalid_client_metadata", "only the code response type exists")
+    requested = tuple((_text(merged.get("scope"), "scope") or "").split())
+    ceiling = tuple((_text((statement or {}).get("scope"), "scope") or "").split()) or (
+        default_scopes
+    )
+    if not set(requested) <= set(ceiling):
+        raise OAuthError("invalid_client_metadata", "a requested scope may not be registered")
+    secret = secrets.token_urlsafe(32) if method == "client_secret_basic" else None
+    client = Client(
+        client_id=client_id,
+        client_type="public" if method == "none" else "confidential",
+        auth_method=method,  # type: ignore[arg-type]
+        name=(_text(merged.get("client_name"), "client_name") or "")[:200],
+        redirect_uris=_strings(merged.get("redirect_uris"), "redirect_uris"),
+        scopes=frozenset(requested or ceiling),
+        grant_types=frozenset(grants),
+        resources=frozenset(_strings((statement or {}).get("resources"), "resources")),
+        secret_hash=hash_secret(secret) if secret else None,
+        jwks=jwks,
+        source="registration",
+    )
+    try:
+        return check_client(client), secret
+    except ClientMetadataError as exc:
+        raise OAuthError(exc.error, str(exc)) from exc
+
+
+def updated(client: Client, metadata: Mapping[str, Any]) -> Client:
+    """RFC 7592 §2.2: a full replacement of what the client may change; never wider."""
+    if metadata.get("client_id") not in (None, client.client_id):
+        raise OAuthError("invalid_client_metadata", "client_id cannot change")
+    scope = tuple((_text(metadata.get("scope"), "scope") or "").split())
+    if not set(scope) <= client.scopes:
+        raise OAuthError("invalid_client_metadata", "scopes can only narrow")
+    if metadata.get("token_endpoint_auth_method") not in (None, client.auth_method):
+        raise OAuthError("invalid_client_metadata", "token_endpoint_auth_method cannot change")
+    changed = replace(
+        client,
+        name=(_text(metadata.get("client_name"), "client_name") or client.name)[:200],
+        redirect_uris=_strings(metadata.get("redirect_uris"), "redirect_uris"),
+        scopes=frozenset(scope) or client.scopes,
+        jwks=metadata.get("jwks") if isinstance(metadata.get("jwks"), dict) else client.jwks,
+    )
+    try:
+        return check_client(changed)
+    except ClientMetadataError as exc:
+        raise OAuthError(exc.error, str(exc)) from exc

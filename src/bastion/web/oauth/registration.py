@@ -1,0 +1,170 @@
+"""Dynamic registration endpoints: POST /register (RFC 7591), and GET / PUT / DELETE
+/register/{client_id} with the registration access token (RFC 7592)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bastion.audit import AuditEvent, Outcome
+from bastion.authserver.registration import (
+    client_from_metadata,
+    initial_token_ok,
+    load_statement_keys,
+    token_hash,
+    updated,
+    verify_statement,
+)
+from bastion.authserver.server import AuthServer
+from bastion.errors import OAuthError, ProblemError
+from bastion.oauth.clients import Client
+from bastion.web.oauth.common import auth_server, oauth_error, oauth_json
+
+
+def _enabled(request: Request) -> AuthServer:
+    server = auth_server(request)
+    if not server.settings.oauth.registration.enabled:
+        # Deny by default: an endpoint that is not enabled does not exist.
+        raise ProblemError("Not Found", status=404, title="Not Found")
+    return server
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise OAuthError("invalid_client_metadata", "the body must be application/json")
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise OAuthError("invalid_client_metadata", "the body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise OAuthError("invalid_client_metadata", "the body must be a JSON object")
+    return body
+
+
+def _view(server: AuthServer, client: Client) -> dict[str, Any]:
+    metadata = client.to_metadata()
+    return {
+        "client_id": client.client_id,
+        "client_name": metadata["client_name"],
+        "redirect_uris": metadata["redirect_uris"],
+        "token_endpoint_auth_method": client.auth_method,
+        "grant_types": metadata["grant_types"],
+        "response_types": metadata["response_types"],
+        "scope": metadata["scope"],
+        **({"jwks": metadata["jwks"]} if metadata["jwks"] else {}),
+        "registration_client_uri": f"{server.settings.issuer}/register/{client.client_id}",
+    }
+
+
+def _unauthorized(description: str) -> Response:
+    return oauth_json(
+        {"error": "invalid_token", "error_description": description},
+        401,
+        {"www-authenticate": 'Bearer realm="bastion", error="invalid_token"'},
+    )
+
+
+async def register(request: Request) -> Response:
+    server = _enabled(request)
+    settings = server.settings.oauth.registration
+    clock = server.grants.clock
+    try:
+        metadata = await _json_body(request)
+        statement_jwt = metadata.pop("software_statement", None)
+        statement = None
+        if statement_jwt is not None:
+            if not isinstance(statement_jwt, str):
+                raise OAuthError("invalid_software_statement", "must be a JWT string")
+            statement = verify_statement(
+                statement_jwt,
+                load_statement_keys(settings.software_statement_jwks_file),
+                clock.now(),
+            )
+        elif not initial_token_ok(_bearer(request), server.settings.secrets.registration_token):
+            _audit(server, "oauth.registration.refused", Outcome.DENIED, reason="no credential")
+            return _unauthorized("an initial access token or a software statement is required")
+        client, secret = client_from_metadata(
+            metadata,
+            client_id=secrets.token_urlsafe(16),
+            statement=statement,
+            default_scopes=settings.default_scopes,
+        )
+    except OAuthError as exc:
+        _audit(server, "oauth.registration.refused", Outcome.DENIED, reason=exc.description)
+        return oauth_error(exc)
+    access_token = secrets.token_urlsafe(32)
+    now = clock.now()
+    await server.clients.store.create(client, now, registration_token_hash=token_hash(access_token))
+    _audit(
+        server,
+        "oauth.registration.created",
+        Outcome.SUCCESS,
+        client_id=client.client_id,
+        statement=statement.get("iss") if statement else None,
+    )
+    body = _view(server, client) | {
+        "client_id_issued_at": int(now),
+        "registration_access_token": access_token,
+    }
+    if secret is not None:
+        body |= {"client_secret": secret, "client_secret_expires_at": 0}
+    return oauth_json(body, 201)
+
+
+async def _managed(request: Request, server: AuthServer) -> Client | None:
+    """The client named in the path, if the request carries its registration token."""
+    client_id = request.path_params["client_id"]
+    presented = _bearer(request)
+    stored_hash = await server.clients.store.registration_token_hash(client_id)
+    if (
+        presented is None
+        or stored_hash is None
+        or not hmac.compare_digest(token_hash(presented), stored_hash)
+    ):
+        return None
+    return await server.clients.store.get(client_id)
+
+
+async def manage(request: Request) -> Response:
+    server = _enabled(request)
+    client = await _managed(request, server)
+    if client is None:
+        # RFC 7592 §2: unknown client and wrong token are the same 401.
+        return _unauthorized("the registration access token is invalid")
+    if request.method == "GET":
+        return oauth_json(_view(server, client))
+    if request.method == "DELETE":
+        await server.access.revoke_families(
+            "client_deleted", f"client:{client.client_id}", client_id=client.client_id
+        )
+        await server.clients.store.delete(client.client_id)
+        _audit(server, "oauth.registration.deleted", Outcome.SUCCESS, client_id=client.client_id)
+        return Response(status_code=204, headers={"cache-control": "no-store"})
+    try:
+        changed = updated(client, await _json_body(request))
+    except OAuthError as exc:
+        return oauth_error(exc)
+    await server.clients.store.update(changed, server.grants.clock.now())
+    _audit(server, "oauth.registration.updated", Outcome.SUCCESS, client_id=client.client_id)
+    return oauth_json(_view(server, changed))
+
+
+def _audit(server: AuthServer, action: str, outcome: Outcome, **details: object) -> None:
+    server.grants.audit.emit(AuditEvent(action, outcome, actor="registration", details=details))
+
+
+routes = [
+    Route("/register", register, methods=["POST"]),
+    Route("/register/{client_id}", manage, methods=["GET", "PUT", "DELETE"]),
+]

@@ -1,0 +1,190 @@
+"""Dynamic client registration (RFC 7591) and management (RFC 7592)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
+from starlette.testclient import TestClient
+
+from bastion import wiring
+from bastion.config import load_settings
+from bastion.oauth.client_auth import JWT_BEARER
+from tests.authserver.conftest import ISSUER, Server, authorize_params
+from tests.conftest import write_config
+
+INITIAL_TOKEN = "initial-access-token-for-tests-0123456789"
+OPERATOR_KEY = ECKey.generate_key("P-256", parameters={"kid": "operator"})
+NATIVE = {"redirect_uris": ["com.example.install:/cb"], "client_name": "Install", "scope": "openid"}
+
+
+@pytest.fixture
+def registrar(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[TestClient]:
+    keys = tmp_path / "operator.jwks.json"
+    keys.write_bytes(orjson.dumps({"keys": [OPERATOR_KEY.as_dict(private=False)]}))
+    config = write_config(
+        tmp_path,
+        f'''
+issuer = "{ISSUER}"
+[oauth.registration]
+enabled = true
+software_statement_jwks_file = "{keys.name}"
+default_scopes = ["openid", "profile"]
+''',
+    )
+    settings = load_settings(
+        config,
+        {
+            "BASTION_MASTER_KEY": master_key_b64,
+            "BASTION_DATABASE_URL": database_url,
+            "BASTION_REGISTRATION_TOKEN": INITIAL_TOKEN,
+        },
+    )
+    asyncio.run(wiring.migrate(settings))
+    with TestClient(wiring.create_app(settings), base_url=ISSUER, follow_redirects=False) as client:
+        yield client
+
+
+def register(client: TestClient, body: dict[str, Any], token: str | None = INITIAL_TOKEN) -> Any:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return client.post("/register", json=body, headers=headers)
+
+
+def statement(key: ECKey = OPERATOR_KEY, **claims: Any) -> str:
+    payload = {
+        "iss": "operator",
+        "software_id": "orders-app",
+        "scope": "openid orders:read",
+        "resources": ["https://api.example.com"],
+        **claims,
+    }
+    return jwt.encode(
+        {"alg": "ES256", "kid": key.kid or "operator"}, payload, key, algorithms=["ES256"]
+    )
+
+
+def test_registration_is_off_unless_enabled(server: Server) -> None:
+    response = server.client.post("/register", json=NATIVE)
+    assert response.status_code == 404
+    assert (
+        "registration_endpoint"
+        not in server.client.get("/.well-known/oauth-authorization-server").json()
+    )
+
+
+def test_registration_needs_a_credential(registrar: TestClient) -> None:
+    assert register(registrar, NATIVE, token=None).status_code == 401
+    assert register(registrar, NATIVE, token="guess").status_code == 401
+
+
+def test_register_read_update_delete(registrar: TestClient) -> None:
+    created = register(registrar, NATIVE)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["token_endpoint_auth_method"] == "none"
+    assert body["registration_client_uri"] == f"{ISSUER}/register/{body['client_id']}"
+    manage = {"authorization": f"Bearer {body['registration_access_token']}"}
+    uri = f"/register/{body['client_id']}"
+    assert registrar.get(uri, headers=manage).json()["client_name"] == "Install"
+    assert registrar.get(uri, headers={"authorization": "Bearer wrong"}).status_code == 401
+    wider = registrar.put(uri, headers=manage, json={**NATIVE, "scope": "openid admin"})
+    assert wider.json()["error"] == "invalid_client_metadata"
+    renamed = registrar.put(uri, headers=manage, json={**NATIVE, "client_name": "Renamed"})
+    assert renamed.json()["client_name"] == "Renamed"
+    assert registrar.delete(uri, headers=manage).status_code == 204
+    assert registrar.get(uri, headers=manage).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({**NATIVE, "redirect_uris": ["http://evil.example/cb"]}, "invalid_redirect_uri"),
+        ({**NATIVE, "redirect_uris": ["javascript:alert(1)"]}, "invalid_redirect_uri"),
+        ({**NATIVE, "scope": "openid orders:write"}, "invalid_client_metadata"),
+        ({**NATIVE, "grant_types": ["password"]}, "invalid_client_metadata"),
+        ({**NATIVE, "response_types": ["token"]}, "invalid_client_metadata"),
+        ({**NATIVE, "jwks_uri": "https://x/jwks"}, "invalid_client_metadata"),
+        ({**NATIVE, "redirect_uris": "com.example.x:/cb"}, "invalid_client_metadata"),
+    ],
+)
+def test_refused_metadata(registrar: TestClient, body: dict[str, Any], error: str) -> None:
+    response = register(registrar, body)
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+
+
+def test_malformed_bodies(registrar: TestClient) -> None:
+    headers = {"authorization": f"Bearer {INITIAL_TOKEN}", "content-type": "application/json"}
+    for content in (b"{", b"[]", b"null", b"\xff"):
+        response = registrar.post("/register", content=content, headers=headers)
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_client_metadata"
+
+
+def test_software_statement_grants_what_the_operator_signed(registrar: TestClient) -> None:
+    """RFC 7591 §2.3: statement values take precedence; no initial token needed."""
+    created = register(registrar, {**NATIVE, "software_statement": statement()}, token=None)
+    assert created.status_code == 201, created.text
+    assert set(created.json()["scope"].split()) == {"openid", "orders:read"}
+    forged = register(
+        registrar,
+        {
+            **NATIVE,
+            "software_statement": statement(
+                ECKey.generate_key("P-256", parameters={"kid": "operator"})
+            ),
+        },
+        token=None,
+    )
+    assert forged.json()["error"] == "invalid_software_statement"
+    expired = register(
+        registrar,
+        {**NATIVE, "software_statement": statement(exp=int(time.time()) - 10)},
+        token=None,
+    )
+    assert expired.json()["error"] == "invalid_software_statement"
+
+
+def test_a_per_install_key_authenticates_the_install(registrar: TestClient) -> None:
+    """The install registers its own public key and proves possession with private_key_jwt."""
+    device_key = ECKey.generate_key("P-256", parameters={"kid": "device"})
+    created = register(
+        registrar,
+        {
+            **NATIVE,
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [device_key.as_dict(private=False)]},
+        },
+    )
+    assert created.status_code == 201, created.text
+    client_id = created.json()["client_id"]
+    assertion = jwt.encode(
+        {"alg": "ES256", "kid": "device"},
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": ISSUER,
+            "jti": "device-jti-1",
+            "exp": int(time.time()) + 60,
+        },
+        device_key,
+        algorithms=["ES256"],
+    )
+    params = authorize_params(
+        client_id=client_id, redirect_uri="com.example.install:/cb", scope="openid"
+    )
+    pushed = registrar.post(
+        "/par", data={**params, "client_assertion_type": JWT_BEARER, "client_assertion": assertion}
+    )
+    assert pushed.status_code == 201, pushed.text
+    replayed = registrar.post(
+        "/par", data={**params, "client_assertion_type": JWT_BEARER, "client_assertion": assertion}
+    )
+    assert replayed.status_code == 401, "RFC 7523 §3: an assertion's jti is single use"
