@@ -219,3 +219,32 @@ def test_pages_are_frame_denied(server: Server) -> None:
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert '<label for="username">Username</label>' in page.text
     assert '<label for="password">Password</label>' in page.text
+
+
+def test_prompt_login_forces_a_new_sign_in(server: Server) -> None:
+    """OpenID Connect Core §3.1.2.1: prompt=login re-authenticates even with a session."""
+    get_code(server.client)
+    response = server.client.get("/authorize", params=authorize_params(prompt="login"))
+    assert response.headers["location"].startswith("/login?")
+
+
+def test_max_age_forces_a_new_sign_in_once_exceeded(server: Server) -> None:
+    get_code(server.client)
+    fresh = server.client.get("/authorize", params=authorize_params(max_age="3600"))
+    assert fresh.headers["location"].startswith(APP_REDIRECT)
+    stale = server.client.get("/authorize", params=authorize_params(max_age="0"))
+    assert stale.headers["location"].startswith("/login?")
+
+
+def test_every_refusal_is_audited(server: Server) -> None:
+    server.client.post(
+        "/token", data={"grant_type": "authorization_code", "code": "nope", "client_id": "mobile"}
+    )
+    server.client.post(
+        "/token", data={"grant_type": "client_credentials"}, auth=("backend", "wrong")
+    )
+    log = (server.settings.audit_path).read_text()
+    assert '"action":"oauth.code.refused"' in log
+    assert '"action":"oauth.client_auth.failed"' in log
+    assert '"action":"oauth.token.refused"' in log
+    assert "wrong" not in log.replace('"reason":"wrong client secret"', "")

@@ -33,6 +33,15 @@ async def token(request: Request) -> Response:
             raise OAuthError("unauthorized_client", "this client may not use this grant type")
         return oauth_json(await handler(server.grants, client, params))
     except OAuthError as exc:
+        # One record for every refusal, whatever stage raised it (the grants add detail).
+        server.grants.audit.emit(
+            AuditEvent(
+                "oauth.token.refused",
+                Outcome.DENIED,
+                actor="client",
+                details={"error": exc.error, "reason": exc.description},
+            )
+        )
         return oauth_error(exc)
 
 
