@@ -194,12 +194,29 @@ def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
                 time.sleep(0.2)
         assert ready.status_code == 200
         assert httpx.get(f"{url}/jwks.json").json()["keys"]
+        discovery = httpx.get(f"{url}/.well-known/openid-configuration").json()
+        assert discovery["issuer"] == f"http://127.0.0.1:{port}"
+        authorize = httpx.get(
+            f"{url}/authorize",
+            params={
+                "client_id": "demo-app",
+                "redirect_uri": "http://127.0.0.1:9/callback",
+                "response_type": "code",
+                "scope": "openid",
+                "code_challenge": "E" * 43,
+                "code_challenge_method": "S256",
+            },
+        )
+        assert authorize.headers["location"].startswith("/login?"), "the demo app exists"
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=15)
     assert f"{url}/healthz" in output
     assert "DEVELOPMENT MASTER KEY" in output
     assert (tmp_path / "demo" / "bastion.db").exists()
+    password_file = tmp_path / "demo" / "demo-user-password.txt"
+    assert password_file.stat().st_mode & 0o077 == 0
+    assert password_file.read_text().strip() not in output
 
 
 def test_server_logs_carry_no_tokens(config: Path, env: dict[str, str]) -> None:

@@ -8,8 +8,9 @@ from bastion import __version__, logs
 from bastion.cli.check import check
 from bastion.cli.clients import clients
 from bastion.cli.db import db
+from bastion.cli.demo import demo
 from bastion.cli.keys import keys
-from bastion.cli.serve import demo, serve
+from bastion.cli.serve import serve
 from bastion.cli.users import users
 
 

@@ -70,7 +70,7 @@ def run_server(settings: Settings, config: Path | None) -> None:
     )
 
 
-def _override(settings: Settings, **changes: Any) -> Settings:
+def override_server(settings: Settings, **changes: Any) -> Settings:
     values = {k: v for k, v in changes.items() if v is not None}
     if not values:
         return settings
@@ -107,56 +107,12 @@ def serve(
 ) -> None:
     """Serve Bastion. Refuses to start on an invalid config, an unmigrated schema or a
     master key that does not open the key ring."""
-    settings = _override(
+    settings = override_server(
         wiring.load(config),
         host=host,
         port=port,
         workers=workers,
         tls_cert=tls_cert,
         tls_key=tls_key,
-    )
-    run_server(settings, config)
-
-
-DEMO_CONFIG = """\
-# Bastion demo: embedded default (SQLite in this folder, hot state in memory).
-environment = "development"
-issuer = "http://127.0.0.1:{port}"
-data_dir = "."
-
-[server]
-host = "127.0.0.1"
-port = {port}
-"""
-
-
-@click.command()
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path(".demo"),
-    show_default=True,
-    help="Where the demo keeps its data.",
-)
-@click.option("--port", type=int, default=8000, show_default=True)
-@handles_errors
-def demo(directory: Path, port: int) -> None:
-    """Run Bastion on the embedded default with a demo configuration, and say what to open."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    config = directory / "bastion.toml"
-    if not config.exists():
-        config.write_text(DEMO_CONFIG.format(port=port), encoding="utf-8")
-    settings = _override(wiring.load(config, environ={}), port=port)
-
-    asyncio.run(wiring.migrate(settings))
-    base = f"http://127.0.0.1:{port}"
-    err_console.print(
-        "\n[bold]Bastion demo[/] (development; data in "
-        f"{directory.resolve()})\n"
-        f"  liveness    {base}/healthz\n"
-        f"  readiness   {base}/readyz\n"
-        f"  public keys {base}/jwks.json\n"
-        f"  config      {config.resolve()}  (check it with `bastion check -c {config}`)\n"
     )
     run_server(settings, config)
