@@ -13,5 +13,6 @@ bench: install
 	.venv/bin/python -m pip install -q -e '.[dev,bench]'
 	.venv/bin/python -m bench.hot_store
 	.venv/bin/python -m bench.server
+	.venv/bin/python -m bench.token_endpoint
 clean:
 	rm -rf .venv .demo .pytest_cache .mypy_cache .ruff_cache

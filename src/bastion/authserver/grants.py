@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
@@ -229,7 +229,9 @@ async def refresh_token(ctx: GrantContext, client: Client, params: Params) -> di
             grace=settings.refresh_grace,
         )
     elif outcome is refresh.Outcome.ROTATE:
-        family = await ctx.grants.get_family(family.family_id) or family
+        # Our conditional update succeeded, so the row now holds exactly this.
+        family = replace(family, generation=family.generation + 1, rotated_at=now,
+                         last_used_at=now)
     if outcome is refresh.Outcome.REUSE:
         await ctx.access.revoke_families(
             "refresh_reuse", f"client:{client.client_id}", family_id=family.family_id
