@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
 from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.redis.hot import RedisHotStore
+from bench.rates import rate as measure
 
 REDIS_URL = os.environ.get("BASTION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DURATION = float(os.environ.get("BENCH_SECONDS", "1.0"))
@@ -25,21 +25,7 @@ Op = Callable[[int], Awaitable[object]]
 
 
 async def rate(op: Op, concurrency: int = 1) -> float:
-    """Operations per second over DURATION, with ``concurrency`` calls in flight."""
-    done = 0
-    deadline = time.perf_counter() + DURATION
-
-    async def worker(offset: int) -> None:
-        nonlocal done
-        i = offset
-        while time.perf_counter() < deadline:
-            await op(i)
-            i += concurrency
-            done += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    return done / (time.perf_counter() - start)
+    return await measure(op, concurrency, DURATION)
 
 
 def row(name: str, ours: float, baseline: float) -> None:

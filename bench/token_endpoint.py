@@ -31,6 +31,7 @@ from bastion.oauth.clients import hash_secret
 from bastion.oauth.codes import CODE_LIFETIME, CodeGrant, code_hash, new_code
 from bastion.store.sql.grants import SqlGrantStore
 from bastion.store.sql.users import SqlUserStore
+from bench.rates import rate as measure
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
@@ -55,6 +56,10 @@ secret_sha256 = "{hash_secret(SECRET)}"
 """
 
 
+async def rate(op: Callable[[int], Awaitable[Any]], concurrency: int) -> float:
+    return await measure(op, concurrency, SECONDS)
+
+
 @asynccontextmanager
 async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
     inbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -71,23 +76,6 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
         await inbox.put({"type": "lifespan.shutdown"})
         await outbox.get()
         await task
-
-
-async def rate(op: Callable[[int], Awaitable[Any]], concurrency: int) -> float:
-    done = 0
-    deadline = time.perf_counter() + SECONDS
-
-    async def worker(offset: int) -> None:
-        nonlocal done
-        i = offset
-        while time.perf_counter() < deadline:
-            await op(i)
-            i += concurrency
-            done += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    return done / (time.perf_counter() - start)
 
 
 async def run(label: str, database_url: str) -> None:

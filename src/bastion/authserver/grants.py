@@ -230,8 +230,7 @@ async def refresh_token(ctx: GrantContext, client: Client, params: Params) -> di
         )
     elif outcome is refresh.Outcome.ROTATE:
         # Our conditional update succeeded, so the row now holds exactly this.
-        family = replace(family, generation=family.generation + 1, rotated_at=now,
-                         last_used_at=now)
+        family = replace(family, generation=family.generation + 1, rotated_at=now, last_used_at=now)
     if outcome is refresh.Outcome.REUSE:
         await ctx.access.revoke_families(
             "refresh_reuse", f"client:{client.client_id}", family_id=family.family_id

@@ -9,6 +9,7 @@ URI with ``state`` and ``iss`` (RFC 9207). Every answer to a POST is a 303 (RFC 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import orjson
@@ -243,17 +244,41 @@ async def _interaction_for(
     return interaction_id, nonce, interaction.request, client
 
 
-async def login(request: Request) -> Response:
+@dataclass(frozen=True)
+class PageRequest:
+    """A request to the login or consent page, tied to its interaction and browser."""
+
+    browser: Browser
+    values: Params
+    interaction_id: str
+    nonce: str
+    auth_request: AuthorizationRequest
+    client: Client
+
+
+async def _page_request(request: Request) -> PageRequest | Response:
     browser = Browser(auth_server(request))
-    is_post = request.method == "POST"
     try:
-        values = await form(request) if is_post else parse(request.query_params.multi_items())
+        if request.method == "POST":
+            values = await form(request)
+        else:
+            values = parse(request.query_params.multi_items())
     except OAuthError as exc:
         return error_page(browser, exc)
     found = await _interaction_for(request, browser, values)
     if found is None:
         return _expired(browser)
-    interaction_id, nonce, auth_request, client = found
+    return PageRequest(browser, values, *found)
+
+
+async def login(request: Request) -> Response:
+    page_request = await _page_request(request)
+    if isinstance(page_request, Response):
+        return page_request
+    browser, values = page_request.browser, page_request.values
+    interaction_id, nonce = page_request.interaction_id, page_request.nonce
+    auth_request, client = page_request.auth_request, page_request.client
+    is_post = request.method == "POST"
     if not is_post:
         return _login_page(browser, interaction_id, nonce, client)
     if not browser.csrf_ok(interaction_id, nonce, values.get("csrf")):
@@ -308,17 +333,16 @@ def _login_page(
 
 
 async def consent(request: Request) -> Response:
-    browser = Browser(auth_server(request))
-    is_post = request.method == "POST"
-    try:
-        values = await form(request) if is_post else parse(request.query_params.multi_items())
-    except OAuthError as exc:
-        return error_page(browser, exc)
-    found = await _interaction_for(request, browser, values)
+    page_request = await _page_request(request)
+    if isinstance(page_request, Response):
+        return page_request
+    browser, values = page_request.browser, page_request.values
     session = await browser.current(request.cookies.get(browser.cookies.session))
-    if found is None or session is None:
+    if session is None:
         return _expired(browser)
-    interaction_id, nonce, auth_request, client = found
+    interaction_id, nonce = page_request.interaction_id, page_request.nonce
+    auth_request, client = page_request.auth_request, page_request.client
+    is_post = request.method == "POST"
     if not is_post:
         return page(
             "consent.html",
