@@ -12,6 +12,7 @@ import orjson
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from bastion import wiring
@@ -184,7 +185,20 @@ def test_a_per_install_key_authenticates_the_install(registrar: TestClient) -> N
         "/par", data={**params, "client_assertion_type": JWT_BEARER, "client_assertion": assertion}
     )
     assert pushed.status_code == 201, pushed.text
+    handle = pushed.json()["request_uri"].rsplit(":", 1)[1]
+    stored = asyncio.run(_stored_push(registrar, handle))
+    assert b"client_assertion" not in stored, "credentials are not kept with the request"
     replayed = registrar.post(
         "/par", data={**params, "client_assertion_type": JWT_BEARER, "client_assertion": assertion}
     )
     assert replayed.status_code == 401, "RFC 7523 §3: an assertion's jti is single use"
+
+
+async def _stored_push(client: TestClient, handle: str) -> bytes:
+    """What the server kept for a pushed request (the embedded hot store is in memory)."""
+    app: Any = client.app
+    while not isinstance(app, Starlette):
+        app = app.app
+    value = await app.state.runtime.hot.get(f"par:{handle}")
+    assert value is not None
+    return bytes(value)

@@ -34,6 +34,8 @@ from bastion.store.sql.sessions import BrowserSession
 from bastion.web.oauth.common import auth_server, authenticate, form, oauth_error, oauth_json
 from bastion.web.pages import page
 
+CLIENT_AUTH_PARAMS = frozenset({"client_assertion", "client_assertion_type", "client_secret"})
+
 
 def _audit(browser: Browser, action: str, outcome: Outcome, **details: object) -> None:
     browser.server.grants.audit.emit(AuditEvent(action, outcome, actor="browser", details=details))
@@ -392,7 +394,8 @@ async def pushed_authorization_request(request: Request) -> Response:
     except OAuthError as exc:
         return oauth_error(exc)
     handle = secrets.token_urlsafe(24)
-    pairs = [(name, params.get(name)) for name in sorted(params.names())]
+    # Client credentials authenticated this push; they are not part of the request.
+    pairs = [(name, params.get(name)) for name in sorted(params.names() - CLIENT_AUTH_PARAMS)]
     pairs += [("resource", resource) for resource in params.resources]
     lifetime = server.settings.oauth.par_lifetime
     await server.hot.set(
