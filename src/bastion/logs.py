@@ -1,8 +1,7 @@
 """Logging set-up: every handler redacts, so no log line carries a token or secret.
 
-The filter rewrites a record in place (message, each argument, the formatted
-traceback) and keeps the argument tuple's shape, because some formatters, such as
-uvicorn's access log, unpack ``record.args`` positionally.
+The filter rewrites a record in place: the formatted message, the traceback and the
+stack. ``extra=`` fields are not inspected, so never pass secrets that way.
 """
 
 from __future__ import annotations
@@ -13,42 +12,52 @@ import logging.config
 from collections.abc import Mapping
 from typing import Any
 
-from bastion.audit.redaction import redact, redact_text
+from bastion.audit.redaction import REDACTED, is_sensitive, redact_text
 
 _FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
+# Loggers whose formatter unpacks ``record.args`` by position (uvicorn's access log):
+# their arguments are redacted one by one and the tuple keeps its shape.
+POSITIONAL_LOGGERS = frozenset({"uvicorn.access"})
+MAX_MESSAGE = 16_384
+MAX_TRACEBACK = 65_536
+
+
 class RedactingFilter(logging.Filter):
+    """Redacts a record in place; never raises into the code that logs."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, Mapping):
-            # "%(password)s" with {"password": ...}: the name is only in the mapping.
-            record.args = redact(record.args)
         try:
-            message = record.getMessage()
-        except (TypeError, ValueError):  # a malformed format: log what we were given
-            message = str(record.msg)
-            record.args = ()
-        if redact_text(message) != message:
-            self._redact_message(record, message)
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+            self._redact(record)
+        except Exception:
+            record.msg, record.args = "[unloggable record: redaction failed]", ()
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
 
-    @staticmethod
-    def _redact_message(record: logging.LogRecord, message: str) -> None:
-        # Prefer redacting the arguments alone, which keeps their shape for formatters
-        # that unpack them; fall back to the redacted text when the secret is elsewhere.
-        if isinstance(record.args, tuple) and record.args:
-            args = tuple(redact_text(a) if isinstance(a, str) else a for a in record.args)
+    def _redact(self, record: logging.LogRecord) -> None:
+        if isinstance(record.args, Mapping):
+            # "%(password)s" with {"password": ...}: the name is only in the mapping.
+            record.args = {
+                k: REDACTED if is_sensitive(str(k)) else v for k, v in record.args.items()
+            }
+        if record.name in POSITIONAL_LOGGERS and isinstance(record.args, tuple):
+            record.args = tuple(redact_text(a) if isinstance(a, str) else a for a in record.args)
+        else:
             try:
-                candidate = str(record.msg) % args
-            except (TypeError, ValueError):
-                candidate = message
-            if redact_text(candidate) == candidate:
-                record.args = args
-                return
-        record.msg = redact_text(message)
-        record.args = ()
+                message = record.getMessage()
+            except Exception:  # a malformed format: log what we were given
+                message, record.args = str(record.msg), ()
+            redacted = redact_text(message, limit=MAX_MESSAGE)
+            if redacted != message:
+                record.msg, record.args = redacted, ()
+        if record.exc_info:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact_text(text, limit=MAX_TRACEBACK)
+            # Formatters that format exc_info themselves must not see the raw text.
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info, limit=MAX_TRACEBACK)
 
 
 def configure(level: int = logging.INFO) -> None:

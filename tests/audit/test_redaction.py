@@ -105,6 +105,38 @@ def test_asgi_header_pairs_as_bytes() -> None:
         f"aws_secret_access_key={SECRET}",
         f"otp_code={SECRET} mfa_code={SECRET} verification_code={SECRET}",
         f"id_token_hint={SECRET}",
+        # Encoded delimiters must not end a value early.
+        f"password=correct%20horse%20{SECRET}",
+        f"password=ab%26{SECRET}",
+        f"password=ab%3B{SECRET}",
+        f"postgresql://u:ab%20cd{SECRET}@host/db",
+        f"redis://:ab%2Fcd{SECRET}@h",
+        f"redis://:ab%40cd{SECRET}@h",
+        f"postgresql://u@h/db?password=ab%26cd{SECRET}",
+        f"code%2525253D{SECRET}",
+        # Separators and schemes.
+        f"token = {SECRET}",
+        f"dpop\t=\t{SECRET}",
+        f"basic = {SECRET}",
+        f"Authorization: ApiKey {SECRET}",
+        f"Authorization: SSWS {SECRET}",
+        # Quotes, brackets and reprs.
+        f"""{{"password": "a\\"{SECRET}"}}""",
+        f"""{{'password': 'a\\'"{SECRET}'}}""",
+        f"K(master_key=b'x{SECRET}')",
+        f"{{'cookie': ['a', '{SECRET}']}}",
+        f"{{'token': ('x', '{SECRET}')}}",
+        f'"credentials": {{"x": "{SECRET}"}}',
+        f"password=<{SECRET}>",
+        f"('password', '{SECRET}')",
+        f"[(b'cookie', b'foo={SECRET}')]",
+        # Bastion's own cookies and fields, and common form names.
+        f"bastion-session={SECRET}",
+        f"__Host-bastion-session={SECRET}",
+        f"csrf={SECRET}",
+        f"password1={SECRET}&password2={SECRET}",
+        f"password_confirmation={SECRET}",
+        f"https://{SECRET}@github.example/repo",
     ],
 )
 def test_free_text_credentials(text: str) -> None:
@@ -149,6 +181,9 @@ def test_hostile_structures_do_not_raise() -> None:
         def __repr__(self) -> str:
             raise RuntimeError("boom")
 
+    jwk = redact({"kty": "EC", "crv": "P-256", "x": "pub", "d": SECRET})
+    assert jwk["d"] == REDACTED
+    assert jwk["x"] == "pub"
     out = redact(
         {
             1: "int key",

@@ -9,7 +9,9 @@ Two nets, because either alone misses things:
   ``Basic``, ``DPoP`` values, JWT/JWE compact serialisations, PEM private keys,
   passwords in URL userinfo, every value of a ``Cookie``/``Set-Cookie`` header.
 
-Text is percent-decoded before scanning, so an encoded ``code%3D...`` is seen too.
+Percent-encoded name and separator characters are decoded before scanning, so an
+encoded ``code%3D...`` is seen too; encoded delimiters (``%26``, ``%20``, ...) stay
+encoded, so they cannot end a secret value early.
 A harmless name never shields what follows it: after ``url=`` the scan continues
 inside the value, so ``url=https://app/cb?code=X`` still loses its code.
 
@@ -22,7 +24,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote
 
 REDACTED = "[REDACTED]"
 MAX_DEPTH = 32
@@ -35,19 +36,24 @@ _SENSITIVE_NAMES = frozenset(
         "authorization",
         "proxyauthorization",
         "cookie",
+        "cookies",
         "setcookie",
         "dpop",
         "password",
         "passwd",
         "pwd",
+        "pass",
         "passphrase",
         "passwordhash",
         "pin",
+        "passwordconfirmation",
         "secret",
+        "secrets",
         "clientsecret",
         "secretkey",
         "awssecretaccesskey",
         "token",
+        "tokens",
         "accesstoken",
         "refreshtoken",
         "idtoken",
@@ -80,6 +86,7 @@ _SENSITIVE_NAMES = frozenset(
         "session",
         "sessionid",
         "sid",
+        "csrf",
         "csrftoken",
         "xcsrftoken",
         "idempotencykey",
@@ -89,11 +96,17 @@ _SENSITIVE_NAMES = frozenset(
         "credentials",
         "signature",
         "xamzsecuritytoken",
+        "interaction",
+        "nonce",
+        "basic",
+        "bearer",
     }
 )
 _SENSITIVE_SUFFIXES = (
     "token",
+    "tokens",
     "secret",
+    "secrets",
     "password",
     "passphrase",
     "apikey",
@@ -107,24 +120,46 @@ _SENSITIVE_SUFFIXES = (
     "recoverycode",
     "authcode",
     "sessionid",
+    "session",
     "credential",
     "credentials",
+    "interaction",
 )
+# Private members of a JWK (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
+_JWK_PRIVATE = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 
-_SCHEME = re.compile(r"\b(Bearer|Basic|DPoP|Digest|Negotiate|Token)\s+[^\s,;\"']+", re.IGNORECASE)
+# RFC 7235 §2.1: scheme names are case-insensitive; the credential is a token68.
+_SCHEME = re.compile(
+    r"\b(Bearer|Basic|DPoP|Digest|Negotiate)\s+[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE
+)
 _JOSE = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}")
 _PEM = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL
 )
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/@\s:]*):(?P<pw>[^/@\s]*)@")
-_COOKIE_LINE = re.compile(r"(?P<head>\b(?:set-)?cookie\"?\s*[:=]\s*)[^\r\n]*", re.IGNORECASE)
-# A name, an optional closing quote (JSON, possibly backslash-escaped), a separator, and
-# an optional opening quote. The value is found by hand after the match (see _pairs).
+# The scheme must start at a boundary: otherwise a long run of letters is retried at every
+# position and the match becomes quadratic.
+_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.\-])(?P<head>[A-Za-z][A-Za-z0-9+.\-]{0,31}://)"
+    r"[^/@\s?#]+@"
+)
+# Whole header lines whose value is a credential, whatever its scheme or shape.
+_HEADER_LINE = re.compile(
+    r"(?P<head>\b(?:set-cookie|cookie|authorization|proxy-authorization)[\"']?\s*[:=]\s*)"
+    r"[^\r\n]*",
+    re.IGNORECASE,
+)
+# A name (optionally quoted, as in JSON or Python reprs), a separator, and an optional
+# opening quote. The value itself is delimited by hand in _value_end.
 _NAME_SEP = re.compile(
-    r"(?P<name>[A-Za-z][A-Za-z0-9_.\-\[\]]{0,63})(?P<sep>\\?[\"']?\s*(?:=>|[=:])\s*)"
-    r"(?P<quote>\\?[\"'])?"
+    r"(?P<open>\\?[\"'])?(?P<name>[A-Za-z][A-Za-z0-9_.\-\[\]]{0,63})"
+    r"(?P<sep>(?:\\?[\"'])?\s*(?:=>|[=:,])\s*)(?P<quote>[bBrRuU]?\\?[\"'])?"
 )
 _UNQUOTED_END = re.compile(r"[\s&;,\"'}#<>)\]]")
+_BRACKETS = {"[": "]", "(": ")", "{": "}", "<": ">"}
+# Characters whose percent-encoding is decoded before scanning; delimiters are not.
+_DECODABLE = re.compile(
+    r"%(25|2[DdEe]|3[0-9AaDdFf]|4[1-9A-Fa-f]|5[0-9Aa]|5[Ff]|6[1-9A-Fa-f]|7[0-9Aa])"
+)
 # orjson (and most JSON consumers) stop at 64-bit integers; larger ones become text.
 _INT_RANGE = range(-(2**63), 2**64)
 
@@ -135,27 +170,26 @@ def is_sensitive(name: str) -> bool:
     A bracketed form name such as ``user[password]`` is judged by each of its parts.
     """
     for part in re.split(r"[\[\]]+", name):
-        folded = re.sub(r"[-_.\s]", "", part).lower()
+        folded = re.sub(r"[-_.\s]", "", part).lower().rstrip("0123456789")
         if folded and (folded in _SENSITIVE_NAMES or folded.endswith(_SENSITIVE_SUFFIXES)):
             return True
     return False
 
 
-def redact_text(text: str) -> str:
-    if len(text) > MAX_STRING:
-        text = text[:MAX_STRING] + "…[truncated]"
-    if "%" in text:
-        for _ in range(3):  # nested encodings, bounded
-            decoded = unquote(text)
-            if decoded == text:
-                break
-            text = decoded
+def redact_text(text: str, limit: int = MAX_STRING) -> str:
+    if len(text) > limit:
+        text = text[:limit] + "…[truncated]"
+    for _ in range(8):  # nested encodings, bounded
+        decoded = _DECODABLE.sub(lambda m: chr(int(m.group(1), 16)), text)
+        if decoded == text:
+            break
+        text = decoded
     text = _PEM.sub(REDACTED, text)
-    text = _USERINFO.sub(lambda m: f"{m.group('head')}:{REDACTED}@", text)
-    text = _COOKIE_LINE.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
+    text = _USERINFO.sub(lambda m: f"{m.group('head')}{REDACTED}@", text)
+    text = _HEADER_LINE.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
+    text = _pairs(text)
     text = _SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _JOSE.sub(REDACTED, text)
-    return _pairs(text)
+    return _JOSE.sub(REDACTED, text)
 
 
 def _pairs(text: str) -> str:
@@ -167,25 +201,53 @@ def _pairs(text: str) -> str:
     out: list[str] = []
     position = 0
     while match := _NAME_SEP.search(text, position):
-        if not is_sensitive(match.group("name")):
+        sep = match.group("sep").strip(" \t\\\"'")
+        # A comma separates a name from its value only in a quoted pair: ('password', 'x').
+        tuple_pair = sep == "," and match.group("open") is not None
+        if not is_sensitive(match.group("name")) or (sep == "," and not tuple_pair):
             out.append(text[position : match.end("sep")])
             position = match.end("sep")
             continue
         out.append(text[position : match.end()])
         value_start = match.end()
-        quote = match.group("quote")
         if text.startswith(REDACTED, value_start):  # already redacted: stay idempotent
             value_end = value_start + len(REDACTED)
-        elif quote:
-            close = text.find(quote, value_start)
-            value_end = len(text) if close < 0 else close
         else:
-            end = _UNQUOTED_END.search(text, value_start)
-            value_end = len(text) if end is None else end.start()
+            value_end = _value_end(text, value_start, match.group("quote"))
         out.append(REDACTED)
         position = value_end
     out.append(text[position:])
     return "".join(out)
+
+
+def _value_end(text: str, start: int, quote: str | None) -> int:
+    """Where a value that begins at ``start`` ends: its closing quote (escapes honoured),
+    its closing bracket, or the first delimiter."""
+    if quote:
+        mark = quote.lstrip("bBrRuU")
+        index = start
+        while (found := text.find(mark[-1], index)) >= 0:
+            escaped = len(mark) == 1 and _backslashes_before(text, found) % 2 == 1
+            if not escaped and text.startswith(mark, found - len(mark) + 1):
+                return found - len(mark) + 1
+            index = found + 1
+        return len(text)
+    if start < len(text) and text[start] in _BRACKETS:
+        opening, closing, depth = text[start], _BRACKETS[text[start]], 0
+        for index in range(start, len(text)):
+            depth += (text[index] == opening) - (text[index] == closing)
+            if depth == 0:
+                return index + 1
+        return len(text)
+    end = _UNQUOTED_END.search(text, start)
+    return len(text) if end is None else end.start()
+
+
+def _backslashes_before(text: str, index: int) -> int:
+    count = 0
+    while index - count - 1 >= 0 and text[index - count - 1] == "\\":
+        count += 1
+    return count
 
 
 def _name_of(key: object) -> str:
@@ -203,7 +265,10 @@ def redact(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> 
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, bytes | bytearray | memoryview):
-        return redact_text(bytes(value).decode("utf-8", "replace"))
+        try:
+            return redact_text(bytes(value).decode("utf-8", "replace"))
+        except ValueError:  # a released memoryview
+            return "[unreadable bytes]"
     if isinstance(value, int) and not isinstance(value, bool) and value not in _INT_RANGE:
         return str(value)
     if value is None or isinstance(value, bool | int | float):
@@ -213,11 +278,14 @@ def redact(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> 
     seen = _seen | {id(value)}
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
-        for key, item in value.items():
-            name = _name_of(key)
-            out[redact_text(name)] = (
-                REDACTED if is_sensitive(name) else redact(item, _depth + 1, seen)
-            )
+        try:
+            is_jwk = "kty" in value
+            for key, item in value.items():
+                name = _name_of(key)
+                hidden = is_sensitive(name) or (is_jwk and name in _JWK_PRIVATE)
+                out[redact_text(name)] = REDACTED if hidden else redact(item, _depth + 1, seen)
+        except Exception:  # a mapping that fails while being read
+            out["[unreadable]"] = type(value).__name__
         return out
     if isinstance(value, list | tuple | set | frozenset):
         items = list(value)
