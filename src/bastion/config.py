@@ -157,6 +157,7 @@ class ClientSettings(_Section):
     require_pushed_authorization_requests: bool = False
     secret_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     jwks_file: Path | None = None
+    introspection: bool = False
 
 
 class RegistrationSettings(_Section):

@@ -23,6 +23,7 @@ from tests.conftest import write_config
 
 ISSUER = "http://127.0.0.1:8000"
 APP_REDIRECT = "com.example.app:/cb"
+CLAIMED_REDIRECT = "https://app.example.com/cb"
 API = "https://api.example.com"
 BACKEND_SECRET = "backend-secret-0123456789abcdefghijklmnopqrstuv"
 GATEWAY_SECRET = "gateway-secret-0123456789abcdefghijklmnopqrstuv"
@@ -37,7 +38,7 @@ refresh_grace = "5s"
 client_id = "mobile"
 name = "Example App"
 type = "public"
-redirect_uris = ["{APP_REDIRECT}", "http://127.0.0.1/callback"]
+redirect_uris = ["{APP_REDIRECT}", "http://127.0.0.1/callback", "{CLAIMED_REDIRECT}"]
 scopes = ["openid", "profile", "orders:read", "orders:write"]
 resources = ["{API}"]
 [[oauth.clients]]
@@ -51,6 +52,8 @@ client_id = "backend"
 type = "confidential"
 grant_types = ["client_credentials"]
 scopes = ["reports"]
+resources = ["{ISSUER}", "{API}"]
+introspection = true
 secret_sha256 = "{hash_secret(BACKEND_SECRET)}"
 [[oauth.clients]]
 client_id = "gateway"

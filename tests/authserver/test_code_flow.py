@@ -7,6 +7,7 @@ from joserfc.jwk import KeySet
 
 from tests.authserver.conftest import (
     APP_REDIRECT,
+    CLAIMED_REDIRECT,
     ISSUER,
     VERIFIER,
     Server,
@@ -76,12 +77,25 @@ def test_token_responses_are_not_cached(server: Server) -> None:
 
 
 def test_second_authorization_reuses_the_session_and_consent(server: Server) -> None:
-    get_code(server.client)
-    response = server.client.get("/authorize", params=authorize_params(state="again"))
+    """With a claimed https redirect the app's identity is assured: straight back."""
+    get_code(server.client, redirect_uri=CLAIMED_REDIRECT)
+    response = server.client.get(
+        "/authorize", params=authorize_params(state="again", redirect_uri=CLAIMED_REDIRECT)
+    )
     assert response.status_code == 303
     location = response.headers["location"]
-    assert location.startswith(APP_REDIRECT), "signed in and consented: straight back"
+    assert location.startswith(CLAIMED_REDIRECT), "signed in and consented: straight back"
     assert query_of(location)["state"] == "again"
+
+
+def test_private_use_schemes_always_ask(server: Server) -> None:
+    """RFC 8252 §8.6: any app can claim a custom scheme, so a remembered consent is not
+    applied silently to one; prompt=none gets consent_required."""
+    get_code(server.client)
+    again = server.client.get("/authorize", params=authorize_params(state="again"))
+    assert again.headers["location"].startswith("/consent?")
+    silent = server.client.get("/authorize", params=authorize_params(prompt="none"))
+    assert query_of(silent.headers["location"])["error"] == "consent_required"
 
 
 def test_code_replay_fails_and_revokes_what_it_issued(server: Server) -> None:
@@ -222,17 +236,26 @@ def test_pages_are_frame_denied(server: Server) -> None:
 
 
 def test_prompt_login_forces_a_new_sign_in(server: Server) -> None:
-    """OpenID Connect Core §3.1.2.1: prompt=login re-authenticates even with a session."""
+    """OpenID Connect Core §3.1.2.1: prompt=login re-authenticates even with a session,
+    and the consent page cannot be used to skip the sign-in."""
     get_code(server.client)
     response = server.client.get("/authorize", params=authorize_params(prompt="login"))
-    assert response.headers["location"].startswith("/login?")
+    location = response.headers["location"]
+    assert location.startswith("/login?")
+    detour = server.client.get(location.replace("/login?", "/consent?"))
+    assert detour.status_code == 303
+    assert detour.headers["location"].startswith("/login?")
 
 
 def test_max_age_forces_a_new_sign_in_once_exceeded(server: Server) -> None:
-    get_code(server.client)
-    fresh = server.client.get("/authorize", params=authorize_params(max_age="3600"))
-    assert fresh.headers["location"].startswith(APP_REDIRECT)
-    stale = server.client.get("/authorize", params=authorize_params(max_age="0"))
+    get_code(server.client, redirect_uri=CLAIMED_REDIRECT)
+    fresh = server.client.get(
+        "/authorize", params=authorize_params(max_age="3600", redirect_uri=CLAIMED_REDIRECT)
+    )
+    assert fresh.headers["location"].startswith(CLAIMED_REDIRECT)
+    stale = server.client.get(
+        "/authorize", params=authorize_params(max_age="0", redirect_uri=CLAIMED_REDIRECT)
+    )
     assert stale.headers["location"].startswith("/login?")
 
 

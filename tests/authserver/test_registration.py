@@ -202,3 +202,56 @@ async def _stored_push(client: TestClient, handle: str) -> bytes:
     value = await app.state.runtime.hot.get(f"par:{handle}")
     assert value is not None
     return bytes(value)
+
+
+@pytest.mark.parametrize(
+    "grants",
+    [
+        ["client_credentials"],
+        ["urn:ietf:params:oauth:grant-type:token-exchange"],
+        ["authorization_code", "refresh_token", "client_credentials"],
+    ],
+)
+def test_registration_cannot_grant_itself_backend_powers(
+    registrar: TestClient, grants: list[str]
+) -> None:
+    """Self-registration yields an app's code flow only; more needs the operator's word."""
+    body = {**NATIVE, "token_endpoint_auth_method": "client_secret_basic", "grant_types": grants}
+    assert register(registrar, body).json()["error"] == "invalid_client_metadata"
+    with_statement = {**body, "software_statement": statement()}
+    assert register(registrar, with_statement, token=None).json()["error"] == (
+        "invalid_client_metadata"
+    ), "a statement without grant_types does not allow them"
+
+
+def test_a_statement_may_allow_more_grant_types(registrar: TestClient) -> None:
+    body = {
+        "token_endpoint_auth_method": "client_secret_basic",
+        "grant_types": ["client_credentials"],
+        "scope": "orders:read",
+        "software_statement": statement(grant_types=["client_credentials"]),
+    }
+    assert register(registrar, body, token=None).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "jwks",
+    [
+        {"keys": [1]},
+        {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]},
+        {"keys": [{**ECKey.generate_key("P-256").as_dict(private=True)}]},
+        {"keys": [{"kty": "EC", "crv": "P-256", "x": "bad", "y": "bad"}]},
+    ],
+)
+def test_registered_keys_must_be_public_and_valid(
+    registrar: TestClient, jwks: dict[str, Any]
+) -> None:
+    body = {**NATIVE, "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks}
+    assert register(registrar, body).json()["error"] == "invalid_client_metadata"
+
+
+def test_control_characters_in_metadata(registrar: TestClient) -> None:
+    assert register(registrar, {**NATIVE, "client_name": "a\x00b"}).status_code == 400
+    assert (
+        registrar.get("/register/a%00b", headers={"authorization": "Bearer x"}).status_code == 401
+    )

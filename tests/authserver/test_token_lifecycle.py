@@ -293,3 +293,77 @@ def test_malformed_token_requests(server: Server) -> None:
     assert in_query.json()["error"] == "invalid_request"
     assert server.client.get("/token").status_code == 405
     assert server.client.get("/.well-known/openid-configuration").json()["issuer"] == ISSUER
+
+
+def test_introspection_needs_the_operators_permission(server: Server) -> None:
+    """RFC 7662 §4: being confidential is not enough; the gateway was not designated."""
+    first = tokens(server)
+    denied = server.client.post("/introspect", data={"token": first["access_token"]}, auth=GATEWAY)
+    assert denied.status_code == 401
+
+
+def test_introspection_is_limited_to_the_servers_audiences(server: Server) -> None:
+    first = tokens(server)
+    exchanged = server.client.post(
+        "/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": first["access_token"],
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": "https://orders.internal",
+            "scope": "orders:read",
+        },
+        auth=GATEWAY,
+    ).json()
+    assert introspect(server, exchanged["access_token"]) == {"active": False}
+
+
+def test_userinfo_is_for_user_tokens_only(server: Server) -> None:
+    machine = server.client.post(
+        "/token", data={"grant_type": "client_credentials", "scope": "reports"}, auth=BACKEND
+    ).json()
+    response = server.client.get(
+        "/userinfo", headers={"authorization": f"Bearer {machine['access_token']}"}
+    )
+    assert response.status_code == 401
+
+
+def test_a_burned_request_uri_attempt_does_not_consume_it(server: Server) -> None:
+    request_uri = server.client.post("/par", data=authorize_params()).json()["request_uri"]
+    other = server.client.get(
+        "/authorize", params={"client_id": "strict", "request_uri": request_uri}
+    )
+    assert other.status_code == 400
+    legit = server.client.get(
+        "/authorize", params={"client_id": "mobile", "request_uri": request_uri}
+    )
+    assert legit.status_code == 303, "the legitimate client can still use it"
+
+
+def test_redirect_uri_is_optional_at_the_token_endpoint_when_it_was_omitted(
+    server: Server,
+) -> None:
+    """RFC 6749 §4.1.3: required only if the authorization request included it."""
+    from tests.authserver.conftest import VERIFIER, approve, sign_in
+
+    pushed = server.client.post(
+        "/par", data=authorize_params(client_id="strict", redirect_uri=None, scope="openid")
+    ).json()
+    response = server.client.get(
+        "/authorize", params={"client_id": "strict", "request_uri": pushed["request_uri"]}
+    )
+    location = response.headers["location"]
+    if location.startswith("/login?"):
+        location = sign_in(server.client, location)
+    location = approve(server.client, location)
+    code = query_of(location)["code"]
+    body = server.client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": "strict",
+            "code_verifier": VERIFIER,
+        },
+    ).json()
+    assert "access_token" in body, body

@@ -52,6 +52,8 @@ def test_acceptable_native_redirects(uri: str) -> None:
         ("", "non-empty"),
         ("https://app.example.com/" + "a" * 2048, "2048"),
         ("http://127.0.0.1:99999/cb", "valid URI"),
+        ("http://[::1]evil.com/cb", "loopback"),
+        ("http://127.0.0.1.evil.com/cb", "loopback"),
     ],
 )
 def test_refused_at_registration(uri: str, reason: str) -> None:

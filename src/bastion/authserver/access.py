@@ -106,7 +106,9 @@ class AccessTokens:
         if await self.hot.get(DENYLIST_PREFIX + claims["jti"]) is not None:
             raise OAuthError("invalid_token", "the access token is invalid", status=401)
         user = await self.users.get(claims["sub"])
-        if user is not None and (not user.enabled or claims["iat"] < user.tokens_valid_after):
+        # iat has whole seconds; tokens from earlier in the revocation's own second are
+        # caught by the denylist entry the revocation wrote for each of them.
+        if user is not None and (not user.enabled or claims["iat"] < int(user.tokens_valid_after)):
             raise OAuthError("invalid_token", "the access token is invalid", status=401)
         return claims
 

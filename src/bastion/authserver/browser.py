@@ -57,6 +57,9 @@ class Interaction:
     request: AuthorizationRequest
     nonce_hash: str
     created_at: float
+    # Set when the request demanded a fresh sign-in (no session, prompt=login, max_age):
+    # only a session authenticated at or after this moment may complete it.
+    login_after: float | None = None
 
 
 class Browser:
@@ -68,7 +71,9 @@ class Browser:
 
     # --- interactions ------------------------------------------------------------------
 
-    async def start(self, request: AuthorizationRequest) -> tuple[str, str]:
+    async def start(
+        self, request: AuthorizationRequest, *, needs_login: bool = False
+    ) -> tuple[str, str]:
         """A new interaction; returns its id and the browser nonce for the cookie."""
         interaction_id, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
         fields = dataclasses.asdict(request) | {"prompt": sorted(request.prompt)}
@@ -76,6 +81,7 @@ class Browser:
             "request": fields,
             "nonce_hash": _hash(nonce),
             "created_at": self.clock.now(),
+            "login_after": self.clock.now() if needs_login else None,
         }
         await self.server.hot.set(
             f"interaction:{interaction_id}", orjson.dumps(record), ttl=self.settings.login_timeout
@@ -90,7 +96,7 @@ class Browser:
         if raw is None:
             return None
         record = orjson.loads(raw)
-        if not hmac.compare_digest(record["nonce_hash"], _hash(nonce)):
+        if not hmac.compare_digest(record["nonce_hash"].encode(), _hash(nonce).encode()):
             return None
         fields = record["request"]
         for name in ("scope", "resources", "acr_values"):
@@ -101,6 +107,7 @@ class Browser:
             AuthorizationRequest(**fields),
             record["nonce_hash"],
             record["created_at"],
+            record.get("login_after"),
         )
 
     async def finish(self, interaction_id: str) -> None:
@@ -113,7 +120,9 @@ class Browser:
     def csrf_ok(self, interaction_id: str, nonce: str | None, token: str | None) -> bool:
         if not nonce or not token:
             return False
-        return hmac.compare_digest(self.csrf_token(interaction_id, nonce), token)
+        return hmac.compare_digest(
+            self.csrf_token(interaction_id, nonce).encode(), token.encode("utf-8", "surrogatepass")
+        )
 
     # --- sessions ------------------------------------------------------------------------
 

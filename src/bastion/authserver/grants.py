@@ -122,13 +122,10 @@ async def authorization_code(ctx: GrantContext, client: Client, params: Params) 
         raise OAuthError("invalid_grant", "the authorization code is invalid")
     if not consumed_now:
         # RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice was stolen; everything
-        # issued from it is revoked (its refresh family and access tokens).
-        family_id = await ctx.grants.family_of_code(hashed)
-        if family_id:
-            await ctx.access.revoke_families(
-                "code_replay", f"client:{client.client_id}", family_id=family_id
-            )
-        await ctx.access.deny(await ctx.grants.live_tokens(now, code_hash=hashed), "code_replay")
+        # issued from it is revoked (its refresh family and access tokens). The mark also
+        # reaches a first redemption still in flight, which checks it before answering.
+        await ctx.grants.mark_replayed(hashed, now)
+        await _revoke_code(ctx, client, hashed)
         ctx.emit("oauth.code.replayed", Outcome.DENIED, client, subject=grant.subject)
         raise OAuthError("invalid_grant", "the authorization code was already used")
     try:
@@ -154,6 +151,9 @@ async def authorization_code(ctx: GrantContext, client: Client, params: Params) 
     body = await _token_response(
         ctx, client, who, grant.scope, audience, family=family, code=hashed, nonce=grant.nonce
     )
+    if await ctx.grants.was_replayed(hashed):
+        await _revoke_code(ctx, client, hashed)
+        raise OAuthError("invalid_grant", "the authorization code was already used")
     ctx.emit(
         "oauth.token.issued",
         Outcome.SUCCESS,
@@ -163,6 +163,17 @@ async def authorization_code(ctx: GrantContext, client: Client, params: Params) 
         scope=list(grant.scope),
     )
     return body
+
+
+async def _revoke_code(ctx: GrantContext, client: Client, hashed: str) -> None:
+    family_id = await ctx.grants.family_of_code(hashed)
+    if family_id:
+        await ctx.access.revoke_families(
+            "code_replay", f"client:{client.client_id}", family_id=family_id
+        )
+    await ctx.access.deny(
+        await ctx.grants.live_tokens(ctx.clock.now(), code_hash=hashed), "code_replay"
+    )
 
 
 async def _new_family(

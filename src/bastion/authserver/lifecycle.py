@@ -95,6 +95,11 @@ async def introspect(ctx: GrantContext, client: Client, token: str) -> dict[str,
         claims = await ctx.access.verify(token)
     except OAuthError:
         return inactive
+    aud = claims.get("aud")
+    audiences = set(aud if isinstance(aud, list) else [aud])
+    if not audiences & client.resources:
+        # RFC 7662 §4: a resource server learns only about tokens meant for it.
+        return inactive
     return {"active": True, "token_type": "Bearer", **claims}
 
 

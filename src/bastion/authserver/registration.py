@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import replace
@@ -80,18 +81,43 @@ def verify_statement(statement: str, keys: Mapping[str, Any] | None, now: float)
     return claims
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _strings(value: Any, name: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise OAuthError("invalid_client_metadata", f"{name} must be a list of strings")
+    for item in value:
+        _text(item, name)
     return tuple(value)
 
 
 def _text(value: Any, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise OAuthError("invalid_client_metadata", f"{name} must be a string")
+    if value is not None and (_CONTROL.search(value) or len(value) > 2048):
+        raise OAuthError("invalid_client_metadata", f"{name} is too long or has control characters")
     return value
+
+
+def _public_jwks(value: Any) -> dict[str, Any] | None:
+    """A JWK Set of public asymmetric keys, or ``invalid_client_metadata``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
+        raise OAuthError("invalid_client_metadata", "jwks must be a JWK Set")
+    for key in value["keys"]:
+        if not isinstance(key, dict) or key.get("kty") not in ("EC", "OKP", "RSA") or "d" in key:
+            raise OAuthError(
+                "invalid_client_metadata", "jwks must hold public EC, OKP or RSA keys only"
+            )
+    try:
+        KeySet.import_key_set(value)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise OAuthError("invalid_client_metadata", "jwks holds an invalid key") from exc
+    return dict(value)
 
 
 def client_from_metadata(
@@ -110,13 +136,19 @@ def client_from_metadata(
         raise OAuthError("invalid_client_metadata", "unsupported token_endpoint_auth_method")
     if merged.get("jwks_uri") is not None:
         raise OAuthError("invalid_client_metadata", "jwks_uri is not supported; send jwks")
-    jwks = merged.get("jwks")
-    if jwks is not None and not isinstance(jwks, dict):
-        raise OAuthError("invalid_client_metadata", "jwks must be a JWK Set")
+    jwks = _public_jwks(merged.get("jwks"))
     grants = _strings(merged.get("grant_types"), "grant_types") or (
         AUTHORIZATION_CODE,
         REFRESH_TOKEN,
     )
+    # Only the operator (through a statement) may allow more than an app's code flow:
+    # client credentials or token exchange from self-registration would mint API tokens.
+    grant_ceiling = _strings((statement or {}).get("grant_types"), "grant_types") or (
+        AUTHORIZATION_CODE,
+        REFRESH_TOKEN,
+    )
+    if not set(grants) <= set(grant_ceiling):
+        raise OAuthError("invalid_client_metadata", "a requested grant type may not be registered")
     response_types = _strings(merged.get("response_types"), "response_types")
     if response_types and set(response_types) != {"code"}:
         raise OAuthError("invalid_client_metadata", "only the code response type exists")
@@ -160,7 +192,7 @@ def updated(client: Client, metadata: Mapping[str, Any]) -> Client:
         name=(_text(metadata.get("client_name"), "client_name") or client.name)[:200],
         redirect_uris=_strings(metadata.get("redirect_uris"), "redirect_uris"),
         scopes=frozenset(scope) or client.scopes,
-        jwks=metadata.get("jwks") if isinstance(metadata.get("jwks"), dict) else client.jwks,
+        jwks=_public_jwks(metadata.get("jwks")) or client.jwks,
     )
     try:
         return check_client(changed)

@@ -42,6 +42,7 @@ def client_from_settings(declared: ClientSettings, index: int) -> Client:
         secret_hash=declared.secret_sha256,
         jwks=jwks,
         source="config",
+        may_introspect=declared.introspection,
     )
     try:
         return check_client(client)

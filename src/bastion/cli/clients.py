@@ -96,6 +96,11 @@ _metadata_options = [
         default=None,
         help="Require pushed authorization requests (RFC 9126).",
     ),
+    click.option(
+        "--introspection/--no-introspection",
+        default=None,
+        help="A resource server that may introspect tokens for its resources.",
+    ),
 ]
 
 
@@ -148,6 +153,7 @@ def create(
     grant_types: tuple[str, ...],
     resources: tuple[str, ...],
     require_par: bool | None,
+    introspection: bool | None,
     config: Path | None,
     as_json: bool,
 ) -> None:
@@ -170,6 +176,7 @@ def create(
             grant_types=frozenset(grant_types or default_grants),
             resources=frozenset(resources),
             require_pushed_authorization_requests=bool(require_par),
+            may_introspect=bool(introspection),
             jwks=jwks,
             source="cli",
             # A placeholder until the secret is generated, after every other check passed.
@@ -256,6 +263,7 @@ def update(
     grant_types: tuple[str, ...],
     resources: tuple[str, ...],
     require_par: bool | None,
+    introspection: bool | None,
     enabled: bool | None,
     config: Path | None,
     as_json: bool,
@@ -268,6 +276,7 @@ def update(
         "grant_types": frozenset(grant_types) if grant_types else None,
         "resources": frozenset(resources) if resources else None,
         "require_pushed_authorization_requests": require_par,
+        "may_introspect": introspection,
         "enabled": enabled,
     }
     changes = {k: v for k, v in changes.items() if v is not None}

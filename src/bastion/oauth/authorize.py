@@ -42,6 +42,7 @@ class AuthorizationRequest:
     prompt: frozenset[str] = frozenset()
     max_age: int | None = None
     acr_values: tuple[str, ...] = ()
+    redirect_uri_given: bool = True
 
     @property
     def wants_openid(self) -> bool:
@@ -108,6 +109,7 @@ def validate(
         prompt=prompt,
         max_age=max_age,
         acr_values=tuple((params.get("acr_values") or "").split()),
+        redirect_uri_given=params.get("redirect_uri") is not None,
     )
 
 
@@ -125,6 +127,6 @@ def check_resources(resources: tuple[str, ...], client: Client) -> None:
 def _max_age(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise OAuthError("invalid_request", "max_age must be a non-negative integer")
     return int(value)

@@ -121,6 +121,9 @@ def check_assertion(
         raise invalid_client("assertion expired or without exp")
     if exp > now + MAX_ASSERTION_LIFETIME:
         raise invalid_client("assertion lives too long")
+    nbf = claims.get("nbf")
+    if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + MAX_CLOCK_SKEW):
+        raise invalid_client("assertion not yet valid (nbf)")
     iat = claims.get("iat")
     if iat is not None and (not isinstance(iat, int | float) or iat > now + MAX_CLOCK_SKEW):
         raise invalid_client("assertion issued in the future")
@@ -135,7 +138,7 @@ def _basic(authorization: str) -> Presented:
         raise invalid_client("unsupported Authorization scheme")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # also non-ASCII input and bad UTF-8
         raise invalid_client("malformed Basic credentials") from None
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id:

@@ -29,7 +29,7 @@ PUBLIC_GRANTS = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN})
 
 ClientType = Literal["public", "confidential"]
 AuthMethod = Literal["none", "client_secret_basic", "private_key_jwt"]
-_CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
@@ -70,6 +70,8 @@ class Client:
     jwks: Mapping[str, Any] | None = None
     enabled: bool = True
     source: Literal["config", "cli", "registration"] = "cli"
+    # A resource server allowed to introspect tokens whose audience is in ``resources``.
+    may_introspect: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -94,12 +96,13 @@ class Client:
             "jwks": dict(self.jwks) if self.jwks else None,
             "enabled": self.enabled,
             "source": self.source,
+            "introspection": self.may_introspect,
         }
 
 
 def check_client(client: Client) -> Client:
     """Raise ``ClientMetadataError`` unless ``client`` is a coherent, safe registration."""
-    if not _CLIENT_ID.fullmatch(client.client_id):
+    if not CLIENT_ID.fullmatch(client.client_id):
         raise ClientMetadataError("client_id", "use 1-128 letters, digits, '.', '_' or '-'")
     unknown = client.grant_types - GRANT_TYPES
     if unknown:
@@ -127,6 +130,8 @@ def check_client(client: Client) -> Client:
             raise ClientMetadataError("jwks", "private_key_jwt needs the client's public keys")
         if client.auth_method == "client_secret_basic" and client.secret_hash is None:
             raise ClientMetadataError("client_secret", "client_secret_basic needs a secret")
+    if client.may_introspect and client.is_public:
+        raise ClientMetadataError("introspection", "public clients may not introspect")
     if AUTHORIZATION_CODE in client.grant_types and not client.redirect_uris:
         raise ClientMetadataError("redirect_uris", "authorization_code needs a redirect URI")
     if REFRESH_TOKEN in client.grant_types and AUTHORIZATION_CODE not in client.grant_types:

@@ -46,6 +46,9 @@ class CodeGrant:
     issued_at: float
     expires_at: float
     consumed_at: float | None = None
+    # RFC 6749 §4.1.3: redirect_uri is required at the token endpoint only if the
+    # authorization request included it.
+    redirect_uri_given: bool = True
 
 
 def check_redemption(
@@ -59,9 +62,18 @@ def check_redemption(
     """Every binding must hold; each failure is the same ``invalid_grant`` to the client."""
     if now >= grant.expires_at:
         raise OAuthError("invalid_grant", "the authorization code has expired")
-    if not hmac.compare_digest(grant.client_id, client_id):
+    if not _same(grant.client_id, client_id):
         # RFC 6749 §4.1.3: a code issued to another client (code injection).
         raise OAuthError("invalid_grant", "the authorization code was issued to another client")
-    if redirect_uri is None or not hmac.compare_digest(grant.redirect_uri, redirect_uri):
+    if (grant.redirect_uri_given or redirect_uri is not None) and (
+        redirect_uri is None or not _same(grant.redirect_uri, redirect_uri)
+    ):
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
     pkce.verify(verifier, grant.code_challenge)
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality for any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(
+        a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
+    )

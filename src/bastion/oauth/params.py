@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from bastion.errors import OAuthError
 
 # RFC 8707 §2: "resource" may be sent more than once; nothing else may.
 REPEATABLE = frozenset({"resource"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_VALUE = 4096
 
 
@@ -43,6 +45,10 @@ def parse(pairs: Iterable[tuple[str, str]]) -> Params:
     for name, value in pairs:
         if len(value) > MAX_VALUE:
             raise OAuthError("invalid_request", f"{_safe(name)} is too long")
+        if _CONTROL.search(name) or _CONTROL.search(value):
+            # No OAuth parameter contains control characters; NUL in particular cannot be
+            # stored by PostgreSQL and has truncated strings in C-based components.
+            raise OAuthError("invalid_request", f"{_safe(name)} contains control characters")
         if name in REPEATABLE:
             if value:
                 resources.append(value)

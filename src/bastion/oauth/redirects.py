@@ -80,7 +80,8 @@ def validate(uri: str) -> str:
         raise RedirectUriError("must not contain encoded or relative path segments")
     host = _host_of(parts)
     if scheme == "http":
-        if host not in LOOPBACK_HOSTS:
+        # The whole authority must be the literal (and a port): "[::1]evil.com" is not.
+        if host not in LOOPBACK_HOSTS or _without_port(uri) is None:
             raise RedirectUriError(
                 "http: is only allowed for the loopback IP literals 127.0.0.1 and [::1] "
                 "(RFC 8252 §7.3, §8.3)"

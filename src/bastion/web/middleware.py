@@ -128,7 +128,7 @@ class SecurityHeaders:
                     headers.setdefault(
                         "content-security-policy",
                         "default-src 'none'; style-src 'self'; img-src 'self' data:; "
-                        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+                        "base-uri 'none'; frame-ancestors 'none'",
                     )
                 else:
                     headers.setdefault(

@@ -31,6 +31,7 @@ def _row(client: Client) -> dict[str, object]:
         "jwks": dump_map(client.jwks),
         "enabled": client.enabled,
         "source": client.source,
+        "may_introspect": client.may_introspect,
     }
 
 
@@ -49,6 +50,7 @@ def _client(row: RowMapping) -> Client:
         jwks=load_map(row["jwks"]),
         enabled=row["enabled"],
         source=row["source"],
+        may_introspect=row["may_introspect"],
     )
 
 

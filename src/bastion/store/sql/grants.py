@@ -39,6 +39,7 @@ def _code(row: RowMapping) -> CodeGrant:
         issued_at=row["issued_at"],
         expires_at=row["expires_at"],
         consumed_at=row["consumed_at"],
+        redirect_uri_given=row["redirect_uri_given"],
     )
 
 
@@ -87,6 +88,7 @@ class SqlGrantStore:
                     nonce=grant.nonce,
                     issued_at=grant.issued_at,
                     expires_at=grant.expires_at,
+                    redirect_uri_given=grant.redirect_uri_given,
                 )
             )
 
@@ -115,6 +117,23 @@ class SqlGrantStore:
                 .first()
             )
         return (None if row is None else _code(row)), bool(result.rowcount)
+
+    async def mark_replayed(self, code_hash: str, now: float) -> None:
+        async with self._db.connect() as conn:
+            await conn.execute(
+                update(authorization_codes)
+                .where(authorization_codes.c.code_hash == code_hash)
+                .values(replayed_at=now)
+            )
+
+    async def was_replayed(self, code_hash: str) -> bool:
+        async with self._db.connect() as conn:
+            value = await conn.scalar(
+                select(authorization_codes.c.replayed_at).where(
+                    authorization_codes.c.code_hash == code_hash
+                )
+            )
+            return value is not None
 
     async def link_code_family(self, code_hash: str, family_id: str) -> None:
         async with self._db.connect() as conn:

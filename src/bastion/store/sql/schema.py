@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
+    true,
 )
 
 metadata = MetaData(
@@ -61,6 +63,7 @@ clients = Table(
     Column("registration_token_hash", String(128), nullable=True),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
+    Column("may_introspect", Boolean, nullable=False, server_default=false()),
 )
 
 users = Table(
@@ -93,6 +96,8 @@ authorization_codes = Table(
     Column("expires_at", Double, nullable=False),
     Column("consumed_at", Double, nullable=True),
     Column("family_id", String(64), nullable=True),
+    Column("redirect_uri_given", Boolean, nullable=False, server_default=true()),
+    Column("replayed_at", Double, nullable=True),
 )
 
 refresh_families = Table(

@@ -97,11 +97,12 @@ async def _pushed(browser: Browser, query: Params) -> tuple[Params, bool]:
     key = f"par:{request_uri[len(PAR_URN_PREFIX) :]}"
     hot = browser.server.hot
     raw = await hot.get(key)
-    if raw is None or not await hot.compare_and_delete(key, raw):
-        raise UnsafeRedirect("invalid_request_uri", "request_uri is unknown, expired or used")
-    record = orjson.loads(raw)
-    if record["client_id"] != query.get("client_id"):
+    record = orjson.loads(raw) if raw is not None else None
+    if record is not None and record["client_id"] != query.get("client_id"):
+        # Checked before consuming, so another client cannot burn the legitimate one's URI.
         raise UnsafeRedirect("invalid_request", "client_id does not match the pushed request")
+    if raw is None or record is None or not await hot.compare_and_delete(key, raw):
+        raise UnsafeRedirect("invalid_request_uri", "request_uri is unknown, expired or used")
     return parse([(name, value) for name, value in record["pairs"]]), True
 
 
@@ -131,7 +132,7 @@ async def authorize(request: Request) -> Response:
                 OAuthError("login_required", "the user must sign in"),
                 auth_request.state,
             )
-        return await _interact(browser, auth_request, "/login")
+        return await _interact(browser, auth_request, "/login", needs_login=True)
     return await _after_login(browser, client, auth_request, session, interaction_id=None)
 
 
@@ -140,8 +141,10 @@ async def _interact(
     auth_request: AuthorizationRequest,
     path: str,
     existing: tuple[str, str] | None = None,
+    *,
+    needs_login: bool = False,
 ) -> Response:
-    interaction_id, nonce = existing or await browser.start(auth_request)
+    interaction_id, nonce = existing or await browser.start(auth_request, needs_login=needs_login)
     response = RedirectResponse(
         f"{path}?{urlencode({'interaction': interaction_id})}", status_code=303
     )
@@ -166,7 +169,10 @@ async def _after_login(
     nonce: str | None = None,
 ) -> Response:
     consented = await browser.server.consents.granted(session.subject, client.client_id)
-    if "consent" in auth_request.prompt or not set(auth_request.scope) <= consented:
+    remembered = set(auth_request.scope) <= consented and _identity_assured(
+        client, auth_request.redirect_uri
+    )
+    if "consent" in auth_request.prompt or not remembered:
         if "none" in auth_request.prompt:
             return redirect_error(
                 browser,
@@ -177,6 +183,13 @@ async def _after_login(
         existing = (interaction_id, nonce) if interaction_id and nonce else None
         return await _interact(browser, auth_request, "/consent", existing)
     return await _complete(browser, auth_request, session, interaction_id)
+
+
+def _identity_assured(client: Client, redirect_uri: str) -> bool:
+    """RFC 8252 §8.6: remembered consent is applied silently only when the redirect proves
+    which app receives the code. Any app may claim a private-use scheme or listen on
+    loopback, so those requests always show the consent page."""
+    return not client.is_public or redirect_uri.startswith("https://")
 
 
 async def _complete(
@@ -203,6 +216,7 @@ async def _complete(
             nonce=auth_request.nonce,
             issued_at=now,
             expires_at=now + CODE_LIFETIME,
+            redirect_uri_given=auth_request.redirect_uri_given,
         )
     )
     if interaction_id:
@@ -234,7 +248,7 @@ def _expired(browser: Browser) -> Response:
 
 async def _interaction_for(
     request: Request, browser: Browser, values: Params
-) -> tuple[str, str, AuthorizationRequest, Client] | None:
+) -> tuple[str, str, AuthorizationRequest, Client, float | None] | None:
     interaction_id = values.get("interaction") or ""
     nonce = request.cookies.get(browser.cookies.interaction)
     interaction = await browser.load(interaction_id, nonce)
@@ -243,7 +257,7 @@ async def _interaction_for(
     client = await browser.server.clients.get(interaction.request.client_id)
     if client is None or not client.enabled:
         return None
-    return interaction_id, nonce, interaction.request, client
+    return interaction_id, nonce, interaction.request, client, interaction.login_after
 
 
 @dataclass(frozen=True)
@@ -256,6 +270,7 @@ class PageRequest:
     nonce: str
     auth_request: AuthorizationRequest
     client: Client
+    login_after: float | None
 
 
 async def _page_request(request: Request) -> PageRequest | Response:
@@ -343,6 +358,12 @@ async def consent(request: Request) -> Response:
     if session is None:
         return _expired(browser)
     interaction_id, nonce = page_request.interaction_id, page_request.nonce
+    if page_request.login_after is not None and session.auth_time < page_request.login_after:
+        # The request demanded a fresh sign-in (prompt=login, max_age): consent cannot
+        # stand in for it (OpenID Connect Core §3.1.2.1).
+        return RedirectResponse(
+            f"/login?{urlencode({'interaction': interaction_id})}", status_code=303
+        )
     auth_request, client = page_request.auth_request, page_request.client
     is_post = request.method == "POST"
     if not is_post:

@@ -31,9 +31,10 @@ async def introspect(request: Request) -> Response:
     try:
         params = await form(request)
         client = await authenticate(request, params)
-        if client.is_public:
-            # RFC 7662 §4: only authorized resource servers may learn about tokens.
-            raise invalid_client("public clients may not introspect")
+        if not client.may_introspect:
+            # RFC 7662 §4: only resource servers the operator designated may learn about
+            # tokens; being a confidential client is not enough.
+            raise invalid_client("client may not introspect")
         body = await lifecycle.introspect(
             auth_server(request).grants, client, params.require("token")
         )

@@ -23,7 +23,7 @@ from bastion.authserver.registration import (
 )
 from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError, ProblemError
-from bastion.oauth.clients import Client
+from bastion.oauth.clients import CLIENT_ID, Client
 from bastion.web.oauth.common import auth_server, oauth_error, oauth_json
 
 
@@ -125,6 +125,8 @@ async def register(request: Request) -> Response:
 async def _managed(request: Request, server: AuthServer) -> Client | None:
     """The client named in the path, if the request carries its registration token."""
     client_id = request.path_params["client_id"]
+    if not CLIENT_ID.fullmatch(client_id):
+        return None
     presented = _bearer(request)
     stored_hash = await server.clients.store.registration_token_hash(client_id)
     if (

@@ -33,6 +33,10 @@ async def userinfo(request: Request) -> Response:
         claims = await server.access.verify(token.strip())
     except OAuthError:
         return _challenge("invalid_token", "the access token is invalid", 401)
+    if "auth_time" not in claims or "act" in claims:
+        # Only a token a user signed in for describes a user (not client credentials,
+        # not an exchanged internal token).
+        return _challenge("invalid_token", "the access token does not represent a user", 401)
     if "openid" not in claims.get("scope", "").split():
         return _challenge("insufficient_scope", "the openid scope is required", 403)
     body = {"sub": claims["sub"]}
