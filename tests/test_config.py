@@ -284,3 +284,49 @@ def test_refusals_are_not_repeated_for_a_key_already_wrong(tmp_path: Path) -> No
         tmp_path, 'environment = "production"\nissuer = 5\n', {"BASTION_MASTER_KEY": "A" * 43}
     )
     assert found["issuer"].startswith("2:Input should be a valid string")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'environment = "production"\n[hot_state]\nurl = "redis://[::1"\n',
+        'data_dir = "~nosuchuser_bastion/x"\n[server]\nport = "x"\n',
+        "x = " + "[" * 5000 + "]" * 5000 + "\n",
+    ],
+)
+def test_hostile_files_are_problems_not_tracebacks(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError):
+        load_settings(write(tmp_path, text), {})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_durations_are_refused(tmp_path: Path, value: str) -> None:
+    found = problems(tmp_path, f"[oauth]\nrefresh_grace = {value}\n")
+    assert "finite" in found["oauth.refresh_grace"] or "negative" in found["oauth.refresh_grace"]
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        (
+            '[[oauth.clients]]\nclient_id = "a"\ntype = "confidential"\n'
+            'jwks_file = "~nosuchuser_bastion/k.json"\n',
+            "oauth.clients.0.jwks_file",
+        ),
+        (
+            '[[oauth.clients]]\nclient_id = "a"\nredirect_uris = ["http://evil.example/cb"]\n',
+            "oauth.clients.0.redirect_uris",
+        ),
+        (
+            '[[oauth.clients]]\nclient_id = "a"\nredirect_uris = ["x.y:/cb"]\n'
+            '[[oauth.clients]]\nclient_id = "b"\ntype = "confidential"\n',
+            "oauth.clients.1.client_secret",
+        ),
+    ],
+)
+def test_check_applies_the_client_rules(tmp_path: Path, text: str, path: str) -> None:
+    from bastion import wiring
+
+    with pytest.raises(ConfigError) as caught:
+        wiring.load(write(tmp_path, text), {})
+    assert [p.path for p in caught.value.problems] == [path]

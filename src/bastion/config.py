@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -52,6 +53,8 @@ def parse_duration(value: object) -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError("a duration is a number of seconds or a string like '15m'")
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -182,7 +185,7 @@ class OAuthSettings(_Section):
 
     @model_validator(mode="after")
     def _lifetimes(self) -> OAuthSettings:
-        if not 0 < self.access_token_lifetime <= 3600:
+        if not 1 <= self.access_token_lifetime <= 3600:
             raise ValueError("access_token_lifetime must be between 1 second and 1 hour")
         if self.refresh_grace > 60:
             raise ValueError("refresh_grace above 60 s would let a stolen token fork a family")
@@ -318,14 +321,21 @@ def normalise_database_url(value: str) -> str:
 def check_redis_url(value: str) -> str:
     if not re.match(r"^(redis|rediss|unix)://", value):
         raise ValueError("hot state URL must start with redis://, rediss:// or unix://")
+    try:
+        urlsplit(value).port  # noqa: B018 - raises on a malformed host or port
+    except ValueError as exc:
+        raise ValueError("hot state URL is not a valid URL") from exc
     return value
 
 
 def _has_password(url: str) -> bool:
     """A password in the userinfo or in the query string (asyncpg and redis-py read both)."""
-    parts = urlsplit(url)
-    if parts.password:
-        return True
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return True
+    except ValueError:
+        return False  # the URL's own validator reports it
     return any(name.lower() == "password" for name, _ in parse_qsl(parts.query))
 
 
@@ -346,6 +356,8 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
             raise ConfigError([ConfigProblem("", f"{path} is not UTF-8 text")]) from exc
         try:
             raw = tomllib.loads(text)
+        except RecursionError as exc:
+            raise ConfigError([ConfigProblem("", "not valid TOML: nested too deeply")]) from exc
         except tomllib.TOMLDecodeError as exc:
             # Python < 3.14 only states the position inside the message.
             where = re.search(r"at line (\d+)", str(exc))
@@ -439,14 +451,20 @@ def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
         for part in parents:
             table = table.get(part) if isinstance(table, dict) else None
         if isinstance(table, dict) and isinstance(table.get(leaf), str):
-            candidate = Path(table[leaf]).expanduser()
-            table[leaf] = str(candidate if candidate.is_absolute() else base / candidate)
+            table[leaf] = _anchored(table[leaf], base)
     oauth = raw.get("oauth")
     declared = oauth.get("clients") if isinstance(oauth, dict) else None
     for client in declared if isinstance(declared, list) else []:
         if isinstance(client, dict) and isinstance(client.get("jwks_file"), str):
-            candidate = Path(client["jwks_file"]).expanduser()
-            client["jwks_file"] = str(candidate if candidate.is_absolute() else base / candidate)
+            client["jwks_file"] = _anchored(client["jwks_file"], base)
+
+
+def _anchored(value: str, base: Path) -> str:
+    try:
+        candidate = Path(value).expanduser()
+    except RuntimeError:  # "~nosuchuser/...": leave it for validation to report
+        candidate = Path(value)
+    return str(candidate if candidate.is_absolute() else base / candidate)
 
 
 def _message(error: Any) -> str:

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from bastion.audit import AuditEvent, AuditPipeline, JsonLinesSink, Outcome
 from bastion.audit.sinks import AuditSink, LoggingSink
+from bastion.authserver.registry import client_from_settings
 from bastion.authserver.server import AuthServer, build_auth_server
 from bastion.clock import Clock, SystemClock
 from bastion.config import (
@@ -32,7 +33,7 @@ from bastion.config import (
 )
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
-from bastion.errors import MasterKeyError, StoreUnavailable
+from bastion.errors import ConfigError, MasterKeyError, StoreUnavailable
 from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.protocols import HotStore
 from bastion.store.redis.hot import RedisHotStore
@@ -60,8 +61,18 @@ def config_source(option: Path | None) -> str:
 
 
 def load(option: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Validated settings, including every declared client against the client rules."""
     env = os.environ if environ is None else environ
-    return load_settings(config_path(option, env), env)
+    settings = load_settings(config_path(option, env), env)
+    problems = []
+    for index, declared in enumerate(settings.oauth.clients):
+        try:
+            client_from_settings(declared, index)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
 def master_key(
@@ -114,6 +125,17 @@ def _create_key_file(path: Path) -> bool:
     The key is written whole to a temporary file and then hard-linked into place, so a
     concurrent reader sees either no file or a complete one, never a partial write.
     """
+    try:
+        return _write_key_file(path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise MasterKeyError(
+            f"cannot create the development master key {path}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _write_key_file(path: Path) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".master-key-")
     try:
@@ -121,10 +143,12 @@ def _create_key_file(path: Path) -> bool:
             handle.write(encode_master_key(secrets.token_bytes(32)) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        os.link(temporary, path)  # FileExistsError: another process made it first
+        directory = os.open(path.parent, os.O_RDONLY)
         try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return False
+            os.fsync(directory)  # the new name survives a crash, not only the bytes
+        finally:
+            os.close(directory)
         return True
     finally:
         os.unlink(temporary)

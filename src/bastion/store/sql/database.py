@@ -40,6 +40,13 @@ def _is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, for operators: redacted, and short."""
+    cause = getattr(exc, "orig", None) or exc
+    detail = redact_text(str(cause).splitlines()[0] if str(cause) else "", limit=200)
+    return f"{type(cause).__name__}: {detail}" if detail else type(cause).__name__
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) -> None:
         self.url = url
@@ -82,7 +89,7 @@ class Database:
                 yield conn
         except Exception as exc:
             if not connected or _is_unreachable(exc):
-                raise StoreUnavailable("database", type(exc).__name__) from exc
+                raise StoreUnavailable("database", _reason(exc)) from exc
             raise
 
     async def ping(self) -> None:
