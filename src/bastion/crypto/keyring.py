@@ -15,6 +15,7 @@ A key's life, with times stored rather than states so every process agrees::
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -43,10 +44,15 @@ class SigningKey:
     retired_at: float | None
     private_pem: bytes = field(repr=False)
 
-    def jose_key(self) -> JoseKey:
+    @functools.cached_property
+    def _jose_key(self) -> JoseKey:
+        # Parsing the PEM costs as much as signing; a key is parsed once per process.
         if self.alg == "ES256":
             return ECKey.import_key(self.private_pem)
         return OKPKey.import_key(self.private_pem)
+
+    def jose_key(self) -> JoseKey:
+        return self._jose_key
 
     def public_jwk(self) -> dict[str, Any]:
         """The public half only, as RFC 7517 JWK members."""

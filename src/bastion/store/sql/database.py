@@ -52,7 +52,9 @@ class Database:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         self._timeout = connect_timeout
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # A server may restart under us, so PostgreSQL connections are checked before use;
+        # an SQLite file cannot go away that way, and the check would double its statements.
+        kwargs: dict[str, Any] = {"pool_pre_ping": self.dialect != "sqlite"}
         if self.dialect == "sqlite":
             path = make_url(url).database
             if path and path != ":memory:":
