@@ -24,6 +24,17 @@ def captured() -> tuple[logging.Logger, io.StringIO]:
     return logger, stream
 
 
+def uvicorn_access_log() -> tuple[logging.Logger, io.StringIO]:
+    """uvicorn's access logger as ``bastion serve`` configures it, writing to a buffer."""
+    logging.config.dictConfig(uvicorn_log_config())
+    access = logging.getLogger("uvicorn.access")
+    stream = io.StringIO()
+    handler = access.handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    return access, stream
+
+
 def test_message_and_arguments(captured: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = captured
     logger.warning("upstream said Authorization: Bearer %s", SECRET)
@@ -45,12 +56,7 @@ def test_tracebacks(captured: tuple[logging.Logger, io.StringIO]) -> None:
 
 def test_uvicorn_access_log_keeps_working_and_redacts() -> None:
     """Uvicorn's access formatter unpacks five positional args; redaction must keep them."""
-    logging.config.dictConfig(uvicorn_log_config())
-    access = logging.getLogger("uvicorn.access")
-    stream = io.StringIO()
-    handler = access.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(stream)
+    access, stream = uvicorn_access_log()
     access.info(
         '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", f"/cb?access_token={SECRET}", "1.1", 200
     )
@@ -62,12 +68,7 @@ def test_uvicorn_access_log_keeps_working_and_redacts() -> None:
 def test_access_log_lines_survive_any_path(path: str) -> None:
     """uvicorn's formatter unpacks five arguments; a match spanning two of them (e.g.
     "/token" then "HTTP/1.1") must not cost us the line."""
-    logging.config.dictConfig(uvicorn_log_config())
-    access = logging.getLogger("uvicorn.access")
-    stream = io.StringIO()
-    handler = access.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(stream)
+    access, stream = uvicorn_access_log()
     access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "POST", path, "1.1", 200)
     assert f'"POST {path[:100]}' in stream.getvalue()
     assert "Logging error" not in stream.getvalue()

@@ -41,6 +41,19 @@ def refresh(server: Server, token: object, **extra: str) -> Any:
     )
 
 
+def exchange(server: Server, subject_token: object, **extra: str) -> Any:
+    """RFC 8693 token exchange by the gateway, for the orders service by default."""
+    data = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": subject_token,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "audience": "https://orders.internal",
+        "scope": "orders:read",
+        **extra,
+    }
+    return server.client.post("/token", data=data, auth=GATEWAY)
+
+
 def introspect(server: Server, token: object, auth: tuple[str, str] = BACKEND) -> Any:
     return server.client.post("/introspect", data={"token": token}, auth=auth).json()
 
@@ -198,17 +211,7 @@ def test_no_password_or_implicit_grant(server: Server) -> None:
 def test_token_exchange_narrows_and_names_the_app(server: Server) -> None:
     """RFC 8693 §2, §4.1: audience from the allowlist, scopes narrowed, act set."""
     first = tokens(server)
-    response = server.client.post(
-        "/token",
-        data={
-            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-            "subject_token": first["access_token"],
-            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
-            "audience": "https://orders.internal",
-            "scope": "orders:read",
-        },
-        auth=GATEWAY,
-    )
+    response = exchange(server, first["access_token"])
     assert response.status_code == 200, response.text
     keys = KeySet.import_key_set(server.client.get("/jwks.json").json())
     claims = jwt.decode(response.json()["access_token"], keys, algorithms=["ES256"]).claims
@@ -218,20 +221,13 @@ def test_token_exchange_narrows_and_names_the_app(server: Server) -> None:
     assert claims["client_id"] == "gateway"
     assert claims["exp"] - claims["iat"] <= 60
 
-    def exchange(**extra: str) -> Any:
-        data = {
-            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-            "subject_token": first["access_token"],
-            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
-            "audience": "https://orders.internal",
-            **extra,
-        }
-        return server.client.post("/token", data=data, auth=GATEWAY).json()
-
-    assert exchange(audience="https://payments.internal")["error"] == "invalid_target"
-    assert exchange(scope="orders:write")["error"] == "invalid_scope"
-    assert exchange(subject_token="junk")["error"] == "invalid_grant"
-    assert exchange(subject_token=str(first["id_token"]))["error"] == "invalid_grant"
+    token = first["access_token"]
+    assert exchange(server, token, audience="https://payments.internal").json()["error"] == (
+        "invalid_target"
+    )
+    assert exchange(server, token, scope="orders:write").json()["error"] == "invalid_scope"
+    assert exchange(server, "junk").json()["error"] == "invalid_grant"
+    assert exchange(server, first["id_token"]).json()["error"] == "invalid_grant"
 
 
 def test_pushed_authorization_requests(server: Server) -> None:
@@ -304,17 +300,7 @@ def test_introspection_needs_the_operators_permission(server: Server) -> None:
 
 def test_introspection_is_limited_to_the_servers_audiences(server: Server) -> None:
     first = tokens(server)
-    exchanged = server.client.post(
-        "/token",
-        data={
-            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-            "subject_token": first["access_token"],
-            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
-            "audience": "https://orders.internal",
-            "scope": "orders:read",
-        },
-        auth=GATEWAY,
-    ).json()
+    exchanged = exchange(server, first["access_token"]).json()
     assert introspect(server, exchanged["access_token"]) == {"active": False}
 
 

@@ -23,6 +23,7 @@ import secrets
 from dataclasses import dataclass
 
 import orjson
+from starlette.responses import Response
 
 from bastion.accounts.passwords import verify
 from bastion.authserver.server import AuthServer
@@ -68,6 +69,26 @@ class Browser:
         self.clock = server.grants.clock
         self.settings = server.settings.oauth
         self.cookies = CookieNames.for_issuer(server.settings.issuer)
+
+    def set_cookie(
+        self, response: Response, name: str, value: str, max_age: int | None = None
+    ) -> None:
+        """Every Bastion cookie has the same attributes: HttpOnly, SameSite=Lax, whole site,
+        Secure whenever the issuer is https."""
+        response.set_cookie(
+            name,
+            value,
+            path="/",
+            httponly=True,
+            secure=self.cookies.secure,
+            samesite="lax",
+            max_age=max_age,
+        )
+
+    def clear_cookie(self, response: Response, name: str) -> None:
+        response.delete_cookie(
+            name, path="/", httponly=True, secure=self.cookies.secure, samesite="lax"
+        )
 
     # --- interactions ------------------------------------------------------------------
 

@@ -54,13 +54,7 @@ def redirect_to_client(browser: Browser, redirect_uri: str, **values: str | None
     )
     separator = "&" if "?" in redirect_uri else "?"
     response = RedirectResponse(f"{redirect_uri}{separator}{query}", status_code=303)
-    response.delete_cookie(
-        browser.cookies.interaction,
-        path="/",
-        secure=browser.cookies.secure,
-        httponly=True,
-        samesite="lax",
-    )
+    browser.clear_cookie(response, browser.cookies.interaction)
     return response
 
 
@@ -148,14 +142,8 @@ async def _interact(
     response = RedirectResponse(
         f"{path}?{urlencode({'interaction': interaction_id})}", status_code=303
     )
-    response.set_cookie(
-        browser.cookies.interaction,
-        nonce,
-        path="/",
-        httponly=True,
-        secure=browser.cookies.secure,
-        samesite="lax",
-        max_age=int(browser.settings.login_timeout),
+    browser.set_cookie(
+        response, browser.cookies.interaction, nonce, max_age=int(browser.settings.login_timeout)
     )
     return response
 
@@ -316,14 +304,7 @@ async def login(request: Request) -> Response:
         client_id=client.client_id,
     )
     response = await _after_login(browser, client, auth_request, session, interaction_id, nonce)
-    response.set_cookie(
-        browser.cookies.session,
-        cookie,
-        path="/",
-        httponly=True,
-        secure=browser.cookies.secure,
-        samesite="lax",
-    )
+    browser.set_cookie(response, browser.cookies.session, cookie)
     return response
 
 
