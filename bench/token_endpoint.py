@@ -24,7 +24,7 @@ import httpx
 from starlette.types import ASGIApp, Message
 
 from bastion import wiring
-from bastion.accounts.passwords import hash_password
+from bastion.accounts.passwords import Passwords
 from bastion.config import encode_master_key, load_settings
 from bastion.oauth import pkce
 from bastion.oauth.clients import hash_secret
@@ -90,7 +90,9 @@ async def run(label: str, database_url: str) -> None:
     )
     await wiring.migrate(settings)
     database = wiring.open_database(settings)
-    user = await SqlUserStore(database).create("bench", hash_password("x" * 12), 0.0)
+    user = await SqlUserStore(database).create(
+        "bench", Passwords(settings.accounts.passwords).hash("x" * 12), 0.0
+    )
     grants = SqlGrantStore(database)
     codes = []
     now = time.time()

@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bastion import wiring
-from bastion.accounts.passwords import hash_password
+from bastion.accounts.passwords import Passwords
 from bastion.config import Settings, load_settings
 from bastion.oauth import pkce
 from bastion.oauth.clients import hash_secret
@@ -86,7 +86,9 @@ def server(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[S
         await wiring.migrate(settings)
         database = wiring.open_database(settings)
         try:
-            user = await SqlUserStore(database).create("alice", hash_password(PASSWORD), 0.0)
+            user = await SqlUserStore(database).create(
+                "alice", Passwords(settings.accounts.passwords).hash(PASSWORD), 0.0
+            )
             return user.user_id
         finally:
             await database.close()

@@ -129,12 +129,25 @@ def test_user_lifecycle(config: Path, master_key_b64: str) -> None:
     )
     assert created["username"] == "bob"
     assert "passphrase" not in str(created)
-    assert (
-        run(
-            ["users", "create", "bob", "--password-stdin", *c], master_key_b64, stdin="x\n"
-        ).exit_code
-        == 1
+    # A second "bob" is a conflict (exit 1); a weak password is a usage error (exit 2)
+    # whose message names the rule, NIST SP 800-63B §5.1.1.2.
+    duplicate = run(
+        ["users", "create", "bob", "--password-stdin", *c],
+        master_key_b64,
+        stdin="another long passphrase\n",
     )
+    assert duplicate.exit_code == 1
+    for weak, reason in (
+        ("short", "at least 8"),
+        ("password1", "too common"),
+        ("carol-secret-phrase", "username"),
+    ):
+        refused = run(
+            ["users", "create", "carol", "--password-stdin", *c], master_key_b64, stdin=weak + "\n"
+        )
+        assert refused.exit_code == 2
+        assert reason in refused.output
+        assert weak not in refused.output
     assert run(["users", "create", "carol", *c], master_key_b64).exit_code == 2
     assert [u["username"] for u in data(run(["users", "list", *c], master_key_b64))["users"]] == [
         "bob"

@@ -1,34 +1,103 @@
-"""Password hashing with argon2id (RFC 9106), parameters stored in each hash.
+"""Password hashing with argon2id (RFC 9106) and the password policy of NIST SP 800-63B.
 
-``verify`` costs the same whether or not the account exists: for an unknown user it
-checks against a fixed dummy hash, so response time does not reveal which usernames
-exist (OWASP ASVS V2.2; NIST SP 800-63B §5.2.2 on not aiding enumeration).
+Hashing: parameters are stored in each hash, so they can be raised in configuration and
+every hash is upgraded at its owner's next successful sign-in (``needs_rehash``).
+``verify`` does the same work whether or not the account exists: for an unknown user it
+checks a dummy hash made with the current parameters, so neither the response time nor
+the work done reveals which usernames exist (OWASP ASVS V2.2; NIST SP 800-63B §5.2.2).
+
+Policy (NIST SP 800-63B §5.1.1.2): a minimum length, long passphrases welcome, no
+composition rules, and a refusal of passwords found in a list of commonly used ones
+(the frequency lists shipped with ``zxcvbn``, read locally, never a network look-up)
+or containing the username or the service's name.
 """
 
 from __future__ import annotations
 
-from argon2 import PasswordHasher
+from dataclasses import dataclass
+from functools import cache
+
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-# RFC 9106 §4 second recommended option (64 MiB, 3 passes), fitted to a small server.
-HASHER = PasswordHasher(time_cost=3, memory_cost=65_536, parallelism=1)
-_DUMMY = HASHER.hash("bastion dummy password for unknown users")
+from bastion.config import PasswordSettings
+
+# Context words that make a password guessable for this service in particular.
+SERVICE_WORDS = ("bastion",)
 
 
-def hash_password(password: str) -> str:
-    return HASHER.hash(password)
+class WeakPassword(ValueError):
+    """A password the policy refuses; the message is safe to show to its owner."""
 
 
-def verify(password: str, stored_hash: str | None) -> bool:
-    """True if ``password`` matches; an absent hash still costs one full verification."""
-    try:
-        return HASHER.verify(stored_hash or _DUMMY, password) and stored_hash is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+@dataclass(frozen=True)
+class Work:
+    """Argon2 work done so far: verifications and their summed memory-time cost."""
+
+    verifications: int = 0
+    cost: int = 0
 
 
-def needs_rehash(stored_hash: str) -> bool:
-    try:
-        return HASHER.check_needs_rehash(stored_hash)
-    except InvalidHashError:
-        return True
+class Passwords:
+    def __init__(self, settings: PasswordSettings) -> None:
+        self.settings = settings
+        self._hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+        self._dummy = self._hasher.hash("bastion dummy password for unknown users")
+        self.work = Work()
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password: str, stored_hash: str | None) -> bool:
+        """True if ``password`` matches; an absent hash still costs one full verification."""
+        target = stored_hash or self._dummy
+        try:
+            parameters = extract_parameters(target)
+        except InvalidHashError:
+            target, parameters = self._dummy, extract_parameters(self._dummy)
+        self.work = Work(
+            self.work.verifications + 1,
+            self.work.cost + parameters.time_cost * parameters.memory_cost,
+        )
+        try:
+            return self._hasher.verify(target, password) and target == stored_hash
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        try:
+            return self._hasher.check_needs_rehash(stored_hash)
+        except InvalidHashError:
+            return True
+
+    def check_policy(self, password: str, username: str) -> None:
+        """Raise ``WeakPassword`` with a reason the user can act on."""
+        check_policy(password, username, self.settings)
+
+
+def check_policy(password: str, username: str, settings: PasswordSettings) -> None:
+    # Length counts characters (code points), as NIST SP 800-63B §5.1.1.2 asks.
+    if len(password) < settings.min_length:
+        raise WeakPassword(f"use at least {settings.min_length} characters")
+    if len(password) > settings.max_length:
+        raise WeakPassword(f"use at most {settings.max_length} characters")
+    folded = password.casefold()
+    name = username.casefold()
+    if len(name) >= 3 and name in folded:
+        raise WeakPassword("a password cannot contain the username")
+    if any(word in folded for word in SERVICE_WORDS):
+        raise WeakPassword("a password cannot contain the name of this service")
+    if folded in common_passwords():
+        raise WeakPassword("this password is too common; choose another")
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """About 30,000 passwords seen most often in breaches, casefolded."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # imported once, on first use
+
+    return frozenset(word.casefold() for word in FREQUENCY_LISTS["passwords"])

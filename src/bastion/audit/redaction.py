@@ -97,6 +97,8 @@ _SENSITIVE_NAMES = frozenset(
         "signature",
         "xamzsecuritytoken",
         "interaction",
+        "ticket",
+        "recoveryticket",
         "nonce",
         "basic",
         "bearer",

@@ -25,14 +25,15 @@ from dataclasses import dataclass
 import orjson
 from starlette.responses import Response
 
-from bastion.accounts.passwords import verify
+from bastion.accounts.levels import ACR_PASSWORD
 from bastion.authserver.server import AuthServer
 from bastion.oauth.authorize import AuthorizationRequest
 from bastion.store.sql.sessions import BrowserSession
 from bastion.store.sql.users import User
 
-ACR_PASSWORD = "urn:bastion:acr:password"
-AMR_PASSWORD = ("pwd",)  # RFC 8176 §2
+# Local pages an interaction may return to once sign-in completes; anything else would be
+# an open redirect.
+RETURN_PATHS = frozenset({"/account"})
 
 
 def _hash(value: str) -> str:
@@ -43,24 +44,41 @@ def _hash(value: str) -> str:
 class CookieNames:
     session: str
     interaction: str
+    device: str
     secure: bool
 
     @classmethod
     def for_issuer(cls, issuer: str) -> CookieNames:
         if issuer.startswith("https://"):
-            return cls("__Host-bastion-session", "__Host-bastion-interaction", True)
-        return cls("bastion-session", "bastion-interaction", False)
+            return cls(
+                "__Host-bastion-session",
+                "__Host-bastion-interaction",
+                "__Host-bastion-device",
+                True,
+            )
+        return cls("bastion-session", "bastion-interaction", "bastion-device", False)
 
 
 @dataclass(frozen=True)
 class Interaction:
+    """A sign-in in progress: for an app's authorization request, or for the account page.
+
+    ``pending_subject`` is set once a first factor succeeded and a second is needed;
+    ``upgrade_session`` names the session a step-up will raise instead of creating one.
+    """
+
     interaction_id: str
-    request: AuthorizationRequest
+    request: AuthorizationRequest | None
     nonce_hash: str
     created_at: float
     # Set when the request demanded a fresh sign-in (no session, prompt=login, max_age):
     # only a session authenticated at or after this moment may complete it.
     login_after: float | None = None
+    required_acr: str = ACR_PASSWORD
+    return_to: str | None = None
+    pending_subject: str | None = None
+    pending_amr: tuple[str, ...] = ()
+    upgrade_session: str | None = None
 
 
 class Browser:
@@ -93,16 +111,28 @@ class Browser:
     # --- interactions ------------------------------------------------------------------
 
     async def start(
-        self, request: AuthorizationRequest, *, needs_login: bool = False
+        self,
+        request: AuthorizationRequest | None,
+        *,
+        needs_login: bool = False,
+        required_acr: str = ACR_PASSWORD,
+        return_to: str | None = None,
     ) -> tuple[str, str]:
         """A new interaction; returns its id and the browser nonce for the cookie."""
         interaction_id, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
-        fields = dataclasses.asdict(request) | {"prompt": sorted(request.prompt)}
-        record = {
-            "request": fields,
+        now = self.clock.now()
+        record: dict[str, object] = {
+            "request": None
+            if request is None
+            else dataclasses.asdict(request) | {"prompt": sorted(request.prompt)},
             "nonce_hash": _hash(nonce),
-            "created_at": self.clock.now(),
-            "login_after": self.clock.now() if needs_login else None,
+            "created_at": now,
+            "login_after": now if needs_login else None,
+            "required_acr": required_acr,
+            "return_to": return_to if return_to in RETURN_PATHS else None,
+            "pending_subject": None,
+            "pending_amr": [],
+            "upgrade_session": None,
         }
         await self.server.hot.set(
             f"interaction:{interaction_id}", orjson.dumps(record), ttl=self.settings.login_timeout
@@ -119,17 +149,38 @@ class Browser:
         record = orjson.loads(raw)
         if not hmac.compare_digest(record["nonce_hash"].encode(), _hash(nonce).encode()):
             return None
-        fields = record["request"]
-        for name in ("scope", "resources", "acr_values"):
-            fields[name] = tuple(fields[name])
-        fields["prompt"] = frozenset(fields["prompt"])
+        request = None
+        if (fields := record["request"]) is not None:
+            for name in ("scope", "resources", "acr_values"):
+                fields[name] = tuple(fields[name])
+            fields["prompt"] = frozenset(fields["prompt"])
+            request = AuthorizationRequest(**fields)
         return Interaction(
             interaction_id,
-            AuthorizationRequest(**fields),
+            request,
             record["nonce_hash"],
             record["created_at"],
-            record.get("login_after"),
+            record["login_after"],
+            record["required_acr"],
+            record["return_to"],
+            record["pending_subject"],
+            tuple(record["pending_amr"]),
+            record["upgrade_session"],
         )
+
+    async def update(self, interaction: Interaction, **changes: object) -> Interaction:
+        """Store changed fields, keeping the interaction's original deadline."""
+        key = f"interaction:{interaction.interaction_id}"
+        raw = await self.server.hot.get(key)
+        left = await self.server.hot.ttl(key)
+        if raw is None or left is None:
+            return interaction
+        record = orjson.loads(raw) | {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in changes.items()
+        }
+        await self.server.hot.set(key, orjson.dumps(record), ttl=left)
+        return dataclasses.replace(interaction, **changes)  # type: ignore[arg-type]
 
     async def finish(self, interaction_id: str) -> None:
         await self.server.hot.delete(f"interaction:{interaction_id}")
@@ -147,30 +198,62 @@ class Browser:
 
     # --- sessions ------------------------------------------------------------------------
 
-    async def login(self, username: str, password: str) -> User | None:
-        """The user if the password is right; the same work is done for unknown users."""
-        user = await self.server.users.by_username(username)
-        ok = verify(password, user.password_hash if user else None)
-        if user is None or not ok or not user.enabled:
-            return None
-        return user
-
-    async def create_session(self, user: User) -> tuple[str, BrowserSession]:
+    async def create_session(
+        self, user: User, acr: str, amr: tuple[str, ...], user_agent: str = ""
+    ) -> tuple[str, BrowserSession]:
         now = self.clock.now()
         cookie = secrets.token_urlsafe(32)
         session = BrowserSession(
             session_id=secrets.token_urlsafe(16),
             subject=user.user_id,
             auth_time=now,
-            acr=ACR_PASSWORD,
-            amr=AMR_PASSWORD,
+            acr=acr,
+            amr=amr,
             created_at=now,
             last_seen_at=now,
             expires_at=now + self.settings.session_absolute,
             revoked_at=None,
+            user_agent=user_agent[:200],
         )
         await self.server.sessions.create(_hash(cookie), session)
         return cookie, session
+
+    async def elevate_session(
+        self, session_id: str, acr: str, amr: tuple[str, ...]
+    ) -> tuple[str, BrowserSession] | None:
+        """Raise a session's level after step-up, under a new cookie value (a session's
+        privileges never grow under an identifier an attacker may have planted or seen;
+        OWASP ASVS V3.2.1)."""
+        cookie = secrets.token_urlsafe(32)
+        session = await self.server.sessions.elevate(
+            session_id, _hash(cookie), acr, amr, self.clock.now()
+        )
+        return None if session is None else (cookie, session)
+
+    # --- device cookies ------------------------------------------------------------------
+
+    def device_cookie(self, username: str) -> str:
+        """Proof that this browser once signed in as ``username``; it lets the owner past
+        the account-wide failure delay an attacker elsewhere causes (OWASP "device
+        cookies"), so throttling cannot lock the owner out."""
+        issued = str(int(self.clock.now()))
+        nonce = secrets.token_urlsafe(9)
+        return f"v1.{issued}.{nonce}.{self._device_mac(username, issued, nonce)}"
+
+    def device_trusted(self, cookie: str | None, username: str) -> bool:
+        if not cookie or len(cookie) > 200:
+            return False
+        parts = cookie.split(".")
+        if len(parts) != 4 or parts[0] != "v1" or not parts[1].isdigit():
+            return False
+        if self.clock.now() - int(parts[1]) > self.server.settings.accounts.device_cookie_lifetime:
+            return False
+        expected = self._device_mac(username, parts[1], parts[2])
+        return hmac.compare_digest(expected.encode(), parts[3].encode("utf-8", "surrogatepass"))
+
+    def _device_mac(self, username: str, issued: str, nonce: str) -> str:
+        message = f"device|{username.casefold()}|{issued}|{nonce}".encode()
+        return hmac.new(self.server.cookie_key, message, hashlib.sha256).hexdigest()[:32]
 
     async def current(self, cookie: str | None) -> BrowserSession | None:
         if not cookie or len(cookie) > 128:
@@ -187,3 +270,13 @@ class Browser:
             return None
         await self.server.sessions.touch(hashed, now)
         return session
+
+    def csrf_for_session(self, session: BrowserSession) -> str:
+        """The account page's forms carry this HMAC of the session id (OWASP ASVS V3.5)."""
+        message = f"account-csrf|{session.session_id}".encode()
+        return hmac.new(self.server.cookie_key, message, hashlib.sha256).hexdigest()
+
+    def session_csrf_ok(self, session: BrowserSession, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(
+            self.csrf_for_session(session).encode(), token.encode("utf-8", "surrogatepass")
+        )

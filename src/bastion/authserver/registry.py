@@ -43,6 +43,7 @@ def client_from_settings(declared: ClientSettings, index: int) -> Client:
         jwks=jwks,
         source="config",
         may_introspect=declared.introspection,
+        auth_policy=declared.auth_policy,
     )
     try:
         return check_client(client)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bastion.accounts.passwords import Passwords
+from bastion.accounts.throttle import LoginThrottle, ThrottleLimits
 from bastion.audit import AuditPipeline
 from bastion.authserver.access import AccessTokens
 from bastion.authserver.grants import GrantContext
@@ -11,11 +13,13 @@ from bastion.authserver.registry import ClientRegistry, client_from_settings
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.derive import derive_key
+from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
 from bastion.store.protocols import HotStore
 from bastion.store.sql.clients import SqlClientStore
 from bastion.store.sql.consents import SqlConsentStore
 from bastion.store.sql.database import Database
+from bastion.store.sql.factors import SqlFactorStore
 from bastion.store.sql.grants import SqlGrantStore
 from bastion.store.sql.sessions import SqlSessionStore
 from bastion.store.sql.users import SqlUserStore
@@ -31,6 +35,21 @@ class AuthServer:
     hot: HotStore
     grants: GrantContext
     cookie_key: bytes
+    passwords: Passwords
+    factors: SqlFactorStore
+    throttle: LoginThrottle
+    # Seals TOTP secrets at rest; recovery codes and tickets are keyed hashes under
+    # ``recovery_key``.
+    envelope: Envelope
+    recovery_key: bytes
+
+    @property
+    def audit(self) -> AuditPipeline:
+        return self.grants.audit
+
+    @property
+    def clock(self) -> Clock:
+        return self.grants.clock
 
     @property
     def access(self) -> AccessTokens:
@@ -69,4 +88,14 @@ def build_auth_server(
         hot=hot,
         grants=grants,
         cookie_key=derive_key(master_key, "browser-cookies"),
+        passwords=Passwords(settings.accounts.passwords),
+        factors=SqlFactorStore(database),
+        throttle=LoginThrottle(hot, clock, throttle_limits(settings), audit),
+        envelope=Envelope(master_key),
+        recovery_key=derive_key(master_key, "recovery-codes"),
     )
+
+
+def throttle_limits(settings: Settings) -> ThrottleLimits:
+    throttle = settings.accounts.throttle
+    return ThrottleLimits(**throttle.model_dump())

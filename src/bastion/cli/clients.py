@@ -101,6 +101,12 @@ _metadata_options = [
         default=None,
         help="A resource server that may introspect tokens for its resources.",
     ),
+    click.option(
+        "--auth-policy",
+        type=click.Choice(["password", "mfa", "passkey"]),
+        default=None,
+        help="Sign-in level this app's users must reach (default: password).",
+    ),
 ]
 
 
@@ -154,6 +160,7 @@ def create(
     resources: tuple[str, ...],
     require_par: bool | None,
     introspection: bool | None,
+    auth_policy: str | None,
     config: Path | None,
     as_json: bool,
 ) -> None:
@@ -177,6 +184,7 @@ def create(
             resources=frozenset(resources),
             require_pushed_authorization_requests=bool(require_par),
             may_introspect=bool(introspection),
+            auth_policy=auth_policy or "password",
             jwks=jwks,
             source="cli",
             # A placeholder until the secret is generated, after every other check passed.
@@ -264,6 +272,7 @@ def update(
     resources: tuple[str, ...],
     require_par: bool | None,
     introspection: bool | None,
+    auth_policy: str | None,
     enabled: bool | None,
     config: Path | None,
     as_json: bool,
@@ -277,6 +286,7 @@ def update(
         "resources": frozenset(resources) if resources else None,
         "require_pushed_authorization_requests": require_par,
         "may_introspect": introspection,
+        "auth_policy": auth_policy,
         "enabled": enabled,
     }
     changes = {k: v for k, v in changes.items() if v is not None}

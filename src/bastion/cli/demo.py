@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import click
 
 from bastion import wiring
-from bastion.accounts.passwords import hash_password
+from bastion.accounts.passwords import Passwords
 from bastion.cli.output import err_console, handles_errors
 from bastion.cli.serve import override_server, run_server
 from bastion.config import Settings
@@ -51,7 +51,7 @@ async def _demo_user(settings: Settings, directory: Path) -> None:
         users = SqlUserStore(database)
         if await users.by_username("demo") is None:
             password = secrets.token_urlsafe(12)
-            await users.create("demo", hash_password(password), 0.0)
+            await users.create("demo", Passwords(settings.accounts.passwords).hash(password), 0.0)
             _secret_file(directory / "demo-user-password.txt", password)
     finally:
         await database.close()

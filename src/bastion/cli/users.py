@@ -10,9 +10,11 @@ import click
 from rich.table import Table
 
 from bastion import wiring
-from bastion.accounts.passwords import hash_password
+from bastion.accounts.levels import Policy
+from bastion.accounts.passwords import WeakPassword
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver import lifecycle
+from bastion.authserver.accounts import AccountRuleError, Accounts
 from bastion.cli.output import (
     config_option,
     handles_errors,
@@ -35,6 +37,7 @@ def _describe(user: User) -> dict[str, Any]:
         "enabled": user.enabled,
         "created_at": user.created_at,
         "tokens_valid_after": user.tokens_valid_after,
+        "auth_policy": user.auth_policy,
     }
 
 
@@ -54,7 +57,8 @@ def _done(as_json: bool, data: dict[str, Any], message: str) -> None:
 
 @click.group()
 def users() -> None:
-    """User accounts: create, list, show, disable, enable, delete, revoke-sessions."""
+    """User accounts: create, list, show, disable, enable, delete, revoke-sessions, set-policy,
+    recovery-link."""
 
 
 @users.command()
@@ -70,14 +74,12 @@ def create(username: str, password_stdin: bool, config: Path | None, as_json: bo
     password = sys.stdin.readline().rstrip("\n")
     if not password:
         raise click.UsageError("the password read from standard input is empty")
-    hashed = hash_password(password)
 
     async def action(runtime: Runtime) -> User:
-        user = await runtime.auth.users.create(username, hashed, runtime.clock.now())
-        runtime.audit.emit(
-            AuditEvent("users.create", Outcome.SUCCESS, actor=OPERATOR, target=user.user_id)
-        )
-        return user
+        try:
+            return await Accounts(runtime.auth, OPERATOR).create(username, password)
+        except (WeakPassword, AccountRuleError) as exc:
+            raise click.UsageError(f"password refused: {exc}") from exc
 
     user = with_runtime(wiring.load(config), action)
     _done(as_json, _describe(user), f"created user {username} ({user.user_id})")
@@ -219,15 +221,58 @@ def delete(username: str, config: Path | None, as_json: bool) -> None:
     """Delete a user: revoke everything they hold, forget their consents, remove the account."""
 
     async def action(runtime: Runtime) -> None:
-        user = await _user(runtime, username)
-        await lifecycle.revoke_user(
-            runtime.auth.grants, runtime.auth.sessions, user.user_id, OPERATOR
-        )
-        await runtime.auth.consents.revoke(user.user_id)
-        await runtime.auth.users.delete(user.user_id)
-        runtime.audit.emit(
-            AuditEvent("users.delete", Outcome.SUCCESS, actor=OPERATOR, target=user.user_id)
-        )
+        await Accounts(runtime.auth, OPERATOR).delete(await _user(runtime, username))
 
     with_runtime(wiring.load(config), action)
     _done(as_json, {"ok": True, "username": username, "deleted": True}, f"deleted user {username}")
+
+
+@users.command("set-policy")
+@click.argument("username")
+@click.argument("policy", type=click.Choice([p.value for p in Policy]))
+@config_option
+@json_option
+@handles_errors
+def set_policy(username: str, policy: str, config: Path | None, as_json: bool) -> None:
+    """Require a sign-in level for this user: password, mfa or passkey."""
+
+    async def action(runtime: Runtime) -> None:
+        try:
+            await Accounts(runtime.auth, OPERATOR).set_policy(
+                await _user(runtime, username), Policy(policy)
+            )
+        except AccountRuleError as exc:
+            raise click.UsageError(str(exc)) from exc
+
+    with_runtime(wiring.load(config), action)
+    _done(
+        as_json,
+        {"ok": True, "username": username, "auth_policy": policy},
+        f"{username} now signs in at policy {policy}",
+    )
+
+
+@users.command("recovery-link")
+@click.argument("username")
+@click.option(
+    "--reset-mfa",
+    is_flag=True,
+    help="Also remove the user's authenticator app, recovery codes and passkeys.",
+)
+@config_option
+@json_option
+@handles_errors
+def recovery_link(username: str, reset_mfa: bool, config: Path | None, as_json: bool) -> None:
+    """Print a one-time link that lets the user set a new password.
+
+    Hand it to the user over a channel you trust; it works once, until
+    accounts.recovery_link_lifetime passes.
+    """
+
+    async def action(runtime: Runtime) -> str:
+        return await Accounts(runtime.auth, OPERATOR).recovery_link(
+            await _user(runtime, username), reset_mfa=reset_mfa
+        )
+
+    link = with_runtime(wiring.load(config), action)
+    _done(as_json, {"ok": True, "username": username, "link": link, "reset_mfa": reset_mfa}, link)

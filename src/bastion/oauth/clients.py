@@ -29,6 +29,7 @@ PUBLIC_GRANTS = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN})
 
 ClientType = Literal["public", "confidential"]
 AuthMethod = Literal["none", "client_secret_basic", "private_key_jwt"]
+AUTH_POLICIES = ("password", "mfa", "passkey")
 CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
@@ -72,6 +73,8 @@ class Client:
     source: Literal["config", "cli", "registration"] = "cli"
     # A resource server allowed to introspect tokens whose audience is in ``resources``.
     may_introspect: bool = False
+    # Sign-in policy for this app's users: "password", "mfa" or "passkey".
+    auth_policy: str = "password"
 
     @property
     def is_public(self) -> bool:
@@ -97,6 +100,7 @@ class Client:
             "enabled": self.enabled,
             "source": self.source,
             "introspection": self.may_introspect,
+            "auth_policy": self.auth_policy,
         }
 
 
@@ -130,6 +134,8 @@ def check_client(client: Client) -> Client:
             raise ClientMetadataError("jwks", "private_key_jwt needs the client's public keys")
         if client.auth_method == "client_secret_basic" and client.secret_hash is None:
             raise ClientMetadataError("client_secret", "client_secret_basic needs a secret")
+    if client.auth_policy not in AUTH_POLICIES:
+        raise ClientMetadataError("auth_policy", "use password, mfa or passkey")
     if client.may_introspect and client.is_public:
         raise ClientMetadataError("introspection", "public clients may not introspect")
     if AUTHORIZATION_CODE in client.grant_types and not client.redirect_uris:

@@ -121,6 +121,30 @@ def verify_access_token(
     return dict(claims)
 
 
+def verify_id_token_hint(
+    token: str, keys: Mapping[str, Any], *, issuer: str
+) -> dict[str, Any] | None:
+    """Claims of an ID token this issuer signed, or None.
+
+    OpenID Connect RP-Initiated Logout 1.0 §2: the hint may have expired (the user's
+    session often outlives it), so only the signature, ``typ``, ``iss``, ``sub`` and
+    ``aud`` are checked.
+    """
+    try:
+        key_set = KeySet.import_key_set(dict(keys))  # type: ignore[arg-type]
+        decoded = jwt.decode(token, key_set, algorithms=list(SIGNING_ALGORITHMS))
+    except (JoseError, ValueError, TypeError, KeyError):
+        return None
+    claims = dict(decoded.claims)
+    if str(decoded.header.get("typ", "")).lower() != ID_TOKEN_TYP.lower():
+        return None
+    if claims.get("iss") != issuer or not isinstance(claims.get("sub"), str):
+        return None
+    if not isinstance(claims.get("aud"), str | list):
+        return None
+    return claims
+
+
 def _claims_problem(
     header: Mapping[str, Any],
     claims: Mapping[str, Any],

@@ -14,7 +14,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from bastion.config import Settings
-from bastion.web import health, jwks
+from bastion.web import health, jwks, static
+from bastion.web.accounts import account, login, logout, passkeys, recovery
 from bastion.web.context import correlation_id
 from bastion.web.middleware import BodyLimit, ErrorBoundary, SecurityHeaders, problem_for
 from bastion.web.oauth import (
@@ -63,6 +64,12 @@ def build_app(
             *jwks.routes,
             *discovery.routes,
             *authorize.routes,
+            *login.routes,
+            *passkeys.routes,
+            *account.routes,
+            *logout.routes,
+            *recovery.routes,
+            *static.routes,
             *token.routes,
             *lifecycle.routes,
             *userinfo.routes,

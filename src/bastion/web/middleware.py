@@ -128,6 +128,7 @@ class SecurityHeaders:
                     headers.setdefault(
                         "content-security-policy",
                         "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+                        "script-src 'self'; connect-src 'self'; "
                         "base-uri 'none'; frame-ancestors 'none'",
                     )
                 else:

@@ -32,6 +32,7 @@ def _row(client: Client) -> dict[str, object]:
         "enabled": client.enabled,
         "source": client.source,
         "may_introspect": client.may_introspect,
+        "auth_policy": client.auth_policy,
     }
 
 
@@ -51,6 +52,7 @@ def _client(row: RowMapping) -> Client:
         enabled=row["enabled"],
         source=row["source"],
         may_introspect=row["may_introspect"],
+        auth_policy=row["auth_policy"],
     )
 
 

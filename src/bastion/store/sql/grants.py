@@ -176,6 +176,23 @@ class SqlGrantStore:
                 )
             )
 
+    async def active_families(self, subject: str, now: float) -> list[Family]:
+        """The subject's live refresh families (the apps holding a sign-in), newest first."""
+        condition = and_(
+            refresh_families.c.subject == subject,
+            refresh_families.c.revoked_at.is_(None),
+            refresh_families.c.expires_at > now,
+        )
+        async with self._db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(refresh_families)
+                    .where(condition)
+                    .order_by(refresh_families.c.last_used_at.desc())
+                )
+            ).mappings()
+            return [_family(row) for row in rows]
+
     async def get_family(self, family_id: str) -> Family | None:
         async with self._db.connect() as conn:
             row = (

@@ -7,6 +7,7 @@ which keeps SQLite and PostgreSQL identical and comparisons cheap.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Double,
@@ -64,6 +65,7 @@ clients = Table(
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
     Column("may_introspect", Boolean, nullable=False, server_default=false()),
+    Column("auth_policy", String(16), nullable=False, server_default="password"),
 )
 
 users = Table(
@@ -75,6 +77,7 @@ users = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", Double, nullable=False),
     Column("tokens_valid_after", Double, nullable=False, default=0.0),
+    Column("auth_policy", String(16), nullable=False, server_default="password"),
 )
 
 authorization_codes = Table(
@@ -162,5 +165,54 @@ browser_sessions = Table(
     Column("last_seen_at", Double, nullable=False),
     Column("expires_at", Double, nullable=False),
     Column("revoked_at", Double, nullable=True),
+    Column("user_agent", String(200), nullable=True),
     Index("ix_browser_sessions_subject", "subject"),
+)
+
+# Second factors. A TOTP secret is sealed under a key derived from the master key (the
+# user id is the associated data, so a row copied to another user does not open);
+# recovery codes and recovery tickets are stored as keyed hashes only.
+totp_credentials = Table(
+    "totp_credentials",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("sealed_secret", LargeBinary, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("confirmed_at", Double, nullable=True),
+    Column("last_used_step", BigInteger, nullable=True),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("created_at", Double, nullable=False),
+    Column("used_at", Double, nullable=True),
+)
+
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("credential_id", String(1400), primary_key=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("sign_count", BigInteger, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("transports", Text, nullable=False),
+    Column("backed_up", Boolean, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("last_used_at", Double, nullable=True),
+)
+
+recovery_tickets = Table(
+    "recovery_tickets",
+    metadata,
+    Column("ticket_hash", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("reset_mfa", Boolean, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("used_at", Double, nullable=True),
 )

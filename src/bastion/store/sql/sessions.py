@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import RowMapping
 
 from bastion.store.sql.codec import dump_list, load_tuple
 from bastion.store.sql.database import Database
@@ -27,6 +28,22 @@ class BrowserSession:
     last_seen_at: float
     expires_at: float
     revoked_at: float | None
+    user_agent: str = ""
+
+
+def _session(row: RowMapping) -> BrowserSession:
+    return BrowserSession(
+        row["session_id"],
+        row["subject"],
+        row["auth_time"],
+        row["acr"],
+        load_tuple(row["amr"]),
+        row["created_at"],
+        row["last_seen_at"],
+        row["expires_at"],
+        row["revoked_at"],
+        row["user_agent"] or "",
+    )
 
 
 class SqlSessionStore:
@@ -46,6 +63,7 @@ class SqlSessionStore:
                     created_at=session.created_at,
                     last_seen_at=session.last_seen_at,
                     expires_at=session.expires_at,
+                    user_agent=session.user_agent,
                 )
             )
 
@@ -62,19 +80,47 @@ class SqlSessionStore:
                 .mappings()
                 .first()
             )
-        if row is None:
-            return None
-        return BrowserSession(
-            row["session_id"],
-            row["subject"],
-            row["auth_time"],
-            row["acr"],
-            load_tuple(row["amr"]),
-            row["created_at"],
-            row["last_seen_at"],
-            row["expires_at"],
-            row["revoked_at"],
+        return None if row is None else _session(row)
+
+    async def active(self, subject: str, now: float) -> list[BrowserSession]:
+        """The subject's sessions that are neither revoked nor past their absolute end."""
+        condition = and_(
+            browser_sessions.c.subject == subject,
+            browser_sessions.c.revoked_at.is_(None),
+            browser_sessions.c.expires_at > now,
         )
+        async with self._db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(browser_sessions)
+                    .where(condition)
+                    .order_by(browser_sessions.c.last_seen_at.desc())
+                )
+            ).mappings()
+            return [_session(row) for row in rows]
+
+    async def elevate(
+        self, session_id: str, new_hash: str, acr: str, amr: tuple[str, ...], now: float
+    ) -> BrowserSession | None:
+        """Step-up: a live session gets a new level, a new auth_time and a new cookie hash."""
+        condition = and_(
+            browser_sessions.c.session_id == session_id, browser_sessions.c.revoked_at.is_(None)
+        )
+        async with self._db.connect() as conn:
+            result = await conn.execute(
+                update(browser_sessions)
+                .where(condition)
+                .values(
+                    session_hash=new_hash,
+                    acr=acr,
+                    amr=dump_list(amr),
+                    auth_time=now,
+                    last_seen_at=now,
+                )
+            )
+            if not result.rowcount:
+                return None
+        return await self.get(new_hash)
 
     async def touch(self, session_hash: str, now: float) -> None:
         async with self._db.connect() as conn:
@@ -82,6 +128,13 @@ class SqlSessionStore:
                 update(browser_sessions)
                 .where(browser_sessions.c.session_hash == session_hash)
                 .values(last_seen_at=now)
+            )
+
+    async def forget(self, subject: str) -> None:
+        """Delete a subject's session rows (account deletion)."""
+        async with self._db.connect() as conn:
+            await conn.execute(
+                delete(browser_sessions).where(browser_sessions.c.subject == subject)
             )
 
     async def revoke(

@@ -27,6 +27,7 @@ class User:
     created_at: float
     tokens_valid_after: float
     password_hash: str | None = field(default=None, repr=False)
+    auth_policy: str = "password"
 
 
 def _user(row: RowMapping) -> User:
@@ -37,6 +38,7 @@ def _user(row: RowMapping) -> User:
         row["created_at"],
         row["tokens_valid_after"],
         row["password_hash"],
+        row["auth_policy"],
     )
 
 
@@ -80,6 +82,9 @@ class SqlUserStore:
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._set(user_id, password_hash=password_hash)
+
+    async def set_policy(self, user_id: str, policy: str) -> bool:
+        return await self._set(user_id, auth_policy=policy)
 
     async def set_enabled(self, user_id: str, enabled: bool) -> bool:
         return await self._set(user_id, enabled=enabled)

@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from bastion.accounts.levels import ACR_PASSWORD, Policy, requested, satisfies, strongest
 from bastion.audit import AuditEvent, Outcome
-from bastion.authserver.browser import Browser
+from bastion.authserver.browser import Browser, Interaction
 from bastion.errors import OAuthError
 from bastion.oauth.authorize import (
     PAR_URN_PREFIX,
@@ -113,6 +114,9 @@ async def authorize(request: Request) -> Response:
         return redirect_error(browser, redirect_uri, exc, params.get("state"))
     session = await browser.current(request.cookies.get(browser.cookies.session))
     now = browser.clock.now()
+    required = strongest(
+        Policy(client.auth_policy).acr, requested(auth_request.acr_values) or ACR_PASSWORD
+    )
     stale = (
         session is not None
         and auth_request.max_age is not None
@@ -126,19 +130,48 @@ async def authorize(request: Request) -> Response:
                 OAuthError("login_required", "the user must sign in"),
                 auth_request.state,
             )
-        return await _interact(browser, auth_request, "/login", needs_login=True)
-    return await _after_login(browser, client, auth_request, session, interaction_id=None)
+        return await interact(
+            browser, auth_request, "/login", needs_login=True, required_acr=required
+        )
+    user = await browser.server.users.get(session.subject)
+    needed = strongest(required, Policy(user.auth_policy).acr if user else ACR_PASSWORD)
+    if not satisfies(session.acr, needed):
+        # Step-up (OpenID Connect Core §3.1.2.1 acr_values; RFC 9470 §4): the session's
+        # user proves a stronger factor, and the session is raised rather than replaced.
+        if "none" in auth_request.prompt:
+            return redirect_error(
+                browser,
+                redirect_uri,
+                OAuthError("interaction_required", "the user must authenticate further"),
+                auth_request.state,
+            )
+        interaction_id, nonce = await browser.start(auth_request, required_acr=required)
+        interaction = await browser.load(interaction_id, nonce)
+        assert interaction is not None
+        await browser.update(
+            interaction,
+            pending_subject=session.subject,
+            pending_amr=session.amr,
+            upgrade_session=session.session_id,
+        )
+        return await interact(browser, auth_request, "/login/verify", (interaction_id, nonce))
+    return await after_login(browser, client, auth_request, session, interaction_id=None)
 
 
-async def _interact(
+async def interact(
     browser: Browser,
-    auth_request: AuthorizationRequest,
+    auth_request: AuthorizationRequest | None,
     path: str,
     existing: tuple[str, str] | None = None,
     *,
     needs_login: bool = False,
+    required_acr: str = ACR_PASSWORD,
+    return_to: str | None = None,
 ) -> Response:
-    interaction_id, nonce = existing or await browser.start(auth_request, needs_login=needs_login)
+    """Send the browser to a sign-in or consent page for a (new or existing) interaction."""
+    interaction_id, nonce = existing or await browser.start(
+        auth_request, needs_login=needs_login, required_acr=required_acr, return_to=return_to
+    )
     response = RedirectResponse(
         f"{path}?{urlencode({'interaction': interaction_id})}", status_code=303
     )
@@ -148,7 +181,7 @@ async def _interact(
     return response
 
 
-async def _after_login(
+async def after_login(
     browser: Browser,
     client: Client,
     auth_request: AuthorizationRequest,
@@ -169,7 +202,7 @@ async def _after_login(
                 auth_request.state,
             )
         existing = (interaction_id, nonce) if interaction_id and nonce else None
-        return await _interact(browser, auth_request, "/consent", existing)
+        return await interact(browser, auth_request, "/consent", existing)
     return await _complete(browser, auth_request, session, interaction_id)
 
 
@@ -222,7 +255,7 @@ async def _complete(
     )
 
 
-def _expired(browser: Browser) -> Response:
+def expired(browser: Browser) -> Response:
     return error_page(
         browser,
         OAuthError(
@@ -234,34 +267,22 @@ def _expired(browser: Browser) -> Response:
     )
 
 
-async def _interaction_for(
-    request: Request, browser: Browser, values: Params
-) -> tuple[str, str, AuthorizationRequest, Client, float | None] | None:
-    interaction_id = values.get("interaction") or ""
-    nonce = request.cookies.get(browser.cookies.interaction)
-    interaction = await browser.load(interaction_id, nonce)
-    if interaction is None or nonce is None:
-        return None
-    client = await browser.server.clients.get(interaction.request.client_id)
-    if client is None or not client.enabled:
-        return None
-    return interaction_id, nonce, interaction.request, client, interaction.login_after
-
-
 @dataclass(frozen=True)
 class PageRequest:
-    """A request to the login or consent page, tied to its interaction and browser."""
+    """A request to a sign-in or consent page, tied to its interaction and browser."""
 
     browser: Browser
     values: Params
-    interaction_id: str
+    interaction: Interaction
     nonce: str
-    auth_request: AuthorizationRequest
-    client: Client
-    login_after: float | None
+    client: Client | None
+
+    @property
+    def interaction_id(self) -> str:
+        return self.interaction.interaction_id
 
 
-async def _page_request(request: Request) -> PageRequest | Response:
+async def page_request(request: Request) -> PageRequest | Response:
     browser = Browser(auth_server(request))
     try:
         if request.method == "POST":
@@ -270,82 +291,40 @@ async def _page_request(request: Request) -> PageRequest | Response:
             values = parse(request.query_params.multi_items())
     except OAuthError as exc:
         return error_page(browser, exc)
-    found = await _interaction_for(request, browser, values)
-    if found is None:
-        return _expired(browser)
-    return PageRequest(browser, values, *found)
-
-
-async def login(request: Request) -> Response:
-    page_request = await _page_request(request)
-    if isinstance(page_request, Response):
-        return page_request
-    browser, values = page_request.browser, page_request.values
-    interaction_id, nonce = page_request.interaction_id, page_request.nonce
-    auth_request, client = page_request.auth_request, page_request.client
-    is_post = request.method == "POST"
-    if not is_post:
-        return _login_page(browser, interaction_id, nonce, client)
-    if not browser.csrf_ok(interaction_id, nonce, values.get("csrf")):
-        return error_page(browser, OAuthError("invalid_request", "the form expired; sign in again"))
-    username = values.get("username") or ""
-    user = await browser.login(username, values.get("password") or "")
-    if user is None:
-        _audit(browser, "login.failed", Outcome.FAILURE, client_id=client.client_id)
-        return _login_page(
-            browser, interaction_id, nonce, client, failed=True, username=username, status=400
-        )
-    cookie, session = await browser.create_session(user)
-    _audit(
-        browser,
-        "login.succeeded",
-        Outcome.SUCCESS,
-        subject=user.user_id,
-        client_id=client.client_id,
-    )
-    response = await _after_login(browser, client, auth_request, session, interaction_id, nonce)
-    browser.set_cookie(response, browser.cookies.session, cookie)
-    return response
-
-
-def _login_page(
-    browser: Browser,
-    interaction_id: str,
-    nonce: str,
-    client: Client,
-    *,
-    failed: bool = False,
-    username: str = "",
-    status: int = 200,
-) -> Response:
-    return page(
-        "login.html",
-        status,
-        client_name=client.name or client.client_id,
-        interaction=interaction_id,
-        csrf=browser.csrf_token(interaction_id, nonce),
-        action="/login",
-        failed=failed,
-        username=username[:200],
-    )
+    nonce = request.cookies.get(browser.cookies.interaction)
+    interaction = await browser.load(values.get("interaction") or "", nonce)
+    if interaction is None or nonce is None:
+        return expired(browser)
+    client = None
+    if interaction.request is not None:
+        client = await browser.server.clients.get(interaction.request.client_id)
+        if client is None or not client.enabled:
+            return expired(browser)
+    return PageRequest(browser, values, interaction, nonce, client)
 
 
 async def consent(request: Request) -> Response:
-    page_request = await _page_request(request)
-    if isinstance(page_request, Response):
-        return page_request
-    browser, values = page_request.browser, page_request.values
+    found = await page_request(request)
+    if isinstance(found, Response):
+        return found
+    browser, values = found.browser, found.values
+    interaction = found.interaction
     session = await browser.current(request.cookies.get(browser.cookies.session))
-    if session is None:
-        return _expired(browser)
-    interaction_id, nonce = page_request.interaction_id, page_request.nonce
-    if page_request.login_after is not None and session.auth_time < page_request.login_after:
-        # The request demanded a fresh sign-in (prompt=login, max_age): consent cannot
-        # stand in for it (OpenID Connect Core §3.1.2.1).
+    if session is None or interaction.request is None or found.client is None:
+        return expired(browser)
+    interaction_id, nonce = interaction.interaction_id, found.nonce
+    user = await browser.server.users.get(session.subject)
+    needed = strongest(
+        interaction.required_acr, Policy(user.auth_policy).acr if user else ACR_PASSWORD
+    )
+    fresh = interaction.login_after is None or session.auth_time >= interaction.login_after
+    if not fresh or not satisfies(session.acr, needed):
+        # The request demanded a fresh sign-in (prompt=login, max_age) or a stronger one:
+        # consent cannot stand in for it (OpenID Connect Core §3.1.2.1).
         return RedirectResponse(
             f"/login?{urlencode({'interaction': interaction_id})}", status_code=303
         )
-    auth_request, client = page_request.auth_request, page_request.client
+    auth_request, client = interaction.request, found.client
     is_post = request.method == "POST"
     if not is_post:
         return page(
@@ -412,6 +391,5 @@ async def pushed_authorization_request(request: Request) -> Response:
 routes = [
     Route("/authorize", authorize, methods=["GET"]),
     Route("/par", pushed_authorization_request, methods=["POST"]),
-    Route("/login", login, methods=["GET", "POST"]),
     Route("/consent", consent, methods=["GET", "POST"]),
 ]

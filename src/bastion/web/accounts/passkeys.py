@@ -1,0 +1,192 @@
+"""Passkey endpoints: sign-in (/login/passkey) and registration (/account/passkeys).
+
+The script on the pages fetches options, runs the browser ceremony and posts the result;
+the server answers JSON, with ``redirect`` telling the page where to go next. Challenges
+live in hot state for five minutes and are taken (deleted) before verifying, so each one
+is used at most once (WebAuthn §13.4.3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bastion.accounts import passkeys
+from bastion.accounts.levels import AMR_PASSKEY
+from bastion.audit import AuditEvent, Outcome
+from bastion.authserver.browser import Browser
+from bastion.authserver.server import AuthServer
+from bastion.authserver.signin import SignIn
+from bastion.oauth.params import parse
+from bastion.web.accounts.account import account_request_json, json_body
+from bastion.web.accounts.login import advance
+from bastion.web.oauth.authorize import PageRequest
+from bastion.web.oauth.common import auth_server
+
+CHALLENGE_TTL = 300.0
+
+
+def _error(message: str, status: int = 400) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _take_challenge(server: AuthServer, key: str) -> bytes | None:
+    raw = await server.hot.get(key)
+    if raw is None or not await server.hot.compare_and_delete(key, raw):
+        return None
+    return raw
+
+
+def _as_json(response: Response) -> Response:
+    """A redirect becomes {"redirect": url} with the same cookies, for the page's script."""
+    location = response.headers.get("location")
+    if location is None:
+        return _error("the passkey could not be verified")
+    answer = JSONResponse({"redirect": location})
+    for name, value in response.raw_headers:
+        if name == b"set-cookie":
+            answer.raw_headers.append((name, value))
+    return answer
+
+
+async def _sign_in_request(request: Request) -> tuple[PageRequest, dict[str, Any]] | Response:
+    body = await json_body(request)
+    if body is None:
+        return _error("send a JSON object")
+    browser = Browser(auth_server(request))
+    interaction_id = body.get("interaction")
+    nonce = request.cookies.get(browser.cookies.interaction)
+    if not isinstance(interaction_id, str) or not browser.csrf_ok(
+        interaction_id, nonce, body.get("csrf") if isinstance(body.get("csrf"), str) else None
+    ):
+        return _error("the page expired; start again", 403)
+    interaction = await browser.load(interaction_id, nonce)
+    if interaction is None or nonce is None:
+        return _error("the page expired; start again", 403)
+    client = None
+    if interaction.request is not None:
+        client = await browser.server.clients.get(interaction.request.client_id)
+    return PageRequest(browser, parse([]), interaction, nonce, client), body
+
+
+async def login_options(request: Request) -> Response:
+    found = await _sign_in_request(request)
+    if isinstance(found, Response):
+        return found
+    page_request, _ = found
+    server = page_request.browser.server
+    pending = page_request.interaction.pending_subject
+    allowed = await server.factors.passkeys(pending) if pending else []
+    options, challenge = passkeys.authentication_options(
+        rp_id=server.settings.passkey_rp_id, allowed=allowed
+    )
+    await server.hot.set(
+        f"passkey:login:{page_request.interaction_id}", challenge, ttl=CHALLENGE_TTL
+    )
+    return Response(options, media_type="application/json")
+
+
+async def login_finish(request: Request) -> Response:
+    found = await _sign_in_request(request)
+    if isinstance(found, Response):
+        return found
+    page_request, body = found
+    server = page_request.browser.server
+    challenge = await _take_challenge(server, f"passkey:login:{page_request.interaction_id}")
+    failure = _error("the passkey could not be verified")
+    if challenge is None:
+        return failure
+    try:
+        stored = await server.factors.passkey(passkeys.credential_id_of(body.get("credential")))
+        if stored is None:
+            raise passkeys.PasskeyError("unknown credential")
+        pending = page_request.interaction.pending_subject
+        if pending is not None and stored.user_id != pending:
+            raise passkeys.PasskeyError("a passkey of another account")
+        sign_count = passkeys.verify_assertion(
+            body.get("credential"),
+            challenge=challenge,
+            rp_id=server.settings.passkey_rp_id,
+            origin=server.settings.origin,
+            stored=stored,
+        )
+    except passkeys.PasskeyError:
+        server.audit.emit(
+            AuditEvent(
+                "login.failed", Outcome.FAILURE, actor="browser", details={"method": "passkey"}
+            )
+        )
+        return failure
+    user = await server.users.get(stored.user_id)
+    if user is None or not user.enabled:
+        return failure
+    await server.factors.passkey_used(stored.credential_id, sign_count, server.clock.now())
+    amr = tuple(sorted({*page_request.interaction.pending_amr, *AMR_PASSKEY}))
+    outcome = await SignIn(server).next_step(page_request.interaction, user, amr)
+    return _as_json(await advance(request, page_request, outcome))
+
+
+async def register_options(request: Request) -> Response:
+    found = await account_request_json(request)
+    if isinstance(found, Response):
+        return found
+    account, _ = found
+    server = account.browser.server
+    options, challenge = passkeys.registration_options(
+        rp_id=server.settings.passkey_rp_id,
+        rp_name=server.settings.accounts.passkey_rp_name,
+        user_id=account.user.user_id,
+        username=account.user.username,
+        existing=await server.factors.passkeys(account.user.user_id),
+    )
+    await server.hot.set(
+        f"passkey:register:{account.session.session_id}", challenge, ttl=CHALLENGE_TTL
+    )
+    return Response(options, media_type="application/json")
+
+
+async def register_finish(request: Request) -> Response:
+    found = await account_request_json(request)
+    if isinstance(found, Response):
+        return found
+    account, body = found
+    server = account.browser.server
+    challenge = await _take_challenge(server, f"passkey:register:{account.session.session_id}")
+    if challenge is None:
+        return _error("the passkey could not be verified")
+    name = body.get("name")
+    try:
+        passkey = passkeys.verify_registration(
+            body.get("credential"),
+            challenge=challenge,
+            rp_id=server.settings.passkey_rp_id,
+            origin=server.settings.origin,
+            user_id=account.user.user_id,
+            name=name if isinstance(name, str) else "",
+            now=server.clock.now(),
+        )
+    except passkeys.PasskeyError:
+        return _error("the passkey could not be verified")
+    if await server.factors.passkey(passkey.credential_id) is not None:
+        return _error("this passkey is already registered", 409)
+    await server.factors.add_passkey(passkey)
+    server.audit.emit(
+        AuditEvent(
+            "accounts.passkey.registered",
+            Outcome.SUCCESS,
+            actor=f"user:{account.user.user_id}",
+            target=account.user.user_id,
+        )
+    )
+    return JSONResponse({"redirect": "/account"})
+
+
+routes = [
+    Route("/login/passkey/options", login_options, methods=["POST"]),
+    Route("/login/passkey", login_finish, methods=["POST"]),
+    Route("/account/passkeys/options", register_options, methods=["POST"]),
+    Route("/account/passkeys", register_finish, methods=["POST"]),
+]
