@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bastion.accounts.levels import ACR_VALUES
 from bastion.config import Settings
 from bastion.oauth.clients import GRANT_TYPES
 from bastion.oauth.tokens import SIGNING_ALGORITHMS
@@ -25,6 +26,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint": f"{base}/revoke",
         "introspection_endpoint": f"{base}/introspect",
         "userinfo_endpoint": f"{base}/userinfo",
+        "end_session_endpoint": f"{base}/logout",
+        "acr_values_supported": list(ACR_VALUES),
         "jwks_uri": f"{base}/jwks.json",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
