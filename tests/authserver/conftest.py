@@ -27,6 +27,7 @@ CLAIMED_REDIRECT = "https://app.example.com/cb"
 API = "https://api.example.com"
 BACKEND_SECRET = "backend-secret-0123456789abcdefghijklmnopqrstuv"
 GATEWAY_SECRET = "gateway-secret-0123456789abcdefghijklmnopqrstuv"
+ADMIN_SECRET = "admin-secret-0123456789abcdefghijklmnopqrstuvwx"
 PASSWORD = "correct horse battery staple"
 VERIFIER = "verifier-" + "x" * 50
 
@@ -55,6 +56,13 @@ scopes = ["reports"]
 resources = ["{ISSUER}", "{API}"]
 introspection = true
 secret_sha256 = "{hash_secret(BACKEND_SECRET)}"
+[[oauth.clients]]
+client_id = "operator-tool"
+type = "confidential"
+grant_types = ["client_credentials"]
+scopes = ["bastion:admin"]
+resources = ["{ISSUER}/admin"]
+secret_sha256 = "{hash_secret(ADMIN_SECRET)}"
 [[oauth.clients]]
 client_id = "gateway"
 type = "confidential"

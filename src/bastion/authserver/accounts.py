@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from bastion.accounts import recovery_codes, totp
@@ -37,6 +38,17 @@ def ticket_hash(ticket: str) -> str:
     return hashlib.sha256(f"recovery-ticket|{ticket}".encode()).hexdigest()
 
 
+def describe(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "enabled": user.enabled,
+        "created_at": user.created_at,
+        "tokens_valid_after": user.tokens_valid_after,
+        "auth_policy": user.auth_policy,
+    }
+
+
 class Accounts:
     def __init__(self, server: AuthServer, actor: str) -> None:
         self.server = server
@@ -64,6 +76,19 @@ class Accounts:
         user = await self.server.users.create(username, hashed, self.server.clock.now())
         self._audit("users.create", user.user_id)
         return user
+
+    async def set_enabled(self, user: User, enabled: bool) -> None:
+        """Disabling also revokes every session and token the user holds."""
+        await self.server.users.set_enabled(user.user_id, enabled)
+        if not enabled:
+            await self.revoke_all(user)
+        self._audit("users.enable" if enabled else "users.disable", user.user_id)
+
+    async def revoke_all(self, user: User) -> dict[str, int]:
+        """Lost phone: every session, refresh-token family and access token stops working."""
+        return await lifecycle.revoke_user(
+            self.server.grants, self.server.sessions, user.user_id, self.actor
+        )
 
     async def set_password(self, user: User, password: str) -> None:
         self.server.passwords.check_policy(password, user.username)

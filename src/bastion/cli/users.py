@@ -12,9 +12,7 @@ from rich.table import Table
 from bastion import wiring
 from bastion.accounts.levels import Policy
 from bastion.accounts.passwords import WeakPassword
-from bastion.audit import AuditEvent, Outcome
-from bastion.authserver import lifecycle
-from bastion.authserver.accounts import AccountRuleError, Accounts
+from bastion.authserver.accounts import AccountRuleError, Accounts, describe
 from bastion.cli.output import (
     config_option,
     handles_errors,
@@ -28,17 +26,6 @@ from bastion.store.sql.users import User
 from bastion.wiring import Runtime
 
 OPERATOR = "operator:cli"
-
-
-def _describe(user: User) -> dict[str, Any]:
-    return {
-        "user_id": user.user_id,
-        "username": user.username,
-        "enabled": user.enabled,
-        "created_at": user.created_at,
-        "tokens_valid_after": user.tokens_valid_after,
-        "auth_policy": user.auth_policy,
-    }
 
 
 async def _user(runtime: Runtime, username: str) -> User:
@@ -82,7 +69,7 @@ def create(username: str, password_stdin: bool, config: Path | None, as_json: bo
             raise click.UsageError(f"password refused: {exc}") from exc
 
     user = with_runtime(wiring.load(config), action)
-    _done(as_json, _describe(user), f"created user {username} ({user.user_id})")
+    _done(as_json, describe(user), f"created user {username} ({user.user_id})")
 
 
 @users.command("list")
@@ -93,7 +80,7 @@ def list_users(config: Path | None, as_json: bool) -> None:
     """List users."""
     found = with_runtime(wiring.load(config), lambda runtime: runtime.auth.users.list())
     if as_json:
-        print_json({"users": [_describe(u) for u in found]})
+        print_json({"users": [describe(u) for u in found]})
         return
     table = Table("username", "user_id", "enabled")
     for user in found:
@@ -112,7 +99,7 @@ def show(username: str, config: Path | None, as_json: bool) -> None:
     async def action(runtime: Runtime) -> dict[str, Any]:
         user = await _user(runtime, username)
         consents = await runtime.auth.consents.of_subject(user.user_id)
-        return _describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}}
+        return describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}}
 
     data = with_runtime(wiring.load(config), action)
     _done(as_json, data, "\n".join(f"{k:<20} {v}" for k, v in data.items()))
@@ -120,20 +107,7 @@ def show(username: str, config: Path | None, as_json: bool) -> None:
 
 def _set_enabled(username: str, enabled: bool, config: Path | None, as_json: bool) -> None:
     async def action(runtime: Runtime) -> None:
-        user = await _user(runtime, username)
-        await runtime.auth.users.set_enabled(user.user_id, enabled)
-        if not enabled:
-            await lifecycle.revoke_user(
-                runtime.auth.grants, runtime.auth.sessions, user.user_id, OPERATOR
-            )
-        runtime.audit.emit(
-            AuditEvent(
-                "users.enable" if enabled else "users.disable",
-                Outcome.SUCCESS,
-                actor=OPERATOR,
-                target=user.user_id,
-            )
-        )
+        await Accounts(runtime.auth, OPERATOR).set_enabled(await _user(runtime, username), enabled)
 
     with_runtime(wiring.load(config), action)
     state = "enabled" if enabled else "disabled"
@@ -171,10 +145,7 @@ def revoke_sessions(username: str, config: Path | None, as_json: bool) -> None:
     """Lost phone: end every session and revoke every token the user holds."""
 
     async def action(runtime: Runtime) -> dict[str, int]:
-        user = await _user(runtime, username)
-        return await lifecycle.revoke_user(
-            runtime.auth.grants, runtime.auth.sessions, user.user_id, OPERATOR
-        )
+        return await Accounts(runtime.auth, OPERATOR).revoke_all(await _user(runtime, username))
 
     counts = with_runtime(wiring.load(config), action)
     _done(

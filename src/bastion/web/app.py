@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 
 from bastion.config import Settings
 from bastion.web import health, jwks, static
-from bastion.web.accounts import account, login, logout, passkeys, recovery
+from bastion.web.accounts import account, admin, login, logout, passkeys, recovery
 from bastion.web.context import correlation_id
 from bastion.web.middleware import BodyLimit, ErrorBoundary, SecurityHeaders, problem_for
 from bastion.web.oauth import (
@@ -69,6 +69,7 @@ def build_app(
             *account.routes,
             *logout.routes,
             *recovery.routes,
+            *admin.routes,
             *static.routes,
             *token.routes,
             *lifecycle.routes,
