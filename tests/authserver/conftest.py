@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -82,8 +83,16 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[Server]:
+    with start_server(tmp_path, database_url, master_key_b64) as started:
+        yield started
+
+
+@contextmanager
+def start_server(
+    tmp_path: Path, database_url: str, master_key_b64: str, issuer: str = ISSUER
+) -> Iterator[Server]:
     settings = load_settings(
-        write_config(tmp_path, CONFIG),
+        write_config(tmp_path, CONFIG.replace(f'issuer = "{ISSUER}"', f'issuer = "{issuer}"')),
         {
             "BASTION_MASTER_KEY": master_key_b64,
             "BASTION_DATABASE_URL": database_url,
@@ -103,7 +112,7 @@ def server(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[S
 
     user_id = asyncio.run(prepare())
     app = wiring.create_app(settings)
-    with TestClient(app, base_url=ISSUER, follow_redirects=False) as client:
+    with TestClient(app, base_url=issuer, follow_redirects=False) as client:
         yield Server(client, settings, user_id)
 
 

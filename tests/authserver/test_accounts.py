@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,11 +17,13 @@ import orjson
 import pyotp
 import pytest
 from anyio.from_thread import BlockingPortal
+from sqlalchemy import update
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from bastion.accounts.levels import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT, Policy
 from bastion.authserver.accounts import Accounts
+from bastion.store.sql.schema import browser_sessions
 from bastion.wiring import Runtime
 from tests.authserver.conftest import (
     ADMIN_SECRET,
@@ -35,6 +38,7 @@ from tests.authserver.conftest import (
     query_of,
     redeem,
     sign_in,
+    start_server,
 )
 
 
@@ -484,3 +488,50 @@ def test_admin_api_requires_a_machine_token(server: Server) -> None:
     refused = client.get("/admin/users", headers={"authorization": f"Bearer {user_token}"})
     assert refused.status_code == 401
     assert "invalid_token" in refused.headers["www-authenticate"]
+
+
+def test_https_cookies_are_host_prefixed_and_locked_down(
+    tmp_path: Path, database_url: str, master_key_b64: str
+) -> None:
+    """RFC 6265bis §4.1.3.2 __Host- prefix: Secure, Path=/, no Domain; HttpOnly and
+    SameSite=Lax keep scripts and cross-site posts away from the session (ASVS V3.4)."""
+    with start_server(tmp_path, database_url, master_key_b64, "https://login.example.test") as s:
+        response = s.client.get("/authorize", params=authorize_params())
+        location = response.headers["location"]
+        page = s.client.get(location)
+        answer = s.client.post(
+            "/login",
+            data={
+                "interaction": query_of(location)["interaction"],
+                "csrf": csrf_of(page.text),
+                "username": "alice",
+                "password": PASSWORD,
+            },
+        )
+    assert answer.status_code == 303
+    cookies = {
+        header.split("=", 1)[0]: header.lower() for header in answer.headers.get_list("set-cookie")
+    }
+    session = cookies["__Host-bastion-session"]
+    for attribute in ("secure", "httponly", "samesite=lax", "path=/"):
+        assert attribute in session
+    assert "domain=" not in session
+    assert "max-age" not in session, "a session cookie ends with the browser"
+    assert "__Host-bastion-device" in cookies
+
+
+@pytest.mark.parametrize("column", ["last_seen_at", "expires_at"])
+def test_sessions_end_at_idle_and_absolute_timeouts(server: Server, column: str) -> None:
+    """OWASP ASVS V3.3: idle and absolute session timeouts."""
+    client = server.client
+    account_page(client)
+    rt = runtime(client)
+    settings = server.settings.oauth
+    past = time.time() - (settings.session_idle + 1 if column == "last_seen_at" else 1)
+
+    async def age() -> None:
+        async with rt.database.connect() as conn:
+            await conn.execute(update(browser_sessions).values({column: past}))
+
+    portal(client).call(age)
+    assert client.get("/account").status_code == 303, "signed out: sign in again"
