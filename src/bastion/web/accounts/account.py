@@ -157,7 +157,9 @@ async def action(request: Request) -> Response:
     if name == "revoke-session":
         await accounts.revoke_session(user.user_id, values.get("session_id") or "")
         if values.get("session_id") == found.session.session_id:
-            return RedirectResponse("/logged-out", status_code=303)
+            response = RedirectResponse("/logged-out", status_code=303)
+            found.browser.clear_cookie(response, found.browser.cookies.session)
+            return response
     elif name == "revoke-app":
         await accounts.revoke_app(user.user_id, values.get("client_id") or "")
     elif not found.recent:
