@@ -21,11 +21,15 @@ REDIS_URL = os.environ.get("BASTION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE = os.environ.get("BASTION_TEST_REQUIRE_SERVICES") == "1"
 
 
-def unavailable(service: str, reason: str) -> None:
+def unavailable(
+    service: str,
+    reason: str,
+    hint: str = "set BASTION_TEST_POSTGRES_URL / BASTION_TEST_REDIS_URL",
+) -> None:
     message = f"{service} is not reachable ({reason})"
     if REQUIRE:
         pytest.fail(f"{message}; BASTION_TEST_REQUIRE_SERVICES=1 forbids skipping")
-    pytest.skip(f"{message}; set BASTION_TEST_POSTGRES_URL / BASTION_TEST_REDIS_URL")
+    pytest.skip(f"{message}; {hint}")
 
 
 def reachable(url: str) -> str | None:
