@@ -164,3 +164,24 @@ def test_user_lifecycle(config: Path, master_key_b64: str) -> None:
     assert data(run(["users", "show", "bob", *c], master_key_b64))["enabled"] is False
     assert data(run(["users", "delete", "bob", *c], master_key_b64))["deleted"] is True
     assert run(["users", "show", "bob", *c], master_key_b64).exit_code == 5
+
+
+def test_policy_and_recovery_link_commands(config: Path, master_key_b64: str) -> None:
+    """``set-policy`` refuses a policy the user could not satisfy; ``recovery-link`` prints
+    a one-time link on the issuer (docs/accounts.md, recovery procedure)."""
+    c = ["-c", str(config), "--json"]
+    run(
+        ["users", "create", "dana", "--password-stdin", *c],
+        master_key_b64,
+        stdin="a long phrase for her\n",
+    )
+    refused = run(["users", "set-policy", "dana", "mfa", *c], master_key_b64)
+    assert refused.exit_code == 2
+    assert "second factor" in refused.output
+    assert data(run(["users", "set-policy", "dana", "password", *c], master_key_b64))["ok"]
+    link = data(run(["users", "recovery-link", "dana", "--reset-mfa", *c], master_key_b64))
+    assert link["reset_mfa"] is True
+    assert "/recover?ticket=" in link["link"]
+    other = data(run(["users", "recovery-link", "dana", *c], master_key_b64))
+    assert other["link"] != link["link"], "every link is new"
+    assert run(["users", "recovery-link", "nobody", *c], master_key_b64).exit_code == 5
