@@ -35,11 +35,22 @@ install() {
   fi
 }
 
+ensure_chromium() {
+  # The browser tests drive the system Chromium; browsers are never downloaded.
+  if [ ! -x /usr/bin/chromium ]; then
+    # A subshell, so a missing sudo does not end the whole script.
+    if (as_root apt-get update -qq && as_root apt-get install -y -qq chromium); then :; else
+      echo "bootstrap: could not install chromium; the browser tests will skip (fail in CI)" >&2
+    fi
+  fi
+}
+
 case "${1:-}" in
   install) install ;;
   demo) install; shift; exec "$VENV/bin/bastion" demo "$@" ;;
   test)
     install
+    ensure_chromium
     "$VENV/bin/ruff" check src tests bench
     "$VENV/bin/ruff" format --check src tests bench
     "$VENV/bin/mypy"

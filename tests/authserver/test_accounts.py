@@ -535,3 +535,40 @@ def test_sessions_end_at_idle_and_absolute_timeouts(server: Server, column: str)
 
     portal(client).call(age)
     assert client.get("/account").status_code == 303, "signed out: sign in again"
+
+
+def test_hostile_bodies_get_clear_errors(server: Server) -> None:
+    """Bad input gets a clear answer and changes nothing: the admin API answers
+    problem+json (RFC 9457), the passkey endpoints a JSON error for their script."""
+    client = server.client
+    auth = {"authorization": f"Bearer {admin_token(client)}"}
+    for content, content_type, status in (
+        (b"username=x", "application/x-www-form-urlencoded", 415),
+        (b"[1, 2]", "application/json", 400),
+        (b"\xff\xfe", "application/json", 400),
+    ):
+        answer = client.post(
+            "/admin/users", content=content, headers=auth | {"content-type": content_type}
+        )
+        assert answer.status_code == status
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "Traceback" not in answer.text
+    assert client.get("/admin/users/nobody", headers=auth).status_code == 404
+    response = client.get("/authorize", params=authorize_params())
+    interaction = query_of(response.headers["location"])["interaction"]
+    csrf = csrf_of(client.get(response.headers["location"]).text)
+    for path in ("/login/passkey/options", "/login/passkey"):
+        assert client.post(path, content=b"not json").status_code == 415
+        forged = client.post(path, json={"interaction": interaction, "csrf": "0" * 64})
+        assert forged.status_code == 403, "WebAuthn requests carry the page's CSRF token"
+    options = client.post("/login/passkey/options", json={"interaction": interaction, "csrf": csrf})
+    assert options.status_code == 200
+    assert options.json()["userVerification"] == "required"
+    for credential in (None, "x", {"id": "AAAA", "rawId": "AAAA", "type": "public-key"}):
+        refused = client.post(
+            "/login/passkey",
+            json={"interaction": interaction, "csrf": csrf, "credential": credential},
+        )
+        assert refused.status_code == 400
+        assert refused.json() == {"error": "the passkey could not be verified"}
+        assert "bastion-session" not in refused.headers.get("set-cookie", "")

@@ -195,7 +195,7 @@ def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
         assert ready.status_code == 200
         assert httpx.get(f"{url}/jwks.json").json()["keys"]
         discovery = httpx.get(f"{url}/.well-known/openid-configuration").json()
-        assert discovery["issuer"] == f"http://127.0.0.1:{port}"
+        assert discovery["issuer"] == f"http://localhost:{port}", "passkeys need a host name"
         authorize = httpx.get(
             f"{url}/authorize",
             params={
@@ -211,7 +211,8 @@ def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=15)
-    assert f"{url}/healthz" in output
+    assert f"http://localhost:{port}/healthz" in output
+    assert f"http://localhost:{port}/account" in output
     assert "DEVELOPMENT MASTER KEY" in output
     assert (tmp_path / "demo" / "bastion.db").exists()
     password_file = tmp_path / "demo" / "demo-user-password.txt"

@@ -58,6 +58,12 @@ def strongest(*acrs: str) -> str:
     return max(acrs, key=rank, default=ACR_PASSWORD)
 
 
+def needed(required: str, policy: str | None) -> str:
+    """The level a sign-in must reach: what the request and client require, raised to what
+    the account's own policy demands (``None``: no account known yet)."""
+    return strongest(required, Policy(policy).acr) if policy else required
+
+
 def requested(acr_values: Iterable[str]) -> str | None:
     """The level an authorization request's ``acr_values`` asks for, or None.
 

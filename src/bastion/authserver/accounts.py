@@ -101,8 +101,7 @@ class Accounts:
         """A policy must be satisfiable by factors the user already holds, or nobody could
         sign in to the account again."""
         passkeys = await self.server.factors.passkeys(user.user_id)
-        credential = await self.server.factors.totp(user.user_id)
-        has_totp = credential is not None and credential.confirmed_at is not None
+        has_totp = await self.server.factors.has_totp(user.user_id)
         if policy is Policy.PASSKEY and not passkeys:
             raise AccountRuleError("the user has no passkey; register one first")
         if policy is Policy.MFA and not (passkeys or has_totp):
@@ -113,9 +112,7 @@ class Accounts:
     async def delete(self, user: User) -> None:
         """Revoke everything, then remove the account and every factor, consent and session
         row that names it; audit records keep only the opaque user id."""
-        await lifecycle.revoke_user(
-            self.server.grants, self.server.sessions, user.user_id, self.actor
-        )
+        await self.revoke_all(user)
         await self.server.consents.revoke(user.user_id)
         await self.server.factors.remove_all(user.user_id)
         await self.server.sessions.forget(user.user_id)
@@ -126,8 +123,10 @@ class Accounts:
 
     async def revoke_session(self, subject: str, session_id: str) -> bool:
         """End one browser session and the refresh-token families signed in through it."""
-        sessions = [s for s in await self.server.sessions.active(subject, 0.0)]
-        if session_id not in {s.session_id for s in sessions}:
+        # Only the subject's own sessions: a session id from another account does nothing.
+        if session_id not in {
+            s.session_id for s in await self.server.sessions.active(subject, 0.0)
+        }:
             return False
         await self.server.sessions.revoke(self.server.clock.now(), session_id=session_id)
         families = await self.server.access.revoke_families(
@@ -148,8 +147,7 @@ class Accounts:
     # --- TOTP and recovery codes -----------------------------------------------------------
 
     async def start_totp(self, user: User) -> TotpEnrolment:
-        current = await self.server.factors.totp(user.user_id)
-        if current is not None and current.confirmed_at is not None:
+        if await self.server.factors.has_totp(user.user_id):
             raise AccountRuleError("an authenticator app is already set up; remove it first")
         secret = totp.new_secret()
         sealed = self.server.envelope.seal(secret.encode(), totp_aad(user.user_id))
@@ -164,7 +162,7 @@ class Accounts:
 
     async def pending_totp(self, user: User) -> TotpEnrolment | None:
         current = await self.server.factors.totp(user.user_id)
-        if current is None or current.confirmed_at is not None:
+        if current is None or current.confirmed:
             return None
         secret = self.server.envelope.open(current.sealed_secret, totp_aad(user.user_id))
         return self.enrolment(user, secret.decode())
@@ -172,7 +170,7 @@ class Accounts:
     async def confirm_totp(self, user: User, code: str) -> list[str] | None:
         """RFC 6238 enrolment ends with a first valid code; returns fresh recovery codes."""
         current = await self.server.factors.totp(user.user_id)
-        if current is None or current.confirmed_at is not None:
+        if current is None or current.confirmed:
             return None
         now = self.server.clock.now()
         secret = self.server.envelope.open(current.sealed_secret, totp_aad(user.user_id))
@@ -211,8 +209,7 @@ class Accounts:
             if p.credential_id != credential_id
         ]
         policy = Policy(user.auth_policy)
-        credential = await self.server.factors.totp(user.user_id)
-        has_totp = credential is not None and credential.confirmed_at is not None
+        has_totp = await self.server.factors.has_totp(user.user_id)
         if not remaining and (policy is Policy.PASSKEY or (policy is Policy.MFA and not has_totp)):
             raise AccountRuleError("this account's policy needs this passkey; add another first")
         removed = await self.server.factors.remove_passkey(user.user_id, credential_id)
@@ -241,15 +238,12 @@ class Accounts:
         user = await self.server.users.get(found.user_id) if found else None
         if found is None or user is None:
             return None
+        # Checked before the ticket is spent, so a refused password leaves the link usable.
         self.server.passwords.check_policy(password, user.username)
         if not await self.server.factors.use_ticket(ticket_hash(ticket), now):
             return None
-        await self.server.users.set_password_hash(
-            user.user_id, self.server.passwords.hash(password)
-        )
-        await lifecycle.revoke_user(
-            self.server.grants, self.server.sessions, user.user_id, self.actor
-        )
+        await self.set_password(user, password)
+        await self.revoke_all(user)
         if found.reset_mfa:
             await self.server.factors.remove_all(user.user_id)
             # The policy must stay satisfiable: without factors it falls back to password,

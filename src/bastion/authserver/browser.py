@@ -117,8 +117,13 @@ class Browser:
         needs_login: bool = False,
         required_acr: str = ACR_PASSWORD,
         return_to: str | None = None,
+        step_up: BrowserSession | None = None,
     ) -> tuple[str, str]:
-        """A new interaction; returns its id and the browser nonce for the cookie."""
+        """A new interaction; returns its id and the browser nonce for the cookie.
+
+        With ``step_up``, that session's user has already proved its factors: only the
+        missing one is asked for, and the session is raised rather than replaced.
+        """
         interaction_id, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
         now = self.clock.now()
         record: dict[str, object] = {
@@ -130,9 +135,9 @@ class Browser:
             "login_after": now if needs_login else None,
             "required_acr": required_acr,
             "return_to": return_to if return_to in RETURN_PATHS else None,
-            "pending_subject": None,
-            "pending_amr": [],
-            "upgrade_session": None,
+            "pending_subject": step_up.subject if step_up else None,
+            "pending_amr": list(step_up.amr) if step_up else [],
+            "upgrade_session": step_up.session_id if step_up else None,
         }
         await self.server.hot.set(
             f"interaction:{interaction_id}", orjson.dumps(record), ttl=self.settings.login_timeout

@@ -21,8 +21,8 @@ from bastion.accounts.levels import (
     ACR_PHISHING_RESISTANT,
     Policy,
     method_acr,
+    needed,
     satisfies,
-    strongest,
 )
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Interaction
@@ -58,7 +58,7 @@ class Authenticated:
     amr: tuple[str, ...]
 
 
-Outcome_ = Failed | NeedsSecondFactor | Authenticated
+Step = Failed | NeedsSecondFactor | Authenticated
 
 
 class SignIn:
@@ -83,7 +83,7 @@ class SignIn:
         ip: str,
         *,
         device_trusted: bool,
-    ) -> Outcome_:
+    ) -> Step:
         if throttled := await self._throttled(username, ip, device_trusted):
             return throttled
         server = self.server
@@ -105,15 +105,13 @@ class SignIn:
             return Failed("This account signs in with a passkey.")
         return await self.next_step(interaction, user, ("pwd",))
 
-    async def next_step(
-        self, interaction: Interaction, user: User, amr: tuple[str, ...]
-    ) -> Outcome_:
+    async def next_step(self, interaction: Interaction, user: User, amr: tuple[str, ...]) -> Step:
         """Done if ``amr`` reaches the level needed; otherwise the second factors on offer."""
-        needed = self.needed(interaction, user)
+        required = self.required_level(interaction, user)
         reached = method_acr(amr)
-        if satisfies(reached, needed):
+        if satisfies(reached, required):
             return Authenticated(user, reached, amr)
-        methods = await self.second_factors(user, needed)
+        methods = await self.second_factors(user, required)
         if not methods:
             self._audit(
                 "login.refused", Outcome.DENIED, subject=user.user_id, reason="no_second_factor"
@@ -122,40 +120,42 @@ class SignIn:
                 "This sign-in needs a second factor (an authenticator app or a passkey) that "
                 "this account has not set up. Set one up on the account page, or ask the "
                 "operator for a recovery link."
-                if needed != ACR_PHISHING_RESISTANT
+                if required != ACR_PHISHING_RESISTANT
                 else "This sign-in needs a passkey, and this account has none.",
                 403,
             )
         return NeedsSecondFactor(user, amr, methods)
 
     @staticmethod
-    def needed(interaction: Interaction, user: User) -> str:
-        return strongest(interaction.required_acr, Policy(user.auth_policy).acr)
+    def required_level(interaction: Interaction, user: User) -> str:
+        return needed(interaction.required_acr, user.auth_policy)
 
-    async def second_factors(self, user: User, needed: str) -> frozenset[str]:
+    async def second_factors(self, user: User, required: str) -> frozenset[str]:
         methods: set[str] = set()
-        if needed != ACR_PHISHING_RESISTANT and Policy(user.auth_policy) is not Policy.PASSKEY:
-            credential = await self.server.factors.totp(user.user_id)
-            if credential is not None and credential.confirmed_at is not None:
-                methods.add(TOTP)
+        # A code never reaches the phishing-resistant level, nor counts for a passkey account.
+        offers_code = (
+            required != ACR_PHISHING_RESISTANT and Policy(user.auth_policy) is not Policy.PASSKEY
+        )
+        if offers_code and await self.server.factors.has_totp(user.user_id):
+            methods.add(TOTP)
         if await self.server.factors.passkeys(user.user_id):
             methods.add(PASSKEY)
         return frozenset(methods)
 
-    async def code(self, interaction: Interaction, code: str, ip: str) -> Outcome_:
+    async def code(self, interaction: Interaction, code: str, ip: str) -> Step:
         """A TOTP code, or one of the account's recovery codes, as the second factor."""
         server = self.server
         user = await server.users.get(interaction.pending_subject or "")
         if user is None or not user.enabled:
             return Failed(CODE_FAILURE)
-        if TOTP not in await self.second_factors(user, self.needed(interaction, user)):
+        if TOTP not in await self.second_factors(user, self.required_level(interaction, user)):
             return Failed("A code cannot complete this sign-in; use a passkey.", 403)
         if throttled := await self._throttled(user.username, ip, device_trusted=False):
             return throttled
         now = server.clock.now()
         credential = await server.factors.totp(user.user_id)
         accepted = False
-        if credential is not None and credential.confirmed_at is not None:
+        if credential is not None and credential.confirmed:
             secret = server.envelope.open(credential.sealed_secret, totp_aad(user.user_id))
             step = totp.match(secret.decode(), code, now, credential.last_used_step)
             accepted = step is not None and await server.factors.use_totp_step(

@@ -21,7 +21,8 @@ from bastion.store.sql.users import SqlUserStore
 DEMO_CONFIG = """\
 # Bastion demo: embedded default (SQLite in this folder, hot state in memory).
 environment = "development"
-issuer = "http://127.0.0.1:{port}"
+# localhost rather than 127.0.0.1: WebAuthn (passkeys) refuses an IP address as RP id.
+issuer = "http://localhost:{port}"
 data_dir = "."
 
 [server]
@@ -79,7 +80,7 @@ def demo(directory: Path, port: int) -> None:
     asyncio.run(_demo_user(settings, directory))
     verifier = secrets.token_urlsafe(48)
     _secret_file(directory / "demo-pkce-verifier.txt", verifier)
-    base = f"http://127.0.0.1:{port}"
+    base = settings.issuer
     authorize = f"{base}/authorize?" + urlencode(
         {
             "client_id": "demo-app",
@@ -99,6 +100,7 @@ def demo(directory: Path, port: int) -> None:
         f"  public keys  {base}/jwks.json\n"
         f"  discovery    {base}/.well-known/openid-configuration\n"
         f"  sign in      {authorize}\n"
+        f"  account      {base}/account  (authenticator app, passkeys, sessions)\n"
         f"               user [bold]demo[/], password in "
         f"{(directory / 'demo-user-password.txt').resolve()}\n"
         f"               the browser lands on 127.0.0.1:8765/callback?code=...; redeem it at "

@@ -24,6 +24,11 @@ class TotpCredential:
     confirmed_at: float | None
     last_used_step: int | None
 
+    @property
+    def confirmed(self) -> bool:
+        """Enrolment ends with a first valid code; until then it is no factor."""
+        return self.confirmed_at is not None
+
 
 @dataclass(frozen=True)
 class Passkey:
@@ -72,6 +77,10 @@ class SqlFactorStore:
             row["confirmed_at"],
             row["last_used_step"],
         )
+
+    async def has_totp(self, user_id: str) -> bool:
+        credential = await self.totp(user_id)
+        return credential is not None and credential.confirmed
 
     async def start_totp(self, user_id: str, sealed_secret: bytes, now: float) -> None:
         """An unconfirmed credential; it replaces any earlier unconfirmed one only."""

@@ -11,19 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bastion.authserver.accounts import AccountRuleError, Accounts
 from bastion.authserver.browser import Browser
-from bastion.errors import OAuthError
+from bastion.errors import OAuthError, ProblemError
 from bastion.oauth.params import Params, parse
 from bastion.store.sql.sessions import BrowserSession
 from bastion.store.sql.users import User
 from bastion.web.oauth.authorize import error_page, interact
-from bastion.web.oauth.common import auth_server, form
+from bastion.web.oauth.common import auth_server, json_object, page_params
 from bastion.web.pages import page
 
 ACCOUNT = "/account"
@@ -50,34 +49,45 @@ async def sign_in(browser: Browser, *, fresh: bool = False) -> Response:
     return await interact(browser, None, "/login", needs_login=fresh, return_to=ACCOUNT)
 
 
-async def _account_request(request: Request) -> AccountRequest | Response:
-    browser = Browser(auth_server(request))
+async def _signed_in(request: Request, browser: Browser) -> tuple[BrowserSession, User] | None:
     session = await browser.current(request.cookies.get(browser.cookies.session))
     user = await browser.server.users.get(session.subject) if session else None
-    if session is None or user is None:
+    return None if session is None or user is None else (session, user)
+
+
+async def _account_request(request: Request) -> AccountRequest | Response:
+    browser = Browser(auth_server(request))
+    signed_in = await _signed_in(request, browser)
+    if signed_in is None:
         return await sign_in(browser)
-    values = parse([])
-    if request.method == "POST":
-        try:
-            values = await form(request)
-        except OAuthError as exc:
-            return error_page(browser, exc)
-        if not browser.session_csrf_ok(session, values.get("csrf")):
-            return error_page(
-                browser, OAuthError("invalid_request", "the form expired; reload the page")
-            )
+    session, user = signed_in
+    try:
+        values = await page_params(request)
+    except OAuthError as exc:
+        return error_page(browser, exc)
+    if request.method == "POST" and not browser.session_csrf_ok(session, values.get("csrf")):
+        return error_page(
+            browser, OAuthError("invalid_request", "the form expired; reload the page")
+        )
     return AccountRequest(browser, session, user, values)
 
 
-async def json_body(request: Request) -> dict[str, Any] | None:
-    """A JSON object body (the passkey script's requests), or None."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return None
+def script_error(message: str, status: int = 400, redirect: str | None = None) -> Response:
+    """An answer to the page's script: it shows ``error`` and follows ``redirect``."""
+    body = {"error": message} | ({"redirect": redirect} if redirect else {})
+    return JSONResponse(body, status_code=status)
+
+
+async def script_body(request: Request) -> dict[str, Any] | Response:
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return None
-    return body if isinstance(body, dict) else None
+        return await json_object(request)
+    except ProblemError as exc:
+        return script_error(exc.detail, exc.status)
+
+
+def string_field(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    return value if isinstance(value, str) else None
 
 
 async def account_request_json(
@@ -85,24 +95,19 @@ async def account_request_json(
 ) -> tuple[AccountRequest, dict[str, Any]] | Response:
     """A JSON request from the account page: signed in recently, with the session's CSRF."""
     browser = Browser(auth_server(request))
-    session = await browser.current(request.cookies.get(browser.cookies.session))
-    user = await browser.server.users.get(session.subject) if session else None
-    body = await json_body(request)
-    if session is None or user is None:
-        return JSONResponse({"error": "sign in again", "redirect": ACCOUNT}, status_code=401)
-    csrf = body.get("csrf") if body else None
-    if body is None or not browser.session_csrf_ok(
-        session, csrf if isinstance(csrf, str) else None
-    ):
-        return JSONResponse({"error": "the page expired; reload it"}, status_code=403)
+    signed_in = await _signed_in(request, browser)
+    if signed_in is None:
+        return script_error("sign in again", 401, redirect=ACCOUNT)
+    session, user = signed_in
+    body = await script_body(request)
+    if isinstance(body, Response):
+        return body
+    if not browser.session_csrf_ok(session, string_field(body, "csrf")):
+        return script_error("the page expired; reload it", 403)
     found = AccountRequest(browser, session, user, parse([]))
     if not found.recent:
-        return JSONResponse(
-            {
-                "error": "sign in again to change your passkeys",
-                "redirect": "/account/reauthenticate",
-            },
-            status_code=401,
+        return script_error(
+            "sign in again to change your passkeys", 401, redirect="/account/reauthenticate"
         )
     return found, body
 
@@ -121,7 +126,6 @@ async def account(request: Request) -> Response:
 async def render(found: AccountRequest, *, message: str = "", status: int = 200) -> Response:
     server, user = found.browser.server, found.user
     now = found.browser.clock.now()
-    totp = await server.factors.totp(user.user_id)
     families = await server.grants.grants.active_families(user.user_id, now)
     consents = await server.consents.of_subject(user.user_id)
     apps: dict[str, dict[str, object]] = {}
@@ -141,7 +145,7 @@ async def render(found: AccountRequest, *, message: str = "", status: int = 200)
         current=found.session.session_id,
         sessions=await server.sessions.active(user.user_id, now),
         apps=apps,
-        totp=totp is not None and totp.confirmed_at is not None,
+        totp=await server.factors.has_totp(user.user_id),
         codes_left=await server.factors.recovery_codes_left(user.user_id),
         passkeys=await server.factors.passkeys(user.user_id),
         acr=found.session.acr,

@@ -3,7 +3,8 @@
 Callers present a Bastion access token obtained with client credentials (no user in it),
 whose scope holds ``accounts.admin_scope`` (default ``bastion:admin``) and whose audience
 is ``<issuer>/admin`` (RFC 8707: declare that resource on the admin client). Anything else
-answers 401 or 403 with an RFC 6750 challenge. Answers are JSON; errors are problem+json.
+answers 401 or 403 with an RFC 6750 challenge. Answers are JSON; errors are problem+json
+(bodies that are not a JSON object: 415 or 400; unknown users: 404).
 Users are addressed by their opaque ``user_id``, which never changes.
 """
 
@@ -21,9 +22,9 @@ from bastion.accounts.levels import Policy
 from bastion.accounts.passwords import WeakPassword
 from bastion.authserver.accounts import AccountRuleError, Accounts, describe
 from bastion.authserver.server import AuthServer
-from bastion.errors import OAuthError
+from bastion.errors import OAuthError, ProblemError
 from bastion.store.sql.users import User, UserExists
-from bastion.web.oauth.common import auth_server
+from bastion.web.oauth.common import auth_server, json_object
 from bastion.web.problems import problem_response
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -66,22 +67,10 @@ def admin(handler: Callable[[Request, Accounts], Awaitable[Response]]) -> Handle
     return endpoint
 
 
-async def _body(request: Request) -> dict[str, Any] | Response:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return problem_response(415, detail="send application/json")
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return problem_response(400, detail="the body is not valid JSON")
-    if not isinstance(body, dict):
-        return problem_response(400, detail="the body must be a JSON object")
-    return body
-
-
-async def _target(request: Request, server: AuthServer) -> User | Response:
+async def _target(request: Request, server: AuthServer) -> User:
     user = await server.users.get(request.path_params["user_id"])
     if user is None:
-        return problem_response(404, detail="no such user")
+        raise ProblemError("no such user", status=404, title="Not Found")
     return user
 
 
@@ -92,9 +81,7 @@ async def list_users(request: Request, accounts: Accounts) -> Response:
 
 @admin
 async def create_user(request: Request, accounts: Accounts) -> Response:
-    body = await _body(request)
-    if isinstance(body, Response):
-        return body
+    body = await json_object(request)
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         return problem_response(
@@ -108,8 +95,6 @@ async def create_user(request: Request, accounts: Accounts) -> Response:
 @admin
 async def show_user(request: Request, accounts: Accounts) -> Response:
     user = await _target(request, accounts.server)
-    if isinstance(user, Response):
-        return user
     consents = await accounts.server.consents.of_subject(user.user_id)
     return _json(describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}})
 
@@ -117,8 +102,6 @@ async def show_user(request: Request, accounts: Accounts) -> Response:
 @admin
 async def delete_user(request: Request, accounts: Accounts) -> Response:
     user = await _target(request, accounts.server)
-    if isinstance(user, Response):
-        return user
     await accounts.delete(user)
     return Response(status_code=204)
 
@@ -126,17 +109,13 @@ async def delete_user(request: Request, accounts: Accounts) -> Response:
 @admin
 async def user_action(request: Request, accounts: Accounts) -> Response:
     user = await _target(request, accounts.server)
-    if isinstance(user, Response):
-        return user
     action = request.path_params["action"]
     if action in ("disable", "enable"):
         await accounts.set_enabled(user, action == "enable")
         return _json({"ok": True, "enabled": action == "enable"})
     if action == "revoke-sessions":
         return _json({"ok": True, **await accounts.revoke_all(user)})
-    body = await _body(request)
-    if isinstance(body, Response):
-        return body
+    body = await json_object(request)
     if action == "policy":
         try:
             policy = Policy(str(body.get("policy")))

@@ -69,7 +69,7 @@ async def verify_page(found: PageRequest, *, message: str = "", status: int = 20
         return error_page(
             found.browser, OAuthError("invalid_request", "sign in again from the start")
         )
-    methods = await SignIn(server).second_factors(user, SignIn.needed(interaction, user))
+    methods = await SignIn(server).second_factors(user, SignIn.required_level(interaction, user))
     return page(
         "verify.html",
         status,
@@ -138,8 +138,9 @@ async def advance(
     """The response to one sign-in step: the page again, the next factor, or done."""
     browser, interaction = found.browser, found.interaction
     if isinstance(outcome, Failed):
-        unmet = outcome.status == 403 and interaction.request is not None
-        if unmet and interaction.request is not None:
+        if outcome.status == 403 and interaction.request is not None:
+            # The level cannot be reached with this account's factors: the app learns so
+            # (OpenID Connect unmet_authentication_requirements).
             await browser.finish(interaction.interaction_id)
             return redirect_error(
                 browser,

@@ -19,10 +19,10 @@ from starlette.routing import Route
 from bastion.authserver.accounts import Accounts
 from bastion.authserver.browser import Browser
 from bastion.errors import OAuthError
-from bastion.oauth.params import Params, parse
+from bastion.oauth.params import Params
 from bastion.oauth.tokens import verify_id_token_hint
 from bastion.web.oauth.authorize import error_page
-from bastion.web.oauth.common import auth_server, form
+from bastion.web.oauth.common import auth_server, page_params
 from bastion.web.pages import page
 
 FORWARDED = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
@@ -50,11 +50,7 @@ async def _destination(browser: Browser, params: Params, hint_aud: list[str]) ->
 async def logout(request: Request) -> Response:
     browser = Browser(auth_server(request))
     try:
-        params = (
-            await form(request)
-            if request.method == "POST"
-            else parse(request.query_params.multi_items())
-        )
+        params = await page_params(request)
         hint = params.get("id_token_hint")
         claims = (
             verify_id_token_hint(

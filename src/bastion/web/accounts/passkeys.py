@@ -21,16 +21,17 @@ from bastion.authserver.browser import Browser
 from bastion.authserver.server import AuthServer
 from bastion.authserver.signin import SignIn
 from bastion.oauth.params import parse
-from bastion.web.accounts.account import account_request_json, json_body
+from bastion.web.accounts.account import (
+    account_request_json,
+    script_body,
+    script_error,
+    string_field,
+)
 from bastion.web.accounts.login import advance
-from bastion.web.oauth.authorize import PageRequest
+from bastion.web.oauth.authorize import PageRequest, find_interaction
 from bastion.web.oauth.common import auth_server
 
 CHALLENGE_TTL = 300.0
-
-
-def _error(message: str, status: int = 400) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 async def _take_challenge(server: AuthServer, key: str) -> bytes | None:
@@ -44,7 +45,7 @@ def _as_json(response: Response) -> Response:
     """A redirect becomes {"redirect": url} with the same cookies, for the page's script."""
     location = response.headers.get("location")
     if location is None:
-        return _error("the passkey could not be verified")
+        return script_error("the passkey could not be verified")
     answer = JSONResponse({"redirect": location})
     for name, value in response.raw_headers:
         if name == b"set-cookie":
@@ -53,23 +54,18 @@ def _as_json(response: Response) -> Response:
 
 
 async def _sign_in_request(request: Request) -> tuple[PageRequest, dict[str, Any]] | Response:
-    body = await json_body(request)
-    if body is None:
-        return _error("send a JSON object")
+    body = await script_body(request)
+    if isinstance(body, Response):
+        return body
     browser = Browser(auth_server(request))
-    interaction_id = body.get("interaction")
+    interaction_id = string_field(body, "interaction")
     nonce = request.cookies.get(browser.cookies.interaction)
-    if not isinstance(interaction_id, str) or not browser.csrf_ok(
-        interaction_id, nonce, body.get("csrf") if isinstance(body.get("csrf"), str) else None
+    found = await find_interaction(request, browser, parse([]), interaction_id)
+    if found is None or not browser.csrf_ok(
+        found.interaction_id, nonce, string_field(body, "csrf")
     ):
-        return _error("the page expired; start again", 403)
-    interaction = await browser.load(interaction_id, nonce)
-    if interaction is None or nonce is None:
-        return _error("the page expired; start again", 403)
-    client = None
-    if interaction.request is not None:
-        client = await browser.server.clients.get(interaction.request.client_id)
-    return PageRequest(browser, parse([]), interaction, nonce, client), body
+        return script_error("the page expired; start again", 403)
+    return found, body
 
 
 async def login_options(request: Request) -> Response:
@@ -96,7 +92,7 @@ async def login_finish(request: Request) -> Response:
     page_request, body = found
     server = page_request.browser.server
     challenge = await _take_challenge(server, f"passkey:login:{page_request.interaction_id}")
-    failure = _error("the passkey could not be verified")
+    failure = script_error("the passkey could not be verified")
     if challenge is None:
         return failure
     try:
@@ -156,7 +152,7 @@ async def register_finish(request: Request) -> Response:
     server = account.browser.server
     challenge = await _take_challenge(server, f"passkey:register:{account.session.session_id}")
     if challenge is None:
-        return _error("the passkey could not be verified")
+        return script_error("the passkey could not be verified")
     name = body.get("name")
     try:
         passkey = passkeys.verify_registration(
@@ -169,9 +165,9 @@ async def register_finish(request: Request) -> Response:
             now=server.clock.now(),
         )
     except passkeys.PasskeyError:
-        return _error("the passkey could not be verified")
+        return script_error("the passkey could not be verified")
     if await server.factors.passkey(passkey.credential_id) is not None:
-        return _error("this passkey is already registered", 409)
+        return script_error("this passkey is already registered", 409)
     await server.factors.add_passkey(passkey)
     server.audit.emit(
         AuditEvent(

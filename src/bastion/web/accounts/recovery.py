@@ -16,9 +16,8 @@ from bastion.accounts.passwords import WeakPassword
 from bastion.authserver.accounts import Accounts, ticket_hash
 from bastion.authserver.browser import Browser
 from bastion.errors import OAuthError
-from bastion.oauth.params import parse
 from bastion.web.oauth.authorize import error_page
-from bastion.web.oauth.common import auth_server, form
+from bastion.web.oauth.common import auth_server, page_params
 from bastion.web.pages import page
 
 INVALID = "This recovery link is invalid, used or expired; ask the operator for a new one."
@@ -27,11 +26,7 @@ INVALID = "This recovery link is invalid, used or expired; ask the operator for 
 async def recover(request: Request) -> Response:
     browser = Browser(auth_server(request))
     try:
-        values = (
-            await form(request)
-            if request.method == "POST"
-            else parse(request.query_params.multi_items())
-        )
+        values = await page_params(request)
     except OAuthError as exc:
         return error_page(browser, exc)
     ticket = values.get("ticket") or ""

@@ -17,7 +17,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from bastion.accounts.levels import ACR_PASSWORD, Policy, requested, satisfies, strongest
+from bastion.accounts.levels import (
+    ACR_PASSWORD,
+    Policy,
+    needed,
+    requested,
+    satisfies,
+    strongest,
+)
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Browser, Interaction
 from bastion.errors import OAuthError
@@ -32,7 +39,14 @@ from bastion.oauth.clients import Client
 from bastion.oauth.codes import CODE_LIFETIME, CodeGrant, code_hash, new_code
 from bastion.oauth.params import Params, parse
 from bastion.store.sql.sessions import BrowserSession
-from bastion.web.oauth.common import auth_server, authenticate, form, oauth_error, oauth_json
+from bastion.web.oauth.common import (
+    auth_server,
+    authenticate,
+    form,
+    oauth_error,
+    oauth_json,
+    page_params,
+)
 from bastion.web.pages import page
 
 CLIENT_AUTH_PARAMS = frozenset({"client_assertion", "client_assertion_type", "client_secret"})
@@ -134,8 +148,7 @@ async def authorize(request: Request) -> Response:
             browser, auth_request, "/login", needs_login=True, required_acr=required
         )
     user = await browser.server.users.get(session.subject)
-    needed = strongest(required, Policy(user.auth_policy).acr if user else ACR_PASSWORD)
-    if not satisfies(session.acr, needed):
+    if not satisfies(session.acr, needed(required, user.auth_policy if user else None)):
         # Step-up (OpenID Connect Core §3.1.2.1 acr_values; RFC 9470 §4): the session's
         # user proves a stronger factor, and the session is raised rather than replaced.
         if "none" in auth_request.prompt:
@@ -145,16 +158,9 @@ async def authorize(request: Request) -> Response:
                 OAuthError("interaction_required", "the user must authenticate further"),
                 auth_request.state,
             )
-        interaction_id, nonce = await browser.start(auth_request, required_acr=required)
-        interaction = await browser.load(interaction_id, nonce)
-        assert interaction is not None
-        await browser.update(
-            interaction,
-            pending_subject=session.subject,
-            pending_amr=session.amr,
-            upgrade_session=session.session_id,
+        return await interact(
+            browser, auth_request, "/login/verify", required_acr=required, step_up=session
         )
-        return await interact(browser, auth_request, "/login/verify", (interaction_id, nonce))
     return await after_login(browser, client, auth_request, session, interaction_id=None)
 
 
@@ -167,10 +173,15 @@ async def interact(
     needs_login: bool = False,
     required_acr: str = ACR_PASSWORD,
     return_to: str | None = None,
+    step_up: BrowserSession | None = None,
 ) -> Response:
     """Send the browser to a sign-in or consent page for a (new or existing) interaction."""
     interaction_id, nonce = existing or await browser.start(
-        auth_request, needs_login=needs_login, required_acr=required_acr, return_to=return_to
+        auth_request,
+        needs_login=needs_login,
+        required_acr=required_acr,
+        return_to=return_to,
+        step_up=step_up,
     )
     response = RedirectResponse(
         f"{path}?{urlencode({'interaction': interaction_id})}", status_code=303
@@ -285,21 +296,27 @@ class PageRequest:
 async def page_request(request: Request) -> PageRequest | Response:
     browser = Browser(auth_server(request))
     try:
-        if request.method == "POST":
-            values = await form(request)
-        else:
-            values = parse(request.query_params.multi_items())
+        values = await page_params(request)
     except OAuthError as exc:
         return error_page(browser, exc)
+    found = await find_interaction(request, browser, values, values.get("interaction"))
+    return found or expired(browser)
+
+
+async def find_interaction(
+    request: Request, browser: Browser, values: Params, interaction_id: str | None
+) -> PageRequest | None:
+    """The interaction this browser started (its cookie holds the nonce), whose client, if
+    any, is still enabled."""
     nonce = request.cookies.get(browser.cookies.interaction)
-    interaction = await browser.load(values.get("interaction") or "", nonce)
+    interaction = await browser.load(interaction_id or "", nonce)
     if interaction is None or nonce is None:
-        return expired(browser)
+        return None
     client = None
     if interaction.request is not None:
         client = await browser.server.clients.get(interaction.request.client_id)
         if client is None or not client.enabled:
-            return expired(browser)
+            return None
     return PageRequest(browser, values, interaction, nonce, client)
 
 
@@ -314,11 +331,9 @@ async def consent(request: Request) -> Response:
         return expired(browser)
     interaction_id, nonce = interaction.interaction_id, found.nonce
     user = await browser.server.users.get(session.subject)
-    needed = strongest(
-        interaction.required_acr, Policy(user.auth_policy).acr if user else ACR_PASSWORD
-    )
+    required = needed(interaction.required_acr, user.auth_policy if user else None)
     fresh = interaction.login_after is None or session.auth_time >= interaction.login_after
-    if not fresh or not satisfies(session.acr, needed):
+    if not fresh or not satisfies(session.acr, required):
         # The request demanded a fresh sign-in (prompt=login, max_age) or a stronger one:
         # consent cannot stand in for it (OpenID Connect Core §3.1.2.1).
         return RedirectResponse(

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.server import AuthServer
-from bastion.errors import OAuthError
+from bastion.errors import OAuthError, ProblemError
 from bastion.oauth import client_auth
 from bastion.oauth.clients import Client
 from bastion.oauth.params import Params, parse
@@ -61,6 +61,26 @@ async def form(request: Request) -> Params:
     except (UnicodeDecodeError, ValueError) as exc:
         raise OAuthError("invalid_request", "the body is not a valid form") from exc
     return parse(pairs)
+
+
+async def page_params(request: Request) -> Params:
+    """A page's parameters: the form on POST, the query on GET."""
+    if request.method == "POST":
+        return await form(request)
+    return parse(request.query_params.multi_items())
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """A JSON object body; ``ProblemError`` (415 or 400, client-safe) for anything else."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ProblemError("the body must be application/json", status=415)
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError("the body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise ProblemError("the body must be a JSON object")
+    return body
 
 
 async def authenticate(request: Request, params: Params) -> Client:

@@ -7,7 +7,6 @@ import hmac
 import secrets
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,7 +23,7 @@ from bastion.authserver.registration import (
 from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError, ProblemError
 from bastion.oauth.clients import CLIENT_ID, Client
-from bastion.web.oauth.common import auth_server, oauth_error, oauth_json
+from bastion.web.oauth.common import auth_server, json_object, oauth_error, oauth_json
 
 
 def _enabled(request: Request) -> AuthServer:
@@ -41,15 +40,11 @@ def _bearer(request: Request) -> str | None:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise OAuthError("invalid_client_metadata", "the body must be application/json")
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise OAuthError("invalid_client_metadata", "the body is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise OAuthError("invalid_client_metadata", "the body must be a JSON object")
-    return body
+        return await json_object(request)
+    except ProblemError as exc:
+        # RFC 7591 §3.2.2: metadata problems are invalid_client_metadata.
+        raise OAuthError("invalid_client_metadata", exc.detail) from exc
 
 
 def _view(server: AuthServer, client: Client) -> dict[str, Any]:
