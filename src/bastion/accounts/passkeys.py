@@ -8,6 +8,8 @@ in without typing a username. Challenges are single-use and kept by the caller.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import orjson
 from webauthn import (
     base64url_to_bytes,
@@ -24,6 +26,7 @@ from webauthn.helpers import (
 )
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
+    AuthenticationCredential,
     AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
     PublicKeyCredentialDescriptor,
@@ -118,28 +121,33 @@ def verify_registration(
     )
 
 
-def credential_id_of(credential: object) -> str:
-    """The credential id an assertion claims, to look up the stored passkey."""
+@dataclass(frozen=True)
+class Assertion:
+    """A sign-in assertion, parsed once: its credential id to look up, then verified."""
+
+    credential_id: str
+    parsed: AuthenticationCredential
+
+
+def parse_assertion(credential: object) -> Assertion:
     try:
-        return bytes_to_base64url(
-            parse_authentication_credential_json(_credential_text(credential)).raw_id
-        )
+        parsed = parse_authentication_credential_json(_credential_text(credential))
     except (WebAuthnException, ValueError, TypeError) as exc:
         raise PasskeyError("the passkey could not be verified") from exc
+    return Assertion(bytes_to_base64url(parsed.raw_id), parsed)
 
 
 def verify_assertion(
-    credential: object, *, challenge: bytes, rp_id: str, origin: str, stored: Passkey
+    assertion: Assertion, *, challenge: bytes, rp_id: str, origin: str, stored: Passkey
 ) -> int:
     """Check an assertion against the stored passkey; returns the new signature counter."""
+    handle = assertion.parsed.response.user_handle
+    if handle is not None and handle != stored.user_id.encode():
+        # The authenticator says the credential belongs to another account.
+        raise PasskeyError("the passkey could not be verified")
     try:
-        parsed = parse_authentication_credential_json(_credential_text(credential))
-        handle = parsed.response.user_handle
-        if handle is not None and handle != stored.user_id.encode():
-            # The authenticator says the credential belongs to another account.
-            raise PasskeyError("user handle mismatch")
         verified = verify_authentication_response(
-            credential=parsed,
+            credential=assertion.parsed,
             expected_challenge=challenge,
             expected_rp_id=rp_id,
             expected_origin=origin,

@@ -96,14 +96,15 @@ async def login_finish(request: Request) -> Response:
     if challenge is None:
         return failure
     try:
-        stored = await server.factors.passkey(passkeys.credential_id_of(body.get("credential")))
+        assertion = passkeys.parse_assertion(body.get("credential"))
+        stored = await server.factors.passkey(assertion.credential_id)
         if stored is None:
             raise passkeys.PasskeyError("unknown credential")
         pending = page_request.interaction.pending_subject
         if pending is not None and stored.user_id != pending:
             raise passkeys.PasskeyError("a passkey of another account")
         sign_count = passkeys.verify_assertion(
-            body.get("credential"),
+            assertion,
             challenge=challenge,
             rp_id=server.settings.passkey_rp_id,
             origin=server.settings.origin,
