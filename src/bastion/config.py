@@ -13,18 +13,16 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import math
 import re
 import tomllib
 from collections.abc import Mapping
 from copy import deepcopy
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -34,41 +32,16 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bastion.configtypes import Duration, IPNetwork, Section
+from bastion.configtypes import parse_duration as parse_duration
 from bastion.errors import ConfigError, ConfigProblem
+from bastion.gateway.settings import GatewaySettings
 
 MASTER_KEY_BYTES = 32
 DEV_MASTER_KEY_FILENAME = "dev-master.key"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a string such as ``"500ms"``, ``"15m"``, ``"24h"``, ``"7d"``."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '15m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError("a duration is a number of seconds or a string like '15m'")
-    if not math.isfinite(seconds):
-        raise ValueError("a duration must be a finite number")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-
-class ServerSettings(_Section):
+class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64)
@@ -96,7 +69,7 @@ class ServerSettings(_Section):
         return self
 
 
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite file bastion.db in data_dir"
     )
@@ -109,7 +82,7 @@ class DatabaseSettings(_Section):
         return None if value is None else normalise_database_url(value)
 
 
-class HotStateSettings(_Section):
+class HotStateSettings(Section):
     url: str | None = Field(None, description="redis:// or rediss:// URL; default: in memory")
     connect_timeout: Duration = 2.0
     key_prefix: str = Field("bastion:", min_length=1, max_length=64)
@@ -120,7 +93,7 @@ class HotStateSettings(_Section):
         return None if value is None else check_redis_url(value)
 
 
-class KeySettings(_Section):
+class KeySettings(Section):
     algorithm: Literal["ES256", "Ed25519"] = "ES256"
     publish_ahead: Duration = 600.0
     max_token_lifetime: Duration = 86_400.0
@@ -140,12 +113,12 @@ class KeySettings(_Section):
         return self
 
 
-class AuditSettings(_Section):
+class AuditSettings(Section):
     path: Path | None = Field(None, description="JSON-lines file; default data_dir/audit.jsonl")
     stderr: bool = False
 
 
-class ClientSettings(_Section):
+class ClientSettings(Section):
     """A client declared in the file (see docs/oauth.md). Its secret, if any, is given as a
     SHA-256 hash: the secret itself never needs to be in the file."""
 
@@ -164,13 +137,13 @@ class ClientSettings(_Section):
     auth_policy: Literal["password", "mfa", "passkey"] = "password"
 
 
-class RegistrationSettings(_Section):
+class RegistrationSettings(Section):
     enabled: bool = False
     software_statement_jwks_file: Path | None = None
     default_scopes: tuple[str, ...] = ("openid",)
 
 
-class OAuthSettings(_Section):
+class OAuthSettings(Section):
     access_token_lifetime: Duration = 300.0
     id_token_lifetime: Duration = 300.0
     refresh_idle_lifetime: Duration = 14 * 86_400.0
@@ -198,7 +171,7 @@ class OAuthSettings(_Section):
         return self
 
 
-class PasswordSettings(_Section):
+class PasswordSettings(Section):
     """NIST SP 800-63B §5.1.1.2: a floor on length, room for passphrases, no composition rules."""
 
     min_length: int = Field(8, ge=8, le=64)
@@ -208,7 +181,7 @@ class PasswordSettings(_Section):
     argon2_parallelism: int = Field(1, ge=1, le=16)
 
 
-class ThrottleSettings(_Section):
+class ThrottleSettings(Section):
     account_free_failures: int = Field(5, ge=1, le=100)
     account_base_delay: Duration = 1.0
     account_max_delay: Duration = 300.0
@@ -233,7 +206,7 @@ class ThrottleSettings(_Section):
         return self
 
 
-class AccountSettings(_Section):
+class AccountSettings(Section):
     passwords: PasswordSettings = PasswordSettings()
     throttle: ThrottleSettings = ThrottleSettings()
     totp_issuer: str = Field("Bastion", min_length=1, max_length=64)
@@ -257,7 +230,7 @@ class Secrets(BaseModel):
     registration_token: str | None = Field(None, repr=False)
 
 
-class Settings(_Section):
+class Settings(Section):
     environment: Literal["development", "production"] = "development"
     issuer: str = "http://127.0.0.1:8000"
     data_dir: Path = Path("data")
@@ -268,6 +241,7 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     oauth: OAuthSettings = OAuthSettings()
     accounts: AccountSettings = AccountSettings()
+    gateway: GatewaySettings = GatewaySettings()
     secrets: Secrets = Field(Secrets(), exclude=True)
 
     @model_validator(mode="after")
@@ -352,6 +326,16 @@ class Settings(_Section):
             )
         if self.issuer.startswith("http://"):
             found.append(ConfigProblem("issuer", "the issuer must be an https URL"))
+        for index, upstream in enumerate(self.gateway.upstreams):
+            host = urlsplit(upstream.url).hostname or ""
+            if upstream.url.startswith("http://") and host not in ("127.0.0.1", "::1", "localhost"):
+                # Internal tokens and injected credentials would cross the network in clear.
+                found.append(
+                    ConfigProblem(
+                        f"gateway.upstreams.{index}.url",
+                        "plain HTTP to a remote upstream; use https (or a local sidecar)",
+                    )
+                )
         for path, url in (
             ("database.url", self.database.url),
             ("hot_state.url", self.hot_state.url),
@@ -504,6 +488,18 @@ _PATH_KEYS = (
 )
 
 
+# Paths inside arrays of tables: (table, array, keys inside each item).
+_LISTED_PATH_KEYS: tuple[tuple[str, str, tuple[tuple[str, ...], ...]], ...] = (
+    ("oauth", "clients", (("jwks_file",),)),
+    (
+        "gateway",
+        "upstreams",
+        (("tls_client_cert",), ("tls_client_key",), ("tls_ca_file",), ("credential", "file")),
+    ),
+    ("gateway", "routes", (("input", "body_file"), ("input", "openapi"))),
+)
+
+
 def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
     """Relative paths in the file are relative to the file, not to the working directory."""
     for *parents, leaf in _PATH_KEYS:
@@ -512,11 +508,16 @@ def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
             table = table.get(part) if isinstance(table, dict) else None
         if isinstance(table, dict) and isinstance(table.get(leaf), str):
             table[leaf] = _anchored(table[leaf], base)
-    oauth = raw.get("oauth")
-    declared = oauth.get("clients") if isinstance(oauth, dict) else None
-    for client in declared if isinstance(declared, list) else []:
-        if isinstance(client, dict) and isinstance(client.get("jwks_file"), str):
-            client["jwks_file"] = _anchored(client["jwks_file"], base)
+    for table_name, list_name, keys in _LISTED_PATH_KEYS:
+        table = raw.get(table_name)
+        listed = table.get(list_name) if isinstance(table, dict) else None
+        for item in listed if isinstance(listed, list) else []:
+            for *parents, leaf in keys:
+                holder: Any = item
+                for part in parents:
+                    holder = holder.get(part) if isinstance(holder, dict) else None
+                if isinstance(holder, dict) and isinstance(holder.get(leaf), str):
+                    holder[leaf] = _anchored(holder[leaf], base)
 
 
 def _anchored(value: str, base: Path) -> str:

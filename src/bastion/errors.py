@@ -13,7 +13,9 @@ errors are translated at the boundary where they occur and chained with ``from``
     │   └── KeyNotFound             no key with that id (also a NotFound)
     ├── NotFound                    no client, user or key by that name
     ├── ProblemError                an HTTP answer as RFC 9457 problem details
-    │   └── BodyTooLarge            request body over the configured limit (413)
+    │   ├── BodyTooLarge            request body over the configured limit (413)
+    │   ├── InvalidInput            a request the gateway's validation refused (400)
+    │   └── UpstreamFailure         an upstream that failed, timed out or answered 5xx
     └── OAuthError                  an OAuth error code (RFC 6749 §4.1.2.1, §5.2) for the wire
 
 Messages of ``StoreError`` and ``KeyRingError`` are for operators (logs, CLI); the
@@ -23,6 +25,7 @@ HTTP layer never sends them to clients. ``ProblemError`` messages are client-saf
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class BastionError(Exception):
@@ -98,9 +101,15 @@ class ProblemError(BastionError):
         status: int | None = None,
         title: str | None = None,
         type: str | None = None,
+        headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
+        # Extra response headers (e.g. WWW-Authenticate) and RFC 9457 §3.2 extension
+        # members; both are client-safe like ``detail``.
+        self.headers = headers or {}
+        self.extensions = extensions or {}
         if status is not None:
             self.status = status
         if title is not None:
@@ -113,6 +122,20 @@ class BodyTooLarge(ProblemError):
     status = 413
     title = "Content Too Large"
     type = "urn:bastion:problem:body-too-large"
+
+
+class InvalidInput(ProblemError):
+    """``extensions["errors"]`` lists ``{"pointer", "detail"}`` pairs, never the input itself."""
+
+    status = 400
+    title = "Invalid Request"
+    type = "urn:bastion:problem:invalid-input"
+
+
+class UpstreamFailure(ProblemError):
+    status = 502
+    title = "Bad Gateway"
+    type = "urn:bastion:problem:upstream-failure"
 
 
 class OAuthError(BastionError):

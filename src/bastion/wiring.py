@@ -33,7 +33,12 @@ from bastion.config import (
 )
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
-from bastion.errors import ConfigError, MasterKeyError, StoreUnavailable
+from bastion.errors import ConfigError, ConfigProblem, MasterKeyError, StoreUnavailable
+from bastion.gateway.assembly import build_gateway
+from bastion.gateway.credentials import StaticCredential
+from bastion.gateway.pipeline import Gateway
+from bastion.gateway.settings import UpstreamSettings
+from bastion.gateway.validation import InputRules
 from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.protocols import HotStore
 from bastion.store.redis.hot import RedisHotStore
@@ -70,9 +75,50 @@ def load(option: Path | None = None, environ: Mapping[str, str] | None = None) -
             client_from_settings(declared, index)
         except ConfigError as exc:
             problems.extend(exc.problems)
+    problems.extend(gateway_problems(settings, env))
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def gateway_problems(settings: Settings, environ: Mapping[str, str]) -> list[ConfigProblem]:
+    """Schemas that do not compile and static credentials that cannot be read."""
+    problems = []
+    for index, route in enumerate(settings.gateway.routes):
+        if route.input is None:
+            continue
+        try:
+            InputRules.compile(route.input)
+        except ValueError as exc:
+            problems.append(ConfigProblem(f"gateway.routes.{index}.input", str(exc)))
+    for index, upstream in enumerate(settings.gateway.upstreams):
+        try:
+            static_credential(upstream, environ)
+        except ValueError as exc:
+            problems.append(ConfigProblem(f"gateway.upstreams.{index}.credential", str(exc)))
+    return problems
+
+
+def static_credential(
+    upstream: UpstreamSettings, environ: Mapping[str, str]
+) -> StaticCredential | None:
+    """The secret header of a ``static`` credential, read from the environment or a file."""
+    credential = upstream.credential
+    if credential.type != "static":
+        return None
+    if credential.env is not None:
+        value = environ.get(credential.env)
+        if not value:
+            raise ValueError(f"environment variable {credential.env} is not set")
+    else:
+        assert credential.file is not None
+        try:
+            value = credential.file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {credential.file}: {exc}") from exc
+    if not value or "\n" in value or "\r" in value:
+        raise ValueError("the credential must be one non-empty line")
+    return StaticCredential(credential.header, credential.prefix + value)
 
 
 def master_key(
@@ -200,6 +246,7 @@ class Runtime:
     keys: SigningKeys
     audit: AuditPipeline
     auth: AuthServer
+    gateway: Gateway | None = None
 
     async def check_stores(self) -> dict[str, str]:
         async def probe(check: Awaitable[None]) -> str:
@@ -226,6 +273,7 @@ async def open_runtime(
     require_schema: bool = True,
     key_ring: Literal["ensure", "load", "none"] = "ensure",
     audit_sinks: tuple[AuditSink, ...] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open stores and unlock the key ring, or raise before anything is served.
 
@@ -264,7 +312,27 @@ async def open_runtime(
             )
             raise
         auth = build_auth_server(settings, database, hot, keys, audit, clock, secret)
-        yield Runtime(settings, clock, database, hot, keys, audit, auth)
+        gateway = None
+        if settings.gateway.routes:
+            gateway = build_gateway(
+                settings,
+                access=auth.access,
+                database=database,
+                hot=hot,
+                audit=audit,
+                clock=clock,
+                static_credentials={
+                    u.name: c
+                    for u in settings.gateway.upstreams
+                    if (c := static_credential(u, environ or os.environ)) is not None
+                },
+            )
+            await gateway.start()
+        try:
+            yield Runtime(settings, clock, database, hot, keys, audit, auth, gateway)
+        finally:
+            if gateway is not None:
+                await gateway.close()
     finally:
         await hot.close()
         await database.close()

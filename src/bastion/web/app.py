@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.config import Settings
 from bastion.web import health, jwks, static
@@ -47,6 +47,26 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
     )
 
 
+class GatewayDispatch:
+    """Requests under the gateway's prefix go to the gateway pipeline, not to Starlette.
+
+    The gateway is plain ASGI on the hot path; it is built with the runtime, so it is
+    looked up in the app state that the lifespan fills.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            gateway = getattr(self.app.state, "runtime", None)
+            gateway = getattr(gateway, "gateway", None)
+            if gateway is not None and gateway.handles(scope.get("raw_path") or b""):
+                await gateway(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def build_app(
     settings: Settings, open_runtime: RuntimeOpener, extra_routes: Sequence[BaseRoute] = ()
 ) -> ASGIApp:
@@ -80,7 +100,10 @@ def build_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
-    limited = BodyLimit(inner, max_bytes=settings.server.max_body_bytes)
+    limited = BodyLimit(
+        GatewayDispatch(inner) if settings.gateway.routes else inner,
+        max_bytes=settings.server.max_body_bytes,
+    )
     return SecurityHeaders(
         ErrorBoundary(limited),
         hsts_max_age=settings.server.hsts_max_age,

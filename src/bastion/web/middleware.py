@@ -39,8 +39,9 @@ def problem_for(
             title=exc.title,
             type=exc.type,
             correlation_id=correlation_id,
+            **exc.extensions,
         )
-        return exc.status, body, {}
+        return exc.status, body, dict(exc.headers)
     if isinstance(exc, StoreError):  # unreachable, or answering with errors: both transient
         body = problem_body(
             503,

@@ -216,3 +216,14 @@ recovery_tickets = Table(
     Column("expires_at", Double, nullable=False),
     Column("used_at", Double, nullable=True),
 )
+
+# The gateway's ownership registry: who created an object through the gateway. The
+# first owner recorded wins and is never replaced (see bastion.gateway.objects).
+object_owners = Table(
+    "object_owners",
+    metadata,
+    Column("kind", String(64), primary_key=True),
+    Column("object_id", String(256), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("created_at", Double, nullable=False),
+)

@@ -1,0 +1,100 @@
+"""Build the gateway from validated settings and the runtime's services."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+
+from bastion.audit import AuditPipeline
+from bastion.authserver.access import DENYLIST_PREFIX, AccessTokens
+from bastion.clock import Clock
+from bastion.config import Settings
+from bastion.errors import StoreUnavailable
+from bastion.gateway.authentication import Authenticator
+from bastion.gateway.credentials import InternalTokens, StaticCredential
+from bastion.gateway.jwks import MAX_JWKS_BYTES, JwksCache
+from bastion.gateway.objects import Ownership
+from bastion.gateway.pipeline import Gateway
+from bastion.gateway.routes import compile_routes
+from bastion.gateway.upstream import Upstream
+from bastion.store.protocols import HotStore
+from bastion.store.sql.database import Database
+from bastion.store.sql.ownership import SqlOwnershipStore
+
+
+class JwksFetcher:
+    """GETs JWKS documents over one pooled session; failures are ``StoreUnavailable``."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, url: str, timeout: float) -> bytes:  # noqa: ASYNC109 - aiohttp's own
+        if self._session is None:
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        try:
+            async with self._session.get(
+                url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
+            ) as response:
+                if response.status != 200:
+                    raise StoreUnavailable("jwks", f"HTTP {response.status}")
+                return await response.content.read(MAX_JWKS_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise StoreUnavailable("jwks", type(exc).__name__) from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class AssembledGateway(Gateway):
+    """The gateway plus the resources it owns for its lifetime."""
+
+    fetcher: JwksFetcher
+
+    async def close(self) -> None:
+        await super().close()
+        await self.fetcher.close()
+
+
+def build_gateway(
+    settings: Settings,
+    *,
+    access: AccessTokens,
+    database: Database,
+    hot: HotStore,
+    audit: AuditPipeline,
+    clock: Clock,
+    static_credentials: Mapping[str, StaticCredential],
+) -> AssembledGateway:
+    """Raises ``ValueError`` when a route's schema or OpenAPI operation does not compile."""
+    gateway = settings.gateway
+    upstreams = {u.name: Upstream(u, static_credentials.get(u.name)) for u in gateway.upstreams}
+    fetcher = JwksFetcher()
+    keys = access.keys
+
+    async def is_revoked(jti: str) -> bool:
+        return await hot.get(DENYLIST_PREFIX + jti) is not None
+
+    authenticator = Authenticator(
+        issuer=settings.issuer,
+        audience=gateway.audience or settings.oauth.default_audience or settings.issuer,
+        bastion_keys=keys.jwks,
+        refresh_keys=keys.refresh_if_stale,
+        is_revoked=is_revoked,
+        external=[(i, JwksCache(i, fetcher, clock)) for i in gateway.issuers],
+        clock=clock,
+        cache_size=gateway.token_cache_size,
+    )
+    built = AssembledGateway(
+        prefix=gateway.prefix,
+        router=compile_routes(gateway, upstreams, settings.server.max_body_bytes),
+        upstreams=list(upstreams.values()),
+        authenticator=authenticator,
+        internal_tokens=InternalTokens(access.mint, gateway.client_id, clock),
+        ownership=Ownership(SqlOwnershipStore(database), clock),
+        audit=audit,
+        clock=clock,
+    )
+    built.fetcher = fetcher
+    return built

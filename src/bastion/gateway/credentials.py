@@ -1,0 +1,101 @@
+"""What an upstream receives instead of the app's token.
+
+The app's token never leaves the gateway. Per upstream, one of:
+
+- ``token_exchange``: an internal access token minted as RFC 8693 token exchange would
+  (§2.2): audience = the upstream, scopes narrowed to what the route needs, ``act``
+  naming the app's client (§4.1), lifetime at most 60 s and never past the app token's
+  own expiry. It is cached per subject, app, upstream and scope set, so one is minted
+  per minute per user rather than per request.
+- ``static``: a header with a secret read at start-up from the environment or a file.
+- ``none``: nothing (an upstream that relies on mTLS or the network alone).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.authserver.access import Authentication
+from bastion.clock import Clock
+from bastion.gateway.authentication import Caller, Unauthenticated
+from bastion.gateway.settings import UpstreamSettings
+
+# Reuse a cached internal token only while it has this long to live, so it cannot expire
+# between leaving the gateway and reaching the upstream.
+MIN_REMAINING = 10.0
+MAX_CACHED = 10_000
+
+Mint = Callable[..., Awaitable[tuple[str, dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class StaticCredential:
+    header: str
+    value: str  # prefix included; never logged
+
+    def __repr__(self) -> str:
+        return f"StaticCredential(header={self.header!r}, value=<redacted>)"
+
+
+class InternalTokens:
+    def __init__(self, mint: Mint, gateway_client_id: str, clock: Clock) -> None:
+        self._mint = mint
+        self._client_id = gateway_client_id
+        self._clock = clock
+        self._cache: OrderedDict[tuple[Any, ...], tuple[str, float]] = OrderedDict()
+
+    async def token_for(
+        self, caller: Caller, upstream: UpstreamSettings, scopes: Sequence[str]
+    ) -> str:
+        now = self._clock.now()
+        key = (caller.issuer, caller.subject, caller.client_id, upstream.name, tuple(scopes))
+        cached = self._cache.get(key)
+        if (
+            cached is not None
+            and cached[1] - now >= MIN_REMAINING
+            and cached[1] <= caller.expires_at
+        ):
+            return cached[0]
+        lifetime = min(upstream.credential.lifetime, caller.expires_at - now)
+        if lifetime < 1:
+            # Within the clock-skew allowance past its exp: valid for Bastion, but an
+            # internal token must not outlive it.
+            raise Unauthenticated("The access token has expired.")
+        app = caller.client_id or caller.issuer
+        act: dict[str, Any] = {"sub": app, "client_id": app}
+        if caller.issuer != "bastion":
+            act["iss"] = caller.issuer
+        claims = caller.claims
+        token, minted = await self._mint(
+            client_id=self._client_id,
+            who=Authentication(
+                caller.subject,
+                _number(claims.get("auth_time")),
+                claims.get("acr") if isinstance(claims.get("acr"), str) else None,
+                tuple(a for a in claims.get("amr", ()) if isinstance(a, str))
+                if isinstance(claims.get("amr"), list)
+                else (),
+            ),
+            scope=list(scopes),
+            audience=[upstream.token_audience],
+            lifetime=lifetime,
+            act=act,
+        )
+        self._cache[key] = (token, float(minted["exp"]))
+        if len(self._cache) > MAX_CACHED:
+            self._cache.popitem(last=False)
+        return token
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def narrowed_scopes(route_scopes: Sequence[str], caller: Caller) -> tuple[str, ...]:
+    """The scopes an internal token carries: what the route needs and the caller holds."""
+    return tuple(sorted(set(route_scopes) & caller.scopes))

@@ -1,0 +1,385 @@
+"""The gateway pipeline: every app request under the prefix passes these steps, in order.
+
+1. route       the raw path, segment by segment; undeclared path or method: 404
+2. token       no access token in the URL (RFC 6750 §5.3): 400
+3. authenticate  bearer token from Bastion or a declared issuer: 401 (public routes skip)
+4. authorize   scopes, clients, roles, claims (403); acr and auth age (401, RFC 9470)
+5. parameters  path/query parameters bound to claims (BOLA): 404
+6. validate    path and query schemas, content type, size, depth, body schema: 400/413/415
+7. ownership   the ownership registry, or a look-up call to the upstream (BOLA): 404
+8. credential  the app's token is replaced by an internal token or a static credential
+9. proxy       the upstream call with the upstream's timeouts: 502/504 on failure
+10. answer     5xx withheld, owner field checked (404), ids recorded, fields allowlisted,
+               revealing headers dropped, CORS headers added when declared
+
+Plain ASGI, no framework routing: this is the hot path. Every refusal and every allowed
+write is audited with the route, the subject and the object id, never the body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.types import Message, Receive, Scope, Send
+
+from bastion.audit import AuditEvent, AuditPipeline, Outcome
+from bastion.clock import Clock
+from bastion.errors import BodyTooLarge, InvalidInput, ProblemError, UpstreamFailure
+from bastion.gateway import cors
+from bastion.gateway.authentication import Authenticator, Caller, bearer_token
+from bastion.gateway.credentials import InternalTokens, narrowed_scopes
+from bastion.gateway.objects import Ownership
+from bastion.gateway.policy import Hidden, Refusal, authorize, check_param_claims
+from bastion.gateway.router import Router
+from bastion.gateway.routes import BODY_METHODS, Route
+from bastion.gateway.shaping import pointer_value, response_headers, shape
+from bastion.gateway.templates import BadPath, split_path
+from bastion.gateway.upstream import UNAVAILABLE, Upstream, read_limited
+from bastion.gateway.validation import parse_query
+from bastion.web.context import correlation_id
+from bastion.web.middleware import problem_for
+from bastion.web.problems import PROBLEM_JSON
+
+log = logging.getLogger("bastion.gateway")
+
+WRITE_METHODS = BODY_METHODS
+# Query parameters that carry credentials: refused, so tokens never sit in URLs, access
+# logs and browser history (RFC 6750 §2.3 and §5.3: "don't pass bearer tokens in URLs").
+TOKEN_PARAMETERS = ("access_token",)
+
+
+@dataclass
+class Exchange:
+    """One request as it moves through the pipeline."""
+
+    method: str
+    route: Route | None = None
+    caller: Caller | None = None
+    object_id: str | None = None
+    origin: str | None = None
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        router: Router[Route],
+        upstreams: Sequence[Upstream],
+        authenticator: Authenticator,
+        internal_tokens: InternalTokens,
+        ownership: Ownership,
+        audit: AuditPipeline,
+        clock: Clock,
+    ) -> None:
+        self.prefix = prefix.encode()
+        self.router = router
+        self.upstreams = list(upstreams)
+        self.authenticator = authenticator
+        self.internal_tokens = internal_tokens
+        self.ownership = ownership
+        self.audit = audit
+        self.clock = clock
+
+    async def start(self) -> None:
+        for upstream in self.upstreams:
+            await upstream.start()
+
+    async def close(self) -> None:
+        for upstream in self.upstreams:
+            await upstream.close()
+
+    def handles(self, raw_path: bytes) -> bool:
+        return raw_path == self.prefix or raw_path.startswith(self.prefix + b"/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exchange = Exchange(method=scope["method"])
+        headers = _headers(scope)
+        exchange.origin = headers.get("origin")
+        try:
+            segments = split_path(_raw_path(scope)[len(self.prefix) :] or b"/")
+        except BadPath:
+            segments = None
+        try:
+            if exchange.method == "OPTIONS" and segments is not None:
+                await self._preflight(segments, headers, send)
+                return
+            match = None if segments is None else self.router.match(exchange.method, segments)
+            if match is None:
+                raise Hidden("no route")
+            exchange.route = match.route
+            exchange.object_id = match.route.object_id(match.params)
+            await self._handle(scope, receive, send, exchange, match.params, headers)
+        except ProblemError as exc:
+            if isinstance(exc, Refusal | InvalidInput | BodyTooLarge) or exc.status < 500:
+                self._refused(scope, exchange, exc)
+            await self._problem(scope, send, exchange, exc)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+        params: dict[str, str],
+        headers: dict[str, str],
+    ) -> None:
+        route = exchange.route
+        assert route is not None
+        settings = route.settings
+        query_string: bytes = scope.get("query_string", b"")
+        query = parse_query(query_string)
+        if any(name in query for name in TOKEN_PARAMETERS):
+            raise InvalidInput("Access tokens are not accepted in the URL.")
+        caller = None
+        if not settings.is_public:
+            token = bearer_token(headers.get("authorization"))
+            caller = await self.authenticator.authenticate(token, settings.auth or ())
+            exchange.caller = caller
+            authorize(settings, caller, self.clock.now())
+            check_param_claims(settings, caller, params, query)
+        if route.input is not None:
+            route.input.check_params(params, query)
+        body = (
+            await _read_body(receive, route.max_body) if exchange.method in BODY_METHODS else None
+        )
+        if body is not None and route.input is not None:
+            route.input.check_body(headers.get("content-type"), body)
+        outgoing = await self._outgoing_headers(scope, route, caller, headers)
+        if caller is not None:
+            await self._check_ownership(route, caller, params, outgoing)
+        path = route.target.render(params)
+        async with route.upstream.request(
+            exchange.method, path, query_string, outgoing, body
+        ) as response:
+            if response.status >= 500:
+                log.warning("upstream %s answered %d", route.upstream.name, response.status)
+                raise UpstreamFailure(UNAVAILABLE)
+            answer_headers = response_headers(response.headers.items())
+            answer_headers += cors.response_headers(settings.cors, exchange.origin)
+            if _absolute_location(answer_headers):
+                answer_headers = [(k, v) for k, v in answer_headers if k != b"location"]
+            if route.buffers and response.status < 300 and exchange.method != "HEAD":
+                raw = await read_limited(response, route.upstream.settings.max_response_bytes)
+                payload = await self._finish(route, exchange, raw)
+                await _send_whole(send, response.status, answer_headers, payload)
+            else:
+                await _stream(send, response, answer_headers, route)
+        if exchange.method in WRITE_METHODS and response.status < 400:
+            self._write(scope, exchange, response.status)
+
+    async def _outgoing_headers(
+        self, scope: Scope, route: Route, caller: Caller | None, headers: dict[str, str]
+    ) -> list[tuple[str, str]]:
+        outgoing = [(name, value) for name, value in headers.items() if name in route.forwarded]
+        client = scope.get("client")
+        outgoing += [
+            ("x-request-id", correlation_id(scope) or ""),
+            ("x-forwarded-for", client[0] if client else ""),
+            ("x-forwarded-proto", scope.get("scheme", "http")),
+        ]
+        upstream = route.upstream
+        credential = upstream.settings.credential
+        if upstream.static is not None:
+            outgoing.append((upstream.static.header, upstream.static.value))
+        elif credential.type == "token_exchange" and caller is not None:
+            scopes = narrowed_scopes(route.internal_scopes, caller)
+            token = await self.internal_tokens.token_for(caller, upstream.settings, scopes)
+            outgoing.append(("authorization", f"Bearer {token}"))
+        return outgoing
+
+    async def _check_ownership(
+        self, route: Route, caller: Caller, params: dict[str, str], outgoing: list[tuple[str, str]]
+    ) -> None:
+        objects = route.settings.objects
+        owner = str(caller.claims.get(objects.owner_claim, ""))
+        object_id = route.object_id(params)
+        if objects.owned is not None:
+            if not owner or object_id is None:
+                raise Hidden("no owner or object id")
+            await self.ownership.require_owner(objects.owned, object_id, owner)
+        if route.lookup is not None:
+            async with route.upstream.request(
+                "GET", route.lookup.render(params), b"", outgoing, None
+            ) as response:
+                if response.status == 404:
+                    raise Hidden("look-up: no such object")
+                if response.status != 200:
+                    log.warning(
+                        "ownership look-up on %s answered %d", route.upstream.name, response.status
+                    )
+                    raise UpstreamFailure(UNAVAILABLE)
+                raw = await read_limited(response, route.upstream.settings.max_response_bytes)
+            if str(_json_pointer(raw, objects.lookup_owner)) != owner or not owner:
+                raise Hidden("look-up: owned by another subject")
+
+    async def _finish(self, route: Route, exchange: Exchange, raw: bytes) -> bytes:
+        """Owner check, id recording and shaping of a successful answer read whole."""
+        try:
+            document = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            log.warning("upstream %s answered non-JSON on a checked route", route.upstream.name)
+            raise UpstreamFailure(UNAVAILABLE) from None
+        objects = route.settings.objects
+        caller = exchange.caller
+        owner = "" if caller is None else str(caller.claims.get(objects.owner_claim, ""))
+        if objects.response_owner is not None:
+            found = pointer_value(document, objects.response_owner)
+            if found is None or str(found) != owner or not owner:
+                raise Hidden("response owned by another subject")
+        if objects.records is not None and caller is not None:
+            created = pointer_value(document, objects.records and objects.id_pointer)
+            if isinstance(created, str | int) and not isinstance(created, bool):
+                exchange.object_id = str(created)
+                await self.ownership.record(objects.records, str(created), owner)
+            else:
+                log.warning(
+                    "route %s: no object id at %s to record", route.label, objects.id_pointer
+                )
+        if route.allow is not None:
+            return orjson.dumps(shape(document, route.allow))
+        return raw
+
+    async def _preflight(self, segments: list[str], headers: dict[str, str], send: Send) -> None:
+        routes = [r.settings for r in self.router.allowed_methods(segments)]
+        allowed = cors.preflight(
+            routes,
+            headers.get("origin"),
+            headers.get("access-control-request-method"),
+            headers.get("access-control-request-headers"),
+        )
+        if allowed is None:
+            raise Hidden("CORS preflight not declared")
+        await _send_whole(send, 204, allowed, b"")
+
+    async def _problem(
+        self, scope: Scope, send: Send, exchange: Exchange, exc: ProblemError
+    ) -> None:
+        status, body, extra = problem_for(exc, correlation_id(scope))
+        headers = [(b"content-type", PROBLEM_JSON.encode())]
+        headers += [(k.encode(), v.encode()) for k, v in extra.items()]
+        if exchange.route is not None:
+            headers += cors.response_headers(exchange.route.settings.cors, exchange.origin)
+        await _send_whole(send, status, headers, body)
+
+    def _refused(self, scope: Scope, exchange: Exchange, exc: ProblemError) -> None:
+        reason = exc.reason if isinstance(exc, Refusal) else type(exc).__name__
+        self.audit.emit(
+            AuditEvent(
+                "gateway.request.refused",
+                Outcome.DENIED,
+                actor=_actor(exchange.caller),
+                target=exchange.object_id,
+                policy=None if exchange.route is None else exchange.route.label,
+                correlation_id=correlation_id(scope),
+                details={"reason": reason, "method": exchange.method, "status": exc.status},
+            )
+        )
+
+    def _write(self, scope: Scope, exchange: Exchange, status: int) -> None:
+        assert exchange.route is not None
+        self.audit.emit(
+            AuditEvent(
+                "gateway.write",
+                Outcome.SUCCESS,
+                actor=_actor(exchange.caller),
+                target=exchange.object_id,
+                policy=exchange.route.label,
+                correlation_id=correlation_id(scope),
+                details={
+                    "method": exchange.method,
+                    "status": status,
+                    "client": None if exchange.caller is None else exchange.caller.client_id,
+                },
+            )
+        )
+
+
+def _actor(caller: Caller | None) -> str:
+    if caller is None:
+        return "anonymous"
+    return (
+        f"user:{caller.subject}"
+        if caller.issuer == "bastion"
+        else (f"{caller.issuer}:{caller.subject}")
+    )
+
+
+def _raw_path(scope: Scope) -> bytes:
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:
+        return str(scope["path"]).encode()
+    return raw.split(b"?", 1)[0]
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers by lower-case name; the first of repeated fields wins."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in found:
+            found[key] = value.decode("latin-1")
+    return found
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidInput("The request was cancelled.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"The request body is over {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _json_pointer(raw: bytes, pointer: str) -> Any:
+    try:
+        return pointer_value(orjson.loads(raw), pointer)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _absolute_location(headers: list[tuple[bytes, bytes]]) -> bool:
+    # An absolute Location would name the upstream's own host; relative ones are kept.
+    return any(k == b"location" and b"://" in v for k, v in headers)
+
+
+async def _send_whole(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _stream(
+    send: Send, response: Any, headers: list[tuple[bytes, bytes]], route: Route
+) -> None:
+    limit = route.upstream.settings.max_response_bytes
+    if response.content_length is not None and response.content_length > limit:
+        raise UpstreamFailure(UNAVAILABLE)
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    size = 0
+    async for chunk in response.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > limit:
+            # The status line is gone; cut the connection rather than deliver a partial
+            # answer as if it were whole.
+            raise RuntimeError("upstream answer over the size limit")
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,391 @@
+"""The ``[gateway]`` tables of ``bastion.toml``: upstreams, external issuers and routes.
+
+Everything is checked when the file is loaded, so a route that names an unknown
+upstream, issuer or path parameter never reaches the router. See docs/gateway.md for
+every option with an example.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from bastion.accounts.levels import rank
+from bastion.configtypes import Duration, Section
+from bastion.gateway.templates import PathTemplate
+
+NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+PUBLIC = "public"
+BASTION = "bastion"
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+# Algorithms an external issuer may use; "none" and HMAC are never accepted, because a
+# shared secret would let anyone holding it mint tokens (RFC 8725 §3.1, §3.2).
+ASYMMETRIC_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "Ed25519",
+)
+_POINTER = re.compile(r"^(/([^/~]|~[01])*)*$")
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
+_HEADER = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def _tuple_of_str(value: object) -> object:
+    return (value,) if isinstance(value, str) else value
+
+
+def _check_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^/?#@\s]+(/[^?#\s]*)?", value):
+        raise ValueError("must be an http(s) URL without query, fragment or userinfo")
+    return value.rstrip("/")
+
+
+def check_pointer(value: str) -> str:
+    """A JSON pointer (RFC 6901); ``*`` as a whole token stands for every item."""
+    if not _POINTER.match(value):
+        raise ValueError(f"{value!r} is not a JSON pointer (RFC 6901), e.g. '/id'")
+    return value
+
+
+class CredentialSettings(Section):
+    """What the upstream receives instead of the app's token (docs/gateway.md)."""
+
+    type: Literal["token_exchange", "static", "none"] = "token_exchange"
+    # token_exchange: the internal token's audience (default: the upstream's URL).
+    audience: str | None = None
+    lifetime: Duration = 60.0
+    # static: a header whose value is read from an environment variable or a file.
+    header: str = "authorization"
+    prefix: str = ""
+    env: str | None = None
+    file: Path | None = None
+
+    @field_validator("header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        value = value.lower()
+        if not _HEADER.match(value):
+            raise ValueError("not an HTTP header name")
+        return value
+
+    @model_validator(mode="after")
+    def _source(self) -> CredentialSettings:
+        if not 1 <= self.lifetime <= 60:
+            raise ValueError("an internal token lives between 1 and 60 seconds")
+        if self.type == "static":
+            if (self.env is None) == (self.file is None):
+                raise ValueError("a static credential names exactly one of env or file")
+            if self.env is not None and not _ENV_NAME.match(self.env):
+                raise ValueError("env must be an upper-case environment variable name")
+        elif self.env is not None or self.file is not None:
+            raise ValueError("env and file belong to a static credential")
+        return self
+
+
+class UpstreamSettings(Section):
+    name: str = Field(pattern=NAME)
+    url: str
+    connect_timeout: Duration = 2.0
+    read_timeout: Duration = 10.0
+    total_timeout: Duration = 30.0
+    max_connections: int = Field(100, ge=1, le=10_000)
+    max_response_bytes: int = Field(10 * 1_048_576, ge=1024)
+    tls_client_cert: Path | None = None
+    tls_client_key: Path | None = None
+    tls_ca_file: Path | None = None
+    credential: CredentialSettings = CredentialSettings()
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value)
+
+    @model_validator(mode="after")
+    def _limits(self) -> UpstreamSettings:
+        if min(self.connect_timeout, self.read_timeout, self.total_timeout) <= 0:
+            raise ValueError("upstream timeouts must be positive")
+        if (self.tls_client_cert is None) != (self.tls_client_key is None):
+            raise ValueError("tls_client_cert and tls_client_key must be set together")
+        for path in (self.tls_client_cert, self.tls_client_key, self.tls_ca_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file not found: {path}")
+        return self
+
+    @property
+    def timeouts_declared(self) -> bool:
+        return {"connect_timeout", "read_timeout", "total_timeout"} <= self.model_fields_set
+
+    @property
+    def token_audience(self) -> str:
+        return self.credential.audience or self.url
+
+
+class IssuerSettings(Section):
+    """An external authorization server whose access tokens some routes accept."""
+
+    name: str = Field(pattern=NAME)
+    issuer: str
+    jwks_uri: str
+    audience: tuple[str, ...] = Field(min_length=1)
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    # JWT "typ" values accepted; RFC 9068 says at+jwt, some issuers send JWT or none ("").
+    token_types: tuple[str, ...] = ("at+jwt", "application/at+jwt")
+    client_id_claim: str = "client_id"
+    jwks_max_age: Duration = 300.0
+    jwks_min_refresh_interval: Duration = 30.0
+    jwks_timeout: Duration = 5.0
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _audience(cls, value: object) -> object:
+        return _tuple_of_str(value)
+
+    @field_validator("issuer", "jwks_uri")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        return _check_url(value)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        refused = [alg for alg in value if alg not in ASYMMETRIC_ALGORITHMS]
+        if refused or not value:
+            raise ValueError(f"algorithms must be a non-empty subset of {ASYMMETRIC_ALGORITHMS}")
+        return value
+
+
+class ObjectSettings(Section):
+    """Object-level authorization (BOLA): who may touch which object (docs/gateway.md)."""
+
+    owner_claim: str = "sub"
+    # A path or query parameter that must equal a claim: { user_id = "sub" }.
+    param_claims: dict[str, str] = Field(default_factory=dict)
+    # The ownership registry: this route's `id_param` must name an object of kind `owned`
+    # recorded as the caller's.
+    owned: str | None = Field(None, pattern=NAME)
+    id_param: str | None = None
+    # On a successful create, record the caller as owner of the id at `id_pointer`.
+    records: str | None = Field(None, pattern=NAME)
+    id_pointer: str = "/id"
+    # The upstream's answer names its owner at this pointer; withheld unless it is the caller.
+    response_owner: str | None = None
+    # Ask the upstream who owns the object before forwarding (GET of this path template).
+    lookup: str | None = None
+    lookup_owner: str = "/owner"
+
+    @field_validator("id_pointer", "response_owner", "lookup_owner")
+    @classmethod
+    def _pointers(cls, value: str | None) -> str | None:
+        return None if value is None else check_pointer(value)
+
+    @property
+    def needs_subject(self) -> bool:
+        return bool(
+            self.param_claims or self.owned or self.records or self.response_owner or self.lookup
+        )
+
+
+class InputSettings(Section):
+    """Validation of what the app sends (JSON Schema 2020-12, or an OpenAPI operation)."""
+
+    body: dict[str, Any] | None = None
+    body_file: Path | None = None
+    query: dict[str, Any] | None = None
+    path: dict[str, Any] | None = None
+    openapi: Path | None = None
+    operation: str | None = None
+    content_types: tuple[str, ...] = ("application/json",)
+    # Unknown properties are refused unless a schema says otherwise (mass assignment).
+    allow_unknown_properties: bool = False
+    max_depth: int = Field(32, ge=1, le=256)
+    max_array_items: int = Field(10_000, ge=1)
+
+    @model_validator(mode="after")
+    def _sources(self) -> InputSettings:
+        if self.body is not None and self.body_file is not None:
+            raise ValueError("give body or body_file, not both")
+        if (self.openapi is None) != (self.operation is None):
+            raise ValueError("openapi and operation go together")
+        if self.openapi is not None and (self.body or self.body_file or self.query or self.path):
+            raise ValueError("an OpenAPI operation replaces body, query and path schemas")
+        for path in (self.body_file, self.openapi):
+            if path is not None and not path.is_file():
+                raise ValueError(f"schema file not found: {path}")
+        return self
+
+
+class ResponseSettings(Section):
+    # JSON pointers of the fields the app may see; everything else is stripped.
+    allow: tuple[str, ...] | None = None
+
+    @field_validator("allow")
+    @classmethod
+    def _pointers(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(check_pointer(p) for p in value)
+
+
+class CorsSettings(Section):
+    origins: tuple[str, ...] = Field(min_length=1)
+    headers: tuple[str, ...] = ("authorization", "content-type", "idempotency-key")
+    expose: tuple[str, ...] = ()
+    credentials: bool = False
+    max_age: Duration = 600.0
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            # A wildcard would hand every site the user's data (no "*" for APIs with auth).
+            if not re.fullmatch(r"https?://[^/?#@\s*]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return value
+
+
+class RouteSettings(Section):
+    name: str | None = None
+    methods: tuple[str, ...]
+    path: str
+    upstream: str
+    upstream_path: str | None = None
+    # Who may call: "bastion", names of [[gateway.issuers]], or "public" alone. Required,
+    # so that a route can never be public by omission.
+    auth: tuple[str, ...] | None = None
+    scopes: tuple[str, ...] = ()
+    any_scopes: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    roles_claim: str = "roles"
+    claims: dict[str, tuple[str | int | bool, ...]] = Field(default_factory=dict)
+    clients: tuple[str, ...] = ()
+    acr: str | None = None
+    max_auth_age: Duration | None = None
+    upstream_scopes: tuple[str, ...] | None = None
+    forward_headers: tuple[str, ...] = ()
+    max_body_bytes: int | None = Field(None, ge=0)
+    objects: ObjectSettings = ObjectSettings()
+    input: InputSettings | None = None
+    response: ResponseSettings = ResponseSettings()
+    cors: CorsSettings | None = None
+
+    @field_validator("methods", "auth", "scopes", "any_scopes", mode="before")
+    @classmethod
+    def _strings(cls, value: object) -> object:
+        return _tuple_of_str(value)
+
+    @field_validator("claims", mode="before")
+    @classmethod
+    def _claim_values(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, list | tuple) else (v,) for k, v in value.items()}
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        upper = tuple(m.upper() for m in value)
+        if not upper or any(m not in METHODS for m in upper):
+            raise ValueError(f"methods must be a non-empty subset of {METHODS}")
+        return upper
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        lowered = tuple(h.lower() for h in value)
+        if any(not _HEADER.match(h) for h in lowered):
+            raise ValueError("not an HTTP header name")
+        if {"authorization", "cookie", "host"} & set(lowered):
+            raise ValueError("authorization, cookie and host are never forwarded")
+        return lowered
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RouteSettings:
+        if self.auth is None or not self.auth:
+            raise ValueError(
+                'auth is required: name who may call ("bastion", an issuer) or say "public"'
+            )
+        if PUBLIC in self.auth and len(self.auth) > 1:
+            raise ValueError('"public" cannot be combined with issuers')
+        public = self.auth == (PUBLIC,)
+        has_conditions = self.scopes or self.any_scopes or self.roles or self.claims or self.clients
+        if public and (has_conditions or self.acr or self.max_auth_age is not None):
+            raise ValueError("a public route has no caller to check scopes, claims or acr on")
+        if public and self.objects.needs_subject:
+            raise ValueError("object-level rules need an authenticated caller")
+        if self.acr is not None and rank(self.acr) == 0:
+            raise ValueError(f"acr must be one of the levels Bastion issues, not {self.acr!r}")
+        template = PathTemplate.parse(self.path)
+        target = PathTemplate.parse(self.upstream_path or self.path)
+        missing = set(target.params) - set(template.params)
+        if missing:
+            raise ValueError(f"upstream_path uses parameters not in path: {sorted(missing)}")
+        objects = self.objects
+        if objects.owned is not None:
+            id_param = objects.id_param or (template.params[-1] if template.params else None)
+            if id_param not in template.params:
+                raise ValueError("objects.owned needs id_param naming a path parameter")
+        if objects.lookup is not None:
+            lookup = PathTemplate.parse(objects.lookup)
+            if not set(lookup.params) <= set(template.params):
+                raise ValueError("objects.lookup may only use the route's path parameters")
+        if objects.records is not None and not set(self.methods) <= {"POST", "PUT"}:
+            raise ValueError("objects.records belongs on a create route (POST or PUT)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{'|'.join(self.methods)} {self.path}"
+
+    @property
+    def is_public(self) -> bool:
+        return self.auth == (PUBLIC,)
+
+
+class GatewaySettings(Section):
+    prefix: str = "/api"
+    # Audience a Bastion access token must carry (default: oauth.default_audience, else
+    # the issuer), so tokens minted for other resources are not accepted here.
+    audience: str | None = None
+    # The client named in internal tokens (RFC 8693 §4.1 "act" names the app).
+    client_id: str = "bastion-gateway"
+    token_cache_size: int = Field(10_000, ge=0, le=1_000_000)
+    upstreams: tuple[UpstreamSettings, ...] = ()
+    issuers: tuple[IssuerSettings, ...] = ()
+    routes: tuple[RouteSettings, ...] = ()
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+            raise ValueError("prefix is a path such as /api (no trailing slash)")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewaySettings:
+        upstreams = [u.name for u in self.upstreams]
+        issuers = [i.name for i in self.issuers]
+        labels = [r.label for r in self.routes]
+        for kind, names in (("upstream", upstreams), ("issuer", issuers), ("route", labels)):
+            if len(names) != len(set(names)):
+                raise ValueError(f"{kind} names must be unique")
+        if {BASTION, PUBLIC} & set(issuers):
+            raise ValueError('"bastion" and "public" are reserved issuer names')
+        for route in self.routes:
+            if route.upstream not in upstreams:
+                raise ValueError(f"route {route.label}: no upstream named {route.upstream!r}")
+            unknown = set(route.auth or ()) - {BASTION, PUBLIC, *issuers}
+            if unknown:
+                raise ValueError(f"route {route.label}: unknown issuer(s) {sorted(unknown)}")
+        return self
+
+    def upstream(self, name: str) -> UpstreamSettings:
+        return next(u for u in self.upstreams if u.name == name)

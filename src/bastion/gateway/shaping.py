@@ -1,0 +1,131 @@
+"""What of an upstream's answer reaches the app (OWASP API3, excessive data exposure).
+
+A route's ``response.allow`` lists JSON pointers (RFC 6901) of the fields the app may
+see; ``*`` as a whole token stands for every array item or object member. Everything
+else is dropped, so a field the upstream adds tomorrow stays inside by default.
+Headers that name the upstream's technology are removed from every answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+# RFC 9110 §7.6.1 and the legacy connection-specific fields: never forwarded either way.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Fingerprints of the upstream's stack, and fields that belong to Bastion's own origin.
+REVEALING = frozenset(
+    {
+        "server",
+        "x-powered-by",
+        "x-aspnet-version",
+        "x-aspnetmvc-version",
+        "x-runtime",
+        "x-version",
+        "x-generator",
+        "x-backend-server",
+        "x-served-by",
+        "via",
+        "x-debug-token",
+        "x-debug-token-link",
+        "set-cookie",
+        # The body is re-framed (and decoded) by the gateway.
+        "content-length",
+        "content-encoding",
+        "strict-transport-security",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-allow-headers",
+        "access-control-allow-methods",
+        "access-control-expose-headers",
+    }
+)
+WILDCARD = "*"
+
+
+def response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers minus hop-by-hop, revealing and origin-bound ones."""
+    pairs = list(headers)
+    named = {
+        token.strip().lower()
+        for name, value in pairs
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in pairs
+        if name.lower() not in HOP_BY_HOP
+        and name.lower() not in REVEALING
+        and name.lower() not in named
+        and not name.lower().startswith("x-debug")
+    ]
+
+
+def compile_allowlist(pointers: Iterable[str]) -> dict[str, Any]:
+    """A tree of allowed tokens; a leaf (``{}`` marked True) keeps the whole value."""
+    tree: dict[str, Any] = {}
+    for pointer in pointers:
+        node = tree
+        tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+        if not tokens:
+            return {WILDCARD: True, "": True}  # "" keeps the whole document
+        for token in tokens[:-1]:
+            child = node.setdefault(token, {})
+            if child is True:
+                break
+            node = child
+        else:
+            node[tokens[-1]] = True
+    return tree
+
+
+def shape(document: Any, allowed: dict[str, Any]) -> Any:
+    """Keep only the allowed parts of ``document``."""
+    if allowed.get("") is True:
+        return document
+    return _shape(document, allowed)
+
+
+def _shape(node: Any, allowed: Any) -> Any:
+    if allowed is True:
+        return node
+    assert isinstance(allowed, dict)
+    if isinstance(node, dict):
+        kept = ((key, allowed.get(key, allowed.get(WILDCARD))) for key in node)
+        return {k: _shape(node[k], rule) for k, rule in kept if _fits(node[k], rule)}
+    if isinstance(node, list):
+        rules = ((i, allowed.get(str(i), allowed.get(WILDCARD))) for i in range(len(node)))
+        return [_shape(node[i], rule) for i, rule in rules if _fits(node[i], rule)]
+    return node
+
+
+def _fits(value: Any, rule: dict[str, Any] | bool | None) -> bool:
+    # A scalar where the allowlist expects structure is withheld, not passed whole.
+    return rule is True or (isinstance(rule, dict) and isinstance(value, dict | list))
+
+
+def pointer_value(document: Any, pointer: str) -> Any:
+    """The value at an RFC 6901 pointer, or None when the path does not exist."""
+    node = document
+    for token in pointer.split("/")[1:]:
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            node = node.get(token)
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None
+    return node

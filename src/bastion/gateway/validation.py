@@ -1,0 +1,357 @@
+"""Input validation: JSON Schema 2020-12 for body, path and query, compiled once per route.
+
+- Unknown properties are refused (OWASP API3, mass assignment): every object schema that
+  lists ``properties`` and says nothing about extra ones gets ``additionalProperties:
+  false``, unless the route sets ``allow_unknown_properties``.
+- The body must have a declared content type (415), parse as JSON and stay within a
+  nesting depth and array length (400) before the schema even runs.
+- Errors name JSON pointers (RFC 6901) and the rule that failed, never the value sent:
+  a hostile value must not come back in the answer. A key the caller invented is named
+  only when it is a plain identifier.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from copy import deepcopy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from bastion.errors import InvalidInput, ProblemError
+from bastion.gateway.settings import InputSettings
+
+MAX_ERRORS = 20
+MAX_QUERY_FIELDS = 64
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_OPENAPI = "urn:bastion:openapi"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported Media Type"
+    type = "urn:bastion:problem:unsupported-media-type"
+
+
+def strict(schema: Any, allow_unknown: bool) -> Any:
+    """A copy of ``schema`` where objects with ``properties`` refuse other properties."""
+    if allow_unknown:
+        return schema
+    copy = deepcopy(schema)
+    stack = [copy]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if (
+                "properties" in node
+                and not {
+                    "additionalProperties",
+                    "unevaluatedProperties",
+                    "patternProperties",
+                }
+                & node.keys()
+            ):
+                node["additionalProperties"] = False
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return copy
+
+
+@dataclass(frozen=True)
+class InputRules:
+    body: Draft202012Validator | None
+    query: Draft202012Validator | None
+    path: Draft202012Validator | None
+    content_types: tuple[str, ...]
+    max_depth: int
+    max_array_items: int
+
+    @classmethod
+    def compile(cls, settings: InputSettings) -> InputRules:
+        """Raises ``ValueError`` for an invalid schema or an unknown OpenAPI operation."""
+        registry: Registry[Any] = Registry()
+        if settings.openapi is not None and settings.operation is not None:
+            document = strict(_load(settings.openapi), settings.allow_unknown_properties)
+            registry = registry.with_resource(
+                _OPENAPI, Resource.from_contents(document, default_specification=DRAFT202012)
+            )
+            body, query, path = _operation_schemas(document, settings.operation)
+        else:
+            body = settings.body if settings.body_file is None else _load(settings.body_file)
+            query, path = settings.query, settings.path
+            body, query, path = (
+                None if s is None else strict(s, settings.allow_unknown_properties)
+                for s in (body, query, path)
+            )
+        return cls(
+            body=_validator(body, registry),
+            query=_validator(query, registry),
+            path=_validator(path, registry),
+            content_types=tuple(t.lower() for t in settings.content_types),
+            max_depth=settings.max_depth,
+            max_array_items=settings.max_array_items,
+        )
+
+    def check_body(self, content_type: str | None, raw: bytes) -> Any:
+        """The parsed body, or a 415/400 problem."""
+        if self.body is None:
+            return None
+        media = (content_type or "").split(";")[0].strip().lower()
+        if media not in self.content_types:
+            raise UnsupportedMediaType(f"The body must be one of: {', '.join(self.content_types)}.")
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("The body is not valid JSON.") from None
+        if (problem := self._shape_problem(document)) is not None:
+            raise InvalidInput(problem)
+        _raise_errors(self.body, document, "")
+        return document
+
+    def check_params(self, path: Mapping[str, str], query: Mapping[str, str | list[str]]) -> None:
+        if self.path is not None:
+            _raise_errors(self.path, _coerced(self.path.schema, path), "")
+        if self.query is not None:
+            _raise_errors(self.query, _coerced(self.query.schema, query), "")
+
+    def _shape_problem(self, document: Any) -> str | None:
+        stack: list[tuple[Any, int]] = [(document, 1)]
+        while stack:
+            node, depth = stack.pop()
+            if isinstance(node, dict | list):
+                if depth > self.max_depth:
+                    return f"The body is nested deeper than {self.max_depth} levels."
+                if isinstance(node, list) and len(node) > self.max_array_items:
+                    return f"An array in the body has more than {self.max_array_items} items."
+                children = node.values() if isinstance(node, dict) else node
+                stack.extend((child, depth + 1) for child in children)
+        return None
+
+
+def parse_query(query: bytes) -> dict[str, str | list[str]]:
+    """Query parameters; a repeated name becomes a list. Malformed input is a 400."""
+    try:
+        pairs = (
+            parse_qsl(
+                query.decode("utf-8"),
+                keep_blank_values=True,
+                strict_parsing=True,
+                max_num_fields=MAX_QUERY_FIELDS,
+            )
+            if query
+            else []
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInput("The query string is malformed or has too many parameters.") from None
+    values: dict[str, str | list[str]] = {}
+    for name, value in pairs:
+        current = values.get(name)
+        if current is None:
+            values[name] = value
+        elif isinstance(current, list):
+            current.append(value)
+        else:
+            values[name] = [current, value]
+    return values
+
+
+def _load(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON document ({exc})") from exc
+
+
+def _validator(schema: Any, registry: Registry[Any]) -> Draft202012Validator | None:
+    if schema is None:
+        return None
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"invalid JSON Schema: {exc.message}") from exc
+    return Draft202012Validator(schema, registry=registry)
+
+
+def _operation_schemas(
+    document: Any, operation_id: str
+) -> tuple[Any | None, Any | None, Any | None]:
+    """Body, query and path schemas of an OpenAPI 3.1 operation, by ``operationId``."""
+    for path, item in (document.get("paths") or {}).items():
+        for method, operation in item.items() if isinstance(item, dict) else ():
+            if not isinstance(operation, dict) or operation.get("operationId") != operation_id:
+                continue
+            base = f"{_OPENAPI}#/paths/{_escape(path)}/{method}"
+            body = None
+            content = (operation.get("requestBody") or {}).get("content") or {}
+            if "application/json" in content:
+                body = {"$ref": f"{base}/requestBody/content/application~1json/schema"}
+            params = [*item.get("parameters", []), *operation.get("parameters", [])]
+            return (
+                body,
+                _params_schema(document, params, "query"),
+                _params_schema(document, params, "path"),
+            )
+    raise ValueError(f"no operation {operation_id!r} in the OpenAPI document")
+
+
+def _params_schema(document: Any, params: list[Any], where: str) -> Any | None:
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for param in params:
+        if isinstance(param, dict) and "$ref" in param:
+            param = _resolve_local(document, param["$ref"])
+        if not isinstance(param, dict) or param.get("in") != where:
+            continue
+        properties[param["name"]] = param.get("schema", {})
+        if param.get("required"):
+            required.append(param["name"])
+    if not properties:
+        return None
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
+    if where == "query":
+        schema["additionalProperties"] = False
+    return _absolute_refs(schema)
+
+
+def _absolute_refs(schema: Any) -> Any:
+    """Local ``$ref``s of a parameter point into the OpenAPI document it came from."""
+    if isinstance(schema, dict):
+        return {
+            k: f"{_OPENAPI}{v}"
+            if k == "$ref" and isinstance(v, str) and v.startswith("#")
+            else _absolute_refs(v)
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_absolute_refs(v) for v in schema]
+    return schema
+
+
+def _resolve_local(document: Any, ref: str) -> Any:
+    if not ref.startswith("#/"):
+        raise ValueError(f"only local references are supported in parameters: {ref}")
+    node = document
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _coerced(schema: Any, values: Mapping[str, str | list[str]]) -> dict[str, Any]:
+    """Path and query values are text; convert those the schema types as numbers/booleans."""
+    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        wanted = properties.get(name, {}).get("type") if isinstance(properties, dict) else None
+        out[name] = _coerce(value, wanted)
+    return out
+
+
+def _coerce(value: str | list[str], wanted: object) -> Any:
+    if isinstance(value, list):
+        return [_coerce(v, wanted) for v in value]
+    try:
+        if wanted == "integer" and re.fullmatch(r"-?\d{1,18}", value):
+            return int(value)
+        if wanted == "number":
+            number = float(value)
+            return number if number == number and abs(number) != float("inf") else value
+    except ValueError:
+        return value
+    if wanted == "boolean" and value in ("true", "false"):
+        return value == "true"
+    return value
+
+
+def _raise_errors(validator: Draft202012Validator, instance: Any, base: str) -> None:
+    errors = list(_describe(validator, instance, base))
+    if errors:
+        raise InvalidInput(
+            "The request does not match the expected input.", extensions={"errors": errors}
+        )
+
+
+def _describe(
+    validator: Draft202012Validator, instance: Any, base: str
+) -> Iterator[dict[str, str]]:
+    seen = 0
+    for error in validator.iter_errors(instance):
+        for pointer, detail in _explain(error):
+            yield {"pointer": base + pointer, "detail": detail}
+            seen += 1
+            if seen >= MAX_ERRORS:
+                return
+
+
+def _explain(error: ValidationError) -> Iterator[tuple[str, str]]:
+    where = _pointer(error.absolute_path)
+    keyword, expected = error.validator, error.validator_value
+    if keyword == "required" and isinstance(error.instance, dict):
+        for name in expected:
+            if name not in error.instance:
+                yield f"{where}/{_escape(str(name))}", "is required"
+    elif keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(
+        error.instance, dict
+    ):
+        declared = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        for name in error.instance:
+            if name not in declared:
+                yield _child(where, name), "is not an allowed property"
+    elif keyword == "type":
+        yield where, f"must be of type {_listing(expected)}"
+    elif keyword in ("enum", "const"):
+        yield where, "must be one of the allowed values"
+    elif keyword in _LIMITS:
+        yield where, f"{_LIMITS[str(keyword)]} {expected}"
+    elif keyword == "format":
+        yield where, f"must be a valid {expected}"
+    else:
+        yield where, f"does not satisfy the {keyword!s} rule"
+
+
+_LIMITS = {
+    "minLength": "must have at least this many characters:",
+    "maxLength": "must have at most this many characters:",
+    "minimum": "must be at least",
+    "maximum": "must be at most",
+    "exclusiveMinimum": "must be greater than",
+    "exclusiveMaximum": "must be less than",
+    "minItems": "must have at least this many items:",
+    "maxItems": "must have at most this many items:",
+    "minProperties": "must have at least this many properties:",
+    "maxProperties": "must have at most this many properties:",
+    "multipleOf": "must be a multiple of",
+}
+
+
+def _listing(expected: object) -> str:
+    return " or ".join(map(str, expected)) if isinstance(expected, list) else str(expected)
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _child(where: str, name: object) -> str:
+    # A key the caller made up is echoed only when it is a plain identifier.
+    return f"{where}/{name}" if isinstance(name, str) and _SAFE_KEY.match(name) else where
+
+
+def _pointer(path: Any) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"/{part}"
+        elif _SAFE_KEY.match(str(part)):
+            out += f"/{_escape(str(part))}"
+        else:
+            break  # stop at the first segment we would not repeat back
+    return out
