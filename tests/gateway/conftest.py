@@ -20,6 +20,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bastion import wiring
+from bastion.audit.sinks import MemorySink
 from bastion.authserver.access import Authentication
 from bastion.clock import Clock, FixedClock
 from bastion.config import Settings, load_settings
@@ -36,6 +37,10 @@ class GatewayHarness:
     client: TestClient
     settings: Settings
     opened: dict[str, Runtime]
+    audit: MemorySink
+
+    def events(self, action: str) -> list[dict[str, Any]]:
+        return [r for r in self.audit.records if r["action"] == action]
 
     @property
     def runtime(self) -> Runtime:
@@ -84,10 +89,13 @@ def gateway_app(
     settings = load_settings(write_config(tmp_path, body), environ)
     asyncio.run(wiring.migrate(settings))
     opened: dict[str, Runtime] = {}
+    sink = MemorySink()
 
     @asynccontextmanager
     async def open_runtime() -> AsyncIterator[Runtime]:
-        async with wiring.open_runtime(settings, environ=environ, clock=clock) as runtime:
+        async with wiring.open_runtime(
+            settings, environ=environ, clock=clock, audit_sinks=(sink,)
+        ) as runtime:
             opened["runtime"] = runtime
             yield runtime
 
@@ -95,7 +103,7 @@ def gateway_app(
     with TestClient(
         app, base_url=settings.issuer, raise_server_exceptions=raise_server_exceptions
     ) as client:
-        yield GatewayHarness(client, settings, opened)
+        yield GatewayHarness(client, settings, opened, sink)
 
 
 @pytest.fixture
