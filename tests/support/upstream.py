@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -15,7 +16,7 @@ from tests.support.services import free_port
 
 @contextmanager
 def serve_in_thread(
-    app: ASGIApp, port: int | None = None, *, lifespan: str = "off"
+    app: ASGIApp, port: int | None = None, *, lifespan: Literal["on", "off"] = "off"
 ) -> Iterator[str]:
     """Yield the base URL while ``app`` serves on 127.0.0.1."""
     port = port or free_port()

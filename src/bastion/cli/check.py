@@ -7,18 +7,47 @@ from pathlib import Path
 import click
 
 from bastion import wiring
-from bastion.cli.output import config_option, handles_errors, json_option, out_console, print_json
+from bastion.cli.output import (
+    CONFIG,
+    config_option,
+    handles_errors,
+    json_option,
+    out_console,
+    print_json,
+)
+from bastion.gateway.lint import gateway_warnings
 
 
 @click.command()
 @config_option
 @json_option
+@click.option("--strict", is_flag=True, help="Treat warnings as problems (exit 2).")
 @handles_errors
-def check(config: Path | None, as_json: bool) -> None:
-    """Validate the configuration; print every problem with its key path. Exit 2 on error."""
+def check(config: Path | None, as_json: bool, strict: bool) -> None:
+    """Validate the configuration; print every problem with its key path. Exit 2 on error.
+
+    Warnings (overlapping gateway routes, upstreams without declared timeouts, plain-HTTP
+    upstreams, public write routes) are printed too, and fail the check with --strict.
+    """
     settings = wiring.load(config)
     source = wiring.config_source(config)
+    warnings = gateway_warnings(settings.gateway)
+    failed = strict and bool(warnings)
     if as_json:
-        print_json({"ok": True, "config": source, "environment": settings.environment})
+        print_json(
+            {
+                "ok": not failed,
+                "config": source,
+                "environment": settings.environment,
+                "warnings": [
+                    {"path": w.path, "line": w.line, "message": w.message} for w in warnings
+                ],
+            }
+        )
     else:
-        out_console.print(f"[green]ok[/]: {source} ({settings.environment})", markup=True)
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+        if not failed:
+            out_console.print(f"[green]ok[/]: {source} ({settings.environment})", markup=True)
+    if failed:
+        raise SystemExit(CONFIG)

@@ -145,6 +145,7 @@ def parse_query(query: bytes) -> dict[str, str | list[str]]:
                 query.decode("utf-8"),
                 keep_blank_values=True,
                 strict_parsing=True,
+                errors="strict",
                 max_num_fields=MAX_QUERY_FIELDS,
             )
             if query
@@ -211,15 +212,19 @@ def _params_schema(document: Any, params: list[Any], where: str) -> Any | None:
             param = _resolve_local(document, param["$ref"])
         if not isinstance(param, dict) or param.get("in") != where:
             continue
-        properties[param["name"]] = param.get("schema", {})
+        schema = param.get("schema", {})
+        # Inline a top-level reference so text values can be coerced to its type.
+        while isinstance(schema, dict) and str(schema.get("$ref", "")).startswith("#/"):
+            schema = _resolve_local(document, schema["$ref"])
+        properties[param["name"]] = schema
         if param.get("required"):
             required.append(param["name"])
     if not properties:
         return None
-    schema: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
+    combined: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
     if where == "query":
-        schema["additionalProperties"] = False
-    return _absolute_refs(schema)
+        combined["additionalProperties"] = False
+    return _absolute_refs(combined)
 
 
 def _absolute_refs(schema: Any) -> Any:

@@ -1,0 +1,56 @@
+"""Warnings about a gateway configuration that is valid but probably not what was meant.
+
+``bastion check`` prints them (and fails on them with ``--strict``). Errors, such as a
+route without an ``auth`` policy, are refused when the file is loaded instead.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from bastion.errors import ConfigProblem
+from bastion.gateway.router import overlaps
+from bastion.gateway.settings import GatewaySettings
+from bastion.gateway.templates import PathTemplate
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def gateway_warnings(settings: GatewaySettings) -> list[ConfigProblem]:
+    found: list[ConfigProblem] = []
+    for index, upstream in enumerate(settings.upstreams):
+        if not upstream.timeouts_declared:
+            found.append(
+                ConfigProblem(
+                    f"gateway.upstreams.{index}",
+                    f"upstream {upstream.name} does not declare connect_timeout, read_timeout "
+                    "and total_timeout; the defaults (2 s, 10 s, 30 s) may not fit it",
+                )
+            )
+        host = urlsplit(upstream.url).hostname or ""
+        if upstream.url.startswith("http://") and host not in LOOPBACK:
+            found.append(
+                ConfigProblem(
+                    f"gateway.upstreams.{index}.url",
+                    f"upstream {upstream.name} is plain HTTP; credentials cross the network in "
+                    "clear (refused in production)",
+                )
+            )
+    labelled = [(r.label, PathTemplate.parse(r.path), r.methods) for r in settings.routes]
+    for first, second in overlaps(labelled):
+        found.append(
+            ConfigProblem(
+                "gateway.routes",
+                f"routes {first!r} and {second!r} can match the same path; the one with a "
+                "literal segment where the other has a parameter wins",
+            )
+        )
+    for index, route in enumerate(settings.routes):
+        if route.is_public and set(route.methods) - {"GET", "HEAD"}:
+            found.append(
+                ConfigProblem(
+                    f"gateway.routes.{index}",
+                    f"route {route.label} accepts writes without authentication",
+                )
+            )
+    return found

@@ -1,0 +1,196 @@
+"""Tokens from an external issuer, verified with its JWKS fetched over a real socket."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from bastion.clock import FixedClock
+from tests.gateway.conftest import GatewayHarness, gateway_app
+from tests.support.recorder import Answer, Recorder
+from tests.support.upstream import serve_in_thread
+
+PARTNER = "https://idp.partner.example"
+AUDIENCE = "https://api.example.com"
+
+CONFIG = """
+issuer = "http://127.0.0.1:8000"
+[[gateway.upstreams]]
+name = "api"
+url = "{url}"
+[[gateway.issuers]]
+name = "partner"
+issuer = "{partner}"
+jwks_uri = "{url}/jwks"
+audience = "{audience}"
+algorithms = ["RS256"]
+jwks_max_age = "5m"
+jwks_min_refresh_interval = "30s"
+[[gateway.routes]]
+methods = ["GET"]
+path = "/partner"
+upstream = "api"
+auth = ["partner"]
+scopes = ["read"]
+[[gateway.routes]]
+methods = ["GET"]
+path = "/either"
+upstream = "api"
+auth = ["bastion", "partner"]
+"""
+
+
+@pytest.fixture
+def partner_key() -> RSAKey:
+    return RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig"})
+
+
+@pytest.fixture
+def recorder(partner_key: RSAKey) -> Recorder:
+    recorder = Recorder()
+    recorder.answers["/jwks"] = Answer(body={"keys": [partner_key.as_dict(private=False)]})
+    return recorder
+
+
+@pytest.fixture
+def gw(
+    tmp_path: Path, recorder: Recorder, environ: dict[str, str], now: FixedClock
+) -> Iterator[GatewayHarness]:
+    with serve_in_thread(recorder) as url:
+        body = CONFIG.format(url=url, partner=PARTNER, audience=AUDIENCE)
+        with gateway_app(tmp_path, body, environ, clock=now) as harness:
+            yield harness
+
+
+def _token(key: Any, now: float, alg: str = "RS256", **changes: Any) -> str:
+    claims = {
+        "iss": PARTNER,
+        "sub": "partner-user-1",
+        "aud": AUDIENCE,
+        "client_id": "partner-app",
+        "scope": "read write",
+        "iat": int(now),
+        "exp": int(now) + 300,
+        "jti": "j1",
+    }
+    header = {"alg": alg, "typ": changes.pop("typ", "at+jwt"), "kid": changes.pop("kid", "k1")}
+    claims.update(changes)
+    return jwt.encode(
+        header, {k: v for k, v in claims.items() if v is not None}, key, algorithms=[alg]
+    )
+
+
+def _jwks_fetches(recorder: Recorder) -> int:
+    return sum(1 for s in recorder.seen if s.raw_path == b"/jwks")
+
+
+def test_partner_token_is_accepted_and_exchanged(
+    gw: GatewayHarness, recorder: Recorder, partner_key: RSAKey, now: FixedClock
+) -> None:
+    token = _token(partner_key, now.now())
+    answer = gw.client.get("/api/partner", headers=gw.bearer(token))
+    assert answer.status_code == 200, answer.text
+    internal = recorder.last.headers["authorization"]
+    assert token not in internal
+    # Cached: a second request neither refetches the JWKS nor verifies again.
+    assert gw.client.get("/api/partner", headers=gw.bearer(token)).status_code == 200
+    assert _jwks_fetches(recorder) == 1
+    # A Bastion token is not accepted where only the partner is.
+    bastion_token = gw.mint(scope=("read",))
+    assert gw.client.get("/api/partner", headers=gw.bearer(bastion_token)).status_code == 401
+    assert gw.client.get("/api/either", headers=gw.bearer(bastion_token)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"aud": "https://other.example"},
+        {"iss": "https://evil.example"},
+        {"typ": "JWT"},  # RFC 9068 §4: an ID token is not an access token
+        {"exp": int(time.time()) - 3600},
+        {"nbf": int(time.time()) + 3600},
+        {"sub": None},
+    ],
+)
+def test_partner_claims_are_checked(
+    gw: GatewayHarness, partner_key: RSAKey, now: FixedClock, changes: dict[str, Any]
+) -> None:
+    """RFC 7519 §4.1, RFC 9068 §4."""
+    token = _token(partner_key, now.now(), **changes)
+    assert gw.client.get("/api/partner", headers=gw.bearer(token)).status_code == 401
+
+
+def test_algorithm_confusion_is_refused(
+    gw: GatewayHarness, partner_key: RSAKey, now: FixedClock
+) -> None:
+    """RFC 8725 §2.1: an HMAC token keyed with the issuer's public key must not verify."""
+
+    def part(data: dict[str, Any]) -> bytes:
+        return base64.urlsafe_b64encode(orjson.dumps(data)).rstrip(b"=")
+
+    header = part({"alg": "HS256", "typ": "at+jwt", "kid": "k1"})
+    claims = part({"iss": PARTNER, "sub": "x", "aud": AUDIENCE, "exp": int(now.now()) + 60})
+    secret = partner_key.as_pem(private=False)
+    mac = hmac.new(secret, header + b"." + claims, hashlib.sha256).digest()
+    token = (header + b"." + claims + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode()
+    assert gw.client.get("/api/partner", headers=gw.bearer(token)).status_code == 401
+    stranger = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    forged = _token(stranger, now.now())
+    assert gw.client.get("/api/partner", headers=gw.bearer(forged)).status_code == 401
+
+
+def test_unknown_kid_refetches_at_a_bounded_rate(
+    gw: GatewayHarness, recorder: Recorder, partner_key: RSAKey, now: FixedClock
+) -> None:
+    assert (
+        gw.client.get("/api/partner", headers=gw.bearer(_token(partner_key, now.now()))).status_code
+        == 200
+    )
+    stranger = RSAKey.generate_key(2048, parameters={"kid": "rotated"})
+    for i in range(5):
+        forged = _token(stranger, now.now(), kid=f"unknown-{i}")
+        assert gw.client.get("/api/partner", headers=gw.bearer(forged)).status_code == 401
+    assert _jwks_fetches(recorder) == 1  # within the minimum refresh interval: no refetch
+
+    # The issuer rotates: after the interval, a new kid is fetched and accepted.
+    recorder.answers["/jwks"] = Answer(body={"keys": [stranger.as_dict(private=False)]})
+    now.advance(31)
+    rotated = _token(stranger, now.now(), kid="rotated")
+    assert gw.client.get("/api/partner", headers=gw.bearer(rotated)).status_code == 200
+    assert _jwks_fetches(recorder) == 2
+
+
+def test_jwks_outage_serves_cached_keys(
+    gw: GatewayHarness, recorder: Recorder, partner_key: RSAKey, now: FixedClock
+) -> None:
+    first = _token(partner_key, now.now(), jti="a")
+    assert gw.client.get("/api/partner", headers=gw.bearer(first)).status_code == 200
+    recorder.answers["/jwks"] = Answer(status=503, body={})
+    now.advance(600)  # past jwks_max_age: a refetch is attempted and fails
+    second = _token(partner_key, now.now(), jti="b")
+    assert gw.client.get("/api/partner", headers=gw.bearer(second)).status_code == 200
+    assert _jwks_fetches(recorder) == 2
+
+
+def test_no_jwks_at_all_fails_closed_with_503(
+    tmp_path: Path, environ: dict[str, str], partner_key: RSAKey, now: FixedClock
+) -> None:
+    recorder = Recorder()
+    recorder.answers["/jwks"] = Answer(status=500, body={})
+    with serve_in_thread(recorder) as url:
+        body = CONFIG.format(url=url, partner=PARTNER, audience=AUDIENCE)
+        with gateway_app(tmp_path, body, environ, clock=now) as gw:
+            token = _token(partner_key, now.now())
+            answer = gw.client.get("/api/partner", headers=gw.bearer(token))
+            assert answer.status_code == 503
+            assert answer.headers["retry-after"]

@@ -1,0 +1,128 @@
+"""Function-level authorization and parameter binding (no I/O): RFC 6750 §3.1, RFC 9470."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bastion.accounts.levels import ACR_MFA, ACR_PASSWORD
+from bastion.gateway.authentication import Caller
+from bastion.gateway.policy import Forbidden, Hidden, StepUpRequired, authorize, check_param_claims
+from bastion.gateway.settings import RouteSettings
+
+NOW = 1_700_000_000.0
+
+
+def _route(**options: Any) -> RouteSettings:
+    return RouteSettings(
+        methods=("GET",), path="/x/{id}", upstream="u", auth=("bastion",), **options
+    )
+
+
+def _caller(scopes: tuple[str, ...] = (), client: str | None = "app", **claims: Any) -> Caller:
+    return Caller(
+        issuer="bastion",
+        subject=str(claims.get("sub", "alice")),
+        client_id=client,
+        scopes=frozenset(scopes),
+        claims={"sub": "alice", **claims},
+        expires_at=NOW + 60,
+        jti="j",
+    )
+
+
+def test_all_of_and_any_of_scopes() -> None:
+    route = _route(scopes=("a", "b"), any_scopes=("c", "d"))
+    authorize(route, _caller(("a", "b", "d")), NOW)
+    for held in (("a", "c"), ("a", "b"), ()):
+        with pytest.raises(Forbidden) as caught:
+            authorize(route, _caller(held), NOW)
+        assert 'error="insufficient_scope"' in caught.value.headers["www-authenticate"]
+
+
+def test_clients_roles_and_claims() -> None:
+    route = _route(clients=("app",), roles=("support",), claims={"tier": ("gold", "silver")})
+    authorize(route, _caller(roles=["support", "x"], tier="gold"), NOW)
+    refused = [
+        _caller(client="other", roles=["support"], tier="gold"),
+        _caller(client=None, roles=["support"], tier="gold"),
+        _caller(roles=["x"], tier="gold"),
+        _caller(roles="support-lead", tier="gold"),
+        _caller(roles=["support"], tier="bronze"),
+        _caller(roles=["support"]),
+    ]
+    for caller in refused:
+        with pytest.raises(Forbidden):
+            authorize(route, caller, NOW)
+
+
+def test_claim_types_are_compared_strictly() -> None:
+    route = _route(claims={"verified": (True,)})
+    authorize(route, _caller(verified=True), NOW)
+    for value in (1, "true", [1]):
+        with pytest.raises(Forbidden):
+            authorize(route, _caller(verified=value), NOW)
+
+
+def test_step_up_requirement() -> None:
+    """RFC 9470 §3: acr and max_age in the challenge."""
+    route = _route(acr=ACR_MFA, max_auth_age=60)
+    authorize(route, _caller(acr=ACR_MFA, auth_time=NOW - 30), NOW)
+    for claims in (
+        {"acr": ACR_PASSWORD, "auth_time": NOW},
+        {"acr": ACR_MFA},
+        {
+            "acr": ACR_MFA,
+            "auth_time": NOW - 61,
+        },
+    ):
+        with pytest.raises(StepUpRequired) as caught:
+            authorize(route, _caller(**claims), NOW)
+        assert caught.value.status == 401
+        assert "insufficient_user_authentication" in caught.value.headers["www-authenticate"]
+
+
+def test_parameter_bound_to_claim() -> None:
+    route = _route(objects={"param_claims": {"id": "sub", "org": "org_id"}})
+    caller = _caller(org_id=42)
+    check_param_claims(route, caller, {"id": "alice"}, {"org": "42"})
+    bad: list[tuple[dict[str, str], dict[str, str | list[str]]]] = [
+        ({"id": "bob"}, {"org": "42"}),
+        ({"id": "alice"}, {}),
+        ({"id": "alice"}, {"org": ["42", "43"]}),
+        ({"id": "alice"}, {"org": "43"}),
+    ]
+    for params, query in bad:
+        with pytest.raises(Hidden) as caught:
+            check_param_claims(route, caller, params, query)
+        assert caught.value.status == 404
+        assert caught.value.detail == "No such resource."
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"auth": None}, "auth is required"),
+        ({"auth": ("public", "bastion")}, "cannot be combined"),
+        ({"auth": ("public",), "scopes": ("a",)}, "public route"),
+        ({"auth": ("public",), "objects": {"owned": "note"}}, "authenticated caller"),
+        ({"upstream_path": "/y/{other}"}, "not in path"),
+        ({"acr": "urn:example:gold"}, "acr must be one of"),
+        ({"objects": {"owned": "note", "id_param": "nope"}}, "id_param"),
+        ({"objects": {"records": "note"}}, "create route"),
+        ({"forward_headers": ("Authorization",)}, "never forwarded"),
+        ({"cors": {"origins": ["*"]}}, "not an origin"),
+    ],
+)
+def test_route_settings_refuse_unsafe_or_inconsistent_routes(
+    options: dict[str, Any], message: str
+) -> None:
+    base: dict[str, Any] = {
+        "methods": ("GET",),
+        "path": "/x/{id}",
+        "upstream": "u",
+        "auth": ("bastion",),
+    }
+    with pytest.raises(ValueError, match=message):
+        RouteSettings(**{**base, **options})
