@@ -6,8 +6,8 @@ test:
 install:
 	./bootstrap.sh install
 fmt: install
-	.venv/bin/ruff format src tests bench
-	.venv/bin/ruff check --fix src tests bench
+	.venv/bin/ruff format src tests bench examples
+	.venv/bin/ruff check --fix src tests bench examples
 bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	.venv/bin/python -m pip install -q -e '.[dev,bench]'

@@ -51,8 +51,8 @@ case "${1:-}" in
   test)
     install
     ensure_chromium
-    "$VENV/bin/ruff" check src tests bench
-    "$VENV/bin/ruff" format --check src tests bench
+    "$VENV/bin/ruff" check src tests bench examples
+    "$VENV/bin/ruff" format --check src tests bench examples
     "$VENV/bin/mypy"
     shift
     exec "$VENV/bin/pytest" "$@"

@@ -173,10 +173,19 @@ def test_serve_refuses_to_start_without_its_stores(
 
 
 def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
-    port = free_port()
+    port, upstream_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [*BASTION, "demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
+        [
+            *BASTION,
+            "demo",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--port",
+            str(port),
+            "--upstream-port",
+            str(upstream_port),
+        ],
         env={**os.environ, "BASTION_CONFIG": "", "BASTION_MASTER_KEY": ""},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -208,6 +217,18 @@ def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
             },
         )
         assert authorize.headers["location"].startswith("/login?"), "the demo app exists"
+        # The gateway guards the naive upstream, which answers anyone directly.
+        assert httpx.get(f"{url}/api/users/demo/notes").status_code == 401
+        assert httpx.get(f"{url}/api/debug/config").status_code == 404
+        direct = f"http://127.0.0.1:{upstream_port}/debug/config"
+        for _ in range(50):
+            try:
+                assert httpx.get(direct).status_code == 200
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the demo upstream did not start")
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=15)
