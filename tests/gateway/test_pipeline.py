@@ -533,3 +533,10 @@ def test_absolute_form_and_host_tricks_cannot_choose_the_upstream(
             assert all(s.raw_path.startswith(b"/catalogue/") for s in recorder.seen)
             direct = httpx.get(f"{bastion_url}/api/catalogue/lamp")
             assert direct.status_code == 200
+
+
+def test_query_bytes_are_passed_encoded(gw: GatewayHarness, recorder: Recorder) -> None:
+    """RFC 3986 §3.4: whatever the app sent, the upstream gets a well-formed query."""
+    answer = gw.client.get("/api/catalogue/lamp?q=caf%C3%A9&tag=a+b&x=%2F")
+    assert answer.status_code == 200
+    assert recorder.last.query == b"q=caf%C3%A9&tag=a+b&x=%2F"

@@ -232,7 +232,7 @@ class Gateway:
             if found is None or str(found) != owner or not owner:
                 raise Hidden("response owned by another subject")
         if objects.records is not None and caller is not None:
-            created = pointer_value(document, objects.records and objects.id_pointer)
+            created = pointer_value(document, objects.id_pointer)
             if isinstance(created, str | int) and not isinstance(created, bool):
                 exchange.object_id = str(created)
                 await self.ownership.record(objects.records, str(created), owner)

@@ -12,6 +12,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from urllib.parse import quote_from_bytes
 
 import aiohttp
 from yarl import URL
@@ -22,6 +23,7 @@ from bastion.gateway.settings import UpstreamSettings
 
 log = logging.getLogger("bastion.gateway.upstream")
 
+QUERY_SAFE = "=&;%+/?:@!$'()*,~-._"
 UNAVAILABLE = "The service behind this API is unavailable. Try again shortly."
 TIMED_OUT = "The service behind this API did not answer in time."
 
@@ -77,7 +79,10 @@ class Upstream:
     def url(self, path: str, query: bytes = b"") -> URL:
         # The path was rendered from a template with every parameter percent-encoded;
         # encoded=True keeps yarl from decoding or normalising it again.
-        target = self._base + path + (("?" + query.decode("ascii")) if query else "")
+        # Bytes outside the query's legal characters are percent-encoded; existing
+        # escapes are kept as the app sent them.
+        encoded = quote_from_bytes(query, safe=QUERY_SAFE)
+        target = self._base + path + (("?" + encoded) if query else "")
         return URL(target, encoded=True)
 
     @asynccontextmanager
