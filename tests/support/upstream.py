@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -16,12 +16,17 @@ from tests.support.services import free_port
 
 @contextmanager
 def serve_in_thread(
-    app: ASGIApp, port: int | None = None, *, lifespan: Literal["on", "off"] = "off"
+    app: ASGIApp,
+    port: int | None = None,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    tls: dict[str, Any] | None = None,
 ) -> Iterator[str]:
-    """Yield the base URL while ``app`` serves on 127.0.0.1."""
+    """Yield the base URL while ``app`` serves on 127.0.0.1 (HTTPS with ``tls`` options,
+    uvicorn's ``ssl_*`` keyword arguments)."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, **(tls or {})
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -32,7 +37,7 @@ def serve_in_thread(
             raise RuntimeError("upstream did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
