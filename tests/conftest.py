@@ -23,6 +23,7 @@ from tests.support.services import (
     unavailable,
     unique_name,
 )
+from tests.support.tcpproxy import TcpProxy, proxy_to
 
 
 def _with_database(url: str, name: str) -> str:
@@ -111,3 +112,12 @@ def write_config(directory: Path, body: str = "") -> Path:
 def settings(tmp_path: Path, master_key_b64: str) -> Settings:
     """Development settings in a temporary directory, with an explicit master key."""
     return load_settings(write_config(tmp_path), {"BASTION_MASTER_KEY": master_key_b64})
+
+
+@pytest.fixture
+def proxies(postgres_url: str, redis_url: str) -> Iterator[tuple[TcpProxy, TcpProxy]]:
+    """TCP proxies in front of PostgreSQL and Redis that a test can cut and restore."""
+    database, hot = proxy_to(postgres_url), proxy_to(redis_url)
+    yield database, hot
+    database.close()
+    hot.close()

@@ -15,9 +15,8 @@ from bastion.clock import FixedClock
 from tests.gateway.conftest import GatewayHarness, gateway_app
 from tests.support.recorder import Answer, Recorder
 from tests.support.services import unique_name
-from tests.support.tcpproxy import TcpProxy
+from tests.support.tcpproxy import TcpProxy, via
 from tests.support.upstream import serve_in_thread
-from tests.web.test_store_outage import proxy_to, via
 
 CONFIG = """
 issuer = "http://127.0.0.1:8000"
@@ -45,14 +44,6 @@ upstream = "api"
 auth = "bastion"
 objects = {{ records = "note" }}
 """
-
-
-@pytest.fixture
-def proxies(postgres_url: str, redis_url: str) -> Iterator[tuple[TcpProxy, TcpProxy]]:
-    database, hot = proxy_to(postgres_url), proxy_to(redis_url)
-    yield database, hot
-    database.close()
-    hot.close()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import contextlib
 import threading
 from concurrent.futures import Future
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class TcpProxy:
@@ -69,3 +70,15 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers -= {writer, up_writer}
+
+
+def proxy_to(url: str) -> TcpProxy:
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0)
+    proxy.start()
+    return proxy
+
+
+def via(url: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(url)
+    return url.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}", 1)

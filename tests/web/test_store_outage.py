@@ -10,7 +10,6 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from starlette.requests import Request
@@ -22,21 +21,9 @@ from bastion import wiring
 from bastion.config import Settings, load_settings
 from bastion.web.app import build_app
 from tests.support.services import unique_name
-from tests.support.tcpproxy import TcpProxy
+from tests.support.tcpproxy import TcpProxy, via
 
 RECOVERY_SECONDS = 15.0
-
-
-def proxy_to(url: str) -> TcpProxy:
-    parts = urlsplit(url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0)
-    proxy.start()
-    return proxy
-
-
-def via(url: str, proxy: TcpProxy) -> str:
-    parts = urlsplit(url)
-    return url.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}", 1)
 
 
 async def uses_hot_state(request: Request) -> Response:
@@ -48,14 +35,6 @@ async def uses_hot_state(request: Request) -> Response:
 async def uses_database(request: Request) -> Response:
     await request.app.state.runtime.keys.load()  # reads the signing_keys table
     return Response("ok")
-
-
-@pytest.fixture
-def proxies(postgres_url: str, redis_url: str) -> Iterator[tuple[TcpProxy, TcpProxy]]:
-    database, hot = proxy_to(postgres_url), proxy_to(redis_url)
-    yield database, hot
-    database.close()
-    hot.close()
 
 
 @pytest.fixture

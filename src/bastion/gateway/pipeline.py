@@ -268,32 +268,29 @@ class Gateway:
 
     def _refused(self, scope: Scope, exchange: Exchange, exc: ProblemError) -> None:
         reason = exc.reason if isinstance(exc, Refusal) else type(exc).__name__
-        self.audit.emit(
-            AuditEvent(
-                "gateway.request.refused",
-                Outcome.DENIED,
-                actor=_actor(exchange.caller),
-                target=exchange.object_id,
-                policy=None if exchange.route is None else exchange.route.label,
-                correlation_id=correlation_id(scope),
-                details={"reason": reason, "method": exchange.method, "status": exc.status},
-            )
-        )
+        self._audit(scope, exchange, "gateway.request.refused", exc.status, reason=reason)
 
     def _write(self, scope: Scope, exchange: Exchange, status: int) -> None:
-        assert exchange.route is not None
+        self._audit(scope, exchange, "gateway.write", status)
+
+    def _audit(
+        self, scope: Scope, exchange: Exchange, action: str, status: int, **details: str
+    ) -> None:
+        """Who (subject and app), which route, which object; never the body."""
+        caller = exchange.caller
         self.audit.emit(
             AuditEvent(
-                "gateway.write",
-                Outcome.SUCCESS,
-                actor=_actor(exchange.caller),
+                action,
+                Outcome.DENIED if action.endswith("refused") else Outcome.SUCCESS,
+                actor=_actor(caller),
                 target=exchange.object_id,
-                policy=exchange.route.label,
+                policy=None if exchange.route is None else exchange.route.label,
                 correlation_id=correlation_id(scope),
                 details={
                     "method": exchange.method,
                     "status": status,
-                    "client": None if exchange.caller is None else exchange.caller.client_id,
+                    "client": None if caller is None else caller.client_id,
+                    **details,
                 },
             )
         )
