@@ -47,16 +47,6 @@ class JwksFetcher:
             await self._session.close()
 
 
-class AssembledGateway(Gateway):
-    """The gateway plus the resources it owns for its lifetime."""
-
-    fetcher: JwksFetcher
-
-    async def close(self) -> None:
-        await super().close()
-        await self.fetcher.close()
-
-
 def build_gateway(
     settings: Settings,
     *,
@@ -66,7 +56,7 @@ def build_gateway(
     audit: AuditPipeline,
     clock: Clock,
     static_credentials: Mapping[str, StaticCredential],
-) -> AssembledGateway:
+) -> Gateway:
     """Raises ``ValueError`` when a route's schema or OpenAPI operation does not compile."""
     gateway = settings.gateway
     upstreams = {u.name: Upstream(u, static_credentials.get(u.name)) for u in gateway.upstreams}
@@ -86,7 +76,7 @@ def build_gateway(
         clock=clock,
         cache_size=gateway.token_cache_size,
     )
-    built = AssembledGateway(
+    return Gateway(
         prefix=gateway.prefix,
         router=compile_routes(gateway, upstreams, settings.server.max_body_bytes),
         upstreams=list(upstreams.values()),
@@ -95,6 +85,5 @@ def build_gateway(
         ownership=Ownership(SqlOwnershipStore(database), clock),
         audit=audit,
         clock=clock,
+        closers=[fetcher.close],
     )
-    built.fetcher = fetcher
-    return built

@@ -19,7 +19,7 @@ write is audited with the route, the subject and the object id, never the body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +75,10 @@ class Gateway:
         ownership: Ownership,
         audit: AuditPipeline,
         clock: Clock,
+        closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.prefix = prefix.encode()
+        self._closers = list(closers)
         self.router = router
         self.upstreams = list(upstreams)
         self.authenticator = authenticator
@@ -92,6 +94,8 @@ class Gateway:
     async def close(self) -> None:
         for upstream in self.upstreams:
             await upstream.close()
+        for close in self._closers:
+            await close()
 
     def handles(self, raw_path: bytes) -> bool:
         return raw_path == self.prefix or raw_path.startswith(self.prefix + b"/")
