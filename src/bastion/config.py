@@ -32,7 +32,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bastion.configtypes import Duration, IPNetwork, Section
+from bastion.configtypes import Duration, IPNetwork, Section, remote_plain_http
 from bastion.configtypes import parse_duration as parse_duration
 from bastion.errors import ConfigError, ConfigProblem
 from bastion.gateway.settings import GatewaySettings
@@ -327,13 +327,20 @@ class Settings(Section):
         if self.issuer.startswith("http://"):
             found.append(ConfigProblem("issuer", "the issuer must be an https URL"))
         for index, upstream in enumerate(self.gateway.upstreams):
-            host = urlsplit(upstream.url).hostname or ""
-            if upstream.url.startswith("http://") and host not in ("127.0.0.1", "::1", "localhost"):
+            if remote_plain_http(upstream.url):
                 # Internal tokens and injected credentials would cross the network in clear.
                 found.append(
                     ConfigProblem(
                         f"gateway.upstreams.{index}.url",
                         "plain HTTP to a remote upstream; use https (or a local sidecar)",
+                    )
+                )
+        for index, issuer in enumerate(self.gateway.issuers):
+            if remote_plain_http(issuer.jwks_uri):
+                # Whoever can alter the key set in transit can mint that issuer's tokens.
+                found.append(
+                    ConfigProblem(
+                        f"gateway.issuers.{index}.jwks_uri", "the JWKS must be fetched over https"
                     )
                 )
         for path, url in (

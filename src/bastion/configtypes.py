@@ -6,6 +6,7 @@ import ipaddress
 import math
 import re
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -38,3 +39,12 @@ class Section(BaseModel):
     """A table of the file: unknown keys are errors, values are frozen once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def remote_plain_http(url: str) -> bool:
+    """An ``http://`` URL to anything but this machine: readable and alterable in transit."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False  # the URL's own validator reports it
+    return url.startswith("http://") and host not in ("127.0.0.1", "::1", "localhost")

@@ -91,12 +91,26 @@ def gateway_problems(settings: Settings, environ: Mapping[str, str]) -> list[Con
             InputRules.compile(route.input)
         except ValueError as exc:
             problems.append(ConfigProblem(f"gateway.routes.{index}.input", str(exc)))
+    audience = gateway_audience(settings)
     for index, upstream in enumerate(settings.gateway.upstreams):
         try:
             static_credential(upstream, environ)
         except ValueError as exc:
             problems.append(ConfigProblem(f"gateway.upstreams.{index}.credential", str(exc)))
+        if upstream.credential.type == "token_exchange" and upstream.token_audience == audience:
+            # Internal tokens would then be accepted by the gateway itself.
+            problems.append(
+                ConfigProblem(
+                    f"gateway.upstreams.{index}.credential.audience",
+                    "an internal token's audience cannot be the gateway's own audience",
+                )
+            )
     return problems
+
+
+def gateway_audience(settings: Settings) -> str:
+    """The ``aud`` a Bastion access token needs at the gateway."""
+    return settings.gateway.audience or settings.oauth.default_audience or settings.issuer
 
 
 def static_credential(
@@ -116,8 +130,8 @@ def static_credential(
             value = credential.file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read {credential.file}: {exc}") from exc
-    if not value or "\n" in value or "\r" in value:
-        raise ValueError("the credential must be one non-empty line")
+    if not value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("the credential must be one line without control characters")
     return StaticCredential(credential.header, credential.prefix + value)
 
 
@@ -316,6 +330,7 @@ async def open_runtime(
         if settings.gateway.routes:
             gateway = build_gateway(
                 settings,
+                gateway_audience(settings),
                 access=auth.access,
                 database=database,
                 hot=hot,

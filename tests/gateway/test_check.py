@@ -88,9 +88,10 @@ auth = "public"
     assert "plain HTTP" in result.stderr
     assert "'GET /users/{id}' and 'GET /users/me' can match the same path" in result.stderr
     assert "accepts writes without authentication" in result.stderr
+    assert "forwards request bodies without an input schema" in result.stderr
     strict = _check(tmp_path, body, "--strict", "--json")
     assert strict.exit_code == 2
-    assert len(orjson.loads(strict.stdout)["warnings"]) == 4
+    assert len(orjson.loads(strict.stdout)["warnings"]) == 5
 
 
 def test_plain_http_remote_upstream_is_refused_in_production(tmp_path: Path) -> None:
@@ -106,3 +107,34 @@ def test_example_configuration_is_clean(tmp_path: Path) -> None:
         cli, ["check", "--strict", "-c", str(example)], env={"BASTION_CONFIG": ""}
     )
     assert result.exit_code == 0, result.stderr
+
+
+def test_credentials_that_would_cross_wires_are_errors(tmp_path: Path) -> None:
+    static = UPSTREAM.replace(
+        'total_timeout = "3s"',
+        'total_timeout = "3s"\ncredential = { type = "static", header = "x-api-key", env = "K" }',
+    )
+    body = static + (
+        '[[gateway.routes]]\nmethods = "GET"\npath = "/a"\nupstream = "api"\nauth = "bastion"\n'
+        'forward_headers = ["x-api-key"]\n'
+    )
+    assert "cannot be forwarded from the app" in _check(tmp_path, body).stderr
+    same = 'issuer = "https://auth.example"\n' + UPSTREAM.replace(
+        'total_timeout = "3s"',
+        'total_timeout = "3s"\ncredential = { audience = "https://auth.example" }',
+    )
+    assert "cannot be the gateway's own audience" in _check(tmp_path, same).stderr
+
+
+def test_plain_http_jwks_is_refused_in_production(tmp_path: Path) -> None:
+    body = (
+        'environment = "production"\n'
+        + UPSTREAM
+        + (
+            '[[gateway.issuers]]\nname = "idp"\nissuer = "https://idp"\n'
+            'jwks_uri = "http://idp/jwks"\naudience = "a"\n'
+        )
+    )
+    result = _check(tmp_path, body)
+    assert result.exit_code == 2
+    assert "gateway.issuers.0.jwks_uri" in result.stderr

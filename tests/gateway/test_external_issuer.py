@@ -194,3 +194,54 @@ def test_no_jwks_at_all_fails_closed_with_503(
             answer = gw.client.get("/api/partner", headers=gw.bearer(token))
             assert answer.status_code == 503
             assert answer.headers["retry-after"]
+
+
+def test_internal_token_names_the_partner_user_in_its_own_namespace(
+    gw: GatewayHarness, recorder: Recorder, partner_key: RSAKey, now: FixedClock
+) -> None:
+    """A partner's "u1" is not Bastion's user "u1"; its acr claims are not Bastion's levels."""
+    token = _token(partner_key, now.now(), acr="urn:bastion:acr:mfa", amr=["hwk"])
+    assert gw.client.get("/api/partner", headers=gw.bearer(token)).status_code == 200
+    _, _, internal = recorder.last.headers["authorization"].partition(" ")
+    payload = internal.split(".")[1]
+    claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["sub"] == "partner|partner-user-1"
+    assert claims["act"] == {"sub": "partner-app", "client_id": "partner-app", "iss": "partner"}
+    assert "acr" not in claims
+    assert "amr" not in claims
+
+
+def test_sender_constrained_tokens_are_not_bearer_tokens(
+    gw: GatewayHarness, partner_key: RSAKey, now: FixedClock
+) -> None:
+    """RFC 9449 §7, RFC 8705 §3: a token with "cnf" needs its proof; without one, refused."""
+    token = _token(
+        partner_key, now.now(), cnf={"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+    )
+    assert gw.client.get("/api/partner", headers=gw.bearer(token)).status_code == 401
+
+
+def test_scope_forms(gw: GatewayHarness, partner_key: RSAKey, now: FixedClock) -> None:
+    for scopes in (["read"], "read write"):
+        token = _token(partner_key, now.now(), scope=None, scp=scopes, jti=str(scopes))
+        assert gw.client.get("/api/partner", headers=gw.bearer(token)).status_code == 200
+    odd = _token(partner_key, now.now(), scope=None, scp={"read": True}, jti="odd")
+    assert gw.client.get("/api/partner", headers=gw.bearer(odd)).status_code == 403
+
+
+def test_a_large_key_set_is_read_whole(
+    tmp_path: Path, environ: dict[str, str], now: FixedClock
+) -> None:
+    """JWKS documents arrive in several chunks; every one of them counts."""
+    from joserfc.jwk import ECKey
+
+    keys = [ECKey.generate_key("P-256", parameters={"kid": f"k{i}"}) for i in range(150)]
+    recorder = Recorder()
+    recorder.answers["/jwks"] = Answer(body={"keys": [k.as_dict(private=False) for k in keys]})
+    with serve_in_thread(recorder) as url:
+        body = CONFIG.format(url=url, partner=PARTNER, audience=AUDIENCE).replace(
+            'algorithms = ["RS256"]', 'algorithms = ["ES256"]'
+        )
+        with gateway_app(tmp_path, body, environ, clock=now) as gw:
+            token = _token(keys[-1], now.now(), alg="ES256", kid="k149")
+            assert gw.client.get("/api/partner", headers=gw.bearer(token)).status_code == 200

@@ -590,3 +590,95 @@ def test_oversized_answers_are_refused(gw: GatewayHarness, recorder: Recorder) -
     recorder.answers["/catalogue/big"] = Answer(raw=small)
     assert gw.client.get("/api/tiny/shaped").json() == {"a": 1}
     assert gw.client.get("/api/tiny/streamed").json() == {"a": 1, "b": 2}
+
+
+def test_internal_token_follows_the_sign_in_level(
+    gw: GatewayHarness, recorder: Recorder, now: FixedClock
+) -> None:
+    """A password-level token must not ride on an internal token minted for MFA."""
+    strong = gw.mint("alice", scope=READ, acr=ACR_MFA, auth_time=now.now())
+    weak = gw.mint("alice", scope=READ, acr=ACR_PASSWORD, auth_time=now.now() - 86_400)
+    gw.client.get("/api/orders?owner=alice", headers=gw.bearer(strong))
+    first = _internal_claims(gw, recorder.last.headers["authorization"])
+    gw.client.get("/api/orders?owner=alice", headers=gw.bearer(weak))
+    second = _internal_claims(gw, recorder.last.headers["authorization"])
+    assert first["acr"] == ACR_MFA
+    assert second["acr"] == ACR_PASSWORD
+    assert second["auth_time"] == int(now.now() - 86_400)
+
+
+def test_semicolons_cannot_smuggle_parameters(gw: GatewayHarness, recorder: Recorder) -> None:
+    token = gw.mint("alice", scope=READ)
+    answer = gw.client.get("/api/orders?owner=alice&tag=x;owner=bob", headers=gw.bearer(token))
+    assert answer.status_code == 200
+    assert recorder.last.query == b"owner=alice&tag=x%3Bowner=bob"
+
+
+def test_upstream_rejecting_our_credential_is_a_gateway_failure(
+    gw: GatewayHarness, recorder: Recorder
+) -> None:
+    recorder.answers["/catalogue/locked"] = Answer(
+        status=401, headers=[("www-authenticate", 'Bearer realm="internal"')]
+    )
+    answer = gw.client.get("/api/catalogue/locked")
+    assert answer.status_code == 502
+    assert "internal" not in answer.headers.get("www-authenticate", "")
+
+
+def test_locations_stay_relative(gw: GatewayHarness, recorder: Recorder) -> None:
+    recorder.default = Answer(
+        headers=[
+            ("content-location", "https://10.0.0.7/catalogue/lamp"),
+            ("location", "//internal:8443/x"),
+            ("date", "Mon, 01 Jan 2001 00:00:00 GMT"),
+        ]
+    )
+    answer = gw.client.get("/api/catalogue/lamp")
+    assert answer.status_code == 200
+    assert "content-location" not in answer.headers
+    assert "location" not in answer.headers
+    assert "2001" not in answer.headers.get("date", "")
+    recorder.default = Answer(headers=[("location", "/catalogue/lamp2")])
+    assert gw.client.get("/api/catalogue/lamp").headers["location"] == "/catalogue/lamp2"
+
+
+def test_empty_and_scalar_answers_on_shaped_routes(gw: GatewayHarness, recorder: Recorder) -> None:
+    recorder.answers["/catalogue/big"] = Answer(status=204, raw=b"")
+    empty = gw.client.get("/api/tiny/shaped")
+    assert empty.status_code == 204
+    assert empty.content == b""
+    recorder.answers["/catalogue/big"] = Answer(
+        raw=b'"internal-build-42"', headers=[("etag", '"a"')]
+    )
+    scalar = gw.client.get("/api/tiny/shaped")
+    assert scalar.json() is None
+    assert "etag" not in scalar.headers  # it described the unshaped body
+
+
+def test_the_validated_body_is_what_goes_upstream(
+    gw: GatewayHarness, writer: dict[str, str], recorder: Recorder
+) -> None:
+    """RFC 8259 §4: duplicate names are read differently by different parsers."""
+    raw = b'{"note": "ok", "note": "' + b"x" * 50 + b'"}'
+    answer = gw.client.patch(
+        "/api/orders/6", content=raw, headers={**writer, "content-type": "application/json"}
+    )
+    assert answer.status_code == 400  # the last value wins here, and it is too long
+    raw = b'{"note": "' + b"x" * 50 + b'", "note": "ok"}'
+    answer = gw.client.patch(
+        "/api/orders/6", content=raw, headers={**writer, "content-type": "application/json"}
+    )
+    assert answer.status_code == 200
+    assert recorder.last.body == b'{"note":"ok"}'
+
+
+def test_declared_oversized_bodies_are_refused_and_audited(
+    gw: GatewayHarness, writer: dict[str, str]
+) -> None:
+    answer = gw.client.patch(
+        "/api/orders/6",
+        content=b"{}",
+        headers={**writer, "content-type": "application/json", "content-length": "999999999"},
+    )
+    assert answer.status_code == 413
+    assert gw.events("gateway.request.refused")[-1]["details"]["reason"] == "BodyTooLarge"

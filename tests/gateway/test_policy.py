@@ -126,3 +126,26 @@ def test_route_settings_refuse_unsafe_or_inconsistent_routes(
     }
     with pytest.raises(ValueError, match=message):
         RouteSettings(**{**base, **options})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"methods": ("GET", "HEAD"), "objects": {"response_owner": "/owner"}}, "HEAD"),
+        ({"auth": ("bastion", "partner"), "objects": {"owned": "note"}}, "single issuer"),
+        ({"auth": ("partner",), "acr": ACR_MFA}, 'auth = "bastion" alone'),
+        ({"forward_headers": ("X-Forwarded-For",)}, "the gateway owns them"),
+        ({"forward_headers": ("content-length",)}, "the gateway owns them"),
+    ],
+)
+def test_routes_that_would_leak_or_confuse_are_refused(
+    options: dict[str, Any], message: str
+) -> None:
+    base: dict[str, Any] = {
+        "methods": ("GET",),
+        "path": "/x/{id}",
+        "upstream": "u",
+        "auth": ("bastion",),
+    }
+    with pytest.raises(ValueError, match=message):
+        RouteSettings(**{**base, **options})

@@ -188,3 +188,103 @@ def _strings(node: Any) -> list[str]:
     if isinstance(node, list):
         return [s for v in node for s in _strings(v)]
     return []
+
+
+def test_closing_objects_keeps_conditional_rules() -> None:
+    """JSON Schema 2020-12 §10.2.2: closing the "if" branch would make it fail and skip
+    its "then" (an admin request without approval would pass)."""
+    schema = {
+        "type": "object",
+        "properties": {"kind": {}, "note": {}, "approval": {}},
+        "if": {"properties": {"kind": {"const": "admin"}}},
+        "then": {"required": ["approval"]},
+    }
+    rules = InputRules.compile(InputSettings(body=schema))
+    assert _errors(rules, {"kind": "admin", "note": "x"}) == [
+        {"pointer": "/approval", "detail": "is required"}
+    ]
+    assert rules.check_body("application/json", b'{"kind": "admin", "approval": 1}')
+    assert _errors(rules, {"kind": "user", "extra": 1}) == [
+        {"pointer": "/extra", "detail": "is not an allowed property"}
+    ]
+
+
+def test_composition_is_closed_as_a_whole() -> None:
+    schema = {
+        "allOf": [
+            {"type": "object", "properties": {"a": {"type": "integer"}}},
+            {"properties": {"b": {"type": "object", "properties": {"c": {}}}}},
+        ]
+    }
+    rules = InputRules.compile(InputSettings(body=schema))
+    assert rules.check_body("application/json", b'{"a": 1, "b": {"c": 2}}')
+    assert _errors(rules, {"a": 1, "z": 0}) == [
+        {"pointer": "/z", "detail": "is not an allowed property"}
+    ]
+    assert _errors(rules, {"b": {"c": 1, "d": 2}}) == [
+        {"pointer": "/b/d", "detail": "is not an allowed property"}
+    ]
+
+
+def test_rules_without_a_body_schema_take_no_body() -> None:
+    rules = InputRules.compile(InputSettings(query={"type": "object", "properties": {}}))
+    assert rules.check_body("application/json", b"") is None
+    with pytest.raises(InvalidInput, match="takes no body"):
+        rules.check_body("text/x-anything", b'{"admin": true}')
+
+
+def test_openapi_json_media_types(tmp_path: Path) -> None:
+    """RFC 6839 §3.1: +json types are JSON; a body of another type cannot be validated."""
+    patch = {
+        "openapi": "3.1.0",
+        "paths": {
+            "/me": {
+                "patch": {
+                    "operationId": "patchMe",
+                    "requestBody": {
+                        "content": {
+                            "application/merge-patch+json": {
+                                "schema": {"type": "object", "properties": {"name": {}}}
+                            }
+                        }
+                    },
+                },
+                "put": {
+                    "operationId": "upload",
+                    "requestBody": {"content": {"image/png": {}}},
+                },
+            }
+        },
+    }
+    path = tmp_path / "openapi.json"
+    path.write_bytes(orjson.dumps(patch))
+    rules = InputRules.compile(
+        InputSettings(
+            openapi=path,
+            operation="patchMe",
+            content_types=("application/merge-patch+json",),
+        )
+    )
+    with pytest.raises(InvalidInput):
+        rules.check_body("application/merge-patch+json", b'{"name": "x", "admin": true}')
+    with pytest.raises(UnsupportedMediaType):
+        rules.check_body("text/plain", b'{"name": "x"}')
+    with pytest.raises(ValueError, match="no JSON body"):
+        InputRules.compile(InputSettings(openapi=path, operation="upload"))
+    with pytest.raises(ValueError, match="JSON media types"):
+        InputSettings(body={}, content_types=("text/plain",))
+
+
+def test_formats_are_enforced_and_digits_are_ascii() -> None:
+    rules = InputRules.compile(
+        InputSettings(
+            body={"type": "object", "properties": {"email": {"format": "email"}}},
+            path={"type": "object", "properties": {"id": {"type": "integer"}}},
+        )
+    )
+    assert _errors(rules, {"email": "not-an-address"}) == [
+        {"pointer": "/email", "detail": "must be a valid email"}
+    ]
+    for digits in ("\u0663", "\uff11\uff12", "1_000"):
+        with pytest.raises(InvalidInput):
+            rules.check_params({"id": digits}, {})

@@ -38,7 +38,12 @@ class JwksFetcher:
             ) as response:
                 if response.status != 200:
                     raise StoreUnavailable("jwks", f"HTTP {response.status}")
-                return await response.content.read(MAX_JWKS_BYTES + 1)
+                body = b""
+                async for chunk in response.content.iter_chunked(16_384):
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        break  # parse_jwks refuses it as too large
+                return body
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise StoreUnavailable("jwks", type(exc).__name__) from exc
 
@@ -49,6 +54,7 @@ class JwksFetcher:
 
 def build_gateway(
     settings: Settings,
+    audience: str,
     *,
     access: AccessTokens,
     database: Database,
@@ -68,7 +74,7 @@ def build_gateway(
 
     authenticator = Authenticator(
         issuer=settings.issuer,
-        audience=gateway.audience or settings.oauth.default_audience or settings.issuer,
+        audience=audience,
         bastion_keys=keys.jwks,
         refresh_keys=keys.refresh_if_stale,
         is_revoked=is_revoked,

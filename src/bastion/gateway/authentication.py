@@ -132,9 +132,31 @@ class Authenticator:
         raise Unauthenticated("The access token is invalid.") from ValueError("unknown issuer")
 
 
+def claim_text(caller: Caller, claim: str) -> str | None:
+    """A claim as text for comparisons with ids: a non-empty string or an integer only."""
+    value = caller.claims.get(claim)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None
+
+
+def principal(caller: Caller, value: str) -> str:
+    """``value`` (a subject or other owner claim) in its issuer's namespace.
+
+    Bastion's own subjects stand as they are; another issuer's are prefixed with its
+    name, so a partner's "u1" is never Bastion's user "u1" (in the ownership registry
+    and in internal tokens).
+    """
+    return value if caller.issuer == BASTION else f"{caller.issuer}|{value}"
+
+
 def _caller(issuer: str, claims: Mapping[str, Any], client_id: object) -> Caller:
     scope = claims.get("scope")
-    scopes = scope.split() if isinstance(scope, str) else claims.get("scp")
+    scopes: Any = scope.split() if isinstance(scope, str) else claims.get("scp")
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    if not isinstance(scopes, list | tuple):
+        scopes = ()
     jti = claims.get("jti")
     return Caller(
         issuer=issuer,
@@ -193,8 +215,12 @@ def external_claims_problem(
         return "wrong issuer"
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
-    if not set(audiences) & set(settings.audience):
+    if not {a for a in audiences if isinstance(a, str)} & set(settings.audience):
         return "wrong audience"
+    if "cnf" in claims:
+        # A sender-constrained token (RFC 9449 DPoP, RFC 8705 mTLS) is not a bearer token:
+        # accepting it without the proof would strip the constraint.
+        return "sender-constrained token presented as bearer"
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or isinstance(exp, bool) or now >= exp + MAX_CLOCK_SKEW:
         return "expired or no exp"

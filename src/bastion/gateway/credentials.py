@@ -20,8 +20,8 @@ from typing import Any
 
 from bastion.authserver.access import Authentication
 from bastion.clock import Clock
-from bastion.gateway.authentication import Caller, Unauthenticated
-from bastion.gateway.settings import UpstreamSettings
+from bastion.gateway.authentication import Caller, Unauthenticated, principal
+from bastion.gateway.settings import BASTION, UpstreamSettings
 
 # Reuse a cached internal token only while it has this long to live, so it cannot expire
 # between leaving the gateway and reaching the upstream.
@@ -51,7 +51,10 @@ class InternalTokens:
         self, caller: Caller, upstream: UpstreamSettings, scopes: Sequence[str]
     ) -> str:
         now = self._clock.now()
-        key = (caller.issuer, caller.subject, caller.client_id, upstream.name, tuple(scopes))
+        who = _authentication(caller)
+        # How the user signed in is part of the key: a password-level token must never be
+        # handed an internal token minted for an earlier MFA sign-in.
+        key = (caller.issuer, who, caller.client_id, upstream.name, tuple(scopes))
         cached = self._cache.get(key)
         if (
             cached is not None
@@ -66,19 +69,11 @@ class InternalTokens:
             raise Unauthenticated("The access token has expired.")
         app = caller.client_id or caller.issuer
         act: dict[str, Any] = {"sub": app, "client_id": app}
-        if caller.issuer != "bastion":
+        if caller.issuer != BASTION:
             act["iss"] = caller.issuer
-        claims = caller.claims
         token, minted = await self._mint(
             client_id=self._client_id,
-            who=Authentication(
-                caller.subject,
-                _number(claims.get("auth_time")),
-                claims.get("acr") if isinstance(claims.get("acr"), str) else None,
-                tuple(a for a in claims.get("amr", ()) if isinstance(a, str))
-                if isinstance(claims.get("amr"), list)
-                else (),
-            ),
+            who=who,
             scope=list(scopes),
             audience=[upstream.token_audience],
             lifetime=lifetime,
@@ -88,6 +83,22 @@ class InternalTokens:
         if len(self._cache) > MAX_CACHED:
             self._cache.popitem(last=False)
         return token
+
+
+def _authentication(caller: Caller) -> Authentication:
+    """The user as internal tokens name them. Levels (acr, amr, auth_time) are Bastion's
+    and are carried only from Bastion's own tokens: another issuer could claim any."""
+    if caller.issuer != BASTION:
+        return Authentication(principal(caller, caller.subject))
+    claims = caller.claims
+    amr = claims.get("amr")
+    acr = claims.get("acr")
+    return Authentication(
+        caller.subject,
+        _number(claims.get("auth_time")),
+        acr if isinstance(acr, str) else None,
+        tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else (),
+    )
 
 
 def _number(value: object) -> float | None:

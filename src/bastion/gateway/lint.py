@@ -6,14 +6,11 @@ route without an ``auth`` policy, are refused when the file is loaded instead.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
+from bastion.configtypes import remote_plain_http
 from bastion.errors import ConfigProblem
 from bastion.gateway.router import overlaps
 from bastion.gateway.settings import GatewaySettings
 from bastion.gateway.templates import PathTemplate
-
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def gateway_warnings(settings: GatewaySettings) -> list[ConfigProblem]:
@@ -27,8 +24,7 @@ def gateway_warnings(settings: GatewaySettings) -> list[ConfigProblem]:
                     "and total_timeout; the defaults (2 s, 10 s, 30 s) may not fit it",
                 )
             )
-        host = urlsplit(upstream.url).hostname or ""
-        if upstream.url.startswith("http://") and host not in LOOPBACK:
+        if remote_plain_http(upstream.url):
             found.append(
                 ConfigProblem(
                     f"gateway.upstreams.{index}.url",
@@ -45,12 +41,29 @@ def gateway_warnings(settings: GatewaySettings) -> list[ConfigProblem]:
                 "literal segment where the other has a parameter wins",
             )
         )
+    for index, issuer in enumerate(settings.issuers):
+        if remote_plain_http(issuer.jwks_uri):
+            found.append(
+                ConfigProblem(
+                    f"gateway.issuers.{index}.jwks_uri",
+                    f"issuer {issuer.name}'s keys are fetched over plain HTTP (refused in "
+                    "production)",
+                )
+            )
     for index, route in enumerate(settings.routes):
-        if route.is_public and set(route.methods) - {"GET", "HEAD"}:
+        writes = set(route.methods) - {"GET", "HEAD"}
+        if route.is_public and writes:
             found.append(
                 ConfigProblem(
                     f"gateway.routes.{index}",
                     f"route {route.label} accepts writes without authentication",
+                )
+            )
+        if writes - {"DELETE"} and route.input is None:
+            found.append(
+                ConfigProblem(
+                    f"gateway.routes.{index}",
+                    f"route {route.label} forwards request bodies without an input schema",
                 )
             )
     return found

@@ -3,7 +3,12 @@
 When a create call through the gateway returns an object id, the caller is recorded as
 its owner; later calls naming that id are refused unless they come from the owner. An
 id with no record is refused too: deny by default, as for routes. Ownership never
-changes once recorded (the first owner wins), so owners found are cached in memory.
+changes while an object lives (the first owner wins, a conflicting create is refused);
+a successful DELETE through the gateway removes the record, so an id the upstream
+reuses cannot lead its old owner to the new object.
+
+Owners found are cached in memory for ``CACHE_SECONDS``: another worker's DELETE is
+seen that late at most, which matters only if the upstream reuses the id sooner.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from bastion.gateway.policy import Hidden
 from bastion.store.sql.ownership import SqlOwnershipStore
 
 CACHE_SIZE = 100_000
+CACHE_SECONDS = 5.0
 
 
 class Ownership:
     def __init__(self, store: SqlOwnershipStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self._known: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._known: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
 
     async def require_owner(self, kind: str, object_id: str, subject: str) -> None:
         owner = await self.owner(kind, object_id)
@@ -32,8 +38,9 @@ class Ownership:
 
     async def owner(self, kind: str, object_id: str) -> str | None:
         key = (kind, object_id)
-        if (owner := self._known.get(key)) is not None:
-            return owner
+        known = self._known.get(key)
+        if known is not None and known[1] > self._clock.now():
+            return known[0]
         owner = await self._store.owner(kind, object_id)
         if owner is not None:
             self._remember(key, owner)
@@ -44,7 +51,11 @@ class Ownership:
         self._remember((kind, object_id), owner)
         return owner
 
+    async def forget(self, kind: str, object_id: str) -> None:
+        self._known.pop((kind, object_id), None)
+        await self._store.forget(kind, object_id)
+
     def _remember(self, key: tuple[str, str], owner: str) -> None:
-        self._known[key] = owner
+        self._known[key] = (owner, self._clock.now() + CACHE_SECONDS)
         if len(self._known) > CACHE_SIZE:
             self._known.popitem(last=False)

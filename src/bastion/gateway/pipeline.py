@@ -30,7 +30,13 @@ from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.clock import Clock
 from bastion.errors import BodyTooLarge, InvalidInput, ProblemError, UpstreamFailure
 from bastion.gateway import cors
-from bastion.gateway.authentication import Authenticator, Caller, bearer_token
+from bastion.gateway.authentication import (
+    Authenticator,
+    Caller,
+    bearer_token,
+    claim_text,
+    principal,
+)
 from bastion.gateway.credentials import InternalTokens, narrowed_scopes
 from bastion.gateway.objects import Ownership
 from bastion.gateway.policy import Hidden, Refusal, authorize, check_param_claims
@@ -61,6 +67,8 @@ class Exchange:
     caller: Caller | None = None
     object_id: str | None = None
     origin: str | None = None
+    # Once the status line is sent, a failure can only cut the connection.
+    started: bool = False
 
 
 class Gateway:
@@ -121,6 +129,8 @@ class Gateway:
         except ProblemError as exc:
             if isinstance(exc, Refusal | InvalidInput | BodyTooLarge) or exc.status < 500:
                 self._refused(scope, exchange, exc)
+            if exchange.started:
+                raise
             await self._problem(scope, send, exchange, exc)
 
     async def _handle(
@@ -148,11 +158,15 @@ class Gateway:
             check_param_claims(settings, caller, params, query)
         if route.input is not None:
             route.input.check_params(params, query)
-        body = (
-            await _read_body(receive, route.max_body) if exchange.method in BODY_METHODS else None
-        )
-        if body is not None and route.input is not None:
-            route.input.check_body(headers.get("content-type"), body)
+        body = None
+        if exchange.method in BODY_METHODS:
+            body = await _read_body(receive, route.max_body, headers.get("content-length"))
+            if route.input is not None:
+                document = route.input.check_body(headers.get("content-type"), body)
+                if document is not None:
+                    # Forward what was validated: duplicate keys or numbers the parser
+                    # read one way must not reach the upstream to be read another way.
+                    body = orjson.dumps(document)
         outgoing = await self._outgoing_headers(scope, route, caller, headers)
         if caller is not None:
             await self._check_ownership(route, caller, params, outgoing)
@@ -160,21 +174,29 @@ class Gateway:
         async with route.upstream.request(
             exchange.method, path, query_string, outgoing, body
         ) as response:
-            if response.status >= 500:
-                log.warning("upstream %s answered %d", route.upstream.name, response.status)
+            status = response.status
+            if status >= 500 or status == 401:
+                # 401 from an upstream means our credential failed, not the app's:
+                # passing it on would send the app to sign in again for nothing.
+                log.warning("upstream %s answered %d", route.upstream.name, status)
                 raise UpstreamFailure(UNAVAILABLE)
-            answer_headers = response_headers(response.headers.items())
+            shaped = route.buffers and 200 <= status < 300
+            answer_headers = response_headers(
+                response.raw_headers, reshaped=route.allow is not None
+            )
             answer_headers += cors.response_headers(settings.cors, exchange.origin)
-            if _absolute_location(answer_headers):
-                answer_headers = [(k, v) for k, v in answer_headers if k != b"location"]
-            if route.buffers and response.status < 300 and exchange.method != "HEAD":
+            if shaped:
                 raw = await read_limited(response, route.upstream.settings.max_response_bytes)
-                payload = await self._finish(route, exchange, raw)
-                await _send_whole(send, response.status, answer_headers, payload)
+                payload = await self._finish(scope, route, exchange, raw, params)
+                exchange.started = True
+                await _send_whole(send, status, answer_headers, payload)
             else:
+                exchange.started = True
                 await _stream(send, response, answer_headers, route)
-        if exchange.method in WRITE_METHODS and response.status < 400:
-            self._write(scope, exchange, response.status)
+        if exchange.method == "DELETE" and 200 <= status < 300 and caller is not None:
+            await self._forget(route, exchange)
+        if exchange.method in WRITE_METHODS and status < 400:
+            self._write(scope, exchange, status)
 
     async def _outgoing_headers(
         self, scope: Scope, route: Route, caller: Caller | None, headers: dict[str, str]
@@ -199,13 +221,20 @@ class Gateway:
     async def _check_ownership(
         self, route: Route, caller: Caller, params: dict[str, str], outgoing: list[tuple[str, str]]
     ) -> None:
+        """The registry and the look-up call, before anything is forwarded."""
         objects = route.settings.objects
-        owner = str(caller.claims.get(objects.owner_claim, ""))
+        claimed = claim_text(caller, objects.owner_claim)
         object_id = route.object_id(params)
         if objects.owned is not None:
-            if not owner or object_id is None:
+            if claimed is None or object_id is None:
                 raise Hidden("no owner or object id")
-            await self.ownership.require_owner(objects.owned, object_id, owner)
+            await self.ownership.require_owner(objects.owned, object_id, principal(caller, claimed))
+        if objects.records is not None and object_id is not None:
+            # A create with a client-chosen id (PUT /notes/{id}) must not overwrite an
+            # object someone else already owns; unowned ids may be created.
+            owner = await self.ownership.owner(objects.records, object_id)
+            if owner is not None and (claimed is None or owner != principal(caller, claimed)):
+                raise Hidden("object owned by another subject")
         if route.lookup is not None:
             async with route.upstream.request(
                 "GET", route.lookup.render(params), b"", outgoing, None
@@ -218,35 +247,56 @@ class Gateway:
                     )
                     raise UpstreamFailure(UNAVAILABLE)
                 raw = await read_limited(response, route.upstream.settings.max_response_bytes)
-            if str(_json_pointer(raw, objects.lookup_owner)) != owner or not owner:
+            if claimed is None or _owner_text(_json_pointer(raw, objects.lookup_owner)) != claimed:
                 raise Hidden("look-up: owned by another subject")
 
-    async def _finish(self, route: Route, exchange: Exchange, raw: bytes) -> bytes:
+    async def _finish(
+        self, scope: Scope, route: Route, exchange: Exchange, raw: bytes, params: dict[str, str]
+    ) -> bytes:
         """Owner check, id recording and shaping of a successful answer read whole."""
+        if not raw:
+            return raw  # 204 or an empty 200: nothing to check or shape
         try:
-            document = orjson.loads(raw) if raw else None
+            document = orjson.loads(raw)
         except orjson.JSONDecodeError:
             log.warning("upstream %s answered non-JSON on a checked route", route.upstream.name)
             raise UpstreamFailure(UNAVAILABLE) from None
         objects = route.settings.objects
         caller = exchange.caller
-        owner = "" if caller is None else str(caller.claims.get(objects.owner_claim, ""))
+        claimed = None if caller is None else claim_text(caller, objects.owner_claim)
         if objects.response_owner is not None:
-            found = pointer_value(document, objects.response_owner)
-            if found is None or str(found) != owner or not owner:
+            found = _owner_text(pointer_value(document, objects.response_owner))
+            if claimed is None or found != claimed:
                 raise Hidden("response owned by another subject")
-        if objects.records is not None and caller is not None:
-            created = pointer_value(document, objects.id_pointer)
-            if isinstance(created, str | int) and not isinstance(created, bool):
-                exchange.object_id = str(created)
-                await self.ownership.record(objects.records, str(created), owner)
-            else:
-                log.warning(
-                    "route %s: no object id at %s to record", route.label, objects.id_pointer
-                )
+        if objects.records is not None and caller is not None and claimed is not None:
+            await self._record(route, exchange, document, principal(caller, claimed))
         if route.allow is not None:
             return orjson.dumps(shape(document, route.allow))
         return raw
+
+    async def _record(self, route: Route, exchange: Exchange, document: Any, owner: str) -> None:
+        objects = route.settings.objects
+        assert objects.records is not None
+        created = _owner_text(pointer_value(document, objects.id_pointer))
+        if created is None:
+            log.warning("route %s: no object id at %s to record", route.label, objects.id_pointer)
+            return
+        exchange.object_id = created
+        try:
+            recorded = await self.ownership.record(objects.records, created, owner)
+        except ValueError:
+            recorded = None
+        if recorded != owner:
+            # The upstream handed out an id the registry gives to someone else (or one too
+            # long to record): withhold the answer rather than let two users share it.
+            log.warning("route %s: object id conflict in the ownership registry", route.label)
+            raise UpstreamFailure(UNAVAILABLE)
+
+    async def _forget(self, route: Route, exchange: Exchange) -> None:
+        """A deleted object leaves the registry, so a reused id cannot reach its old owner."""
+        kind = route.settings.objects.owned
+        if kind is not None and exchange.object_id is not None:
+            await self.ownership.forget(kind, exchange.object_id)
 
     async def _preflight(self, segments: list[str], headers: dict[str, str], send: Send) -> None:
         routes = [r.settings for r in self.router.allowed_methods(segments)]
@@ -327,7 +377,9 @@ def _headers(scope: Scope) -> dict[str, str]:
     return found
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"The request body is over {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -350,9 +402,13 @@ def _json_pointer(raw: bytes, pointer: str) -> Any:
         return None
 
 
-def _absolute_location(headers: list[tuple[bytes, bytes]]) -> bool:
-    # An absolute Location would name the upstream's own host; relative ones are kept.
-    return any(k == b"location" and b"://" in v for k, v in headers)
+def _owner_text(value: object) -> str | None:
+    """An owner or id as text: a non-empty string or an integer, nothing else (no null,
+    no boolean, no structure that would stringify into a match)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    return text or None
 
 
 async def _send_whole(

@@ -68,7 +68,8 @@ def authorize(route: RouteSettings, caller: Caller, now: float) -> None:
         raise _forbidden("client")
     if route.roles:
         roles = caller.claims.get(route.roles_claim)
-        held = set(roles) if isinstance(roles, list) else {roles}
+        values = roles if isinstance(roles, list) else [roles]
+        held = {role for role in values if isinstance(role, str)}
         if not set(route.roles) <= held:
             raise _forbidden("role")
     for name, allowed in route.claims.items():

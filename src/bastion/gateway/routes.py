@@ -13,6 +13,9 @@ from bastion.gateway.upstream import Upstream
 from bastion.gateway.validation import InputRules
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CONDITIONAL_HEADERS = frozenset(
+    {"if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range"}
+)
 # Request headers an app may send through; anything else stays at the gateway unless a
 # route lists it in forward_headers. Authorization and cookies never pass.
 FORWARDED_REQUEST_HEADERS = frozenset(
@@ -68,6 +71,17 @@ def compile_routes(
     return Router(entries)
 
 
+def _forwarded(route: RouteSettings, upstream: Upstream) -> frozenset[str]:
+    names = FORWARDED_REQUEST_HEADERS | set(route.forward_headers)
+    if route.objects.response_owner is not None:
+        # A 304 or 412 answer would say "exists, unchanged" about someone else's object
+        # before the owner check could see a body.
+        names -= CONDITIONAL_HEADERS
+    if upstream.static is not None:
+        names -= {upstream.static.header}
+    return frozenset(names)
+
+
 def _compile(route: RouteSettings, upstream: Upstream, max_body_bytes: int) -> Route:
     objects = route.objects
     params = PathTemplate.parse(route.path).params
@@ -81,8 +95,10 @@ def _compile(route: RouteSettings, upstream: Upstream, max_body_bytes: int) -> R
         internal_scopes=route.upstream_scopes
         if route.upstream_scopes is not None
         else (*route.scopes, *route.any_scopes),
-        forwarded=FORWARDED_REQUEST_HEADERS | set(route.forward_headers),
-        max_body=min(max_body_bytes, route.max_body_bytes or max_body_bytes),
+        forwarded=_forwarded(route, upstream),
+        max_body=max_body_bytes
+        if route.max_body_bytes is None
+        else min(max_body_bytes, route.max_body_bytes),
         buffers=bool(objects.response_owner or objects.records or route.response.allow is not None),
         id_param=objects.id_param or (params[-1] if params else None),
     )

@@ -36,6 +36,30 @@ ASYMMETRIC_ALGORITHMS = (
     "EdDSA",
     "Ed25519",
 )
+# Request headers an app can never pass through: credentials, framing, hop-by-hop, and
+# the ones the gateway sets itself (a client copy would arrive first and win upstream).
+GATEWAY_OWNED_HEADERS = frozenset(
+    {
+        "authorization",
+        "cookie",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "x-request-id",
+    }
+)
 _POINTER = re.compile(r"^(/([^/~]|~[01])*)*$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
 _HEADER = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
@@ -49,6 +73,12 @@ def _check_url(value: str) -> str:
     if not re.fullmatch(r"https?://[^/?#@\s]+(/[^?#\s]*)?", value):
         raise ValueError("must be an http(s) URL without query, fragment or userinfo")
     return value.rstrip("/")
+
+
+def is_json_media_type(media: str) -> bool:
+    """``application/json`` or a structured ``+json`` type (RFC 6839 §3.1)."""
+    kind, _, subtype = media.partition("/")
+    return bool(kind) and (media == "application/json" or subtype.endswith("+json"))
 
 
 def check_pointer(value: str) -> str:
@@ -77,6 +107,13 @@ class CredentialSettings(Section):
         value = value.lower()
         if not _HEADER.match(value):
             raise ValueError("not an HTTP header name")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise ValueError("prefix cannot hold control characters")
         return value
 
     @model_validator(mode="after")
@@ -211,6 +248,14 @@ class InputSettings(Section):
     max_depth: int = Field(32, ge=1, le=256)
     max_array_items: int = Field(10_000, ge=1)
 
+    @field_validator("content_types")
+    @classmethod
+    def _json_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        lowered = tuple(t.strip().lower() for t in value)
+        if not lowered or any(not is_json_media_type(t) for t in lowered):
+            raise ValueError("content_types are JSON media types (application/json, */*+json)")
+        return lowered
+
     @model_validator(mode="after")
     def _sources(self) -> InputSettings:
         if self.body is not None and self.body_file is not None:
@@ -303,8 +348,8 @@ class RouteSettings(Section):
         lowered = tuple(h.lower() for h in value)
         if any(not _HEADER.match(h) for h in lowered):
             raise ValueError("not an HTTP header name")
-        if {"authorization", "cookie", "host"} & set(lowered):
-            raise ValueError("authorization, cookie and host are never forwarded")
+        if owned := sorted(set(lowered) & GATEWAY_OWNED_HEADERS):
+            raise ValueError(f"never forwarded from the app (the gateway owns them): {owned}")
         return lowered
 
     @model_validator(mode="after")
@@ -339,6 +384,15 @@ class RouteSettings(Section):
                 raise ValueError("objects.lookup may only use the route's path parameters")
         if objects.records is not None and not set(self.methods) <= {"POST", "PUT"}:
             raise ValueError("objects.records belongs on a create route (POST or PUT)")
+        if objects.response_owner is not None and "HEAD" in self.methods:
+            # A HEAD answer has no body to find the owner in: it would leak existence.
+            raise ValueError("objects.response_owner cannot protect HEAD")
+        if (self.acr is not None or self.max_auth_age is not None) and self.auth != (BASTION,):
+            # Levels are Bastion's: another issuer could claim any acr value it likes.
+            raise ValueError('acr and max_auth_age need auth = "bastion" alone')
+        if objects.needs_subject and len(self.auth) > 1:
+            # Subjects of two issuers share no namespace: "u1" of one is not "u1" of the other.
+            raise ValueError("object-level rules need a route that accepts a single issuer")
         return self
 
     @property
@@ -385,6 +439,12 @@ class GatewaySettings(Section):
             unknown = set(route.auth or ()) - {BASTION, PUBLIC, *issuers}
             if unknown:
                 raise ValueError(f"route {route.label}: unknown issuer(s) {sorted(unknown)}")
+            credential = self.upstream(route.upstream).credential
+            if credential.type == "static" and credential.header in route.forward_headers:
+                raise ValueError(
+                    f"route {route.label}: {credential.header} carries the upstream's "
+                    "credential and cannot be forwarded from the app"
+                )
         return self
 
     def upstream(self, name: str) -> UpstreamSettings:

@@ -41,9 +41,12 @@ REVEALING = frozenset(
         "x-debug-token",
         "x-debug-token-link",
         "set-cookie",
-        # The body is re-framed (and decoded) by the gateway.
+        # The body is re-framed (and decoded) by the gateway, which also dates its answer.
         "content-length",
         "content-encoding",
+        "date",
+        # A challenge from the upstream is about the gateway's credential, not the app's.
+        "www-authenticate",
         "strict-transport-security",
         "access-control-allow-origin",
         "access-control-allow-credentials",
@@ -52,26 +55,36 @@ REVEALING = frozenset(
         "access-control-expose-headers",
     }
 )
+# Validators of the upstream's bytes: wrong once the body is shaped.
+BODY_BOUND = frozenset({"etag", "content-digest", "repr-digest", "digest", "content-md5"})
+# Headers whose absolute URLs would name the upstream's host.
+LOCATIONS = frozenset({b"location", b"content-location"})
 WILDCARD = "*"
 
 
-def response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """The upstream's headers minus hop-by-hop, revealing and origin-bound ones."""
-    pairs = list(headers)
+def response_headers(
+    headers: Iterable[tuple[bytes, bytes]], *, reshaped: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers (raw bytes, so any octet passes through unchanged) minus
+    hop-by-hop, revealing and origin-bound ones, and absolute locations."""
+    pairs = [(name.lower(), value) for name, value in headers]
     named = {
-        token.strip().lower()
+        token.strip().decode("latin-1")
         for name, value in pairs
-        if name.lower() == "connection"
-        for token in value.split(",")
+        if name == b"connection"
+        for token in value.lower().split(b",")
     }
-    return [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in pairs
-        if name.lower() not in HOP_BY_HOP
-        and name.lower() not in REVEALING
-        and name.lower() not in named
-        and not name.lower().startswith("x-debug")
-    ]
+    kept = []
+    for name, value in pairs:
+        text = name.decode("latin-1")
+        if text in HOP_BY_HOP or text in REVEALING or text in named or text.startswith("x-debug"):
+            continue
+        if reshaped and text in BODY_BOUND:
+            continue
+        if name in LOCATIONS and (b"://" in value or value.startswith(b"//")):
+            continue  # relative locations stay; absolute or scheme-relative ones go
+        kept.append((name, value))
+    return kept
 
 
 def compile_allowlist(pointers: Iterable[str]) -> dict[str, Any]:
@@ -93,9 +106,11 @@ def compile_allowlist(pointers: Iterable[str]) -> dict[str, Any]:
 
 
 def shape(document: Any, allowed: dict[str, Any]) -> Any:
-    """Keep only the allowed parts of ``document``."""
+    """Keep only the allowed parts of ``document``; a bare scalar becomes null."""
     if allowed.get("") is True:
         return document
+    if not isinstance(document, dict | list):
+        return None
     return _shape(document, allowed)
 
 

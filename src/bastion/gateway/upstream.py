@@ -23,7 +23,9 @@ from bastion.gateway.settings import UpstreamSettings
 
 log = logging.getLogger("bastion.gateway.upstream")
 
-QUERY_SAFE = "=&;%+/?:@!$'()*,~-._"
+# ";" is encoded: some frameworks split parameters on it, and the gateway does not, so a
+# raw one could smuggle a second value past a parameter bound to a claim.
+QUERY_SAFE = "=&%+/?:@!$'()*,~-._"
 UNAVAILABLE = "The service behind this API is unavailable. Try again shortly."
 TIMED_OUT = "The service behind this API did not answer in time."
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator, Mapping
 from copy import deepcopy
@@ -27,7 +28,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from bastion.errors import InvalidInput, ProblemError
-from bastion.gateway.settings import InputSettings
+from bastion.gateway.settings import InputSettings, is_json_media_type
 
 MAX_ERRORS = 20
 MAX_QUERY_FIELDS = 64
@@ -41,29 +42,85 @@ class UnsupportedMediaType(ProblemError):
     type = "urn:bastion:problem:unsupported-media-type"
 
 
+# Where a subschema describes the value at a location of the instance. Only there is an
+# object closed: inside "not", "if" or "contains" closing would change what the branch
+# means (a closed "if" fails, and its "then" is skipped).
+_CHILD_SCHEMAS = ("additionalProperties", "items")
+_CHILD_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+# A node that only holds a "$ref" is left open: its target is closed where it is defined,
+# and closing both would report every property twice when the target fails.
+_COMPOSED = ("properties", "allOf", "anyOf", "oneOf", "dependentSchemas")
+_OPEN = ("additionalProperties", "unevaluatedProperties")
+
+
 def strict(schema: Any, allow_unknown: bool) -> Any:
-    """A copy of ``schema`` where objects with ``properties`` refuse other properties."""
+    """A copy of ``schema`` whose objects refuse properties nothing in them evaluates.
+
+    ``unevaluatedProperties: false`` (JSON Schema 2020-12 §11.3) is added to every object
+    schema at an instance location that says nothing about extra properties. Unlike
+    ``additionalProperties`` it sees the properties that ``allOf``, ``$ref``, ``if``/
+    ``then`` and the like evaluate, so composition keeps its meaning.
+    """
     if allow_unknown:
         return schema
     copy = deepcopy(schema)
     stack = [copy]
     while stack:
         node = stack.pop()
-        if isinstance(node, dict):
-            if (
-                "properties" in node
-                and not {
-                    "additionalProperties",
-                    "unevaluatedProperties",
-                    "patternProperties",
-                }
-                & node.keys()
-            ):
-                node["additionalProperties"] = False
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+        if not isinstance(node, dict):
+            continue
+        if any(key in node for key in _COMPOSED) and not any(key in node for key in _OPEN):
+            node["unevaluatedProperties"] = False
+        for key in _CHILD_SCHEMAS:
+            if isinstance(node.get(key), dict):
+                stack.append(node[key])
+        for key in _CHILD_MAPS:
+            if isinstance(node.get(key), dict):
+                stack.extend(node[key].values())
+        if isinstance(node.get("prefixItems"), list):
+            stack.extend(node["prefixItems"])
+        # Each branch of a composition is a view of the same instance location: its
+        # own nested locations are closed, the branch itself is left to the parent.
+        for key in ("allOf", "anyOf", "oneOf"):
+            for branch in node.get(key) or ():
+                if isinstance(branch, dict):
+                    stack.extend(_nested(branch))
+        for key in ("then", "else"):
+            if isinstance(node.get(key), dict):
+                stack.extend(_nested(node[key]))
     return copy
+
+
+def _strict_openapi(document: Any, allow_unknown: bool) -> Any:
+    """Close the schemas of an OpenAPI 3.1 document: components and request bodies."""
+    if allow_unknown or not isinstance(document, dict):
+        return document
+    schemas = (document.get("components") or {}).get("schemas")
+    if isinstance(schemas, dict):
+        for name, schema in schemas.items():
+            schemas[name] = strict(schema, allow_unknown=False)
+    for item in (document.get("paths") or {}).values():
+        for operation in item.values() if isinstance(item, dict) else ():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            content = body.get("content") if isinstance(body, dict) else None
+            for media in content.values() if isinstance(content, dict) else ():
+                if isinstance(media, dict) and "schema" in media:
+                    media["schema"] = strict(media["schema"], allow_unknown=False)
+    return document
+
+
+def _nested(branch: dict[str, Any]) -> list[Any]:
+    """The schemas of a composition branch that describe deeper instance locations."""
+    found: list[Any] = []
+    for key in ("properties", "patternProperties"):
+        if isinstance(branch.get(key), dict):
+            found.extend(branch[key].values())
+    for key in ("items", "additionalProperties"):
+        if isinstance(branch.get(key), dict):
+            found.append(branch[key])
+    if isinstance(branch.get("prefixItems"), list):
+        found.extend(branch["prefixItems"])
+    return found
 
 
 @dataclass(frozen=True)
@@ -74,13 +131,16 @@ class InputRules:
     content_types: tuple[str, ...]
     max_depth: int
     max_array_items: int
+    # The OpenAPI document the schemas come from, if any (to name properties in errors).
+    openapi: dict[str, Any] | None = None
 
     @classmethod
     def compile(cls, settings: InputSettings) -> InputRules:
         """Raises ``ValueError`` for an invalid schema or an unknown OpenAPI operation."""
         registry: Registry[Any] = Registry()
+        document = None
         if settings.openapi is not None and settings.operation is not None:
-            document = strict(_load(settings.openapi), settings.allow_unknown_properties)
+            document = _strict_openapi(_load(settings.openapi), settings.allow_unknown_properties)
             registry = registry.with_resource(
                 _OPENAPI, Resource.from_contents(document, default_specification=DRAFT202012)
             )
@@ -99,11 +159,18 @@ class InputRules:
             content_types=tuple(t.lower() for t in settings.content_types),
             max_depth=settings.max_depth,
             max_array_items=settings.max_array_items,
+            openapi=document,
         )
 
     def check_body(self, content_type: str | None, raw: bytes) -> Any:
-        """The parsed body, or a 415/400 problem."""
+        """The parsed body, or a 415/400 problem.
+
+        A route with input rules but no body schema takes no body: forwarding one
+        unchecked would reopen mass assignment.
+        """
         if self.body is None:
+            if raw:
+                raise InvalidInput("This request takes no body.")
             return None
         media = (content_type or "").split(";")[0].strip().lower()
         if media not in self.content_types:
@@ -114,14 +181,14 @@ class InputRules:
             raise InvalidInput("The body is not valid JSON.") from None
         if (problem := self._shape_problem(document)) is not None:
             raise InvalidInput(problem)
-        _raise_errors(self.body, document, "")
+        _raise_errors(self.body, document, self.openapi)
         return document
 
     def check_params(self, path: Mapping[str, str], query: Mapping[str, str | list[str]]) -> None:
         if self.path is not None:
-            _raise_errors(self.path, _coerced(self.path.schema, path), "")
+            _raise_errors(self.path, _coerced(self.path.schema, path), self.openapi)
         if self.query is not None:
-            _raise_errors(self.query, _coerced(self.query.schema, query), "")
+            _raise_errors(self.query, _coerced(self.query.schema, query), self.openapi)
 
     def _shape_problem(self, document: Any) -> str | None:
         stack: list[tuple[Any, int]] = [(document, 1)]
@@ -179,7 +246,9 @@ def _validator(schema: Any, registry: Registry[Any]) -> Draft202012Validator | N
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise ValueError(f"invalid JSON Schema: {exc.message}") from exc
-    return Draft202012Validator(schema, registry=registry)
+    return Draft202012Validator(
+        schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def _operation_schemas(
@@ -193,8 +262,12 @@ def _operation_schemas(
             base = f"{_OPENAPI}#/paths/{_escape(path)}/{method}"
             body = None
             content = (operation.get("requestBody") or {}).get("content") or {}
-            if "application/json" in content:
-                body = {"$ref": f"{base}/requestBody/content/application~1json/schema"}
+            json_types = [t for t in content if is_json_media_type(t.split(";")[0].strip())]
+            if content and not json_types:
+                raise ValueError(f"operation {operation_id!r} takes no JSON body to validate")
+            if json_types:
+                pointer = f"{base}/requestBody/content/{_escape(json_types[0])}/schema"
+                body = {"$ref": pointer}
             params = [*item.get("parameters", []), *operation.get("parameters", [])]
             return (
                 body,
@@ -255,7 +328,8 @@ def _coerced(schema: Any, values: Mapping[str, str | list[str]]) -> dict[str, An
     properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
     out: dict[str, Any] = {}
     for name, value in values.items():
-        wanted = properties.get(name, {}).get("type") if isinstance(properties, dict) else None
+        declared = properties.get(name) if isinstance(properties, dict) else None
+        wanted = declared.get("type") if isinstance(declared, dict) else None
         out[name] = _coerce(value, wanted)
     return out
 
@@ -264,11 +338,10 @@ def _coerce(value: str | list[str], wanted: object) -> Any:
     if isinstance(value, list):
         return [_coerce(v, wanted) for v in value]
     try:
-        if wanted == "integer" and re.fullmatch(r"-?\d{1,18}", value):
+        if wanted == "integer" and re.fullmatch(r"-?[0-9]{1,18}", value):
             return int(value)
-        if wanted == "number":
-            number = float(value)
-            return number if number == number and abs(number) != float("inf") else value
+        if wanted == "number" and re.fullmatch(r"-?[0-9]{1,30}(\.[0-9]{1,30})?", value):
+            return float(value)
     except ValueError:
         return value
     if wanted == "boolean" and value in ("true", "false"):
@@ -276,8 +349,13 @@ def _coerce(value: str | list[str], wanted: object) -> Any:
     return value
 
 
-def _raise_errors(validator: Draft202012Validator, instance: Any, base: str) -> None:
-    errors = list(_describe(validator, instance, base))
+def _raise_errors(
+    validator: Draft202012Validator, instance: Any, openapi: Mapping[str, Any] | None
+) -> None:
+    # Local references resolve in the OpenAPI document, or else in the schema itself.
+    root = validator.schema if openapi is None else openapi
+    documents = {"": root, _OPENAPI: openapi}
+    errors = list(_describe(validator, instance, documents))
     if errors:
         raise InvalidInput(
             "The request does not match the expected input.", extensions={"errors": errors}
@@ -285,18 +363,40 @@ def _raise_errors(validator: Draft202012Validator, instance: Any, base: str) -> 
 
 
 def _describe(
-    validator: Draft202012Validator, instance: Any, base: str
+    validator: Draft202012Validator, instance: Any, documents: Mapping[str, Any]
 ) -> Iterator[dict[str, str]]:
     seen = 0
     for error in validator.iter_errors(instance):
-        for pointer, detail in _explain(error):
-            yield {"pointer": base + pointer, "detail": detail}
+        for pointer, detail in _explain(error, documents):
+            yield {"pointer": pointer, "detail": detail}
             seen += 1
             if seen >= MAX_ERRORS:
                 return
 
 
-def _explain(error: ValidationError) -> Iterator[tuple[str, str]]:
+def _declared(schema: Any, documents: Mapping[str, Any], depth: int) -> set[str]:
+    """Property names a schema declares, through composition and local references."""
+    if not isinstance(schema, dict) or depth > 16:
+        return set()
+    names = set(schema.get("properties") or {})
+    branches: list[Any] = []
+    for key in ("allOf", "anyOf", "oneOf"):
+        branches.extend(schema.get(key) or ())
+    branches.extend(schema.get(key) for key in ("if", "then", "else"))
+    branches.extend((schema.get("dependentSchemas") or {}).values())
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        base, _, fragment = ref.partition("#")
+        document = documents.get(base)
+        if document is not None and fragment.startswith("/"):
+            with contextlib.suppress(KeyError, IndexError, TypeError, ValueError):
+                branches.append(_resolve_local(document, "#" + fragment))
+    for branch in branches:
+        names |= _declared(branch, documents, depth + 1)
+    return names
+
+
+def _explain(error: ValidationError, documents: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     where = _pointer(error.absolute_path)
     keyword, expected = error.validator, error.validator_value
     if keyword == "required" and isinstance(error.instance, dict):
@@ -306,7 +406,7 @@ def _explain(error: ValidationError) -> Iterator[tuple[str, str]]:
     elif keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(
         error.instance, dict
     ):
-        declared = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        declared = _declared(error.schema, documents, 0)
         for name in error.instance:
             if name not in declared:
                 yield _child(where, name), "is not an allowed property"

@@ -54,13 +54,13 @@ class GatewayDispatch:
     looked up in the app state that the lifespan fills.
     """
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, starlette: Starlette, app: ASGIApp) -> None:
+        self.state = starlette.state
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            gateway = getattr(self.app.state, "runtime", None)
-            gateway = getattr(gateway, "gateway", None)
+            gateway = getattr(getattr(self.state, "runtime", None), "gateway", None)
             if gateway is not None and gateway.handles(scope.get("raw_path") or b""):
                 await gateway(scope, receive, send)
                 return
@@ -100,10 +100,11 @@ def build_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
-    limited = BodyLimit(
-        GatewayDispatch(inner) if settings.gateway.routes else inner,
-        max_bytes=settings.server.max_body_bytes,
-    )
+    # The gateway comes before the global body limit: it enforces its own per-route limits
+    # (never above the server's) and audits those refusals like every other.
+    limited: ASGIApp = BodyLimit(inner, max_bytes=settings.server.max_body_bytes)
+    if settings.gateway.routes:
+        limited = GatewayDispatch(inner, limited)
     return SecurityHeaders(
         ErrorBoundary(limited),
         hsts_max_age=settings.server.hsts_max_age,

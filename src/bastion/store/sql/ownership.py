@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bastion.store.sql.database import Database
@@ -25,6 +25,14 @@ class SqlOwnershipStore:
                 )
             )
         return None if value is None else str(value)
+
+    async def forget(self, kind: str, object_id: str) -> None:
+        async with self._db.connect() as conn:
+            await conn.execute(
+                delete(object_owners).where(
+                    and_(object_owners.c.kind == kind, object_owners.c.object_id == object_id)
+                )
+            )
 
     async def record(self, kind: str, object_id: str, owner: str, now: float) -> str:
         """Record ``owner`` unless the object already has one; returns the owner on record.

@@ -1,0 +1,69 @@
+"""Response shaping and header filtering (no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bastion.gateway.shaping import compile_allowlist, pointer_value, response_headers, shape
+
+
+def test_allowlist_keeps_only_named_fields() -> None:
+    allow = compile_allowlist(["/id", "/items/*/sku", "/owner/name"])
+    document = {
+        "id": 1,
+        "secret": "x",
+        "items": [{"sku": "a", "cost": 3}, {"sku": "b"}, "scalar"],
+        "owner": {"name": "n", "email": "e"},
+    }
+    assert shape(document, allow) == {
+        "id": 1,
+        "items": [{"sku": "a"}, {"sku": "b"}],
+        "owner": {"name": "n"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"owner": "scalar-where-object-expected"}, {}),
+        ([{"id": 1, "x": 2}], [{"id": 1}]),
+        ("top-level scalar", None),
+        (None, None),
+    ],
+)
+def test_structure_mismatches_are_withheld(document: Any, expected: Any) -> None:
+    assert shape(document, compile_allowlist(["/owner/name", "/*/id", "/id"])) == expected
+
+
+def test_whole_document_and_nested_wildcards() -> None:
+    assert shape({"a": 1}, compile_allowlist([""])) == {"a": 1}
+    allow = compile_allowlist(["/a", "/a/b"])  # the shorter pointer keeps the whole value
+    assert shape({"a": {"b": 1, "c": 2}}, allow) == {"a": {"b": 1, "c": 2}}
+
+
+def test_pointer_value_follows_rfc_6901() -> None:
+    document = {"a/b": {"m~n": [10, 20]}}
+    assert pointer_value(document, "/a~1b/m~0n/1") == 20
+    assert pointer_value(document, "/a~1b/m~0n/2") is None
+    assert pointer_value(document, "/missing") is None
+
+
+def test_response_headers_are_filtered_byte_for_byte() -> None:
+    kept = response_headers(
+        [
+            (b"Content-Disposition", 'attachment; filename="café.txt"'.encode()),
+            (b"Connection", b"close, X-Route"),
+            (b"X-Route", b"db-3"),
+            (b"Server", b"nginx/1.2"),
+            (b"ETag", b'"v1"'),
+            (b"X-Debug-Anything", b"1"),
+            (b"Location", b"https://internal/x"),
+        ]
+    )
+    assert kept == [
+        (b"content-disposition", 'attachment; filename="café.txt"'.encode()),
+        (b"etag", b'"v1"'),
+    ]
+    assert response_headers([(b"etag", b'"v1"')], reshaped=True) == []
