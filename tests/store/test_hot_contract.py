@@ -155,3 +155,23 @@ async def test_unreachable_redis_raises_store_unavailable() -> None:
             await store.ping()
     finally:
         await store.close()
+
+
+async def test_rate_check_is_all_or_nothing(hot_store: HotStore) -> None:
+    """GCRA (bastion.guards.gcra): a burst of 2, then refusal; a refused check moves no key."""
+    now = 1_000.0
+    rates = [(1.0, 2.0), (10.0, 100.0)]
+    first = await hot_store.rate_check(["a", "b"], rates, now)
+    assert first == (True, [None, None])
+    second = await hot_store.rate_check(["a", "b"], rates, now)
+    assert second[0] is True
+    assert second[1][0] == pytest.approx(now + 1.0)
+    refused = await hot_store.rate_check(["a", "b"], rates, now)
+    assert refused[0] is False
+    # "b" did not move although it alone would have admitted the request.
+    assert refused[1][1] == pytest.approx(now + 20.0)
+    admitted, before = await hot_store.rate_check(["b"], [(10.0, 100.0)], now)
+    assert admitted is True
+    assert before == [pytest.approx(now + 20.0)]
+    later = await hot_store.rate_check(["a"], [(1.0, 2.0)], now + 1.0)
+    assert later[0] is True

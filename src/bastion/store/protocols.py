@@ -8,7 +8,7 @@ client library's connection errors into ``StoreUnavailable``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +46,18 @@ class HotStore(Protocol):
 
     async def ttl(self, key: str) -> float | None:
         """Seconds left, or None when the key is absent or never expires."""
+        ...
+
+    async def rate_check(
+        self, keys: Sequence[str], rates: Sequence[tuple[float, float]], now: float
+    ) -> tuple[bool, list[float | None]]:
+        """One GCRA step (``bastion.guards.gcra``) for several keys, all or nothing.
+
+        ``rates`` holds (interval, span) per key. Each key's TAT moves to
+        ``max(TAT, now) + interval`` only if no key would pass ``now + span`` (by more
+        than one microsecond, the tolerance for rounding); returns
+        whether they moved, and each key's TAT before (None: unseen or expired).
+        """
         ...
 
     async def ping(self) -> None:

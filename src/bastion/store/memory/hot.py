@@ -8,6 +8,7 @@ their own counters (use Redis for that).
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 
 from bastion.clock import Clock, SystemClock
 from bastion.errors import StoreError
@@ -114,6 +115,24 @@ class MemoryHotStore:
             return None
         expires_at = self._data[key][1]
         return None if expires_at is None else expires_at - self._clock.now()
+
+    async def rate_check(
+        self, keys: Sequence[str], rates: Sequence[tuple[float, float]], now: float
+    ) -> tuple[bool, list[float | None]]:
+        previous = [self._tat(key) for key in keys]
+        moved = [
+            (now if tat is None else max(tat, now)) + interval
+            for tat, (interval, _) in zip(previous, rates, strict=True)
+        ]
+        if any(new - span > now + 1e-6 for new, (_, span) in zip(moved, rates, strict=True)):
+            return False, previous
+        for key, new_tat in zip(keys, moved, strict=True):
+            self._store(key, repr(new_tat).encode(), new_tat - now + 0.001)
+        return True, previous
+
+    def _tat(self, key: str) -> float | None:
+        raw = self._live(key)
+        return None if raw is None else float(raw)
 
     async def ping(self) -> None:
         return None

@@ -9,7 +9,7 @@ changed the key between the read and the write.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -20,6 +20,39 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bastion.errors import StoreError, StoreUnavailable
 
 T = TypeVar("T")
+
+
+# The arithmetic of bastion.guards.gcra, in the same order of floating-point operations so
+# that both backends reach the same decision. TATs are stored with 17 significant digits.
+GCRA_SCRIPT = """
+local now = tonumber(ARGV[1])
+local previous = {}
+local moved = {}
+local ok = 1
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i])
+  local span = tonumber(ARGV[2 * i + 1])
+  local raw = redis.call('GET', KEYS[i])
+  local tat = now
+  if raw then
+    previous[i] = raw
+    tat = math.max(tonumber(raw), now)
+  else
+    previous[i] = ''
+  end
+  local new_tat = tat + interval
+  if new_tat - span > now + 0.000001 then ok = 0 end
+  moved[i] = new_tat
+end
+if ok == 1 then
+  for i = 1, #KEYS do
+    local ttl = math.ceil((moved[i] - now) * 1000) + 1
+    redis.call('SET', KEYS[i], string.format('%.17g', moved[i]), 'PX', ttl)
+  end
+end
+previous[#KEYS + 1] = tostring(ok)
+return previous
+"""
 
 
 def _ms(ttl: float | None) -> int | None:
@@ -46,6 +79,8 @@ class RedisHotStore:
             socket_timeout=command_timeout,
             health_check_interval=30,
         )
+        # One round trip per rate-limit decision, atomic on the server.
+        self._gcra = self._redis.register_script(GCRA_SCRIPT)
 
     def _k(self, key: str) -> str:
         return self._prefix + key
@@ -146,6 +181,21 @@ class RedisHotStore:
             return None if ms < 0 else ms / 1000
 
         return await self._call(op)
+
+    async def rate_check(
+        self, keys: Sequence[str], rates: Sequence[tuple[float, float]], now: float
+    ) -> tuple[bool, list[float | None]]:
+        args: list[str] = [repr(now)]
+        for interval, span in rates:
+            args += [repr(interval), repr(span)]
+
+        async def op() -> list[bytes]:
+            result = await self._gcra(keys=[self._k(k) for k in keys], args=args)
+            return list(result)
+
+        reply = await self._call(op)
+        previous = [None if not raw else float(raw) for raw in reply[:-1]]
+        return reply[-1] in (b"1", 1, "1"), previous
 
     async def ping(self) -> None:
         async def op() -> None:

@@ -227,3 +227,12 @@ object_owners = Table(
     Column("owner", String(256), nullable=False),
     Column("created_at", Double, nullable=False),
 )
+
+# Idempotency records (bastion.guards.idempotency) when [guards] idempotency_store = "sql".
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("record", LargeBinary, nullable=False),
+    Column("expires_at", Double, nullable=False, index=True),
+)

@@ -1,0 +1,55 @@
+"""``RateLimit-Policy`` and ``RateLimit`` fields, draft-ietf-httpapi-ratelimit-headers-10.
+
+Both are Structured Field Lists (RFC 9651 §3.1) of String items with parameters:
+
+    RateLimit-Policy: "per-user";q=100;w=60
+    RateLimit: "per-user";r=42;t=1
+
+``q`` is the quota per window ``w`` (seconds, a non-zero Integer); ``r`` the remaining
+quota and ``t`` the seconds until more is available (both non-negative Integers). Only
+limits declared ``visible`` are advertised: an abuse threshold tells an attacker nothing.
+The 429 body uses the draft's ``quota-exceeded`` problem type with ``violated-policies``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
+# sf-string: printable ASCII; backslash and double quote escaped (RFC 9651 §3.3.3).
+_NAME = re.compile(r"^[\x20-\x7e]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Advertised:
+    name: str
+    quota: int
+    window: float
+    remaining: int
+    reset: float
+
+
+def sf_string(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("a policy name is 1-64 printable ASCII characters")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def delay_seconds(seconds: float) -> int:
+    """Whole seconds, rounded up, never below 0 (RFC 9110 §10.2.3 delay-seconds)."""
+    return max(0, math.ceil(seconds - 1e-9))
+
+
+def policy_field(limits: Sequence[Advertised]) -> str:
+    return ", ".join(
+        f"{sf_string(a.name)};q={a.quota};w={max(1, delay_seconds(a.window))}" for a in limits
+    )
+
+
+def ratelimit_field(limits: Sequence[Advertised]) -> str:
+    return ", ".join(
+        f"{sf_string(a.name)};r={max(0, a.remaining)};t={delay_seconds(a.reset)}" for a in limits
+    )
