@@ -50,6 +50,10 @@ class ServerSettings(Section):
     trusted_proxies: tuple[IPNetwork, ...] = ()
     max_body_bytes: int = Field(1_048_576, ge=1024, le=256 * 1_048_576)
     hsts_max_age: Duration = 31_536_000.0
+    # uvicorn's line per request. Off by default: refusals and writes are audited, every
+    # answer carries X-Request-Id, and the line costs a quarter of the gateway's
+    # throughput (docs/performance.md).
+    access_log: bool = False
     debug: bool = False
 
     @field_validator("trusted_proxies", mode="before")

@@ -357,4 +357,4 @@ async def open_runtime(
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The served app; with no argument, settings come from ``BASTION_CONFIG`` (workers)."""
     resolved = settings or load()
-    return build_app(resolved, lambda: open_runtime(resolved))
+    return build_app(resolved, lambda: open_runtime(resolved), tune_gc=True)

@@ -241,9 +241,11 @@ def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
     assert password_file.read_text().strip() not in output
 
 
-def test_server_logs_carry_no_tokens(config: Path, env: dict[str, str]) -> None:
+def test_server_logs_carry_no_tokens(tmp_path: Path, env: dict[str, str]) -> None:
     """RFC 6750 §5.3 warns that tokens in URLs end up in logs; ours must not keep them."""
     secret = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJldmUifQ.c2lnbmF0dXJl"
+    config = write_config(tmp_path, "[server]\naccess_log = true\n")
+    assert bastion(["db", "upgrade", "-c", str(config)], env).returncode == 0
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with serving(["-c", str(config), "--port", str(port)], env, url) as process:
@@ -253,6 +255,15 @@ def test_server_logs_carry_no_tokens(config: Path, env: dict[str, str]) -> None:
     assert "GET /healthz?access_token=[REDACTED]" in output, output
     assert secret not in output
     assert "abc123xyz" not in output
+
+
+def test_access_log_is_off_by_default(config: Path, env: dict[str, str]) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serving(["-c", str(config), "--port", str(port)], env, url) as process:
+        httpx.get(f"{url}/healthz?marker=xyz123")
+    output = process.stdout.read() if process.stdout else ""
+    assert "xyz123" not in output
 
 
 def test_hsts_behind_a_declared_proxy_on_a_real_server(tmp_path: Path, env: dict[str, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -181,10 +182,12 @@ def test_errors_never_echo_the_input(document: Any) -> None:
 
 
 def _strings(node: Any) -> list[str]:
+    """String values, and keys that are not plain identifiers (those may be named)."""
     if isinstance(node, str):
         return [node]
     if isinstance(node, dict):
-        return [s for k, v in node.items() for s in (*_strings(k), *_strings(v))]
+        unsafe = [k for k in node if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", k)]
+        return unsafe + [s for v in node.values() for s in _strings(v)]
     if isinstance(node, list):
         return [s for v in node for s in _strings(v)]
     return []

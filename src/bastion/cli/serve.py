@@ -65,6 +65,7 @@ def run_server(settings: Settings, config: Path | None) -> None:
         forwarded_allow_ips=[str(n) for n in server.trusted_proxies] or None,
         lifespan="on",
         timeout_keep_alive=5,
+        access_log=server.access_log,
         log_level="info",
         log_config=logs.uvicorn_log_config(),
     )

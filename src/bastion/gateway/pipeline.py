@@ -53,6 +53,8 @@ from bastion.web.problems import PROBLEM_JSON
 log = logging.getLogger("bastion.gateway")
 
 WRITE_METHODS = BODY_METHODS
+# Answers up to this size with a Content-Length are read whole, not streamed.
+WHOLE_BODY_BYTES = 65_536
 # Query parameters that carry credentials: refused, so tokens never sit in URLs, access
 # logs and browser history (RFC 6750 §2.3 and §5.3: "don't pass bearer tokens in URLs").
 TOKEN_PARAMETERS = ("access_token",)
@@ -428,8 +430,13 @@ async def _stream(
     send: Send, response: Any, headers: list[tuple[bytes, bytes]], route: Route
 ) -> None:
     limit = route.upstream.settings.max_response_bytes
-    if response.content_length is not None and response.content_length > limit:
+    length = response.content_length
+    if length is not None and length > limit:
         raise UpstreamFailure(UNAVAILABLE)
+    if length is not None and length <= WHOLE_BODY_BYTES:
+        # A small answer of known size goes out in one message with its length.
+        await _send_whole(send, response.status, headers, await response.read())
+        return
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     size = 0
     async for chunk in response.content.iter_chunked(65_536):

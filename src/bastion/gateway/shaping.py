@@ -45,6 +45,8 @@ REVEALING = frozenset(
         "content-length",
         "content-encoding",
         "date",
+        # The gateway's own correlation id is the one the app sees.
+        "x-request-id",
         # A challenge from the upstream is about the gateway's credential, not the app's.
         "www-authenticate",
         "strict-transport-security",

@@ -17,6 +17,8 @@ _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]{0,63})\}$")
 # RFC 3986 unreserved characters plus the sub-delimiters that are safe in a segment.
 _STATIC = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
 MAX_SEGMENTS = 32
+# Printable ASCII without backslash: such a path needs no decoding.
+_PLAIN = re.compile(rb"[\x21-\x5b\x5d-\x7e]*")
 
 
 class BadPath(ValueError):
@@ -84,6 +86,11 @@ def split_path(raw: bytes) -> list[str]:
     parts = raw[1:].split(b"/")
     if len(parts) > MAX_SEGMENTS:
         raise BadPath("too many segments")
+    if b"%" not in raw and _PLAIN.fullmatch(raw):
+        # The common case: nothing encoded, nothing to decode (the hot path).
+        if b"" in parts or b"." in parts or b".." in parts:
+            raise BadPath("unsafe segment")
+        return raw[1:].decode("ascii").split("/")
     segments: list[str] = []
     for part in parts:
         try:

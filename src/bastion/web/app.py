@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -67,8 +68,25 @@ class GatewayDispatch:
         await self.app(scope, receive, send)
 
 
+def settle_garbage_collector() -> None:
+    """Once start-up has built its long-lived objects: move them out of the collector's
+    sight and collect the young generation less often.
+
+    Measured on the gateway (docs/performance.md): the default threshold of 700
+    allocations ran full young-generation passes over thousands of start-up objects many
+    times a second, for ~15% of throughput and a p99 of 60-90 ms under load.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def build_app(
-    settings: Settings, open_runtime: RuntimeOpener, extra_routes: Sequence[BaseRoute] = ()
+    settings: Settings,
+    open_runtime: RuntimeOpener,
+    extra_routes: Sequence[BaseRoute] = (),
+    *,
+    tune_gc: bool = False,
 ) -> ASGIApp:
     """Assemble the app; ``open_runtime`` yields the stores and services for its lifetime."""
 
@@ -76,6 +94,8 @@ def build_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_runtime() as runtime:
             app.state.runtime = runtime
+            if tune_gc:
+                settle_garbage_collector()
             yield
 
     inner = Starlette(

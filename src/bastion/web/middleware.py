@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.errors import BodyTooLarge, ProblemError, StoreError
@@ -19,6 +18,20 @@ from bastion.web.context import new_correlation_id
 from bastion.web.problems import PROBLEM_JSON, problem_body
 
 log = logging.getLogger("bastion.http")
+
+# Set on every answer, replacing whatever the app or an upstream said.
+_FIXED = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+_NO_STORE = (b"cache-control", b"no-store")
+_PAGE_CSP = (
+    b"content-security-policy",
+    b"default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
+    b"connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+)
+_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 STORE_DOWN_DETAIL = "The service is temporarily unavailable. Try again shortly."
 INTERNAL_DETAIL = "An unexpected error occurred. Quote the correlation id when reporting it."
@@ -62,6 +75,7 @@ class ErrorBoundary:
             await self.app(scope, receive, send)
             return
         cid = new_correlation_id()
+        cid_bytes = cid.encode()
         scope.setdefault("state", {})["correlation_id"] = cid
         started = False
 
@@ -69,7 +83,7 @@ class ErrorBoundary:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                MutableHeaders(scope=message)["x-request-id"] = cid
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", cid_bytes)]
             await send(message)
 
         try:
@@ -97,13 +111,22 @@ class ErrorBoundary:
 
 
 class SecurityHeaders:
-    """Headers per OWASP's secure headers guidance for APIs and the pages Bastion serves."""
+    """Headers per OWASP's secure headers guidance for APIs and the pages Bastion serves.
+
+    Works on the raw header list in one pass (no header object per response): this
+    wrapper runs on every answer, the gateway's included.
+    """
+
+    _DROP = frozenset({b"server", b"x-powered-by", *(name for name, _ in _FIXED)})
 
     def __init__(self, app: ASGIApp, *, hsts_max_age: float, behind_tls_proxy: bool) -> None:
         if hsts_max_age < 0:
             raise ValueError("hsts_max_age cannot be negative")
         self.app = app
-        self._hsts = f"max-age={int(hsts_max_age)}; includeSubDomains"
+        self._hsts = (
+            b"strict-transport-security",
+            f"max-age={int(hsts_max_age)}; includeSubDomains".encode(),
+        )
         # Declared proxies terminate TLS, so every response reaches the browser over
         # HTTPS. A browser ignores the header on a plain-HTTP response (RFC 6797 §8.1),
         # so sending it whenever a proxy is declared is safe, and it does not depend on
@@ -115,29 +138,31 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         hsts = self._always_hsts or scope.get("scheme") == "https"
+        drop = self._DROP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                del headers["server"]
-                del headers["x-powered-by"]
-                headers["x-content-type-options"] = "nosniff"
-                headers["referrer-policy"] = "no-referrer"
-                headers["x-frame-options"] = "DENY"
-                headers.setdefault("cache-control", "no-store")
-                if headers.get("content-type", "").startswith("text/html"):
-                    headers.setdefault(
-                        "content-security-policy",
-                        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
-                        "script-src 'self'; connect-src 'self'; "
-                        "base-uri 'none'; frame-ancestors 'none'",
-                    )
-                else:
-                    headers.setdefault(
-                        "content-security-policy", "default-src 'none'; frame-ancestors 'none'"
-                    )
+                kept: list[tuple[bytes, bytes]] = []
+                cache_control = policy = html = False
+                for name, value in message.get("headers", ()):
+                    lowered = name.lower()
+                    if lowered in drop:
+                        continue
+                    if lowered == b"cache-control":
+                        cache_control = True
+                    elif lowered == b"content-security-policy":
+                        policy = True
+                    elif lowered == b"content-type":
+                        html = value.startswith(b"text/html")
+                    kept.append((lowered, value))
+                kept.extend(_FIXED)
+                if not cache_control:
+                    kept.append(_NO_STORE)
+                if not policy:
+                    kept.append(_PAGE_CSP if html else _API_CSP)
                 if hsts:
-                    headers["strict-transport-security"] = self._hsts
+                    kept.append(self._hsts)
+                message["headers"] = kept
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
