@@ -114,6 +114,7 @@ def main() -> None:
         proxy_headers=False,
         lifespan="on",
         timeout_keep_alive=5,
+        access_log=False,  # as `bastion serve` by default (server.access_log)
         log_level="info",
         log_config=logs.uvicorn_log_config(),
     )

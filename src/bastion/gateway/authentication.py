@@ -15,7 +15,7 @@ import base64
 import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -43,6 +43,8 @@ class Caller:
     claims: Mapping[str, Any]
     expires_at: float
     jti: str | None
+    # Values derived from the token, computed once per cached token (hot path).
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Unauthenticated(ProblemError):

@@ -51,7 +51,10 @@ class InternalTokens:
         self, caller: Caller, upstream: UpstreamSettings, scopes: Sequence[str]
     ) -> str:
         now = self._clock.now()
-        who = _authentication(caller)
+        memo = caller.memo
+        who = memo.get("who")
+        if who is None:
+            who = memo["who"] = _authentication(caller)
         # How the user signed in is part of the key: a password-level token must never be
         # handed an internal token minted for an earlier MFA sign-in.
         key = (caller.issuer, who, caller.client_id, upstream.name, tuple(scopes))
@@ -107,6 +110,10 @@ def _number(value: object) -> float | None:
     return None
 
 
-def narrowed_scopes(route_scopes: Sequence[str], caller: Caller) -> tuple[str, ...]:
+def narrowed_scopes(route_scopes: tuple[str, ...], caller: Caller) -> tuple[str, ...]:
     """The scopes an internal token carries: what the route needs and the caller holds."""
-    return tuple(sorted(set(route_scopes) & caller.scopes))
+    key = ("scopes", route_scopes)
+    narrowed: tuple[str, ...] | None = caller.memo.get(key)
+    if narrowed is None:
+        narrowed = caller.memo[key] = tuple(sorted(set(route_scopes) & caller.scopes))
+    return narrowed

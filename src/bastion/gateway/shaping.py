@@ -120,18 +120,31 @@ def _shape(node: Any, allowed: Any) -> Any:
     if allowed is True:
         return node
     assert isinstance(allowed, dict)
-    if isinstance(node, dict):
-        kept = ((key, allowed.get(key, allowed.get(WILDCARD))) for key in node)
-        return {k: _shape(node[k], rule) for k, rule in kept if _fits(node[k], rule)}
-    if isinstance(node, list):
-        rules = ((i, allowed.get(str(i), allowed.get(WILDCARD))) for i in range(len(node)))
-        return [_shape(node[i], rule) for i, rule in rules if _fits(node[i], rule)]
-    return node
-
-
-def _fits(value: Any, rule: dict[str, Any] | bool | None) -> bool:
     # A scalar where the allowlist expects structure is withheld, not passed whole.
-    return rule is True or (isinstance(rule, dict) and isinstance(value, dict | list))
+    wildcard = allowed.get(WILDCARD)
+    if isinstance(node, dict):
+        shaped = {}
+        for key, value in node.items():
+            rule = allowed.get(key, wildcard)
+            if rule is True:
+                shaped[key] = value
+            elif rule is not None and isinstance(value, dict | list):
+                shaped[key] = _shape(value, rule)
+        return shaped
+    if isinstance(node, list):
+        items = []
+        for index, value in enumerate(node):
+            rule = (
+                wildcard
+                if len(allowed) == 1 and wildcard is not None
+                else (allowed.get(str(index), wildcard))
+            )
+            if rule is True:
+                items.append(value)
+            elif rule is not None and isinstance(value, dict | list):
+                items.append(_shape(value, rule))
+        return items
+    return node
 
 
 def pointer_value(document: Any, pointer: str) -> Any:

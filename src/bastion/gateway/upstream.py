@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote_from_bytes
 
 import aiohttp
@@ -87,38 +87,70 @@ class Upstream:
         target = self._base + path + (("?" + encoded) if query else "")
         return URL(target, encoded=True)
 
-    @asynccontextmanager
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
         query: bytes,
         headers: Sequence[tuple[str, str]],
         body: bytes | None,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+    ) -> UpstreamCall:
+        """``async with upstream.request(...) as response``: errors become problems."""
         if self._session is None:
             raise RuntimeError("upstream used before start()")
+        call = self._session.request(
+            method,
+            self.url(path, query),
+            headers=list(headers),
+            data=body,
+            allow_redirects=False,
+        )
+        return UpstreamCall(call, self.name)
+
+
+class UpstreamCall:
+    """A plain async context manager (cheaper than a generator-based one on the hot path)
+    that translates aiohttp's failures into ``UpstreamFailure`` at this boundary."""
+
+    __slots__ = ("_call", "_name")
+
+    def __init__(self, call: Any, name: str) -> None:
+        self._call = call
+        self._name = name
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
         try:
-            async with self._session.request(
-                method,
-                self.url(path, query),
-                headers=list(headers),
-                data=body,
-                allow_redirects=False,
-            ) as response:
-                yield response
-        except TimeoutError as exc:
-            log.warning("upstream %s timed out", self.name)
-            raise UpstreamFailure(TIMED_OUT, status=504, title="Gateway Timeout") from exc
-        except aiohttp.ClientError as exc:
-            log.warning("upstream %s failed: %s", self.name, type(exc).__name__)
-            raise UpstreamFailure(UNAVAILABLE) from exc
+            response: aiohttp.ClientResponse = await self._call.__aenter__()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _translated(exc, self._name) from exc
+        return response
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        await self._call.__aexit__(kind, exc, tb)
+        if exc is not None and isinstance(exc, TimeoutError | aiohttp.ClientError):
+            raise _translated(exc, self._name) from exc
+
+
+def _translated(exc: BaseException, name: str) -> UpstreamFailure:
+    if isinstance(exc, TimeoutError):
+        log.warning("upstream %s timed out", name)
+        return UpstreamFailure(TIMED_OUT, status=504, title="Gateway Timeout")
+    log.warning("upstream %s failed: %s", name, type(exc).__name__)
+    return UpstreamFailure(UNAVAILABLE)
 
 
 async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """The whole body, or ``UpstreamFailure`` when it is larger than ``limit``."""
-    if response.content_length is not None and response.content_length > limit:
+    length = response.content_length
+    if length is not None and length > limit:
         raise UpstreamFailure(UNAVAILABLE)
+    if length is not None:
+        try:
+            return await response.read()  # the declared length is within the limit
+        except TimeoutError as exc:
+            raise UpstreamFailure(TIMED_OUT, status=504, title="Gateway Timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure(UNAVAILABLE) from exc
     chunks: list[bytes] = []
     size = 0
     try:
