@@ -48,6 +48,8 @@ class Route:
     buffers: bool
     # The path parameter that names the object (audit, ownership registry).
     id_param: str | None
+    # The registry or a look-up must be asked before forwarding.
+    checks_ownership: bool
 
     @property
     def label(self) -> str:
@@ -101,4 +103,5 @@ def _compile(route: RouteSettings, upstream: Upstream, max_body_bytes: int) -> R
         else min(max_body_bytes, route.max_body_bytes),
         buffers=bool(objects.response_owner or objects.records or route.response.allow is not None),
         id_param=objects.id_param or (params[-1] if params else None),
+        checks_ownership=bool(objects.owned or objects.records or objects.lookup),
     )

@@ -17,6 +17,7 @@ _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]{0,63})\}$")
 # RFC 3986 unreserved characters plus the sub-delimiters that are safe in a segment.
 _STATIC = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
 MAX_SEGMENTS = 32
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
 # Printable ASCII without backslash: such a path needs no decoding.
 _PLAIN = re.compile(rb"[\x21-\x5b\x5d-\x7e]*")
 
@@ -57,10 +58,14 @@ class PathTemplate:
 
     def render(self, values: Mapping[str, str]) -> str:
         """The path with each parameter percent-encoded as one segment."""
-        out = [
-            quote(values[name], safe="") if kind == "param" else name
-            for kind, name in self.segments
-        ]
+        out = []
+        for kind, name in self.segments:
+            if kind == "param":
+                value = values[name]
+                # Unreserved characters only (RFC 3986 §2.3): nothing to encode.
+                out.append(value if _UNRESERVED.fullmatch(value) else quote(value, safe=""))
+            else:
+                out.append(name)
         return "/" + "/".join(out)
 
     def overlaps(self, other: PathTemplate) -> bool:

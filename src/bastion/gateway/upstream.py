@@ -83,8 +83,10 @@ class Upstream:
         # encoded=True keeps yarl from decoding or normalising it again.
         # Bytes outside the query's legal characters are percent-encoded; existing
         # escapes are kept as the app sent them.
+        if not query:
+            return URL(self._base + path, encoded=True)
         encoded = quote_from_bytes(query, safe=QUERY_SAFE)
-        target = self._base + path + (("?" + encoded) if query else "")
+        target = self._base + path + "?" + encoded
         return URL(target, encoded=True)
 
     def request(
