@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -121,3 +122,14 @@ def proxies(postgres_url: str, redis_url: str) -> Iterator[tuple[TcpProxy, TcpPr
     yield database, hot
     database.close()
     hot.close()
+
+
+@pytest.fixture
+def now() -> FixedClock:
+    """A clock the test moves; it starts at the wall time so upstreams see sane dates."""
+    return FixedClock(time.time())
+
+
+@pytest.fixture
+def environ(master_key_b64: str) -> dict[str, str]:
+    return {"BASTION_MASTER_KEY": master_key_b64}

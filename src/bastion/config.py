@@ -36,6 +36,7 @@ from bastion.configtypes import Duration, IPNetwork, Section, remote_plain_http
 from bastion.configtypes import parse_duration as parse_duration
 from bastion.errors import ConfigError, ConfigProblem
 from bastion.gateway.settings import GatewaySettings
+from bastion.guards.settings import GuardSettings
 
 MASTER_KEY_BYTES = 32
 DEV_MASTER_KEY_FILENAME = "dev-master.key"
@@ -54,6 +55,12 @@ class ServerSettings(Section):
     # answer carries X-Request-Id, and the line costs a quarter of the gateway's
     # throughput (docs/performance.md).
     access_log: bool = False
+    # Resource limits on every request (docs/guards.md).
+    max_header_bytes: int = Field(16_384, ge=1024, le=1_048_576)
+    max_headers: int = Field(100, ge=10, le=1000)
+    header_timeout: Duration = 10.0
+    body_timeout: Duration = 30.0
+    max_requests_per_connection: int = Field(1000, ge=1)
     debug: bool = False
 
     @field_validator("trusted_proxies", mode="before")
@@ -246,6 +253,7 @@ class Settings(Section):
     oauth: OAuthSettings = OAuthSettings()
     accounts: AccountSettings = AccountSettings()
     gateway: GatewaySettings = GatewaySettings()
+    guards: GuardSettings = GuardSettings()
     secrets: Secrets = Field(Secrets(), exclude=True)
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ errors are translated at the boundary where they occur and chained with ``from``
     ├── NotFound                    no client, user or key by that name
     ├── ProblemError                an HTTP answer as RFC 9457 problem details
     │   ├── BodyTooLarge            request body over the configured limit (413)
+    │   ├── RequestTimeout          a client that sends its request too slowly (408)
     │   ├── InvalidInput            a request the gateway's validation refused (400)
     │   └── UpstreamFailure         an upstream that failed, timed out or answered 5xx
     └── OAuthError                  an OAuth error code (RFC 6749 §4.1.2.1, §5.2) for the wire
@@ -124,6 +125,12 @@ class BodyTooLarge(ProblemError):
     type = "urn:bastion:problem:body-too-large"
 
 
+class RequestTimeout(ProblemError):
+    status = 408
+    title = "Request Timeout"
+    type = "urn:bastion:problem:request-timeout"
+
+
 class InvalidInput(ProblemError):
     """``extensions["errors"]`` lists ``{"pointer", "detail"}`` pairs, never the input itself."""
 
@@ -136,6 +143,8 @@ class UpstreamFailure(ProblemError):
     status = 502
     title = "Bad Gateway"
     type = "urn:bastion:problem:upstream-failure"
+    # False only when the request provably never reached the upstream (no connection).
+    maybe_processed = True
 
 
 class OAuthError(BastionError):

@@ -39,6 +39,7 @@ from bastion.gateway.credentials import StaticCredential
 from bastion.gateway.pipeline import Gateway
 from bastion.gateway.settings import UpstreamSettings
 from bastion.gateway.validation import InputRules
+from bastion.guards.service import Guards, build_guards
 from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.protocols import HotStore
 from bastion.store.redis.hot import RedisHotStore
@@ -260,6 +261,7 @@ class Runtime:
     keys: SigningKeys
     audit: AuditPipeline
     auth: AuthServer
+    guards: Guards
     gateway: Gateway | None = None
 
     async def check_stores(self) -> dict[str, str]:
@@ -326,6 +328,9 @@ async def open_runtime(
             )
             raise
         auth = build_auth_server(settings, database, hot, keys, audit, clock, secret)
+        guards = build_guards(
+            settings, hot=hot, database=database, audit=audit, clock=clock, master_key=secret
+        )
         gateway = None
         if settings.gateway.routes:
             gateway = build_gateway(
@@ -341,10 +346,11 @@ async def open_runtime(
                     for u in settings.gateway.upstreams
                     if (c := static_credential(u, environ or os.environ)) is not None
                 },
+                guards=guards,
             )
             await gateway.start()
         try:
-            yield Runtime(settings, clock, database, hot, keys, audit, auth, gateway)
+            yield Runtime(settings, clock, database, hot, keys, audit, auth, guards, gateway)
         finally:
             if gateway is not None:
                 await gateway.close()

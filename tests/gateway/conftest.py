@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from starlette.testclient import TestClient
 
 from bastion import wiring
 from bastion.audit.sinks import MemorySink
 from bastion.authserver.access import Authentication
-from bastion.clock import Clock, FixedClock
+from bastion.clock import Clock
 from bastion.config import Settings, load_settings
 from bastion.web.app import build_app
 from bastion.wiring import Runtime
@@ -104,14 +102,3 @@ def gateway_app(
         app, base_url=settings.issuer, raise_server_exceptions=raise_server_exceptions
     ) as client:
         yield GatewayHarness(client, settings, opened, sink)
-
-
-@pytest.fixture
-def now() -> FixedClock:
-    """A clock the test moves; it starts at the wall time so upstreams see sane dates."""
-    return FixedClock(time.time())
-
-
-@pytest.fixture
-def environ(master_key_b64: str) -> dict[str, str]:
-    return {"BASTION_MASTER_KEY": master_key_b64}

@@ -21,12 +21,19 @@ def serve_in_thread(
     *,
     lifespan: Literal["on", "off"] = "off",
     tls: dict[str, Any] | None = None,
+    **options: Any,
 ) -> Iterator[str]:
     """Yield the base URL while ``app`` serves on 127.0.0.1 (HTTPS with ``tls`` options,
     uvicorn's ``ssl_*`` keyword arguments)."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, **(tls or {})
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan=lifespan,
+        **(tls or {}),
+        **options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

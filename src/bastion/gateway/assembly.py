@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 
 import aiohttp
@@ -17,7 +18,11 @@ from bastion.gateway.jwks import MAX_JWKS_BYTES, JwksCache
 from bastion.gateway.objects import Ownership
 from bastion.gateway.pipeline import Gateway
 from bastion.gateway.routes import compile_routes
-from bastion.gateway.upstream import Upstream
+from bastion.gateway.settings import UpstreamSettings
+from bastion.gateway.upstream import Resilience, Upstream
+from bastion.guards.resilience import SharedBreaker
+from bastion.guards.retries import RetryBudget, RetryPolicy
+from bastion.guards.service import Guards
 from bastion.store.protocols import HotStore
 from bastion.store.sql.database import Database
 from bastion.store.sql.ownership import SqlOwnershipStore
@@ -62,10 +67,14 @@ def build_gateway(
     audit: AuditPipeline,
     clock: Clock,
     static_credentials: Mapping[str, StaticCredential],
+    guards: Guards,
 ) -> Gateway:
     """Raises ``ValueError`` when a route's schema or OpenAPI operation does not compile."""
     gateway = settings.gateway
-    upstreams = {u.name: Upstream(u, static_credentials.get(u.name)) for u in gateway.upstreams}
+    upstreams = {
+        u.name: Upstream(u, static_credentials.get(u.name), _resilience(u, hot, audit, clock))
+        for u in gateway.upstreams
+    }
     fetcher = JwksFetcher()
     keys = access.keys
 
@@ -91,5 +100,30 @@ def build_gateway(
         ownership=Ownership(SqlOwnershipStore(database), clock),
         audit=audit,
         clock=clock,
+        guards=guards,
+        body_timeout=settings.server.body_timeout,
         closers=[fetcher.close],
+    )
+
+
+def _resilience(
+    upstream: UpstreamSettings, hot: HotStore, audit: AuditPipeline, clock: Clock
+) -> Resilience:
+    retries = upstream.retries
+    policy = RetryPolicy(
+        attempts=retries.attempts,
+        base=retries.base,
+        cap=retries.cap,
+        budget_ratio=retries.budget_ratio,
+        budget_floor=retries.budget_floor,
+    )
+    return Resilience(
+        breaker=SharedBreaker(upstream.name, upstream.breaker, hot, audit, clock)
+        if upstream.breaker.enabled
+        else None,
+        policy=policy,
+        budget=RetryBudget(policy),
+        clock=clock,
+        # Jitter only spreads retries out; it protects nothing, so no CSPRNG is needed.
+        rng=random.Random(),  # noqa: S311
     )

@@ -18,9 +18,10 @@ write is audited with the route, the subject and the object id, never the body.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -28,7 +29,13 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.clock import Clock
-from bastion.errors import BodyTooLarge, InvalidInput, ProblemError, UpstreamFailure
+from bastion.errors import (
+    BodyTooLarge,
+    InvalidInput,
+    ProblemError,
+    RequestTimeout,
+    UpstreamFailure,
+)
 from bastion.gateway import cors
 from bastion.gateway.authentication import (
     Authenticator,
@@ -38,14 +45,22 @@ from bastion.gateway.authentication import (
     principal,
 )
 from bastion.gateway.credentials import InternalTokens, narrowed_scopes
+from bastion.gateway.guarding import Page, StaleCache, page_answer, page_request
 from bastion.gateway.objects import Ownership
 from bastion.gateway.policy import Hidden, Refusal, authorize, check_param_claims
 from bastion.gateway.router import Router
 from bastion.gateway.routes import BODY_METHODS, Route
+from bastion.gateway.settings import RouteSettings
 from bastion.gateway.shaping import pointer_value, response_headers, shape
 from bastion.gateway.templates import BadPath, split_path
 from bastion.gateway.upstream import UNAVAILABLE, Upstream, read_limited
 from bastion.gateway.validation import parse_query
+from bastion.guards.idempotency import HEADER as IDEMPOTENCY_HEADER
+from bastion.guards.idempotency import Claim, Stored, fingerprint, parse_key
+from bastion.guards.limiter import Facts
+from bastion.guards.resilience import CircuitOpen
+from bastion.guards.service import Guards
+from bastion.guards.settings import LimitSettings
 from bastion.web.context import correlation_id
 from bastion.web.middleware import problem_for
 from bastion.web.problems import PROBLEM_JSON
@@ -71,6 +86,8 @@ class Exchange:
     origin: str | None = None
     # Once the status line is sent, a failure can only cut the connection.
     started: bool = False
+    # Headers every answer to this request carries (RateLimit fields, Link).
+    extra: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 class Gateway:
@@ -85,9 +102,14 @@ class Gateway:
         ownership: Ownership,
         audit: AuditPipeline,
         clock: Clock,
+        guards: Guards,
+        body_timeout: float,
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.prefix = prefix.encode()
+        self.guards = guards
+        self.body_timeout = body_timeout
+        self.stale = StaleCache()
         self._closers = list(closers)
         self.router = router
         self.upstreams = list(upstreams)
@@ -151,6 +173,8 @@ class Gateway:
         query = parse_query(query_string)
         if any(name in query for name in TOKEN_PARAMETERS):
             raise InvalidInput("Access tokens are not accepted in the URL.")
+        if route.limits_before:
+            await self._limit(scope, exchange, route.limits_before)
         caller = None
         if not settings.is_public:
             token = bearer_token(headers.get("authorization"))
@@ -158,23 +182,76 @@ class Gateway:
             exchange.caller = caller
             authorize(settings, caller, self.clock.now())
             check_param_claims(settings, caller, params, query)
+            if route.limits_after:
+                await self._limit(scope, exchange, route.limits_after)
         if route.input is not None:
             route.input.check_params(params, query)
+        page = None
+        if settings.pagination is not None:
+            page = page_request(
+                settings.pagination,
+                query,
+                self.guards.cursors,
+                scope=_page_scope(route, caller),
+                now=self.clock.now(),
+            )
+            query_string = page.upstream_query
         body = None
         if exchange.method in BODY_METHODS:
-            body = await _read_body(receive, route.max_body, headers.get("content-length"))
+            body = await _read_body(
+                receive, route.max_body, headers.get("content-length"), self.body_timeout
+            )
             if route.input is not None:
                 document = route.input.check_body(headers.get("content-type"), body)
                 if document is not None:
                     # Forward what was validated: duplicate keys or numbers the parser
                     # read one way must not reach the upstream to be read another way.
                     body = orjson.dumps(document)
+        claim = None
+        if settings.idempotency is not None:
+            found = await self._idempotency(exchange, headers, body or b"")
+            if isinstance(found, Stored):
+                exchange.started = True
+                replayed = [*found.headers, (b"idempotent-replayed", b"true")]
+                await _send_whole(send, found.status, replayed + exchange.extra, found.body)
+                return
+            claim = found
         outgoing = await self._outgoing_headers(scope, route, caller, headers)
         if caller is not None and route.checks_ownership:
             await self._check_ownership(route, caller, params, outgoing)
         path = route.target.render(params)
+        try:
+            status = await self._proxy(
+                scope, send, exchange, params, (path, query_string, outgoing, body), page, claim
+            )
+        except (UpstreamFailure, CircuitOpen) as exc:
+            if claim is not None:
+                await self._settle(claim, exc, settings)
+            if settings.fallback == "stale" and await self._stale(scope, send, exchange):
+                return
+            raise
+        if exchange.method == "DELETE" and 200 <= status < 300 and caller is not None:
+            await self._forget(route, exchange)
+        if exchange.method in WRITE_METHODS and status < 400:
+            self._write(scope, exchange, status)
+
+    async def _proxy(
+        self,
+        scope: Scope,
+        send: Send,
+        exchange: Exchange,
+        params: dict[str, str],
+        call: tuple[str, bytes, list[tuple[str, str]], bytes | None],
+        page: Page | None,
+        claim: Claim | None,
+    ) -> int:
+        """Call the upstream and answer; returns the status sent."""
+        route = exchange.route
+        assert route is not None
+        settings = route.settings
+        path, query_string, outgoing, body = call
         async with route.upstream.request(
-            exchange.method, path, query_string, outgoing, body
+            exchange.method, path, query_string, outgoing, body, keyed=claim is not None
         ) as response:
             status = response.status
             if status >= 500 or status == 401:
@@ -182,23 +259,94 @@ class Gateway:
                 # passing it on would send the app to sign in again for nothing.
                 log.warning("upstream %s answered %d", route.upstream.name, status)
                 raise UpstreamFailure(UNAVAILABLE)
-            shaped = route.buffers and 200 <= status < 300
             answer_headers = response_headers(
-                response.raw_headers, reshaped=route.allow is not None
+                response.raw_headers, reshaped=route.allow is not None or page is not None
             )
             answer_headers += cors.response_headers(settings.cors, exchange.origin)
-            if shaped:
-                raw = await read_limited(response, route.upstream.settings.max_response_bytes)
-                payload = await self._finish(scope, route, exchange, raw, params)
+            success = 200 <= status < 300
+            whole = claim is not None or (success and route.buffers_answer)
+            if not whole:
                 exchange.started = True
-                await _send_whole(send, status, answer_headers, payload)
-            else:
-                exchange.started = True
-                await _stream(send, response, answer_headers, route)
-        if exchange.method == "DELETE" and 200 <= status < 300 and caller is not None:
-            await self._forget(route, exchange)
-        if exchange.method in WRITE_METHODS and status < 400:
-            self._write(scope, exchange, status)
+                await _stream(send, response, answer_headers + exchange.extra, route)
+                return status
+            payload = await read_limited(response, route.upstream.settings.max_response_bytes)
+        if success and (route.buffers or page is not None):
+            payload = await self._finish(scope, route, exchange, payload, page)
+        if claim is not None:
+            await self.guards.idempotency.complete(
+                claim,
+                Stored(status, answer_headers, payload),
+                settings.idempotency.ttl,  # type: ignore[union-attr]
+            )
+        if success and settings.fallback == "stale":
+            self.stale.keep(
+                _stale_key(scope, exchange), (status, answer_headers, payload), self.clock.now()
+            )
+        exchange.started = True
+        await _send_whole(send, status, answer_headers + exchange.extra, payload)
+        return status
+
+    async def _limit(
+        self, scope: Scope, exchange: Exchange, limits: tuple[LimitSettings, ...]
+    ) -> None:
+        route = exchange.route
+        assert route is not None
+        caller = exchange.caller
+        client = scope.get("client")
+        facts = Facts(
+            ip=client[0] if client else None,
+            user=None if caller is None else principal(caller, caller.subject),
+            client=None if caller is None else caller.client_id,
+            route=route.label,
+            claims=None if caller is None else caller.claims,
+        )
+        verdict = await self.guards.limiter.check(f"route:{route.label}", limits, facts)
+        exchange.extra += [(k.encode(), v.encode()) for k, v in verdict.headers.items()]
+
+    async def _idempotency(
+        self, exchange: Exchange, headers: dict[str, str], body: bytes
+    ) -> Claim | Stored | None:
+        route = exchange.route
+        assert route is not None
+        assert route.settings.idempotency is not None
+        key = parse_key(headers.get(IDEMPOTENCY_HEADER))
+        if key is None:
+            if route.settings.idempotency.required:
+                raise InvalidInput("This request needs an Idempotency-Key header.")
+            return None
+        caller = exchange.caller
+        who = "anonymous" if caller is None else principal(caller, caller.subject)
+        return await self.guards.idempotency.begin(
+            key,
+            route=route.label,
+            principal=who,
+            fingerprint=fingerprint(exchange.method, route.label, who, body),
+            ttl=route.settings.idempotency.ttl,
+        )
+
+    async def _settle(self, claim: Claim, exc: ProblemError, settings: RouteSettings) -> None:
+        """After a failed call: free the key only if the upstream provably did nothing."""
+        assert settings.idempotency is not None
+        if isinstance(exc, CircuitOpen) or not getattr(exc, "maybe_processed", True):
+            await self.guards.idempotency.release(claim)
+        else:
+            await self.guards.idempotency.unknown(claim, settings.idempotency.ttl)
+
+    async def _stale(self, scope: Scope, send: Send, exchange: Exchange) -> bool:
+        route = exchange.route
+        assert route is not None
+        now = self.clock.now()
+        kept = self.stale.fresh_enough(_stale_key(scope, exchange), route.settings.stale_for, now)
+        if kept is None:
+            return False
+        # RFC 9211 §2: say that this answer comes from the gateway's store, and how old.
+        marks = [
+            (b"cache-status", b'bastion; hit; detail="stale"'),
+            (b"age", str(int(now - kept.at)).encode()),
+        ]
+        exchange.started = True
+        await _send_whole(send, kept.status, kept.headers + marks + exchange.extra, kept.body)
+        return True
 
     async def _outgoing_headers(
         self, scope: Scope, route: Route, caller: Caller | None, headers: dict[str, str]
@@ -253,9 +401,9 @@ class Gateway:
                 raise Hidden("look-up: owned by another subject")
 
     async def _finish(
-        self, scope: Scope, route: Route, exchange: Exchange, raw: bytes, params: dict[str, str]
+        self, scope: Scope, route: Route, exchange: Exchange, raw: bytes, page: Page | None
     ) -> bytes:
-        """Owner check, id recording and shaping of a successful answer read whole."""
+        """Owner check, id recording, paging and shaping of a successful answer."""
         if not raw:
             return raw  # 204 or an empty 200: nothing to check or shape
         try:
@@ -272,9 +420,23 @@ class Gateway:
                 raise Hidden("response owned by another subject")
         if objects.records is not None and caller is not None and claimed is not None:
             await self._record(route, exchange, document, principal(caller, claimed))
+        if page is not None:
+            pagination = route.settings.pagination
+            assert pagination is not None
+            document, link = page_answer(
+                document,
+                pagination,
+                page,
+                self.guards.cursors,
+                scope=_page_scope(route, caller),
+                now=self.clock.now(),
+                path=_raw_path(scope).decode("latin-1"),
+            )
+            if link is not None:
+                exchange.extra.append((b"link", link.encode()))
         if route.allow is not None:
             return orjson.dumps(shape(document, route.allow))
-        return raw
+        return orjson.dumps(document) if page is not None else raw
 
     async def _record(self, route: Route, exchange: Exchange, document: Any, owner: str) -> None:
         objects = route.settings.objects
@@ -320,7 +482,7 @@ class Gateway:
         headers += [(k.encode(), v.encode()) for k, v in extra.items()]
         if exchange.route is not None:
             headers += cors.response_headers(exchange.route.settings.cors, exchange.origin)
-        await _send_whole(send, status, headers, body)
+        await _send_whole(send, status, headers + exchange.extra, body)
 
     def _refused(self, scope: Scope, exchange: Exchange, exc: ProblemError) -> None:
         reason = exc.reason if isinstance(exc, Refusal) else type(exc).__name__
@@ -362,6 +524,24 @@ def _actor(caller: Caller | None) -> str:
     )
 
 
+def _page_scope(route: Route, caller: Caller | None) -> str:
+    """Cursors are bound to the route and the caller: no replay by someone else."""
+    who = "anonymous" if caller is None else principal(caller, caller.subject)
+    return f"{route.label}|{who}"
+
+
+def _stale_key(scope: Scope, exchange: Exchange) -> tuple[str, ...]:
+    caller = exchange.caller
+    who = "anonymous" if caller is None else principal(caller, caller.subject)
+    label = "" if exchange.route is None else exchange.route.label
+    return (
+        label,
+        _raw_path(scope).decode("latin-1"),
+        scope.get("query_string", b"").decode("latin-1"),
+        who,
+    )
+
+
 def _raw_path(scope: Scope) -> bytes:
     raw: bytes | None = scope.get("raw_path")
     if raw is None:
@@ -379,13 +559,18 @@ def _headers(scope: Scope) -> dict[str, str]:
     return found
 
 
-async def _read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
+async def _read_body(receive: Receive, limit: int, declared: str | None, per_read: float) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"The request body is over {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
     while True:
-        message: Message = await receive()
+        try:
+            # A client that stops sending mid-body (slowloris) is cut off, per read.
+            async with asyncio.timeout(per_read):
+                message: Message = await receive()
+        except TimeoutError:
+            raise RequestTimeout("The request body arrived too slowly.") from None
         if message["type"] == "http.disconnect":
             raise InvalidInput("The request was cancelled.")
         chunk = message.get("body", b"")

@@ -11,6 +11,7 @@ from bastion.gateway.shaping import compile_allowlist
 from bastion.gateway.templates import PathTemplate
 from bastion.gateway.upstream import Upstream
 from bastion.gateway.validation import InputRules
+from bastion.guards.settings import LimitSettings
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONDITIONAL_HEADERS = frozenset(
@@ -50,6 +51,15 @@ class Route:
     id_param: str | None
     # The registry or a look-up must be asked before forwarding.
     checks_ownership: bool
+    # Rate limits known before the token is checked (ip, route, global), and after.
+    limits_before: tuple[LimitSettings, ...]
+    limits_after: tuple[LimitSettings, ...]
+
+    @property
+    def buffers_answer(self) -> bool:
+        """Read the whole answer: checks, shaping, paging or a stale copy need it."""
+        settings = self.settings
+        return self.buffers or settings.pagination is not None or settings.fallback == "stale"
 
     @property
     def label(self) -> str:
@@ -75,6 +85,9 @@ def compile_routes(
 
 def _forwarded(route: RouteSettings, upstream: Upstream) -> frozenset[str]:
     names = FORWARDED_REQUEST_HEADERS | set(route.forward_headers)
+    if route.idempotency is not None:
+        # The upstream may deduplicate too (draft-ietf-httpapi-idempotency-key-header).
+        names |= {"idempotency-key"}
     if route.objects.response_owner is not None:
         # A 304 or 412 answer would say "exists, unchanged" about someone else's object
         # before the owner check could see a body.
@@ -104,4 +117,10 @@ def _compile(route: RouteSettings, upstream: Upstream, max_body_bytes: int) -> R
         buffers=bool(objects.response_owner or objects.records or route.response.allow is not None),
         id_param=objects.id_param or (params[-1] if params else None),
         checks_ownership=bool(objects.owned or objects.records or objects.lookup),
+        limits_before=tuple(limit for limit in route.limits if limit.before_authentication)
+        if not route.is_public
+        else route.limits,
+        limits_after=tuple(limit for limit in route.limits if not limit.before_authentication)
+        if not route.is_public
+        else (),
     )

@@ -16,6 +16,13 @@ from pydantic import Field, field_validator, model_validator
 from bastion.accounts.levels import rank
 from bastion.configtypes import Duration, Section
 from bastion.gateway.templates import PathTemplate
+from bastion.guards.settings import (
+    BreakerSettings,
+    IdempotencySettings,
+    LimitSettings,
+    PaginationSettings,
+    RetrySettings,
+)
 
 NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 PUBLIC = "public"
@@ -142,6 +149,8 @@ class UpstreamSettings(Section):
     tls_client_key: Path | None = None
     tls_ca_file: Path | None = None
     credential: CredentialSettings = CredentialSettings()
+    retries: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
 
     @field_validator("url")
     @classmethod
@@ -321,6 +330,13 @@ class RouteSettings(Section):
     input: InputSettings | None = None
     response: ResponseSettings = ResponseSettings()
     cors: CorsSettings | None = None
+    limits: tuple[LimitSettings, ...] = ()
+    idempotency: IdempotencySettings | None = None
+    pagination: PaginationSettings | None = None
+    # While the upstream's breaker is open (or it fails): answer a GET with the last good
+    # answer this process saw for the same caller and URL, marked stale.
+    fallback: Literal["none", "stale"] = "none"
+    stale_for: Duration = 300.0
 
     @field_validator("methods", "auth", "scopes", "any_scopes", mode="before")
     @classmethod
@@ -384,6 +400,17 @@ class RouteSettings(Section):
                 raise ValueError("objects.lookup may only use the route's path parameters")
         if objects.records is not None and not set(self.methods) <= {"POST", "PUT"}:
             raise ValueError("objects.records belongs on a create route (POST or PUT)")
+        if self.idempotency is not None and not set(self.methods) <= {"POST", "PATCH"}:
+            raise ValueError("idempotency keys are for POST and PATCH routes")
+        if (self.pagination is not None or self.fallback != "none") and self.methods != ("GET",):
+            raise ValueError("pagination and stale fallbacks are for GET routes")
+        names = [limit.name for limit in self.limits]
+        if len(names) != len(set(names)):
+            raise ValueError("limit names must be unique within a route")
+        if self.is_public and any(
+            part in ("user", "client", "tier") for limit in self.limits for part in limit.by
+        ):
+            raise ValueError("a public route has no user, client or tier to limit by")
         if objects.response_owner is not None and "HEAD" in self.methods:
             # A HEAD answer has no body to find the owner in: it would leak existence.
             raise ValueError("objects.response_owner cannot protect HEAD")

@@ -4,22 +4,38 @@ The base URL comes from configuration only; a request supplies a path that the r
 built from a template, so no input can choose the host, port or scheme (no open proxy,
 no SSRF). Redirects are never followed. Connection failures and timeouts become
 ``UpstreamFailure`` problems (502, 504) whose text names nothing internal.
+
+Each call first asks the upstream's circuit breaker, then retries where that is safe
+(``bastion.guards.retries``): a refused connection for any method; a reset, a timeout
+or 502/503/504 only for idempotent methods or requests with an idempotency key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_from_bytes
 
 import aiohttp
 from yarl import URL
 
+from bastion.clock import Clock
 from bastion.errors import UpstreamFailure
 from bastion.gateway.credentials import StaticCredential
 from bastion.gateway.settings import UpstreamSettings
+from bastion.guards.resilience import SharedBreaker
+from bastion.guards.retries import (
+    RETRYABLE_STATUS,
+    RetryBudget,
+    RetryPolicy,
+    retry_after,
+    retryable,
+)
 
 log = logging.getLogger("bastion.gateway.upstream")
 
@@ -42,10 +58,27 @@ def tls_context(settings: UpstreamSettings) -> ssl.SSLContext | None:
     return context
 
 
+@dataclass
+class Resilience:
+    """What guards an upstream's calls: breaker, retry policy and budget (docs/guards.md)."""
+
+    breaker: SharedBreaker | None
+    policy: RetryPolicy
+    budget: RetryBudget
+    clock: Clock
+    rng: random.Random
+
+
 class Upstream:
-    def __init__(self, settings: UpstreamSettings, static: StaticCredential | None = None) -> None:
+    def __init__(
+        self,
+        settings: UpstreamSettings,
+        static: StaticCredential | None = None,
+        resilience: Resilience | None = None,
+    ) -> None:
         self.settings = settings
         self.static = static
+        self.resilience = resilience
         self._base = settings.url
         self._timeout = aiohttp.ClientTimeout(
             total=settings.total_timeout,
@@ -81,8 +114,6 @@ class Upstream:
     def url(self, path: str, query: bytes = b"") -> URL:
         # The path was rendered from a template with every parameter percent-encoded;
         # encoded=True keeps yarl from decoding or normalising it again.
-        # Bytes outside the query's legal characters are percent-encoded; existing
-        # escapes are kept as the app sent them.
         if not query:
             return URL(self._base + path, encoded=True)
         encoded = quote_from_bytes(query, safe=QUERY_SAFE)
@@ -96,49 +127,130 @@ class Upstream:
         query: bytes,
         headers: Sequence[tuple[str, str]],
         body: bytes | None,
+        *,
+        keyed: bool = False,
     ) -> UpstreamCall:
-        """``async with upstream.request(...) as response``: errors become problems."""
+        """``async with upstream.request(...) as response``: the breaker is asked first,
+        failures are retried where that is safe, and errors become problems."""
         if self._session is None:
             raise RuntimeError("upstream used before start()")
-        call = self._session.request(
-            method,
-            self.url(path, query),
-            headers=list(headers),
-            data=body,
-            allow_redirects=False,
-        )
-        return UpstreamCall(call, self.name)
+        url = self.url(path, query)
+        keyed = keyed and self.settings.retries.keyed
+        return UpstreamCall(self, self._session, method, url, list(headers), body, keyed)
 
 
 class UpstreamCall:
-    """A plain async context manager (cheaper than a generator-based one on the hot path)
-    that translates aiohttp's failures into ``UpstreamFailure`` at this boundary."""
+    """A plain async context manager (cheaper than a generator-based one on the hot path)."""
 
-    __slots__ = ("_call", "_name")
+    __slots__ = ("_body", "_call", "_headers", "_keyed", "_method", "_session", "_up", "_url")
 
-    def __init__(self, call: Any, name: str) -> None:
-        self._call = call
-        self._name = name
+    def __init__(
+        self,
+        upstream: Upstream,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        keyed: bool,
+    ) -> None:
+        self._up = upstream
+        self._session = session
+        self._method = method
+        self._url = url
+        self._headers = headers
+        self._body = body
+        self._keyed = keyed
+        self._call: Any = None
+
+    def _send(self) -> Any:
+        return self._session.request(
+            self._method,
+            self._url,
+            headers=self._headers,
+            data=self._body,
+            allow_redirects=False,
+        )
 
     async def __aenter__(self) -> aiohttp.ClientResponse:
-        try:
-            response: aiohttp.ClientResponse = await self._call.__aenter__()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _translated(exc, self._name) from exc
-        return response
+        guard = self._up.resilience
+        if guard is None:
+            self._call = self._send()
+            try:
+                response: aiohttp.ClientResponse = await self._call.__aenter__()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise _translated(exc, self._up.name) from exc
+            return response
+        return await self._guarded(guard)
+
+    async def _guarded(self, guard: Resilience) -> aiohttp.ClientResponse:
+        guard.budget.deposit(guard.clock.now())
+        attempt = 0
+        while True:
+            if guard.breaker is not None:
+                await guard.breaker.allow()
+            call = self._send()
+            try:
+                response: aiohttp.ClientResponse = await call.__aenter__()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if guard.breaker is not None:
+                    await guard.breaker.record(False)
+                # A refused connection sent nothing: any method may try again.
+                safe = isinstance(exc, aiohttp.ClientConnectorError) or retryable(
+                    self._method, self._keyed
+                )
+                delay = self._retry_delay(guard, attempt, safe, None)
+                if delay is None:
+                    raise _translated(exc, self._up.name) from exc
+            else:
+                failed = response.status >= 500
+                if guard.breaker is not None:
+                    await guard.breaker.record(not failed)
+                delay = None
+                if response.status in RETRYABLE_STATUS:
+                    wait = retry_after(response.headers.get("retry-after"), guard.clock.now())
+                    delay = self._retry_delay(
+                        guard, attempt, retryable(self._method, self._keyed), wait
+                    )
+                if delay is None:
+                    self._call = call
+                    return response
+                await call.__aexit__(None, None, None)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _retry_delay(
+        self, guard: Resilience, attempt: int, safe: bool, wait: float | None
+    ) -> float | None:
+        """Seconds before the next try, or None to stop (not safe, out of attempts or
+        budget, or an upstream Retry-After longer than the backoff cap)."""
+        policy = guard.policy
+        if not safe or attempt >= policy.attempts:
+            return None
+        if wait is not None and wait > policy.cap:
+            return None
+        if not guard.budget.withdraw(guard.clock.now()):
+            log.warning("retry budget of upstream %s spent", self._up.name)
+            return None
+        return wait if wait is not None else policy.backoff(attempt, guard.rng)
 
     async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        await self._call.__aexit__(kind, exc, tb)
+        if self._call is not None:
+            await self._call.__aexit__(kind, exc, tb)
         if exc is not None and isinstance(exc, TimeoutError | aiohttp.ClientError):
-            raise _translated(exc, self._name) from exc
+            raise _translated(exc, self._up.name) from exc
 
 
 def _translated(exc: BaseException, name: str) -> UpstreamFailure:
     if isinstance(exc, TimeoutError):
         log.warning("upstream %s timed out", name)
-        return UpstreamFailure(TIMED_OUT, status=504, title="Gateway Timeout")
-    log.warning("upstream %s failed: %s", name, type(exc).__name__)
-    return UpstreamFailure(UNAVAILABLE)
+        failure = UpstreamFailure(TIMED_OUT, status=504, title="Gateway Timeout")
+    else:
+        log.warning("upstream %s failed: %s", name, type(exc).__name__)
+        failure = UpstreamFailure(UNAVAILABLE)
+    # Only a connection that was never made proves the upstream did nothing.
+    failure.maybe_processed = not isinstance(exc, aiohttp.ClientConnectorError)
+    return failure
 
 
 async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:

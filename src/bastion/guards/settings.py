@@ -84,6 +84,9 @@ class IdempotencySettings(Section):
 
 class RetrySettings(Section):
     attempts: int = Field(2, ge=0, le=10)
+    # Retry POST/PATCH that carry an idempotency key (forwarded upstream). Turn off for
+    # an upstream that ignores Idempotency-Key: its retries could write twice.
+    keyed: bool = True
     base: Duration = 0.05
     cap: Duration = 1.0
     budget_ratio: float = Field(0.2, ge=0.0, le=1.0)

@@ -15,6 +15,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.config import Settings
+from bastion.guards.endpoints import EndpointLimits
+from bastion.guards.resources import RequestLimits
 from bastion.web import health, jwks, static
 from bastion.web.accounts import account, admin, login, logout, passkeys, recovery
 from bastion.web.context import correlation_id
@@ -120,13 +122,28 @@ def build_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
+
+    def runtime() -> Any:
+        return getattr(inner.state, "runtime", None)
+
+    server = settings.server
     # The gateway comes before the global body limit: it enforces its own per-route limits
     # (never above the server's) and audits those refusals like every other.
-    limited: ASGIApp = BodyLimit(inner, max_bytes=settings.server.max_body_bytes)
+    limited: ASGIApp = BodyLimit(
+        EndpointLimits(inner, lambda: getattr(runtime(), "guards", None)),
+        max_bytes=server.max_body_bytes,
+        per_read=server.body_timeout,
+    )
     if settings.gateway.routes:
         limited = GatewayDispatch(inner, limited)
+    checked = RequestLimits(
+        limited,
+        max_headers=server.max_headers,
+        max_header_bytes=server.max_header_bytes,
+        audit=lambda: getattr(runtime(), "audit", None),
+    )
     return SecurityHeaders(
-        ErrorBoundary(limited),
+        ErrorBoundary(checked),
         hsts_max_age=settings.server.hsts_max_age,
         behind_tls_proxy=bool(settings.server.trusted_proxies),
     )

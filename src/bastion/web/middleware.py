@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.errors import BodyTooLarge, ProblemError, StoreError
+from bastion.errors import BodyTooLarge, ProblemError, RequestTimeout, StoreError
 from bastion.web.context import new_correlation_id
 from bastion.web.problems import PROBLEM_JSON, problem_body
 
@@ -171,11 +172,13 @@ class SecurityHeaders:
 class BodyLimit:
     """Refuses request bodies over ``max_bytes``: by Content-Length, or while streaming."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, per_read: float | None = None) -> None:
         if max_bytes < 1:
             raise ValueError("max_bytes must be positive")
         self.app = app
         self.max_bytes = max_bytes
+        # A client that stops sending mid-body (slowloris) is cut off, per read.
+        self.per_read = per_read
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -193,7 +196,11 @@ class BodyLimit:
 
         async def counting_receive() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                async with asyncio.timeout(self.per_read):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout("The request body arrived too slowly.") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:

@@ -1,0 +1,84 @@
+"""Rate limits on Bastion's own endpoints: sign-in, token, authorization, registration.
+
+Plain ASGI in front of the endpoints. Which request belongs to which group is fixed
+here; the limits themselves are ``[guards.endpoints]`` (defaults ship for every group,
+per client address). Over a limit: 429 problem+json with ``Retry-After`` and, for
+visible limits, the RateLimit fields (draft-ietf-httpapi-ratelimit-headers-10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bastion.guards.limiter import Facts, RateLimited
+from bastion.guards.service import Guards
+from bastion.web.context import correlation_id
+from bastion.web.middleware import problem_for
+from bastion.web.problems import PROBLEM_JSON
+
+GROUPS: dict[tuple[str, str], str] = {
+    ("POST", "/login"): "login",
+    ("POST", "/login/verify"): "login",
+    ("POST", "/login/passkey/options"): "login",
+    ("POST", "/login/passkey"): "login",
+    ("POST", "/recover"): "login",
+    ("POST", "/token"): "token",
+    ("POST", "/revoke"): "token",
+    ("POST", "/introspect"): "token",
+    ("POST", "/par"): "token",
+    ("GET", "/authorize"): "authorize",
+    ("POST", "/consent"): "authorize",
+    ("POST", "/register"): "registration",
+}
+
+
+def group_of(method: str, path: str) -> str | None:
+    if path.startswith("/register/"):
+        return "registration"
+    return GROUPS.get((method, path))
+
+
+class EndpointLimits:
+    def __init__(self, app: ASGIApp, guards: Callable[[], Guards | None]) -> None:
+        self.app = app
+        self._guards = guards
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        group = group_of(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        guards = self._guards() if group is not None else None
+        if group is None or guards is None:
+            await self.app(scope, receive, send)
+            return
+        limits = getattr(guards.settings.guards.endpoints, group)
+        client = scope.get("client")
+        facts = Facts(ip=client[0] if client else None, route=group)
+        try:
+            verdict = await guards.limiter.check(f"endpoint:{group}", limits, facts)
+        except RateLimited as exc:
+            status, body, headers = problem_for(exc, correlation_id(scope))
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", PROBLEM_JSON.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                        *((k.encode(), v.encode()) for k, v in headers.items()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        extra = [(k.encode(), v.encode()) for k, v in verdict.headers.items()]
+        if not extra:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_fields(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_fields)

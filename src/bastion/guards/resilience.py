@@ -1,0 +1,105 @@
+"""Per-upstream resilience: a circuit breaker shared through hot state, and retries.
+
+The breaker's arithmetic is ``bastion.guards.breaker``; this module keeps it in step
+with the other processes: when one opens it, it writes ``breaker:<upstream>`` (with the
+moment it opened, for ``open_for``) to hot state, and every process looks at that key
+at most once a second while its own breaker is closed. Hot state being down only makes
+each process decide alone (fail open to local state), never refuses traffic by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bastion.audit import AuditEvent, AuditPipeline, Outcome
+from bastion.clock import Clock
+from bastion.errors import ProblemError, StoreError
+from bastion.guards.breaker import Breaker, BreakerPolicy, State
+from bastion.guards.ratelimit_headers import delay_seconds
+from bastion.guards.settings import BreakerSettings
+from bastion.store.protocols import HotStore
+
+log = logging.getLogger("bastion.guards")
+
+SYNC_INTERVAL = 1.0
+USER_SAFE = "This service is temporarily unavailable. Please try again in a few seconds."
+
+
+class CircuitOpen(ProblemError):
+    status = 503
+    title = "Service Unavailable"
+    type = "urn:bastion:problem:circuit-open"
+
+
+class SharedBreaker:
+    def __init__(
+        self,
+        upstream: str,
+        settings: BreakerSettings,
+        hot: HotStore,
+        audit: AuditPipeline,
+        clock: Clock,
+    ) -> None:
+        self.upstream = upstream
+        self.enabled = settings.enabled
+        self.breaker = Breaker(
+            BreakerPolicy(
+                consecutive_failures=settings.consecutive_failures,
+                failure_rate=settings.failure_rate,
+                window=settings.window,
+                min_requests=settings.min_requests,
+                open_for=settings.open_for,
+                probes=settings.probes,
+            )
+        )
+        self._hot = hot
+        self._audit = audit
+        self._clock = clock
+        self._key = f"breaker:{upstream}"
+        self._next_sync = 0.0
+
+    async def allow(self) -> None:
+        """Raise ``CircuitOpen`` (503, Retry-After) unless a request may go upstream."""
+        if not self.enabled:
+            return
+        now = self._clock.now()
+        if self.breaker.state is State.CLOSED and now >= self._next_sync:
+            self._next_sync = now + SYNC_INTERVAL
+            await self._adopt_shared(now)
+        if not self.breaker.allow(now):
+            wait = max(1, delay_seconds(self.breaker.retry_after(now)))
+            raise CircuitOpen(USER_SAFE, headers={"retry-after": str(wait)})
+
+    async def record(self, success: bool) -> None:
+        if not self.enabled:
+            return
+        now = self._clock.now()
+        if not self.breaker.record(success, now):
+            return
+        log.warning("circuit breaker for upstream %s opened", self.upstream)
+        self._audit.emit(
+            AuditEvent(
+                "gateway.breaker.opened",
+                Outcome.FAILURE,
+                target=self.upstream,
+                details={"open_for": self.breaker.policy.open_for},
+            )
+        )
+        try:
+            await self._hot.set(self._key, repr(now).encode(), ttl=self.breaker.policy.open_for)
+        except StoreError:
+            log.warning("breaker state for %s not shared: hot state unavailable", self.upstream)
+
+    async def _adopt_shared(self, now: float) -> None:
+        try:
+            raw = await self._hot.get(self._key)
+        except StoreError:
+            return
+        if raw is None:
+            return
+        try:
+            opened = float(raw)
+        except ValueError:
+            return
+        if now - opened < self.breaker.policy.open_for:
+            self.breaker.trip(opened)

@@ -1,0 +1,162 @@
+"""Resource limits on every request and connection (OWASP API4).
+
+- ``RequestLimits`` (ASGI): more header fields than ``server.max_headers`` or more
+  header bytes than ``server.max_header_bytes`` get 431 problem+json (RFC 6585 §5),
+  audited.
+- ``guarded_protocol`` (uvicorn): a client that takes longer than
+  ``server.header_timeout`` to send a request's headers (slowloris) gets 408 and the
+  connection is closed; after ``server.max_requests_per_connection`` requests a
+  keep-alive connection is closed after its answer, so one client cannot hold a
+  connection for ever. Slow bodies are cut per read by ``server.body_timeout`` where
+  bodies are read (the gateway, and Bastion's own endpoints through ``BodyLimit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from bastion.audit import AuditEvent, AuditPipeline, Outcome
+from bastion.errors import ProblemError
+from bastion.web.context import correlation_id
+from bastion.web.middleware import problem_for
+from bastion.web.problems import PROBLEM_JSON, problem_body
+
+log = logging.getLogger("bastion.guards")
+
+
+class HeadersTooLarge(ProblemError):
+    status = 431
+    title = "Request Header Fields Too Large"
+    type = "urn:bastion:problem:headers-too-large"
+
+
+class RequestLimits:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_headers: int,
+        max_header_bytes: int,
+        audit: Callable[[], AuditPipeline | None],
+    ) -> None:
+        self.app = app
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+        self._audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            size = sum(len(name) + len(value) + 4 for name, value in headers)
+            if len(headers) > self.max_headers or size > self.max_header_bytes:
+                await self._refuse(scope, send, len(headers), size)
+                return
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, send: Send, count: int, size: int) -> None:
+        audit = self._audit()
+        client = scope.get("client")
+        if audit is not None:
+            audit.emit(
+                AuditEvent(
+                    "guards.resource.refused",
+                    Outcome.DENIED,
+                    actor=f"ip:{client[0]}" if client else "unknown",
+                    correlation_id=correlation_id(scope),
+                    details={"limit": "headers", "fields": count, "bytes": size},
+                )
+            )
+        status, body, _ = problem_for(
+            HeadersTooLarge(
+                f"The request headers are over {self.max_headers} fields or "
+                f"{self.max_header_bytes} bytes."
+            ),
+            correlation_id(scope),
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _timeout_answer() -> bytes:
+    body = problem_body(
+        408,
+        detail="The request headers arrived too slowly.",
+        type="urn:bastion:problem:request-timeout",
+    )
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\n"
+        f"content-type: {PROBLEM_JSON}\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def guarded_protocol(header_timeout: float, max_requests: int) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with a header deadline and a request cap."""
+
+    class GuardedHttpTools(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+        _served = 0
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._header_timer is None:
+                self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            self._served += 1
+            super().on_headers_complete()
+            if self._served >= max_requests and self.cycle is not None:
+                # The answer says "connection: close" and the connection ends after it.
+                self.cycle.keep_alive = False
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # Between requests the keep-alive timeout applies; the header deadline is
+            # armed again when the next request starts.
+
+        def _arm(self) -> None:
+            self._header_timer = self.loop.call_later(header_timeout, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _too_slow(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing():
+                return
+            if self.cycle is not None and not self.cycle.response_complete:
+                return  # a request is being answered: headers were complete
+            log.warning("closing a connection whose request headers were too slow")
+            self.transport.write(_timeout_answer())
+            self.transport.close()
+
+    return GuardedHttpTools
