@@ -3,7 +3,7 @@
 - ``RequestLimits`` (ASGI): more header fields than ``server.max_headers`` or more
   header bytes than ``server.max_header_bytes`` get 431 problem+json (RFC 6585 §5),
   audited.
-- ``guarded_protocol`` (uvicorn): a client that takes longer than
+- ``GuardedHttpTools`` (uvicorn): a client that takes longer than
   ``server.header_timeout`` to send a request's headers (slowloris) gets 408 and the
   connection is closed; after ``server.max_requests_per_connection`` requests a
   keep-alive connection is closed after its answer, so one client cannot hold a
@@ -108,55 +108,58 @@ def _timeout_answer() -> bytes:
     return head.encode("latin-1") + body
 
 
-def guarded_protocol(header_timeout: float, max_requests: int) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with a header deadline and a request cap."""
+class GuardedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header deadline and a request cap.
 
-    class GuardedHttpTools(HttpToolsProtocol):
-        _header_timer: asyncio.TimerHandle | None = None
-        _served = 0
+    A module-level class, so several worker processes can import it; each process sets
+    the limits with ``configure`` when it builds its app (``wiring.create_app``).
+    """
 
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
+    header_timeout = 10.0
+    max_requests = 1000
+    _header_timer: asyncio.TimerHandle | None = None
+    _served = 0
+
+    @classmethod
+    def configure(cls, header_timeout: float, max_requests: int) -> None:
+        cls.header_timeout = header_timeout
+        cls.max_requests = max_requests
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
             self._arm()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        self._served += 1
+        super().on_headers_complete()
+        if self._served >= self.max_requests and self.cycle is not None:
+            # The answer says "connection: close" and the connection ends after it.
+            self.cycle.keep_alive = False
 
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            if self._header_timer is None:
-                self._arm()
+    def _arm(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout, self._too_slow)
 
-        def on_headers_complete(self) -> None:
-            self._disarm()
-            self._served += 1
-            super().on_headers_complete()
-            if self._served >= max_requests and self.cycle is not None:
-                # The answer says "connection: close" and the connection ends after it.
-                self.cycle.keep_alive = False
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            # Between requests the keep-alive timeout applies; the header deadline is
-            # armed again when the next request starts.
-
-        def _arm(self) -> None:
-            self._header_timer = self.loop.call_later(header_timeout, self._too_slow)
-
-        def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _too_slow(self) -> None:
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
             self._header_timer = None
-            if self.transport.is_closing():
-                return
-            if self.cycle is not None and not self.cycle.response_complete:
-                return  # a request is being answered: headers were complete
-            log.warning("closing a connection whose request headers were too slow")
-            self.transport.write(_timeout_answer())
-            self.transport.close()
 
-    return GuardedHttpTools
+    def _too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered: its headers were complete
+        log.warning("closing a connection whose request headers were too slow")
+        self.transport.write(_timeout_answer())
+        self.transport.close()

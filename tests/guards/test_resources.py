@@ -1,0 +1,111 @@
+"""Resource limits on a real socket: header size and count (RFC 6585 §5, 431), slow
+headers (slowloris, 408), slow bodies (408), and the per-connection request cap."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bastion import wiring
+from bastion.config import load_settings
+from bastion.guards.resources import GuardedHttpTools
+from tests.conftest import write_config
+from tests.support.recorder import Recorder
+from tests.support.upstream import serve_in_thread
+
+CONFIG = """
+[server]
+max_headers = 20
+max_header_bytes = 2048
+header_timeout = "1s"
+body_timeout = "500ms"
+max_requests_per_connection = 2
+[[gateway.upstreams]]
+name = "api"
+url = "{url}"
+[[gateway.routes]]
+methods = ["POST"]
+path = "/echo"
+upstream = "api"
+auth = "public"
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path, environ: dict[str, str]) -> Iterator[tuple[int, Recorder]]:
+    recorder = Recorder()
+    with serve_in_thread(recorder) as url:
+        settings = load_settings(write_config(tmp_path, CONFIG.format(url=url)), environ)
+        asyncio.run(wiring.migrate(settings))
+        app = wiring.create_app(settings)
+        with serve_in_thread(app, lifespan="on", http=GuardedHttpTools) as base:
+            yield int(base.rsplit(":", 1)[1]), recorder
+    GuardedHttpTools.configure(10.0, 1000)
+
+
+def _exchange(port: int, raw: bytes, *, wait: float = 5.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data
+
+
+def test_too_many_or_too_large_headers(server: tuple[int, Recorder]) -> None:
+    port, _recorder = server
+    many = b"".join(b"x-h%d: v\r\n" % i for i in range(30))
+    answer = _exchange(port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + many + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert b"application/problem+json" in answer
+    large = b"x-big: " + b"a" * 3000 + b"\r\n"
+    answer = _exchange(port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + large + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_slow_headers_are_cut_off(server: tuple[int, Recorder]) -> None:
+    port, _ = server
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        time.sleep(0.3)
+        sock.sendall(b"x-slow: 1\r\n")  # ... and never the blank line
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert b"connection: close" in data
+    assert time.monotonic() - started < 4
+
+
+def test_slow_body_is_cut_off(server: tuple[int, Recorder]) -> None:
+    port, recorder = server
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /api/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b'content-length: 100\r\n\r\n{"a":'
+        )
+        data = sock.recv(65536)
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert recorder.count(b"/echo") == 0
+
+
+def test_connections_serve_a_bounded_number_of_requests(server: tuple[int, Recorder]) -> None:
+    port, _ = server
+    request = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        assert b"connection: close" not in first.lower()
+        sock.sendall(request)
+        second = b""
+        while chunk := sock.recv(65536):
+            second += chunk
+    assert second.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" in second.lower()
