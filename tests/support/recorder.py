@@ -98,6 +98,7 @@ class ResetServer:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.port = 0
         self._server: asyncio.Server | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -107,8 +108,8 @@ class ResetServer:
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
 
     async def close(self) -> None:
         if self._server is not None:

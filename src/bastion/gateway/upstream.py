@@ -106,6 +106,10 @@ class Upstream:
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        # aiohttp quietly re-sends an idempotent request once when a kept-alive
+        # connection turns out closed. Retries here are explicit, budgeted and counted
+        # (tests/guards/test_faults.py), so that hidden one is switched off.
+        self._session._retry_connection = False
 
     async def close(self) -> None:
         if self._session is not None:
