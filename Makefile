@@ -14,5 +14,7 @@ bench: install
 	.venv/bin/python -m bench.hot_store
 	.venv/bin/python -m bench.server
 	.venv/bin/python -m bench.token_endpoint
+	.venv/bin/python -m bench.guards
+	.venv/bin/python -m bench.gateway
 clean:
 	rm -rf .venv .demo .pytest_cache .mypy_cache .ruff_cache

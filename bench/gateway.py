@@ -71,6 +71,7 @@ CLIENT_SECRET = "bench-secret-" + secrets.token_urlsafe(32)
 AUDIENCE = "https://api.bench"
 SCOPE = "items:read"
 FULL_PATH = f"/api/users/{CLIENT_ID}/items"
+GUARDED_PATH = f"/api/guarded/users/{CLIENT_ID}/items"
 PUBLIC_PATH = "/api/public/items"
 UPSTREAM_PATH = f"/users/{CLIENT_ID}/items"
 UPSTREAM_BODY = json.loads(upstream_app.BODY)
@@ -115,6 +116,23 @@ auth = "bastion"
 scopes = ["@SCOPE@"]
 objects = { param_claims = { user_id = "sub" } }
 response = { allow = ["/*/id", "/*/title"] }
+
+# The same route with the guards on: a per-user and a per-address rate limit (quotas
+# far above the load, so every request is admitted and each pays for two decisions).
+[[gateway.routes]]
+name = "my-items-guarded"
+methods = ["GET"]
+path = "/guarded/users/{user_id}/items"
+upstream_path = "/users/{user_id}/items"
+upstream = "items"
+auth = "bastion"
+scopes = ["@SCOPE@"]
+objects = { param_claims = { user_id = "sub" } }
+response = { allow = ["/*/id", "/*/title"] }
+limits = [
+  { name = "per-user", by = ["user"], rate = 1000000000, window = "1s" },
+  { name = "per-ip", by = ["ip"], rate = 1000000000, window = "1s", visible = false },
+]
 
 [[gateway.routes]]
 name = "public-items"
@@ -454,6 +472,10 @@ def run(work: Path, servers: Sequence[str]) -> None:
                 expect(bastion + FULL_PATH, bearer, SHAPED)
                 rows.append(
                     measure(f"bastion full pipeline ({server})", bastion + FULL_PATH, bearer)
+                )
+                expect(bastion + GUARDED_PATH, bearer, SHAPED)
+                rows.append(
+                    measure(f"bastion full + 2 limits ({server})", bastion + GUARDED_PATH, bearer)
                 )
                 expect(bastion + PUBLIC_PATH, (), UPSTREAM_BODY)
                 rows.append(measure(f"bastion public route ({server})", bastion + PUBLIC_PATH))

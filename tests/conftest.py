@@ -17,6 +17,7 @@ from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.protocols import HotStore
 from bastion.store.redis.hot import RedisHotStore
 from bastion.store.sql.database import Database
+from tests.support.recorder import Recorder
 from tests.support.services import (
     POSTGRES_URL,
     REDIS_URL,
@@ -133,3 +134,9 @@ def now() -> FixedClock:
 @pytest.fixture
 def environ(master_key_b64: str) -> dict[str, str]:
     return {"BASTION_MASTER_KEY": master_key_b64}
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """An upstream that records what reaches it (tests.support.recorder)."""
+    return Recorder()

@@ -368,4 +368,4 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     GuardedHttpTools.configure(
         resolved.server.header_timeout, resolved.server.max_requests_per_connection
     )
-    return build_app(resolved, lambda: open_runtime(resolved), tune_gc=True)
+    return build_app(resolved, lambda: open_runtime(resolved), served=True)

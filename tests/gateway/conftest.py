@@ -25,6 +25,8 @@ from bastion.config import Settings, load_settings
 from bastion.web.app import build_app
 from bastion.wiring import Runtime
 from tests.conftest import write_config
+from tests.support.recorder import Recorder
+from tests.support.upstream import serve_in_thread
 
 ISSUER = "http://127.0.0.1:8000"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -102,3 +104,20 @@ def gateway_app(
         app, base_url=settings.issuer, raise_server_exceptions=raise_server_exceptions
     ) as client:
         yield GatewayHarness(client, settings, opened, sink)
+
+
+@contextmanager
+def behind_recorder(
+    tmp_path: Path,
+    template: str,
+    recorder: Recorder,
+    environ: dict[str, str],
+    clock: Clock,
+    **values: Any,
+) -> Iterator[GatewayHarness]:
+    """The gateway configured by ``template`` (``{url}`` = the recorder's address)."""
+    with (
+        serve_in_thread(recorder) as url,
+        gateway_app(tmp_path, template.format(url=url, **values), environ, clock=clock) as harness,
+    ):
+        yield harness

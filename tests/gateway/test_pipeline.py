@@ -143,11 +143,6 @@ READ = ("orders:read",)
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
 def gw(
     tmp_path: Path, recorder: Recorder, environ: dict[str, str], now: FixedClock
 ) -> Iterator[GatewayHarness]:

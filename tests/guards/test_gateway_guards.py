@@ -13,9 +13,8 @@ import orjson
 import pytest
 
 from bastion.clock import FixedClock
-from tests.gateway.conftest import GatewayHarness, gateway_app
+from tests.gateway.conftest import GatewayHarness, behind_recorder
 from tests.support.recorder import Answer, Recorder, Seen
-from tests.support.upstream import serve_in_thread
 
 CONFIG = """
 issuer = "http://127.0.0.1:8000"
@@ -103,18 +102,10 @@ response = {{ allow = ["/items/*/id"] }}
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
 def gw(
     tmp_path: Path, recorder: Recorder, environ: dict[str, str], now: FixedClock
 ) -> Iterator[GatewayHarness]:
-    with (
-        serve_in_thread(recorder) as url,
-        gateway_app(tmp_path, CONFIG.format(url=url), environ, clock=now) as harness,
-    ):
+    with behind_recorder(tmp_path, CONFIG, recorder, environ, now) as harness:
         yield harness
 
 

@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from bastion import wiring
+from bastion.audit import AuditPipeline
+from bastion.audit.sinks import MemorySink
 from bastion.config import load_settings
 from bastion.guards.resources import GuardedHttpTools
+from bastion.web.app import build_app
 from tests.conftest import write_config
 from tests.support.recorder import Recorder
 from tests.support.upstream import serve_in_thread
@@ -37,15 +40,33 @@ auth = "public"
 
 
 @pytest.fixture
-def server(tmp_path: Path, environ: dict[str, str]) -> Iterator[tuple[int, Recorder]]:
+def sink() -> MemorySink:
+    return MemorySink()
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, environ: dict[str, str], sink: MemorySink
+) -> Iterator[tuple[int, Recorder]]:
     recorder = Recorder()
     with serve_in_thread(recorder) as url:
         settings = load_settings(write_config(tmp_path, CONFIG.format(url=url)), environ)
         asyncio.run(wiring.migrate(settings))
-        app = wiring.create_app(settings)
+        server = settings.server
+        # What `bastion serve` does for its protocol, without tuning this test process.
+        GuardedHttpTools.configure(server.header_timeout, server.max_requests_per_connection)
+        app = build_app(
+            settings, lambda: wiring.open_runtime(settings, environ=environ, audit_sinks=(sink,))
+        )
         with serve_in_thread(app, lifespan="on", http=GuardedHttpTools) as base:
+            GuardedHttpTools.audit = AuditPipeline([sink])
             yield int(base.rsplit(":", 1)[1]), recorder
     GuardedHttpTools.configure(10.0, 1000)
+    GuardedHttpTools.audit = None
+
+
+def _refusals(sink: MemorySink) -> list[str]:
+    return [r["details"]["limit"] for r in sink.records if r["action"] == "guards.resource.refused"]
 
 
 def _exchange(port: int, raw: bytes, *, wait: float = 5.0) -> bytes:
@@ -57,7 +78,7 @@ def _exchange(port: int, raw: bytes, *, wait: float = 5.0) -> bytes:
         return data
 
 
-def test_too_many_or_too_large_headers(server: tuple[int, Recorder]) -> None:
+def test_too_many_or_too_large_headers(server: tuple[int, Recorder], sink: MemorySink) -> None:
     port, _recorder = server
     many = b"".join(b"x-h%d: v\r\n" % i for i in range(30))
     answer = _exchange(port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + many + b"\r\n")
@@ -66,9 +87,10 @@ def test_too_many_or_too_large_headers(server: tuple[int, Recorder]) -> None:
     large = b"x-big: " + b"a" * 3000 + b"\r\n"
     answer = _exchange(port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + large + b"\r\n")
     assert answer.startswith(b"HTTP/1.1 431 ")
+    assert _refusals(sink) == ["HeadersTooLarge", "HeadersTooLarge"]
 
 
-def test_slow_headers_are_cut_off(server: tuple[int, Recorder]) -> None:
+def test_slow_headers_are_cut_off(server: tuple[int, Recorder], sink: MemorySink) -> None:
     port, _ = server
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -81,9 +103,10 @@ def test_slow_headers_are_cut_off(server: tuple[int, Recorder]) -> None:
     assert data.startswith(b"HTTP/1.1 408 ")
     assert b"connection: close" in data
     assert time.monotonic() - started < 4
+    assert _refusals(sink) == ["header_timeout"]
 
 
-def test_slow_body_is_cut_off(server: tuple[int, Recorder]) -> None:
+def test_slow_body_is_cut_off(server: tuple[int, Recorder], sink: MemorySink) -> None:
     port, recorder = server
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(
@@ -93,6 +116,17 @@ def test_slow_body_is_cut_off(server: tuple[int, Recorder]) -> None:
         data = sock.recv(65536)
     assert data.startswith(b"HTTP/1.1 408 ")
     assert recorder.count(b"/echo") == 0
+    refused = [r for r in sink.records if r["action"] == "gateway.request.refused"]
+    assert refused[-1]["details"]["reason"] == "RequestTimeout"
+    # Bastion's own endpoints cut slow bodies too.
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-"
+            b"urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type="
+        )
+        data = sock.recv(65536)
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert _refusals(sink) == ["RequestTimeout"]
 
 
 def test_connections_serve_a_bounded_number_of_requests(server: tuple[int, Recorder]) -> None:

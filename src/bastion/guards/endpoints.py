@@ -15,8 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion.guards.limiter import Facts, RateLimited
 from bastion.guards.service import Guards
 from bastion.web.context import correlation_id
-from bastion.web.middleware import problem_for
-from bastion.web.problems import PROBLEM_JSON
+from bastion.web.middleware import send_problem
 
 GROUPS: dict[tuple[str, str], str] = {
     ("POST", "/login"): "login",
@@ -35,8 +34,8 @@ GROUPS: dict[tuple[str, str], str] = {
 
 
 def group_of(method: str, path: str) -> str | None:
-    if path.startswith("/register/"):
-        return "registration"
+    # Managing a registered client (RFC 7592, /register/{client_id}) needs that client's
+    # registration access token; only creating clients is open to floods.
     return GROUPS.get((method, path))
 
 
@@ -57,19 +56,7 @@ class EndpointLimits:
         try:
             verdict = await guards.limiter.check(f"endpoint:{group}", limits, facts)
         except RateLimited as exc:
-            status, body, headers = problem_for(exc, correlation_id(scope))
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", PROBLEM_JSON.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                        *((k.encode(), v.encode()) for k, v in headers.items()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send_problem(send, exc, correlation_id(scope))
             return
         extra = [(k.encode(), v.encode()) for k, v in verdict.headers.items()]
         if not extra:

@@ -24,7 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.errors import ProblemError
 from bastion.web.context import correlation_id
-from bastion.web.middleware import problem_for
+from bastion.web.middleware import send_problem
 from bastion.web.problems import PROBLEM_JSON, problem_body
 
 log = logging.getLogger("bastion.guards")
@@ -34,6 +34,29 @@ class HeadersTooLarge(ProblemError):
     status = 431
     title = "Request Header Fields Too Large"
     type = "urn:bastion:problem:headers-too-large"
+
+
+def refusal_auditor(
+    audit: Callable[[], AuditPipeline | None],
+) -> Callable[[Scope, ProblemError], None]:
+    """Emit ``guards.resource.refused`` for a refused request, once the runtime exists."""
+
+    def record(scope: Scope, exc: ProblemError) -> None:
+        pipeline = audit()
+        if pipeline is None:
+            return
+        client = scope.get("client")
+        pipeline.emit(
+            AuditEvent(
+                "guards.resource.refused",
+                Outcome.DENIED,
+                actor=f"ip:{client[0]}" if client else "unknown",
+                correlation_id=correlation_id(scope),
+                details={"limit": type(exc).__name__, "status": exc.status},
+            )
+        )
+
+    return record
 
 
 class RequestLimits:
@@ -48,49 +71,24 @@ class RequestLimits:
         self.app = app
         self.max_headers = max_headers
         self.max_header_bytes = max_header_bytes
-        self._audit = audit
+        self._record = refusal_auditor(audit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = scope["headers"]
             size = sum(len(name) + len(value) + 4 for name, value in headers)
             if len(headers) > self.max_headers or size > self.max_header_bytes:
-                await self._refuse(scope, send, len(headers), size)
+                await self._refuse(scope, send)
                 return
         await self.app(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, send: Send, count: int, size: int) -> None:
-        audit = self._audit()
-        client = scope.get("client")
-        if audit is not None:
-            audit.emit(
-                AuditEvent(
-                    "guards.resource.refused",
-                    Outcome.DENIED,
-                    actor=f"ip:{client[0]}" if client else "unknown",
-                    correlation_id=correlation_id(scope),
-                    details={"limit": "headers", "fields": count, "bytes": size},
-                )
-            )
-        status, body, _ = problem_for(
-            HeadersTooLarge(
-                f"The request headers are over {self.max_headers} fields or "
-                f"{self.max_header_bytes} bytes."
-            ),
-            correlation_id(scope),
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        refusal = HeadersTooLarge(
+            f"The request headers are over {self.max_headers} fields or "
+            f"{self.max_header_bytes} bytes."
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        self._record(scope, refusal)
+        await send_problem(send, refusal, correlation_id(scope), [(b"connection", b"close")])
 
 
 def _timeout_answer() -> bytes:
@@ -117,6 +115,8 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     header_timeout = 10.0
     max_requests = 1000
+    # Set by the served app once its runtime exists (a connection has no route or app).
+    audit: AuditPipeline | None = None
     _header_timer: asyncio.TimerHandle | None = None
     _served = 0
 
@@ -161,5 +161,15 @@ class GuardedHttpTools(HttpToolsProtocol):
         if self.cycle is not None and not self.cycle.response_complete:
             return  # a request is being answered: its headers were complete
         log.warning("closing a connection whose request headers were too slow")
+        if self.audit is not None:
+            address = self.client[0] if self.client else "unknown"
+            self.audit.emit(
+                AuditEvent(
+                    "guards.resource.refused",
+                    Outcome.DENIED,
+                    actor=f"ip:{address}",
+                    details={"limit": "header_timeout", "status": 408},
+                )
+            )
         self.transport.write(_timeout_answer())
         self.transport.close()

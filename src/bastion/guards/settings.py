@@ -72,7 +72,7 @@ class EndpointLimits(Section):
     login: tuple[LimitSettings, ...] = (_limit("login", 30, 60.0, 10, False),)
     token: tuple[LimitSettings, ...] = (_limit("token", 300, 60.0, 60, True),)
     authorize: tuple[LimitSettings, ...] = (_limit("authorize", 120, 60.0, 30, False),)
-    registration: tuple[LimitSettings, ...] = (_limit("registration", 10, 3600.0, 5, True),)
+    registration: tuple[LimitSettings, ...] = (_limit("registration", 30, 3600.0, 10, True),)
 
 
 class IdempotencySettings(Section):

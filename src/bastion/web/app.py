@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.config import Settings
 from bastion.guards.endpoints import EndpointLimits
-from bastion.guards.resources import RequestLimits
+from bastion.guards.resources import GuardedHttpTools, RequestLimits, refusal_auditor
 from bastion.web import health, jwks, static
 from bastion.web.accounts import account, admin, login, logout, passkeys, recovery
 from bastion.web.context import correlation_id
@@ -88,7 +88,7 @@ def build_app(
     open_runtime: RuntimeOpener,
     extra_routes: Sequence[BaseRoute] = (),
     *,
-    tune_gc: bool = False,
+    served: bool = False,
 ) -> ASGIApp:
     """Assemble the app; ``open_runtime`` yields the stores and services for its lifetime."""
 
@@ -96,8 +96,9 @@ def build_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_runtime() as runtime:
             app.state.runtime = runtime
-            if tune_gc:
+            if served:
                 settle_garbage_collector()
+                GuardedHttpTools.audit = runtime.audit
             yield
 
     inner = Starlette(
@@ -129,10 +130,12 @@ def build_app(
     server = settings.server
     # The gateway comes before the global body limit: it enforces its own per-route limits
     # (never above the server's) and audits those refusals like every other.
+    audit = refusal_auditor(lambda: getattr(runtime(), "audit", None))
     limited: ASGIApp = BodyLimit(
         EndpointLimits(inner, lambda: getattr(runtime(), "guards", None)),
         max_bytes=server.max_body_bytes,
         per_read=server.body_timeout,
+        on_refusal=audit,
     )
     if settings.gateway.routes:
         limited = GatewayDispatch(inner, limited)

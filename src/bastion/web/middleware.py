@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -67,6 +68,29 @@ def problem_for(
     return 500, problem_body(500, detail=INTERNAL_DETAIL, correlation_id=correlation_id), {}
 
 
+async def send_problem(
+    send: Send,
+    exc: BaseException,
+    correlation_id: str | None,
+    extra: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer with ``problem_for(exc)`` straight on an ASGI ``send``."""
+    status, body, headers = problem_for(exc, correlation_id)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *((k.encode(), v.encode()) for k, v in headers.items()),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class ErrorBoundary:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -96,19 +120,7 @@ class ErrorBoundary:
                 log.exception("request %s failed with an unhandled error", cid)
             if started:
                 return  # the status line is gone; the server closes the connection
-            status, body, headers = problem_for(exc, cid)
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", PROBLEM_JSON.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                        *((k.encode(), v.encode()) for k, v in headers.items()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send_problem(send_with_id, exc, cid)
 
 
 class SecurityHeaders:
@@ -172,18 +184,34 @@ class SecurityHeaders:
 class BodyLimit:
     """Refuses request bodies over ``max_bytes``: by Content-Length, or while streaming."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, per_read: float | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        per_read: float | None = None,
+        on_refusal: Callable[[Scope, ProblemError], None] | None = None,
+    ) -> None:
         if max_bytes < 1:
             raise ValueError("max_bytes must be positive")
         self.app = app
         self.max_bytes = max_bytes
         # A client that stops sending mid-body (slowloris) is cut off, per read.
         self.per_read = per_read
+        self.on_refusal = on_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        try:
+            await self._limited(scope, receive, send)
+        except (BodyTooLarge, RequestTimeout) as exc:
+            if self.on_refusal is not None:
+                self.on_refusal(scope, exc)
+            raise
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
