@@ -15,7 +15,7 @@ for the memory backend and in one Lua script for Redis (``bastion.guards.limiter
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Arrivals exactly on schedule must not be refused for a rounding error in the sum of
 # intervals; every backend compares with this tolerance (1 microsecond).
@@ -29,20 +29,17 @@ class Rate:
     rate: int
     window: float
     burst: int
+    # T: seconds between two requests at the sustained rate.
+    interval: float = field(init=False, repr=False)
+    # burst * T: how far ahead of ``now`` the TAT may run.
+    span: float = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.rate < 1 or self.window <= 0 or self.burst < 1:
             raise ValueError("a rate needs rate >= 1, window > 0 and burst >= 1")
-
-    @property
-    def interval(self) -> float:
-        """T: seconds between two requests at the sustained rate."""
-        return self.window / self.rate
-
-    @property
-    def span(self) -> float:
-        """burst * T: how far ahead of ``now`` the TAT may run."""
-        return self.burst * self.interval
+        # Computed once: every decision uses both.
+        object.__setattr__(self, "interval", self.window / self.rate)
+        object.__setattr__(self, "span", self.burst * self.interval)
 
 
 @dataclass(frozen=True)

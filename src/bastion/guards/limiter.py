@@ -20,7 +20,7 @@ from typing import Any, Literal
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.clock import Clock
 from bastion.errors import ProblemError, StoreUnavailable
-from bastion.guards.gcra import decide
+from bastion.guards.gcra import Rate, decide
 from bastion.guards.ratelimit_headers import (
     QUOTA_EXCEEDED,
     Advertised,
@@ -104,11 +104,13 @@ class RateLimiter:
         self._audit = audit
         self._clock = clock
         self._degraded = False
+        # Rate objects per (limit, tier), built once: settings never change at run time.
+        self._rates: dict[tuple[int, str | None], Rate] = {}
 
     async def check(self, scope: str, limits: Sequence[LimitSettings], facts: Facts) -> Verdict:
         """Admit the request or raise ``RateLimited`` (429) naming visible limits only."""
         applying = [
-            (limit, key, limit.rate_for(tier_of(limit, facts.claims)))
+            (limit, key, self._rate(limit, facts))
             for limit in limits
             if (key := key_for(scope, limit, facts)) is not None
         ]
@@ -162,6 +164,13 @@ class RateLimiter:
             headers={**headers, "retry-after": str(max(1, delay_seconds(wait)))},
             extensions={"violated-policies": visible} if visible else {},
         )
+
+    def _rate(self, limit: LimitSettings, facts: Facts) -> Rate:
+        tier = tier_of(limit, facts.claims) if limit.tiers else None
+        rate = self._rates.get((id(limit), tier))
+        if rate is None:
+            rate = self._rates[(id(limit), tier)] = limit.rate_for(tier)
+        return rate
 
     async def _rate_check(
         self, keys: list[str], rates: list[tuple[float, float]], now: float

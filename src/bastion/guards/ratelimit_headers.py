@@ -13,6 +13,7 @@ The 429 body uses the draft's ``quota-exceeded`` problem type with ``violated-po
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ class Advertised:
     reset: float
 
 
+@functools.lru_cache(maxsize=1024)
 def sf_string(value: str) -> str:
     if not _NAME.match(value):
         raise ValueError("a policy name is 1-64 printable ASCII characters")
