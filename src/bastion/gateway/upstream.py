@@ -188,17 +188,22 @@ class UpstreamCall:
         return await self._guarded(guard)
 
     async def _guarded(self, guard: Resilience) -> aiohttp.ClientResponse:
-        guard.budget.deposit(guard.clock.now())
+        clock = guard.clock
+        breaker = guard.breaker
+        guard.budget.deposit(clock.now())
         attempt = 0
         while True:
-            if guard.breaker is not None:
-                await guard.breaker.allow()
+            if breaker is not None:
+                now = clock.now()
+                if breaker.sync_due(now):
+                    await breaker.adopt_shared(now)
+                breaker.admit(now)
             call = self._send()
             try:
                 response: aiohttp.ClientResponse = await call.__aenter__()
             except (TimeoutError, aiohttp.ClientError) as exc:
-                if guard.breaker is not None:
-                    await guard.breaker.record(False)
+                if breaker is not None and breaker.note(False, now := clock.now()):
+                    await breaker.publish(now)
                 # A refused connection sent nothing: any method may try again.
                 safe = isinstance(exc, aiohttp.ClientConnectorError) or retryable(
                     self._method, self._keyed
@@ -208,8 +213,8 @@ class UpstreamCall:
                     raise _translated(exc, self._up.name) from exc
             else:
                 failed = response.status >= 500
-                if guard.breaker is not None:
-                    await guard.breaker.record(not failed)
+                if breaker is not None and breaker.note(not failed, now := clock.now()):
+                    await breaker.publish(now)
                 delay = None
                 if response.status in RETRYABLE_STATUS:
                     wait = retry_after(response.headers.get("retry-after"), guard.clock.now())

@@ -34,6 +34,7 @@ from bastion.store.protocols import HotStore
 
 log = logging.getLogger("bastion.guards")
 
+RETRY_DOWN_STORE = 1.0
 ABNORMAL_USAGE = "https://iana.org/assignments/http-problem-types#abnormal-usage-detected"
 
 
@@ -85,7 +86,7 @@ def key_for(scope: str, limit: LimitSettings, facts: Facts) -> str | None:
         if value is None:
             return None
         parts.append(f"{part}={value}")
-    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+    digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=16).hexdigest()
     return f"rl:{scope}:{limit.name}:{digest}"
 
 
@@ -104,6 +105,7 @@ class RateLimiter:
         self._audit = audit
         self._clock = clock
         self._degraded = False
+        self._retry_at = 0.0
         # Rate objects per (limit, tier), built once: settings never change at run time.
         self._rates: dict[tuple[int, str | None], Rate] = {}
 
@@ -119,7 +121,13 @@ class RateLimiter:
         now = self._clock.now()
         keys = [key for _, key, _ in applying]
         rates = [(rate.interval, rate.span) for _, _, rate in applying]
-        _, previous = await self._rate_check(keys, rates, now)
+        if self._degraded or self._mode == "closed":
+            _, previous = await self._rate_check(keys, rates, now)
+        else:
+            try:  # the common case, without a coroutine more
+                _, previous = await self._hot.rate_check(keys, rates, now)
+            except StoreUnavailable:
+                _, previous = await self._rate_check(keys, rates, now)
         decisions = [
             decide(rate, tat, now) for (_, _, rate), tat in zip(applying, previous, strict=True)
         ]
@@ -175,16 +183,30 @@ class RateLimiter:
     async def _rate_check(
         self, keys: list[str], rates: list[tuple[float, float]], now: float
     ) -> tuple[bool, list[float | None]]:
+        # While hot state is down, it is asked again only once per RETRY_DOWN_STORE, so
+        # requests do not each wait out a connection timeout.
+        if self._degraded and now < self._retry_at:
+            return await self._fallback(keys, rates, now, StoreUnavailable("hot_state", "down"))
         try:
             result = await self._hot.rate_check(keys, rates, now)
-        except StoreUnavailable:
-            if self._mode == "closed":
-                self._transition(degraded=True, detail="refusing requests")
-                raise
-            self._transition(degraded=True, detail="counting in this process")
-            return await self._local.rate_check(keys, rates, now)
+        except StoreUnavailable as exc:
+            self._retry_at = now + RETRY_DOWN_STORE
+            return await self._fallback(keys, rates, now, exc)
         self._transition(degraded=False, detail="shared counters again")
         return result
+
+    async def _fallback(
+        self,
+        keys: list[str],
+        rates: list[tuple[float, float]],
+        now: float,
+        exc: StoreUnavailable,
+    ) -> tuple[bool, list[float | None]]:
+        if self._mode == "closed":
+            self._transition(degraded=True, detail="refusing requests")
+            raise exc
+        self._transition(degraded=True, detail="counting in this process")
+        return await self._local.rate_check(keys, rates, now)
 
     def _transition(self, *, degraded: bool, detail: str) -> None:
         if degraded == self._degraded:
