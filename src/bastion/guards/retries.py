@@ -56,20 +56,28 @@ def retry_after(value: str | None, now: float) -> float | None:
 
 
 class RetryBudget:
-    """Tokens earned by requests and spent by retries (pure arithmetic; ``now`` given)."""
+    """Tokens earned by requests and spent by retries (pure arithmetic; ``now`` given).
+
+    A deposit only counts (it runs on every request); the count is turned into a balance
+    when a retry asks for one.
+    """
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._policy = policy
         self._balance = 0.0
+        self._deposits = 0
         self._floor_balance = policy.budget_floor
         self._updated: float | None = None
 
     def deposit(self, now: float) -> None:
-        self._refill(now)
-        self._balance = min(self._balance + self._policy.budget_ratio, 100.0)
+        self._deposits += 1
 
     def withdraw(self, now: float) -> bool:
         self._refill(now)
+        if self._deposits:
+            earned = self._deposits * self._policy.budget_ratio
+            self._balance = min(self._balance + earned, 100.0)
+            self._deposits = 0
         if self._balance >= 1.0:
             self._balance -= 1.0
             return True
