@@ -10,9 +10,6 @@ for memory; one raw ``GET`` (one round trip, no script) for Redis. Keys are spre
 from __future__ import annotations
 
 import asyncio
-import secrets
-
-import redis.asyncio as aioredis
 
 from bastion.audit import AuditPipeline
 from bastion.clock import SystemClock
@@ -20,8 +17,7 @@ from bastion.guards.limiter import Facts, RateLimiter
 from bastion.guards.settings import LimitSettings
 from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.protocols import HotStore
-from bastion.store.redis.hot import RedisHotStore
-from bench.hot_store import CONCURRENCY, REDIS_URL, rate, row
+from bench.hot_store import CONCURRENCY, rate, row, scratch_redis
 
 ONE = (LimitSettings(name="per-user", by=("user",), rate=10**9, window=1.0),)
 TWO = (*ONE, LimitSettings(name="per-ip", by=("ip",), rate=10**9, window=1.0, visible=False))
@@ -58,16 +54,11 @@ async def memory_rows() -> None:
 
 
 async def redis_rows() -> None:
-    prefix = f"bench:{secrets.token_hex(4)}:"
-    store = RedisHotStore(REDIS_URL, prefix=prefix)
-    raw = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        await raw.ping()
-    except Exception as exc:
-        print(f"(Redis rows skipped: {REDIS_URL} unreachable: {type(exc).__name__})")
-        return
-    checker = limiter(store)
-    try:
+    async with scratch_redis() as scratch:
+        if scratch is None:
+            return
+        store, raw, prefix = scratch
+        checker = limiter(store)
         for concurrency in (1, CONCURRENCY):
             tag = f"x{concurrency}"
             baseline = await rate(lambda i: raw.get(f"{prefix}u{i % 1000}"), concurrency)
@@ -81,12 +72,6 @@ async def redis_rows() -> None:
                 await rate(lambda i: checker.check("b", TWO, facts(i)), concurrency),
                 baseline,
             )
-    finally:
-        keys = [k async for k in raw.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 500):
-            await raw.delete(*keys[start : start + 500])
-        await raw.aclose()
-        await store.close()
 
 
 async def main() -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 
@@ -52,7 +53,10 @@ async def memory_rows() -> None:
     )
 
 
-async def redis_rows() -> None:
+@asynccontextmanager
+async def scratch_redis() -> AsyncIterator[tuple[RedisHotStore, aioredis.Redis, str] | None]:
+    """A store and a raw client on a fresh key prefix, deleted afterwards; None (with a
+    note) when Redis is unreachable."""
     prefix = f"bench:{secrets.token_hex(4)}:"
     store = RedisHotStore(REDIS_URL, prefix=prefix)
     raw = aioredis.Redis.from_url(REDIS_URL)
@@ -60,38 +64,47 @@ async def redis_rows() -> None:
         await raw.ping()
     except Exception as exc:
         print(f"(Redis rows skipped: {REDIS_URL} unreachable: {type(exc).__name__})")
+        yield None
         return
     try:
-        # Distinct keys per call: this measures cost, not contention on one key.
-        async def cas(i: int) -> object:
-            current = await store.get(f"cas{i % 1000}")
-            return await store.compare_and_set(f"cas{i % 1000}", current, b"x")
-
-        for concurrency in (1, CONCURRENCY):
-            tag = f"x{concurrency}"
-            row(
-                f"redis incr (ttl, MULTI) vs raw INCR {tag}",
-                await rate(lambda i: store.incr(f"c{i % 1000}", ttl=60), concurrency),
-                await rate(lambda i: raw.incr(f"{prefix}r{i % 1000}"), concurrency),
-            )
-            row(
-                f"redis set_if_absent vs raw SET NX {tag}",
-                await rate(lambda i: store.set_if_absent(f"s{i}", b"1", ttl=60), concurrency),
-                await rate(
-                    lambda i: raw.set(f"{prefix}t{i}", b"1", nx=True, px=60000), concurrency
-                ),
-            )
-            row(
-                f"redis get+compare_and_set vs raw GET+SET {tag}",
-                await rate(cas, concurrency),
-                await rate(lambda i: _get_set(raw, f"{prefix}g{i % 1000}"), concurrency),
-            )
+        yield store, raw, prefix
     finally:
         keys = [k async for k in raw.scan_iter(match=f"{prefix}*", count=1000)]
         for start in range(0, len(keys), 500):
             await raw.delete(*keys[start : start + 500])
         await raw.aclose()
         await store.close()
+
+
+async def redis_rows() -> None:
+    async with scratch_redis() as scratch:
+        if scratch is not None:
+            await _redis_rows(*scratch)
+
+
+async def _redis_rows(store: RedisHotStore, raw: aioredis.Redis, prefix: str) -> None:
+    # Distinct keys per call: this measures cost, not contention on one key.
+    async def cas(i: int) -> object:
+        current = await store.get(f"cas{i % 1000}")
+        return await store.compare_and_set(f"cas{i % 1000}", current, b"x")
+
+    for concurrency in (1, CONCURRENCY):
+        tag = f"x{concurrency}"
+        row(
+            f"redis incr (ttl, MULTI) vs raw INCR {tag}",
+            await rate(lambda i: store.incr(f"c{i % 1000}", ttl=60), concurrency),
+            await rate(lambda i: raw.incr(f"{prefix}r{i % 1000}"), concurrency),
+        )
+        row(
+            f"redis set_if_absent vs raw SET NX {tag}",
+            await rate(lambda i: store.set_if_absent(f"s{i}", b"1", ttl=60), concurrency),
+            await rate(lambda i: raw.set(f"{prefix}t{i}", b"1", nx=True, px=60000), concurrency),
+        )
+        row(
+            f"redis get+compare_and_set vs raw GET+SET {tag}",
+            await rate(cas, concurrency),
+            await rate(lambda i: _get_set(raw, f"{prefix}g{i % 1000}"), concurrency),
+        )
 
 
 async def _get_set(raw: aioredis.Redis, key: str) -> object:
