@@ -72,6 +72,17 @@ type = "object"
 properties = {{ amount = {{ type = "integer" }} }}
 
 [[gateway.routes]]
+name = "transfer"
+methods = ["POST"]
+path = "/accounts/{{account_id}}/transfers"
+upstream = "api"
+auth = "bastion"
+idempotency = {{}}
+objects = {{ lookup = "/accounts/{{account_id}}/owner" }}
+[gateway.routes.input.body]
+type = "object"
+
+[[gateway.routes]]
 name = "note"
 methods = ["POST"]
 path = "/notes"
@@ -317,3 +328,15 @@ def test_cursor_pagination(gw: GatewayHarness, recorder: Recorder) -> None:
     assert gw.client.get("/api/things?limit=6", headers=alice).status_code == 400
     assert gw.client.get("/api/things?offset=3", headers=alice).status_code == 400
     assert orjson.loads(recorder.last.query and b"{}") == {}
+
+
+def test_a_refused_request_does_not_hold_its_key(gw: GatewayHarness, recorder: Recorder) -> None:
+    """A request refused before the upstream call leaves no running record behind."""
+    headers = {**gw.bearer(gw.mint("alice")), "idempotency-key": "k-9"}
+    recorder.answers["/accounts/7/owner"] = Answer(body={"owner": "bob"})
+    refused = gw.client.post("/api/accounts/7/transfers", json={}, headers=headers)
+    assert refused.status_code == 404  # the ownership look-up refused it
+    recorder.answers["/accounts/7/owner"] = Answer(body={"owner": "alice"})
+    recorder.answers["/accounts/7/transfers"] = Answer(status=201, body={"ok": 1})
+    allowed = gw.client.post("/api/accounts/7/transfers", json={}, headers=headers)
+    assert allowed.status_code == 201

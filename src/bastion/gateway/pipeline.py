@@ -207,6 +207,11 @@ class Gateway:
                     # Forward what was validated: duplicate keys or numbers the parser
                     # read one way must not reach the upstream to be read another way.
                     body = orjson.dumps(document)
+        outgoing = await self._outgoing_headers(scope, route, caller, headers)
+        if caller is not None and route.checks_ownership:
+            await self._check_ownership(route, caller, params, outgoing)
+        # The key is claimed last, right before the call: a request refused earlier
+        # must not leave its key "running" for the app's retry to trip over.
         claim = None
         if settings.idempotency is not None:
             found = await self._idempotency(exchange, headers, body or b"")
@@ -216,9 +221,6 @@ class Gateway:
                 await _send_whole(send, found.status, replayed + exchange.extra, found.body)
                 return
             claim = found
-        outgoing = await self._outgoing_headers(scope, route, caller, headers)
-        if caller is not None and route.checks_ownership:
-            await self._check_ownership(route, caller, params, outgoing)
         path = route.target.render(params)
         try:
             status = await self._proxy(
