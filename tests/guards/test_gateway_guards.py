@@ -83,6 +83,17 @@ objects = {{ lookup = "/accounts/{{account_id}}/owner" }}
 type = "object"
 
 [[gateway.routes]]
+name = "doc"
+methods = ["POST"]
+path = "/docs"
+upstream = "api"
+auth = "bastion"
+idempotency = {{}}
+objects = {{ response_owner = "/owner" }}
+[gateway.routes.input.body]
+type = "object"
+
+[[gateway.routes]]
 name = "note"
 methods = ["POST"]
 path = "/notes"
@@ -340,3 +351,36 @@ def test_a_refused_request_does_not_hold_its_key(gw: GatewayHarness, recorder: R
     recorder.answers["/accounts/7/transfers"] = Answer(status=201, body={"ok": 1})
     allowed = gw.client.post("/api/accounts/7/transfers", json={}, headers=headers)
     assert allowed.status_code == 201
+
+
+def test_a_key_is_scoped_to_the_resource(gw: GatewayHarness, recorder: Recorder) -> None:
+    """The same key and body sent to two accounts are two writes, not a replay."""
+    headers = {**gw.bearer(gw.mint("alice")), "idempotency-key": "same"}
+    for account in ("1", "2"):
+        recorder.answers[f"/accounts/{account}/owner"] = Answer(body={"owner": "alice"})
+        recorder.answers[f"/accounts/{account}/transfers"] = Answer(
+            status=201, body={"account": account}
+        )
+        answer = gw.client.post(f"/api/accounts/{account}/transfers", json={}, headers=headers)
+        assert answer.json() == {"account": account}
+        assert "idempotent-replayed" not in answer.headers
+    assert recorder.count(b"/accounts/2/transfers") == 1
+
+
+def test_an_answer_refused_after_the_call_settles_the_key(
+    gw: GatewayHarness, recorder: Recorder
+) -> None:
+    """Anything failing after the upstream was called marks the key unknown, never leaves
+    it running for its whole lifetime."""
+    headers = {**gw.bearer(gw.mint("alice")), "idempotency-key": "n-1"}
+    recorder.answers["/docs"] = Answer(status=201, body={"owner": "bob"})
+    assert gw.client.post("/api/docs", json={}, headers=headers).status_code == 404
+    again = gw.client.post("/api/docs", json={}, headers=headers)
+    assert again.status_code == 409
+    assert again.json()["type"] == "urn:bastion:problem:idempotency-outcome-unknown"
+
+
+def test_hostile_page_sizes_are_a_400(gw: GatewayHarness) -> None:
+    token = gw.bearer(gw.mint("alice"))
+    for limit in ("0" * 5000 + "1", "\u0663", "-1", "1.5"):
+        assert gw.client.get(f"/api/things?limit={limit}", headers=token).status_code == 400

@@ -103,3 +103,11 @@ def test_running_counts_match_a_recount(outcomes: list[tuple[bool, float]]) -> N
         window = [ok for second, ok in seen if second >= int(now) - 10]
         assert breaker._total == len(window)
         assert breaker._failures == sum(1 for ok in window if not ok)
+
+
+def test_a_probe_that_never_reports_does_not_wedge_the_breaker() -> None:
+    breaker = Breaker(BreakerPolicy(consecutive_failures=1, open_for=10, probes=1))
+    breaker.record(False, 0)
+    assert breaker.allow(10)  # the probe goes out ... and is never heard of again
+    assert not breaker.allow(15)
+    assert breaker.allow(20)  # after another open_for, a new probe is allowed

@@ -49,7 +49,13 @@ def page_request(
     size = settings.default_page_size
     if raw_limit is not None:
         text = str(raw_limit)
-        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= settings.max_page_size:
+        digits = len(str(settings.max_page_size))
+        if (
+            not text.isascii()
+            or not text.isdigit()
+            or len(text) > digits
+            or not 1 <= int(text) <= settings.max_page_size
+        ):
             raise InvalidInput(f"limit must be a whole number from 1 to {settings.max_page_size}.")
         size = int(text)
     cursor = query.get(CURSOR_PARAM)

@@ -68,6 +68,8 @@ from bastion.web.problems import PROBLEM_JSON
 log = logging.getLogger("bastion.gateway")
 
 WRITE_METHODS = BODY_METHODS
+# Beyond the longest a call can take, a "running" idempotency record means a crash.
+LEASE_MARGIN = 5.0
 # Answers up to this size with a Content-Length are read whole, not streamed.
 WHOLE_BODY_BYTES = 65_536
 # Query parameters that carry credentials: refused, so tokens never sit in URLs, access
@@ -88,6 +90,8 @@ class Exchange:
     started: bool = False
     # Headers every answer to this request carries (RateLimit fields, Link).
     extra: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # The idempotency key's record holds the final answer.
+    settled: bool = False
 
 
 class Gateway:
@@ -214,7 +218,7 @@ class Gateway:
         # must not leave its key "running" for the app's retry to trip over.
         claim = None
         if settings.idempotency is not None:
-            found = await self._idempotency(exchange, headers, body or b"")
+            found = await self._idempotency(scope, exchange, headers, body or b"")
             if isinstance(found, Stored):
                 exchange.started = True
                 replayed = [*found.headers, (b"idempotent-replayed", b"true")]
@@ -227,10 +231,18 @@ class Gateway:
                 scope, send, exchange, params, (path, query_string, outgoing, body), page, claim
             )
         except (UpstreamFailure, CircuitOpen) as exc:
-            if claim is not None:
+            if claim is not None and not exchange.settled:
                 await self._settle(claim, exc, settings)
             if settings.fallback == "stale" and await self._stale(scope, send, exchange):
                 return
+            raise
+        except BaseException:
+            # Anything else after the claim (an owner check refusing the answer, a client
+            # gone, a store failing): the upstream may have acted, so the key is never
+            # run again rather than left "running" for its whole lifetime.
+            if claim is not None and not exchange.settled:
+                assert settings.idempotency is not None
+                await self.guards.idempotency.unknown(claim, settings.idempotency.ttl)
             raise
         if exchange.method == "DELETE" and 200 <= status < 300 and caller is not None:
             await self._forget(route, exchange)
@@ -264,7 +276,8 @@ class Gateway:
             answer_headers = response_headers(
                 response.raw_headers, reshaped=route.allow is not None or page is not None
             )
-            answer_headers += cors.response_headers(settings.cors, exchange.origin)
+            # CORS fields depend on this request's Origin: added when sending, never stored.
+            exchange.extra += cors.response_headers(settings.cors, exchange.origin)
             success = 200 <= status < 300
             whole = claim is not None or (success and route.buffers_answer)
             if not whole:
@@ -275,6 +288,7 @@ class Gateway:
         if success and (route.buffers or page is not None):
             payload = await self._finish(scope, route, exchange, payload, page)
         if claim is not None:
+            exchange.settled = True
             await self.guards.idempotency.complete(
                 claim,
                 Stored(status, answer_headers, payload),
@@ -306,7 +320,7 @@ class Gateway:
         exchange.extra += [(k.encode(), v.encode()) for k, v in verdict.headers.items()]
 
     async def _idempotency(
-        self, exchange: Exchange, headers: dict[str, str], body: bytes
+        self, scope: Scope, exchange: Exchange, headers: dict[str, str], body: bytes
     ) -> Claim | Stored | None:
         route = exchange.route
         assert route is not None
@@ -318,12 +332,19 @@ class Gateway:
             return None
         caller = exchange.caller
         who = "anonymous" if caller is None else principal(caller, caller.subject)
+        # The key is scoped to the exact resource: the same key and body sent to
+        # /accounts/A/... and /accounts/B/... are two requests, not a replay.
+        target = f"{route.label}|{_raw_path(scope).decode('latin-1')}?" + scope.get(
+            "query_string", b""
+        ).decode("latin-1")
+        upstream = route.upstream.settings
         return await self.guards.idempotency.begin(
             key,
-            route=route.label,
+            route=target,
             principal=who,
-            fingerprint=fingerprint(exchange.method, route.label, who, body),
+            fingerprint=fingerprint(exchange.method, target, who, body),
             ttl=route.settings.idempotency.ttl,
+            lease=upstream.total_timeout * (upstream.retries.attempts + 1) + LEASE_MARGIN,
         )
 
     async def _settle(self, claim: Claim, exc: ProblemError, settings: RouteSettings) -> None:

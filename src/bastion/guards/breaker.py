@@ -47,6 +47,7 @@ class Breaker:
         self._total = 0
         self._failures = 0
         self._probes_out = 0
+        self._half_opened_at = 0.0
 
     def allow(self, now: float) -> bool:
         """Whether a request may go to the upstream now (a probe counts as one)."""
@@ -55,9 +56,14 @@ class Breaker:
                 return False
             self.state = State.HALF_OPEN
             self._probes_out = 0
+            self._half_opened_at = now
         if self.state is State.HALF_OPEN:
             if self._probes_out >= self.policy.probes:
-                return False
+                if now - self._half_opened_at < self.policy.open_for:
+                    return False
+                # A probe that never reported (cancelled, crashed): probe again.
+                self._probes_out = 0
+                self._half_opened_at = now
             self._probes_out += 1
         return True
 

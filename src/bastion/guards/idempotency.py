@@ -95,7 +95,14 @@ class Idempotency:
         self._clock = clock
 
     async def begin(
-        self, key: str, *, route: str, principal: str, fingerprint: str, ttl: float
+        self,
+        key: str,
+        *,
+        route: str,
+        principal: str,
+        fingerprint: str,
+        ttl: float,
+        lease: float = float("inf"),
     ) -> Claim | Stored:
         """Own the key (a ``Claim``), or get the stored answer to replay; else 409/422."""
         scoped = "idem:" + hashlib.sha256(f"{route}\x00{principal}\x00{key}".encode()).hexdigest()
@@ -112,7 +119,11 @@ class Idempotency:
                 [(base64.b64decode(k), base64.b64decode(v)) for k, v in record["headers"]],
                 base64.b64decode(record["body"]),
             )
-        if record.get("state") == "unknown":
+        stale = record.get("state") == "running" and (
+            self._clock.now() - float(record.get("at", 0)) > lease
+        )
+        if record.get("state") == "unknown" or stale:
+            # Running for longer than any call can take: the process that owned it died.
             raise IdempotencyConflict(
                 "The first request with this Idempotency-Key may or may not have been "
                 "processed. Check the resource, or use a new key.",

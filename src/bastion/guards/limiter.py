@@ -69,20 +69,18 @@ def tier_of(limit: LimitSettings, claims: Mapping[str, Any] | None) -> str | Non
 
 
 def key_for(scope: str, limit: LimitSettings, facts: Facts) -> str | None:
-    """The counter's key, or None when a key part is unknown (the limit does not apply)."""
+    """The counter's key, or None for a user limit without a user (it does not apply)."""
     parts: list[str] = []
     for part in limit.by:
         if part == "global":
             value: str | None = "*"
         elif part == "tier":
             value = tier_of(limit, facts.claims) or "-"
+        elif part == "user":
+            value = facts.user  # user limits apply to authenticated requests only
         else:
-            value = {
-                "ip": facts.ip,
-                "user": facts.user,
-                "client": facts.client,
-                "route": facts.route,
-            }[part]
+            # An unknown address or app shares one counter rather than escaping the limit.
+            value = {"ip": facts.ip, "client": facts.client, "route": facts.route}[part] or "-"
         if value is None:
             return None
         parts.append(f"{part}={value}")
@@ -135,8 +133,10 @@ class RateLimiter:
         advertised = [
             Advertised(
                 limit.name,
-                rate.rate,
-                rate.window,
+                # What can be spent at once, over the time it takes to come back: r never
+                # exceeds q (draft-10 §3.1.1), even when burst is below rate.
+                min(rate.rate, rate.burst),
+                min(rate.rate, rate.burst) * rate.interval,
                 # A refused request spent nothing, not even on the limits it passed.
                 (d.remaining + 1 if refused else d.remaining) if d.allowed else 0,
                 d.retry_after,

@@ -7,6 +7,7 @@ own endpoints and the failure modes. Every option is in docs/guards.md.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -122,6 +123,11 @@ class PaginationSettings(Section):
     def _sizes(self) -> PaginationSettings:
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size cannot exceed max_page_size")
+        pointer = re.compile(r"^(/([^/~]|~[01])*)*$")
+        if not self.next_token or not pointer.match(self.next_token):
+            raise ValueError("next_token is a JSON pointer such as /next")
+        if not pointer.match(self.items):
+            raise ValueError('items is a JSON pointer such as /items, or ""')
         return self
 
 
