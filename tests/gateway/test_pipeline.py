@@ -677,3 +677,13 @@ def test_declared_oversized_bodies_are_refused_and_audited(
     )
     assert answer.status_code == 413
     assert gw.events("gateway.request.refused")[-1]["details"]["reason"] == "BodyTooLarge"
+
+
+def test_cors_fields_appear_once_on_refusals_too(gw: GatewayHarness, recorder: Recorder) -> None:
+    """Fetch §3.2.5: a duplicated Access-Control-Allow-Origin fails the CORS check."""
+    origin = {"origin": "https://shop.example"}
+    recorder.answers["/catalogue/broken"] = Answer(status=500)
+    for path in ("/api/catalogue/lamp", "/api/catalogue/broken"):
+        answer = gw.client.get(path, headers=origin)
+        values = answer.headers.get_list("access-control-allow-origin")
+        assert values == ["https://shop.example"], path

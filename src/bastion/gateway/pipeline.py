@@ -153,6 +153,9 @@ class Gateway:
                 raise Hidden("no route")
             exchange.route = match.route
             exchange.object_id = match.route.object_id(match.params)
+            # CORS fields depend on this request's Origin: every answer gets them once, and
+            # they are never stored with an answer (replays and stale copies add their own).
+            exchange.extra += cors.response_headers(match.route.settings.cors, exchange.origin)
             await self._handle(scope, receive, send, exchange, match.params, headers)
         except ProblemError as exc:
             if isinstance(exc, Refusal | InvalidInput | BodyTooLarge) or exc.status < 500:
@@ -228,7 +231,7 @@ class Gateway:
         path = route.target.render(params)
         try:
             status = await self._proxy(
-                scope, send, exchange, params, (path, query_string, outgoing, body), page, claim
+                scope, send, exchange, (path, query_string, outgoing, body), page, claim
             )
         except (UpstreamFailure, CircuitOpen) as exc:
             if claim is not None and not exchange.settled:
@@ -254,7 +257,6 @@ class Gateway:
         scope: Scope,
         send: Send,
         exchange: Exchange,
-        params: dict[str, str],
         call: tuple[str, bytes, list[tuple[str, str]], bytes | None],
         page: Page | None,
         claim: Claim | None,
@@ -276,8 +278,6 @@ class Gateway:
             answer_headers = response_headers(
                 response.raw_headers, reshaped=route.allow is not None or page is not None
             )
-            # CORS fields depend on this request's Origin: added when sending, never stored.
-            exchange.extra += cors.response_headers(settings.cors, exchange.origin)
             success = 200 <= status < 300
             whole = claim is not None or (success and route.buffers_answer)
             if not whole:
@@ -503,8 +503,6 @@ class Gateway:
         status, body, extra = problem_for(exc, correlation_id(scope))
         headers = [(b"content-type", PROBLEM_JSON.encode())]
         headers += [(k.encode(), v.encode()) for k, v in extra.items()]
-        if exchange.route is not None:
-            headers += cors.response_headers(exchange.route.settings.cors, exchange.origin)
         await _send_whole(send, status, headers + exchange.extra, body)
 
     def _refused(self, scope: Scope, exchange: Exchange, exc: ProblemError) -> None:
