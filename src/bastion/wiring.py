@@ -37,6 +37,7 @@ from bastion.errors import ConfigError, ConfigProblem, MasterKeyError, StoreUnav
 from bastion.gateway.assembly import build_gateway
 from bastion.gateway.credentials import StaticCredential
 from bastion.gateway.pipeline import Gateway
+from bastion.gateway.routes import id_source_problems, object_forms
 from bastion.gateway.settings import UpstreamSettings
 from bastion.gateway.validation import InputRules
 from bastion.guards.resources import GuardedHttpTools
@@ -84,15 +85,22 @@ def load(option: Path | None = None, environ: Mapping[str, str] | None = None) -
 
 
 def gateway_problems(settings: Settings, environ: Mapping[str, str]) -> list[ConfigProblem]:
-    """Schemas that do not compile and static credentials that cannot be read."""
+    """Schemas that do not compile, ids that cannot be found or are spelled two ways, and
+    static credentials that cannot be read."""
     problems = []
+    rules: dict[str, InputRules | None] = {}
     for index, route in enumerate(settings.gateway.routes):
-        if route.input is None:
-            continue
         try:
-            InputRules.compile(route.input)
+            rules[route.label] = None if route.input is None else InputRules.compile(route.input)
         except ValueError as exc:
             problems.append(ConfigProblem(f"gateway.routes.{index}.input", str(exc)))
+            continue
+        for problem in id_source_problems(route, rules[route.label]):
+            problems.append(ConfigProblem(f"gateway.routes.{index}.objects", problem))
+    try:
+        object_forms(settings.gateway.routes, rules)
+    except ValueError as exc:
+        problems.append(ConfigProblem("gateway.routes", str(exc)))
     audience = gateway_audience(settings)
     for index, upstream in enumerate(settings.gateway.upstreams):
         try:

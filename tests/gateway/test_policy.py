@@ -1,4 +1,4 @@
-"""Function-level authorization and parameter binding (no I/O): RFC 6750 §3.1, RFC 9470."""
+"""Function-level authorization (no I/O): RFC 6750 §3.1, RFC 9470."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from bastion.accounts.levels import ACR_MFA, ACR_PASSWORD
 from bastion.gateway.authentication import Caller
-from bastion.gateway.policy import Forbidden, Hidden, StepUpRequired, authorize, check_param_claims
+from bastion.gateway.policy import Forbidden, StepUpRequired, authorize
 from bastion.gateway.settings import RouteSettings
 
 NOW = 1_700_000_000.0
@@ -81,23 +81,6 @@ def test_step_up_requirement() -> None:
             authorize(route, _caller(**claims), NOW)
         assert caught.value.status == 401
         assert "insufficient_user_authentication" in caught.value.headers["www-authenticate"]
-
-
-def test_parameter_bound_to_claim() -> None:
-    route = _route(objects={"param_claims": {"id": "sub", "org": "org_id"}})
-    caller = _caller(org_id=42)
-    check_param_claims(route, caller, {"id": "alice"}, {"org": "42"})
-    bad: list[tuple[dict[str, str], dict[str, str | list[str]]]] = [
-        ({"id": "bob"}, {"org": "42"}),
-        ({"id": "alice"}, {}),
-        ({"id": "alice"}, {"org": ["42", "43"]}),
-        ({"id": "alice"}, {"org": "43"}),
-    ]
-    for params, query in bad:
-        with pytest.raises(Hidden) as caught:
-            check_param_claims(route, caller, params, query)
-        assert caught.value.status == 404
-        assert caught.value.detail == "No such resource."
 
 
 @pytest.mark.parametrize(

@@ -44,10 +44,12 @@ from bastion.gateway.authentication import (
     claim_text,
     principal,
 )
+from bastion.gateway.bindings import canonicalise_at
 from bastion.gateway.credentials import InternalTokens, narrowed_scopes
 from bastion.gateway.guarding import Page, StaleCache, page_answer, page_request
+from bastion.gateway.identifiers import canonical_json
 from bastion.gateway.objects import Ownership
-from bastion.gateway.policy import Hidden, Refusal, authorize, check_param_claims
+from bastion.gateway.policy import Hidden, Refusal, authorize
 from bastion.gateway.router import Router
 from bastion.gateway.routes import BODY_METHODS, Route
 from bastion.gateway.settings import RouteSettings
@@ -188,7 +190,13 @@ class Gateway:
             caller = await self.authenticator.authenticate(token, settings.auth or ())
             exchange.caller = caller
             authorize(settings, caller, self.clock.now())
-            check_param_claims(settings, caller, params, query)
+        if route.path_ids:
+            # One spelling per id before any comparison, look-up or upstream path.
+            params = route.canonical_params(params)
+            exchange.object_id = route.object_id(params)
+        if caller is not None:
+            if route.bindings is not None:
+                route.bindings.check_params(caller, params, query)
             if route.limits_after:
                 await self._limit(scope, exchange, route.limits_after)
         if route.input is not None:
@@ -208,15 +216,18 @@ class Gateway:
             body = await _read_body(
                 receive, route.max_body, headers.get("content-length"), self.body_timeout
             )
+            document = None
             if route.input is not None:
                 document = route.input.check_body(headers.get("content-type"), body)
-                if document is not None:
-                    # Forward what was validated: duplicate keys or numbers the parser
-                    # read one way must not reach the upstream to be read another way.
-                    body = orjson.dumps(document)
+            if route.needs_document and caller is not None:
+                document = _bound_body(route, exchange, caller, document, body)
+            if document is not None:
+                # Forward what was validated: duplicate keys or numbers the parser
+                # read one way must not reach the upstream to be read another way.
+                body = orjson.dumps(document)
         outgoing = await self._outgoing_headers(scope, route, caller, headers)
         if caller is not None and route.checks_ownership:
-            await self._check_ownership(route, caller, params, outgoing)
+            await self._check_ownership(route, caller, exchange.object_id, params, outgoing)
         # The key is claimed last, right before the call: a request refused earlier
         # must not leave its key "running" for the app's retry to trip over.
         claim = None
@@ -392,22 +403,30 @@ class Gateway:
         return outgoing
 
     async def _check_ownership(
-        self, route: Route, caller: Caller, params: dict[str, str], outgoing: list[tuple[str, str]]
+        self,
+        route: Route,
+        caller: Caller,
+        object_id: str | None,
+        params: dict[str, str],
+        outgoing: list[tuple[str, str]],
     ) -> None:
         """The registry and the look-up call, before anything is forwarded."""
         objects = route.settings.objects
         claimed = claim_text(caller, objects.owner_claim)
-        object_id = route.object_id(params)
         if objects.owned is not None:
             if claimed is None or object_id is None:
                 raise Hidden("no owner or object id")
             await self.ownership.require_owner(objects.owned, object_id, principal(caller, claimed))
-        if objects.records is not None and object_id is not None:
-            # A create with a client-chosen id (PUT /notes/{id}) must not overwrite an
-            # object someone else already owns; unowned ids may be created.
-            owner = await self.ownership.owner(objects.records, object_id)
-            if owner is not None and (claimed is None or owner != principal(caller, claimed)):
-                raise Hidden("object owned by another subject")
+        if objects.records is not None:
+            if claimed is None:
+                # Nobody could be recorded as the owner of what this create makes.
+                raise Hidden("no owner claim to record")
+            if object_id is not None:
+                # A create with a client-chosen id (PUT /notes/{id}, or an id in the
+                # body) must not overwrite an object someone else already owns.
+                owner = await self.ownership.owner(objects.records, object_id)
+                if owner is not None and owner != principal(caller, claimed):
+                    raise Hidden("object owned by another subject")
         if route.lookup is not None:
             async with route.upstream.request(
                 "GET", route.lookup.render(params), b"", outgoing, None
@@ -426,23 +445,28 @@ class Gateway:
     async def _finish(
         self, scope: Scope, route: Route, exchange: Exchange, raw: bytes, page: Page | None
     ) -> bytes:
-        """Owner check, id recording, paging and shaping of a successful answer."""
-        if not raw:
-            return raw  # 204 or an empty 200: nothing to check or shape
-        try:
-            document = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            log.warning("upstream %s answered non-JSON on a checked route", route.upstream.name)
-            raise UpstreamFailure(UNAVAILABLE) from None
+        """Id recording, owner check, paging and shaping of a successful answer."""
         objects = route.settings.objects
+        source, where = objects.id_source
+        from_answer = objects.records is not None and source == "answer"
+        reads = from_answer or objects.response_owner or page or route.allow is not None
+        document = _json_answer(route, raw) if raw and reads else None
         caller = exchange.caller
         claimed = None if caller is None else claim_text(caller, objects.owner_claim)
+        if objects.records is not None and caller is not None and claimed is not None:
+            # A path or body id was known (and canonical) before the call.
+            created = (
+                canonical_json(pointer_value(document, where), route.object_form)
+                if from_answer
+                else exchange.object_id
+            )
+            await self._record(scope, route, exchange, created, principal(caller, claimed))
+        if document is None:
+            return raw  # 204, an empty 200, or nothing to check or shape
         if objects.response_owner is not None:
             found = _owner_text(pointer_value(document, objects.response_owner))
             if claimed is None or found != claimed:
                 raise Hidden("response owned by another subject")
-        if objects.records is not None and caller is not None and claimed is not None:
-            await self._record(route, exchange, document, principal(caller, claimed))
         if page is not None:
             pagination = route.settings.pagination
             assert pagination is not None
@@ -461,13 +485,17 @@ class Gateway:
             return orjson.dumps(shape(document, route.allow))
         return orjson.dumps(document) if page is not None else raw
 
-    async def _record(self, route: Route, exchange: Exchange, document: Any, owner: str) -> None:
+    async def _record(
+        self, scope: Scope, route: Route, exchange: Exchange, created: str | None, owner: str
+    ) -> None:
         objects = route.settings.objects
         assert objects.records is not None
-        created = _owner_text(pointer_value(document, objects.id_pointer))
         if created is None:
-            log.warning("route %s: no object id at %s to record", route.label, objects.id_pointer)
-            return
+            # The object exists upstream with no owner, so nobody can reach it through
+            # the gateway: say so to the app and to the audit trail rather than succeed.
+            self._audit(scope, exchange, "gateway.ownership.unrecorded", 502, Outcome.FAILURE)
+            log.warning("route %s: no object id at %s to record", route.label, objects.id_source)
+            raise UpstreamFailure(UNAVAILABLE)
         exchange.object_id = created
         try:
             recorded = await self.ownership.record(objects.records, created, owner)
@@ -507,20 +535,28 @@ class Gateway:
 
     def _refused(self, scope: Scope, exchange: Exchange, exc: ProblemError) -> None:
         reason = exc.reason if isinstance(exc, Refusal) else type(exc).__name__
-        self._audit(scope, exchange, "gateway.request.refused", exc.status, reason=reason)
+        self._audit(
+            scope, exchange, "gateway.request.refused", exc.status, Outcome.DENIED, reason=reason
+        )
 
     def _write(self, scope: Scope, exchange: Exchange, status: int) -> None:
-        self._audit(scope, exchange, "gateway.write", status)
+        self._audit(scope, exchange, "gateway.write", status, Outcome.SUCCESS)
 
     def _audit(
-        self, scope: Scope, exchange: Exchange, action: str, status: int, **details: str
+        self,
+        scope: Scope,
+        exchange: Exchange,
+        action: str,
+        status: int,
+        outcome: Outcome,
+        **details: str,
     ) -> None:
         """Who (subject and app), which route, which object; never the body."""
         caller = exchange.caller
         self.audit.emit(
             AuditEvent(
                 action,
-                Outcome.DENIED if action.endswith("refused") else Outcome.SUCCESS,
+                outcome,
                 actor=_actor(caller),
                 target=exchange.object_id,
                 policy=None if exchange.route is None else exchange.route.label,
@@ -601,6 +637,34 @@ async def _read_body(receive: Receive, limit: int, declared: str | None, per_rea
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _json_answer(route: Route, raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        log.warning("upstream %s answered non-JSON on a checked route", route.upstream.name)
+        raise UpstreamFailure(UNAVAILABLE) from None
+
+
+def _bound_body(
+    route: Route, exchange: Exchange, caller: Caller, document: Any, body: bytes
+) -> Any:
+    """The body as JSON with its bound fields checked (or set) and its id canonical."""
+    if document is None:
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("The body is not valid JSON.") from None
+    if route.bindings is not None and route.bindings.body:
+        route.bindings.bind_body(caller, document)
+    source, where = route.settings.objects.id_source
+    if route.settings.objects.records is not None and source == "body":
+        created = canonicalise_at(document, where, route.object_form)
+        if created is None:
+            raise InvalidInput(f"The body needs the new object's id at {where}.")
+        exchange.object_id = created
+    return document
 
 
 def _json_pointer(raw: bytes, pointer: str) -> Any:

@@ -1,15 +1,13 @@
 """Function-level and parameter-level authorization of one request (no I/O).
 
 ``authorize`` raises ``Forbidden`` (403, RFC 6750 §3.1 ``insufficient_scope``) when the
-caller lacks a scope, role, claim or client; ``Unauthenticated`` with the RFC 9470
-challenge when the authentication is too weak or too old; ``Hidden`` (404) when a path
-or query parameter names an object that is not the caller's (OWASP API1, BOLA), so that
-refusals do not reveal whether the object exists.
+caller lacks a scope, role, claim or client; ``StepUpRequired`` with the RFC 9470
+challenge when the authentication is too weak or too old. ``Hidden`` (404) is how the
+object-level rules refuse (OWASP API1, BOLA), so that refusals do not reveal whether
+the object exists.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 from bastion.accounts.stepup import Requirement, challenge
 from bastion.errors import ProblemError
@@ -93,22 +91,3 @@ def _claim_matches(value: object, allowed: tuple[object, ...]) -> bool:
     # bool is an int in Python: compare types too, so true never equals 1.
     values = value if isinstance(value, list) else [value]
     return any(type(v) is type(a) and v == a for v in values for a in allowed)
-
-
-def check_param_claims(
-    route: RouteSettings,
-    caller: Caller,
-    params: Mapping[str, str],
-    query: Mapping[str, str | list[str]],
-) -> None:
-    """Each configured parameter must equal its claim (``/users/{user_id}``, ``user_id == sub``).
-
-    A parameter that is absent or repeated refuses too: a rule that could be skipped by
-    leaving a query parameter out, or by sending a second value the upstream might pick
-    instead, would not be a rule.
-    """
-    for param, claim in route.objects.param_claims.items():
-        value = params.get(param, query.get(param))
-        expected = caller.claims.get(claim)
-        if not isinstance(value, str) or expected is None or value != str(expected):
-            raise Hidden("parameter does not match the caller")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bastion.gateway.bindings import Binding, Bindings
+from bastion.gateway.identifiers import IdForm, canonical
+from bastion.gateway.policy import Hidden
 from bastion.gateway.router import Router
 from bastion.gateway.settings import GatewaySettings, RouteSettings
 from bastion.gateway.shaping import compile_allowlist
@@ -54,6 +58,11 @@ class Route:
     # Rate limits known before the token is checked (ip, route, global), and after.
     limits_before: tuple[LimitSettings, ...]
     limits_after: tuple[LimitSettings, ...]
+    # Path parameters brought to their canonical id form: (name, form, is an object id).
+    path_ids: tuple[tuple[str, IdForm, bool], ...] = ()
+    # The form of this route's object ids in the ownership registry.
+    object_form: IdForm = IdForm.AUTO
+    bindings: Bindings | None = None
 
     @property
     def buffers_answer(self) -> bool:
@@ -65,22 +74,117 @@ class Route:
     def label(self) -> str:
         return self.settings.label
 
+    @property
+    def needs_document(self) -> bool:
+        """The body is read as JSON by the gateway (bound fields, or the id to record)."""
+        body_bound = self.bindings is not None and bool(self.bindings.body)
+        return body_bound or self.settings.objects.id_source[0] == "body"
+
     def object_id(self, params: dict[str, str]) -> str | None:
         return params.get(self.id_param) if self.id_param else None
+
+    def canonical_params(self, params: dict[str, str]) -> dict[str, str]:
+        """Typed and object-id parameters in their canonical form (``identifiers``).
+
+        An object id that is no id of its form is refused (404); another typed value is
+        left for input validation to refuse with its pointer (400).
+        """
+        out = params
+        for name, form, is_object in self.path_ids:
+            value = params[name]
+            found = canonical(value, form)
+            if found is None:
+                if is_object:
+                    raise Hidden("object id not in an acceptable form")
+            elif found != value:
+                if out is params:
+                    out = dict(params)
+                out[name] = found
+        return out
 
 
 def compile_routes(
     settings: GatewaySettings, upstreams: dict[str, Upstream], max_body_bytes: int
 ) -> Router[Route]:
     """Raises ``ValueError`` naming the route whose schema or template does not compile."""
+    rules = compile_input_rules(settings.routes)
+    forms = object_forms(settings.routes, rules)
     entries = []
     for route in settings.routes:
         try:
-            compiled = _compile(route, upstreams[route.upstream], max_body_bytes)
+            compiled = _compile(
+                route, upstreams[route.upstream], max_body_bytes, rules[route.label], forms
+            )
         except ValueError as exc:
             raise ValueError(f"route {route.label}: {exc}") from exc
         entries.append((PathTemplate.parse(route.path), route.methods, compiled))
     return Router(entries)
+
+
+def compile_input_rules(routes: Sequence[RouteSettings]) -> dict[str, InputRules | None]:
+    compiled: dict[str, InputRules | None] = {}
+    for route in routes:
+        try:
+            compiled[route.label] = None if route.input is None else InputRules.compile(route.input)
+        except ValueError as exc:
+            raise ValueError(f"route {route.label}: {exc}") from exc
+    return compiled
+
+
+def object_forms(
+    routes: Sequence[RouteSettings], rules: Mapping[str, InputRules | None]
+) -> dict[str, IdForm]:
+    """The id form of each object kind, from what its routes declare.
+
+    Every route of a kind must spell its ids the same way, or the registry would record
+    an id under one spelling and look it up under another. Raises ``ValueError``.
+    """
+    declared: dict[str, set[IdForm]] = {}
+    for route in routes:
+        objects = route.objects
+        form = _declared_object_form(route, rules.get(route.label))
+        for kind in {objects.owned, objects.records} - {None}:
+            assert kind is not None
+            declared.setdefault(kind, set())
+            if form is not IdForm.AUTO:
+                declared[kind].add(form)
+    forms = {}
+    for kind, found in declared.items():
+        if len(found) > 1:
+            names = ", ".join(sorted(f.value for f in found))
+            raise ValueError(f"the routes of object kind {kind!r} declare its ids as {names}")
+        forms[kind] = found.pop() if found else IdForm.AUTO
+    return forms
+
+
+def id_source_problems(route: RouteSettings, rules: InputRules | None) -> list[str]:
+    """Why a create route's id to record cannot be found, if it cannot (``bastion check``)."""
+    if route.objects.records is None:
+        return []
+    source, where = route.objects.id_source
+    if source == "body" and (rules is None or not rules.declares_body(where)):
+        return [f"objects.id_from: the route's body schema declares nothing at {where}"]
+    if source == "answer" and rules is not None and not rules.answer_declares(where):
+        return [f"objects.id_from: the operation's 2xx answers declare nothing at {where}"]
+    return []
+
+
+def _object_param(route: RouteSettings, params: tuple[str, ...]) -> str | None:
+    objects = route.objects
+    source, where = objects.id_source
+    if objects.records is not None and source == "path":
+        return where
+    return objects.id_param or (params[-1] if params else None)
+
+
+def _declared_object_form(route: RouteSettings, rules: InputRules | None) -> IdForm:
+    if rules is None:
+        return IdForm.AUTO
+    source, where = route.objects.id_source
+    if route.objects.records is not None and source == "body":
+        return rules.body_form(where)
+    param = _object_param(route, PathTemplate.parse(route.path).params)
+    return IdForm.AUTO if param is None else rules.param_form("path", param)
 
 
 def _forwarded(route: RouteSettings, upstream: Upstream) -> frozenset[str]:
@@ -97,15 +201,69 @@ def _forwarded(route: RouteSettings, upstream: Upstream) -> frozenset[str]:
     return frozenset(names)
 
 
-def _compile(route: RouteSettings, upstream: Upstream, max_body_bytes: int) -> Route:
+def _path_ids(
+    route: RouteSettings,
+    params: tuple[str, ...],
+    rules: InputRules | None,
+    object_param: str | None,
+    object_form: IdForm,
+) -> tuple[tuple[str, IdForm, bool], ...]:
+    objects = route.objects
+    strict = set(objects.param_claims) & set(params)
+    if objects.lookup is not None:
+        strict |= set(PathTemplate.parse(objects.lookup).params)
+    if object_param is not None and (objects.owned or objects.records):
+        strict.add(object_param)
+    found = []
+    for name in params:
+        form = IdForm.AUTO if rules is None else rules.param_form("path", name)
+        if name == object_param and (objects.owned or objects.records):
+            form = object_form
+        # Untyped values of no object rule are passed as they are.
+        if name in strict or form in (IdForm.INTEGER, IdForm.UUID):
+            found.append((name, form, name in strict))
+    return tuple(found)
+
+
+def _bindings(
+    route: RouteSettings, params: tuple[str, ...], rules: InputRules | None
+) -> Bindings | None:
+    objects = route.objects
+    if not objects.param_claims and not objects.body_claims:
+        return None
+
+    def form(where: str, name: str) -> IdForm:
+        if rules is None:
+            return IdForm.AUTO
+        return rules.body_form(name) if where == "body" else rules.param_form(where, name)
+
+    claims = objects.param_claims.items()
+    return Bindings(
+        path=tuple(Binding(p, c, form("path", p)) for p, c in claims if p in params),
+        query=tuple(Binding(p, c, form("query", p)) for p, c in claims if p not in params),
+        body=tuple(Binding(p, c, form("body", p)) for p, c in objects.body_claims.items()),
+        set_body=objects.body_claims_mode == "set",
+    )
+
+
+def _compile(
+    route: RouteSettings,
+    upstream: Upstream,
+    max_body_bytes: int,
+    rules: InputRules | None,
+    forms: Mapping[str, IdForm],
+) -> Route:
     objects = route.objects
     params = PathTemplate.parse(route.path).params
+    object_param = _object_param(route, params)
+    kind = objects.owned or objects.records
+    object_form = IdForm.AUTO if kind is None else forms[kind]
     return Route(
         settings=route,
         upstream=upstream,
         target=PathTemplate.parse(route.upstream_path or route.path),
         lookup=None if objects.lookup is None else PathTemplate.parse(objects.lookup),
-        input=None if route.input is None else InputRules.compile(route.input),
+        input=rules,
         allow=None if route.response.allow is None else compile_allowlist(route.response.allow),
         internal_scopes=route.upstream_scopes
         if route.upstream_scopes is not None
@@ -115,7 +273,7 @@ def _compile(route: RouteSettings, upstream: Upstream, max_body_bytes: int) -> R
         if route.max_body_bytes is None
         else min(max_body_bytes, route.max_body_bytes),
         buffers=bool(objects.response_owner or objects.records or route.response.allow is not None),
-        id_param=objects.id_param or (params[-1] if params else None),
+        id_param=object_param,
         checks_ownership=bool(objects.owned or objects.records or objects.lookup),
         limits_before=tuple(limit for limit in route.limits if limit.before_authentication)
         if not route.is_public
@@ -123,4 +281,7 @@ def _compile(route: RouteSettings, upstream: Upstream, max_body_bytes: int) -> R
         limits_after=tuple(limit for limit in route.limits if not limit.before_authentication)
         if not route.is_public
         else (),
+        path_ids=_path_ids(route, params, rules, object_param, object_form),
+        object_form=object_form,
+        bindings=_bindings(route, params, rules),
     )

@@ -221,9 +221,16 @@ class ObjectSettings(Section):
     # recorded as the caller's.
     owned: str | None = Field(None, pattern=NAME)
     id_param: str | None = None
-    # On a successful create, record the caller as owner of the id at `id_pointer`.
+    # On a successful create, record the caller as owner of the new object's id, found at
+    # `id_from`: "path:<param>", "body:<pointer>" or "answer:<pointer>" (the default,
+    # "answer:/id"; `id_pointer` is the older spelling of "answer:<pointer>").
     records: str | None = Field(None, pattern=NAME)
+    id_from: str | None = None
     id_pointer: str = "/id"
+    # Body fields that must equal a claim: { "/username" = "sub" }. "refuse" answers 404
+    # when they differ (or are missing); "set" writes the claim's value before forwarding.
+    body_claims: dict[str, str] = Field(default_factory=dict)
+    body_claims_mode: Literal["refuse", "set"] = "refuse"
     # The upstream's answer names its owner at this pointer; withheld unless it is the caller.
     response_owner: str | None = None
     # Ask the upstream who owns the object before forwarding (GET of this path template).
@@ -235,10 +242,47 @@ class ObjectSettings(Section):
     def _pointers(cls, value: str | None) -> str | None:
         return None if value is None else check_pointer(value)
 
+    @field_validator("body_claims")
+    @classmethod
+    def _body_pointers(cls, value: dict[str, str]) -> dict[str, str]:
+        for pointer in value:
+            if not check_pointer(pointer) or "*" in pointer.split("/"):
+                raise ValueError(f"{pointer!r} must point at one field, e.g. '/username'")
+        return value
+
+    @model_validator(mode="after")
+    def _id_source(self) -> ObjectSettings:
+        if self.id_from is not None:
+            if "id_pointer" in self.model_fields_set:
+                raise ValueError("give id_from or id_pointer, not both")
+            source, _, where = self.id_from.partition(":")
+            if source not in ("path", "body", "answer") or not where:
+                raise ValueError(
+                    'id_from is "path:<param>", "body:<pointer>" or "answer:<pointer>"'
+                )
+            if source != "path":
+                check_pointer(where)
+        if self.id_from is not None and self.records is None:
+            raise ValueError("id_from says where a create finds its id: it needs records")
+        return self
+
+    @property
+    def id_source(self) -> tuple[str, str]:
+        """Where a create finds the id to record: ("path"|"body"|"answer", param or pointer)."""
+        if self.id_from is None:
+            return ("answer", self.id_pointer)
+        source, _, where = self.id_from.partition(":")
+        return (source, where)
+
     @property
     def needs_subject(self) -> bool:
         return bool(
-            self.param_claims or self.owned or self.records or self.response_owner or self.lookup
+            self.param_claims
+            or self.body_claims
+            or self.owned
+            or self.records
+            or self.response_owner
+            or self.lookup
         )
 
 
@@ -400,6 +444,11 @@ class RouteSettings(Section):
                 raise ValueError("objects.lookup may only use the route's path parameters")
         if objects.records is not None and not set(self.methods) <= {"POST", "PUT"}:
             raise ValueError("objects.records belongs on a create route (POST or PUT)")
+        source, where = objects.id_source
+        if objects.records is not None and source == "path" and where not in template.params:
+            raise ValueError(f"objects.id_from names {where!r}, which is not a path parameter")
+        if objects.body_claims and not set(self.methods) <= {"POST", "PUT", "PATCH"}:
+            raise ValueError("objects.body_claims needs a route that takes a body")
         if self.idempotency is not None and not set(self.methods) <= {"POST", "PATCH"}:
             raise ValueError("idempotency keys are for POST and PATCH routes")
         if (self.pagination is not None or self.fallback != "none") and self.methods != ("GET",):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from bastion.errors import InvalidInput, ProblemError
+from bastion.gateway.identifiers import IdForm, dereferenced, form_of, schema_at
 from bastion.gateway.settings import InputSettings, is_json_media_type
 
 MAX_ERRORS = 20
@@ -133,6 +134,8 @@ class InputRules:
     max_array_items: int
     # The OpenAPI document the schemas come from, if any (to name properties in errors).
     openapi: dict[str, Any] | None = None
+    # The operation's 2xx answer schemas (to check where a create's id is found).
+    answers: tuple[Any, ...] = ()
 
     @classmethod
     def compile(cls, settings: InputSettings) -> InputRules:
@@ -160,6 +163,9 @@ class InputRules:
             max_depth=settings.max_depth,
             max_array_items=settings.max_array_items,
             openapi=document,
+            answers=()
+            if document is None or settings.operation is None
+            else _answer_schemas(document, settings.operation),
         )
 
     def check_body(self, content_type: str | None, raw: bytes) -> Any:
@@ -189,6 +195,52 @@ class InputRules:
             _raise_errors(self.path, _coerced(self.path.schema, path), self.openapi)
         if self.query is not None:
             _raise_errors(self.query, _coerced(self.query.schema, query), self.openapi)
+
+    def param_form(self, where: str, name: str) -> IdForm:
+        """The id form a path or query parameter is declared with (``auto`` if none)."""
+        validator = self.path if where == "path" else self.query
+        if validator is None or not isinstance(validator.schema, dict):
+            return IdForm.AUTO
+        properties = validator.schema.get("properties")
+        declared = properties.get(name) if isinstance(properties, dict) else None
+        return form_of(dereferenced(declared, self._resolver(validator.schema)))
+
+    def body_form(self, pointer: str) -> IdForm:
+        """The id form the body schema declares at ``pointer`` (``auto`` if none)."""
+        if self.body is None:
+            return IdForm.AUTO
+        return form_of(schema_at(self.body.schema, pointer, self._resolver(self.body.schema)))
+
+    def declares_body(self, pointer: str) -> bool:
+        """Whether the body schema describes a value at ``pointer``."""
+        if self.body is None:
+            return False
+        found = schema_at(self.body.schema, pointer, self._resolver(self.body.schema))
+        return found is not None
+
+    def answer_declares(self, pointer: str) -> bool:
+        """Whether one of the OpenAPI operation's 2xx answers describes ``pointer``
+        (true when there is no OpenAPI operation to tell)."""
+        if self.openapi is None:
+            return True
+        resolve = self._resolver(self.openapi)
+        return any(schema_at(schema, pointer, resolve) is not None for schema in self.answers)
+
+    def _resolver(self, root: Any) -> Callable[[str], object]:
+        # In an OpenAPI document, local references point into the document itself.
+        documents = {"": root if self.openapi is None else self.openapi, _OPENAPI: self.openapi}
+
+        def resolve(ref: str) -> object:
+            base, _, fragment = ref.partition("#")
+            document = documents.get(base)
+            if document is None or not fragment.startswith("/"):
+                return None
+            try:
+                return _resolve_local(document, "#" + fragment)
+            except (KeyError, IndexError, TypeError):
+                return None
+
+        return resolve
 
     def _shape_problem(self, document: Any) -> str | None:
         stack: list[tuple[Any, int]] = [(document, 1)]
@@ -251,30 +303,51 @@ def _validator(schema: Any, registry: Registry[Any]) -> Draft202012Validator | N
     )
 
 
+def _find_operation(document: Any, operation_id: str) -> tuple[str, str, dict[str, Any]]:
+    """Path, method and operation object of an ``operationId``, or ``ValueError``."""
+    for path, item in (document.get("paths") or {}).items():
+        for method, operation in item.items() if isinstance(item, dict) else ():
+            if isinstance(operation, dict) and operation.get("operationId") == operation_id:
+                return path, method, operation
+    raise ValueError(f"no operation {operation_id!r} in the OpenAPI document")
+
+
 def _operation_schemas(
     document: Any, operation_id: str
 ) -> tuple[Any | None, Any | None, Any | None]:
-    """Body, query and path schemas of an OpenAPI 3.1 operation, by ``operationId``."""
-    for path, item in (document.get("paths") or {}).items():
-        for method, operation in item.items() if isinstance(item, dict) else ():
-            if not isinstance(operation, dict) or operation.get("operationId") != operation_id:
-                continue
-            base = f"{_OPENAPI}#/paths/{_escape(path)}/{method}"
-            body = None
-            content = (operation.get("requestBody") or {}).get("content") or {}
-            json_types = [t for t in content if is_json_media_type(t.split(";")[0].strip())]
-            if content and not json_types:
-                raise ValueError(f"operation {operation_id!r} takes no JSON body to validate")
-            if json_types:
-                pointer = f"{base}/requestBody/content/{_escape(json_types[0])}/schema"
-                body = {"$ref": pointer}
-            params = [*item.get("parameters", []), *operation.get("parameters", [])]
-            return (
-                body,
-                _params_schema(document, params, "query"),
-                _params_schema(document, params, "path"),
-            )
-    raise ValueError(f"no operation {operation_id!r} in the OpenAPI document")
+    """Body, query and path schemas of an OpenAPI operation, by ``operationId``."""
+    path, method, operation = _find_operation(document, operation_id)
+    item = document["paths"][path]
+    base = f"{_OPENAPI}#/paths/{_escape(path)}/{method}"
+    body = None
+    content = (operation.get("requestBody") or {}).get("content") or {}
+    json_types = [t for t in content if is_json_media_type(t.split(";")[0].strip())]
+    if content and not json_types:
+        raise ValueError(f"operation {operation_id!r} takes no JSON body to validate")
+    if json_types:
+        pointer = f"{base}/requestBody/content/{_escape(json_types[0])}/schema"
+        body = {"$ref": pointer}
+    params = [*item.get("parameters", []), *operation.get("parameters", [])]
+    return (
+        body,
+        _params_schema(document, params, "query"),
+        _params_schema(document, params, "path"),
+    )
+
+
+def _answer_schemas(document: Any, operation_id: str) -> tuple[Any, ...]:
+    """The JSON schemas of an operation's 2xx answers."""
+    _, _, operation = _find_operation(document, operation_id)
+    found = []
+    for status, answer in (operation.get("responses") or {}).items():
+        if isinstance(answer, dict) and "$ref" in answer:
+            answer = _resolve_local(document, answer["$ref"])
+        if not str(status).startswith("2") or not isinstance(answer, dict):
+            continue
+        for media, described in (answer.get("content") or {}).items():
+            if is_json_media_type(media.split(";")[0].strip()) and isinstance(described, dict):
+                found.append(described.get("schema"))
+    return tuple(found)
 
 
 def _params_schema(document: Any, params: list[Any], where: str) -> Any | None:

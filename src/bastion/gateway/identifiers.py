@@ -1,0 +1,151 @@
+"""Object ids in one spelling, before anything compares, records or forwards them.
+
+An upstream that reads ``01`` as ``1``, or ``A0EE...`` as ``a0ee...``, would otherwise
+act on an object whose owner the gateway looked up under another spelling (OWASP API1,
+BOLA). So every id that takes part in an object-level rule, and every path parameter
+with a declared type, is brought to its canonical form first; the registry, the claim
+comparison and the upstream path all see that form only.
+
+Forms, from the parameter's JSON Schema (or an OpenAPI parameter):
+
+- ``integer`` (``type: integer``): ASCII digits with an optional sign, written back in
+  decimal without ``+`` and without leading zeros;
+- ``uuid`` (``type: string, format: uuid``): any spelling the usual parsers accept
+  (hyphens or none, braces, ``urn:uuid:``, any case), written lower-case with hyphens
+  (RFC 9562 §4: "output as lower case ... case insensitive on input");
+- ``string`` (any other ``type: string``): as sent, its schema decides what is valid;
+- ``auto`` (no type declared): digits are read as an integer and the 8-4-4-4-12 form as
+  a UUID, anything else is kept as sent. Surrounding white space is never an id.
+
+``canonical`` answers ``None`` for a value that is not an id of its form.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Longer integers are not ids any upstream stores, and int() on huge text costs time.
+MAX_INTEGER_DIGITS = 40
+
+
+class IdForm(Enum):
+    INTEGER = "integer"
+    UUID = "uuid"
+    STRING = "string"
+    AUTO = "auto"
+
+
+def canonical(value: str, form: IdForm) -> str | None:
+    """The one spelling of ``value`` as an id of ``form``, or ``None``."""
+    if form is IdForm.STRING:
+        return value or None
+    if form is IdForm.INTEGER:
+        return _integer(value)
+    if form is IdForm.UUID:
+        return _uuid(value)
+    if not value or value != value.strip():
+        return None
+    if _INTEGER.fullmatch(value):
+        return _integer(value)
+    if _UUID.fullmatch(value):
+        return value.lower()
+    return value
+
+
+def canonical_json(value: Any, form: IdForm) -> str | None:
+    """An id found in a JSON document: a string, or an integer (never a boolean, a
+    fraction or a structure that would stringify into a match)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if form is IdForm.UUID else str(value)
+    if isinstance(value, str):
+        return canonical(value, form)
+    return None
+
+
+def json_value(text: str, form: IdForm) -> str | int:
+    """How a canonical id is written into a JSON body: a number for integer ids."""
+    return int(text) if form is IdForm.INTEGER else text
+
+
+def _integer(value: str) -> str | None:
+    if len(value) > MAX_INTEGER_DIGITS or not _INTEGER.fullmatch(value):
+        return None
+    return str(int(value))
+
+
+def _uuid(value: str) -> str | None:
+    text = value
+    if text[:9].lower() == "urn:uuid:":
+        text = text[9:]
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    if text.startswith("-") or text.endswith("-") or "--" in text:
+        return None
+    digits = text.replace("-", "")
+    if not _HEX32.fullmatch(digits):
+        return None
+    low = digits.lower()
+    return f"{low[:8]}-{low[8:12]}-{low[12:16]}-{low[16:20]}-{low[20:]}"
+
+
+def form_of(schema: object) -> IdForm:
+    """The form a JSON Schema (or OpenAPI 3.0 schema) gives a value."""
+    if not isinstance(schema, Mapping):
+        return IdForm.AUTO
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 else None
+    if kind == "integer":
+        return IdForm.INTEGER
+    if kind == "string":
+        return IdForm.UUID if schema.get("format") == "uuid" else IdForm.STRING
+    return IdForm.AUTO
+
+
+def schema_at(
+    schema: object, pointer: str, resolve: Callable[[str], object] | None = None
+) -> object:
+    """The subschema describing the value at ``pointer`` (RFC 6901), following
+    ``properties``, ``items``, ``allOf`` and local ``$ref``; ``None`` when not declared."""
+    node: object = schema
+    tokens = [] if pointer == "" else pointer[1:].split("/")
+    for raw in tokens:
+        token = raw.replace("~1", "/").replace("~0", "~")
+        node = _child(dereferenced(node, resolve), token, resolve)
+        if node is None:
+            return None
+    return dereferenced(node, resolve)
+
+
+def dereferenced(node: object, resolve: Callable[[str], object] | None, depth: int = 0) -> object:
+    """``node`` with its ``$ref`` chain followed (``None`` when a reference is unknown)."""
+    while isinstance(node, Mapping) and isinstance(node.get("$ref"), str) and depth < 16:
+        if resolve is None:
+            return None
+        node = resolve(node["$ref"])
+        depth += 1
+    return node
+
+
+def _child(node: object, token: str, resolve: Callable[[str], object] | None) -> object:
+    if not isinstance(node, Mapping):
+        return None
+    properties = node.get("properties")
+    if isinstance(properties, Mapping) and token in properties:
+        return properties[token]
+    if token.isdigit() and isinstance(node.get("items"), Mapping):
+        return node["items"]
+    for branch in node.get("allOf") or ():
+        found = _child(dereferenced(branch, resolve), token, resolve)
+        if found is not None:
+            return found
+    return None
