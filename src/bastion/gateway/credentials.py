@@ -5,15 +5,14 @@ The app's token never leaves the gateway. Per upstream, one of:
 - ``token_exchange``: an internal access token minted as RFC 8693 token exchange would
   (§2.2): audience = the upstream, scopes narrowed to what the route needs, ``act``
   naming the app's client (§4.1), lifetime at most 60 s and never past the app token's
-  own expiry. It is cached per subject, app, upstream and scope set, so one is minted
-  per minute per user rather than per request.
+  own expiry. It is cached per subject, app, upstream and scope set, and renewed by one
+  request ahead of expiry, so one is minted per minute per user rather than per request.
 - ``static``: a header with a secret read at start-up from the environment or a file.
 - ``none``: nothing (an upstream that relies on mTLS or the network alone).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +20,14 @@ from typing import Any
 from bastion.authserver.access import Authentication
 from bastion.clock import Clock
 from bastion.gateway.authentication import Caller, Unauthenticated, principal
+from bastion.gateway.renewal import Renewing, Timing
 from bastion.gateway.settings import BASTION, UpstreamSettings
 
-# Reuse a cached internal token only while it has this long to live, so it cannot expire
-# between leaving the gateway and reaching the upstream.
+# Use a cached internal token only while it has this long to live, so it cannot expire
+# between leaving the gateway and reaching the upstream; renew it when it has less than
+# RENEW_AHEAD left (both scaled down for shorter lifetimes, see renewal.Timing).
 MIN_REMAINING = 10.0
+RENEW_AHEAD = 20.0
 MAX_CACHED = 10_000
 
 Mint = Callable[..., Awaitable[tuple[str, dict[str, Any]]]]
@@ -41,51 +43,53 @@ class StaticCredential:
 
 
 class InternalTokens:
+    """Internal tokens per (user, sign-in, app, upstream, scopes), minted once per key and
+    renewed ahead of expiry (``renewal``), never outliving the app's own token."""
+
     def __init__(self, mint: Mint, gateway_client_id: str, clock: Clock) -> None:
         self._mint = mint
         self._client_id = gateway_client_id
         self._clock = clock
-        self._cache: OrderedDict[tuple[Any, ...], tuple[str, float]] = OrderedDict()
+        self._tokens = Renewing(clock, MAX_CACHED)
 
     async def token_for(
         self, caller: Caller, upstream: UpstreamSettings, scopes: Sequence[str]
     ) -> str:
-        now = self._clock.now()
         memo = caller.memo
         who = memo.get("who")
         if who is None:
             who = memo["who"] = _authentication(caller)
+        lifetime = upstream.credential.lifetime
         # How the user signed in is part of the key: a password-level token must never be
         # handed an internal token minted for an earlier MFA sign-in.
-        key = (caller.issuer, who, caller.client_id, upstream.name, tuple(scopes))
-        cached = self._cache.get(key)
-        if (
-            cached is not None
-            and cached[1] - now >= MIN_REMAINING
-            and cached[1] <= caller.expires_at
-        ):
-            return cached[0]
-        lifetime = min(upstream.credential.lifetime, caller.expires_at - now)
-        if lifetime < 1:
-            # Within the clock-skew allowance past its exp: valid for Bastion, but an
-            # internal token must not outlive it.
-            raise Unauthenticated("The access token has expired.")
-        app = caller.client_id or caller.issuer
-        act: dict[str, Any] = {"sub": app, "client_id": app}
-        if caller.issuer != BASTION:
-            act["iss"] = caller.issuer
-        token, minted = await self._mint(
-            client_id=self._client_id,
-            who=who,
-            scope=list(scopes),
-            audience=[upstream.token_audience],
-            lifetime=lifetime,
-            act=act,
-        )
-        self._cache[key] = (token, float(minted["exp"]))
-        if len(self._cache) > MAX_CACHED:
-            self._cache.popitem(last=False)
-        return token
+        key: tuple[Any, ...] = (caller.issuer, who, caller.client_id, upstream.name, tuple(scopes))
+        if self._clock.now() + lifetime > caller.expires_at:
+            # In the app token's last minute, a shared token could outlive it: these are
+            # minted for app tokens of this expiry alone, with that expiry as their limit.
+            key = (*key, caller.expires_at)
+
+        async def mint() -> tuple[str, float]:
+            left = min(lifetime, caller.expires_at - self._clock.now())
+            if left < 1:
+                # Within the clock-skew allowance past its exp: valid for Bastion, but an
+                # internal token must not outlive it.
+                raise Unauthenticated("The access token has expired.")
+            app = caller.client_id or caller.issuer
+            act: dict[str, Any] = {"sub": app, "client_id": app}
+            if caller.issuer != BASTION:
+                act["iss"] = caller.issuer
+            token, minted = await self._mint(
+                client_id=self._client_id,
+                who=who,
+                scope=list(scopes),
+                audience=[upstream.token_audience],
+                lifetime=left,
+                act=act,
+            )
+            return token, float(minted["exp"])
+
+        timing = Timing.for_lifetime(lifetime, MIN_REMAINING, RENEW_AHEAD)
+        return await self._tokens.get(key, mint, timing)
 
 
 def _authentication(caller: Caller) -> Authentication:
