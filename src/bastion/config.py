@@ -347,6 +347,15 @@ class Settings(Section):
                         "plain HTTP to a remote upstream; use https (or a local sidecar)",
                     )
                 )
+            token_url = upstream.credential.token_url
+            if token_url is not None and remote_plain_http(token_url):
+                # The client secret would cross the network in clear.
+                found.append(
+                    ConfigProblem(
+                        f"gateway.upstreams.{index}.credential.token_url",
+                        "the upstream's token endpoint must be https",
+                    )
+                )
         for index, issuer in enumerate(self.gateway.issuers):
             if remote_plain_http(issuer.jwks_uri):
                 # Whoever can alter the key set in transit can mint that issuer's tokens.

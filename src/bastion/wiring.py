@@ -35,10 +35,9 @@ from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
 from bastion.errors import ConfigError, ConfigProblem, MasterKeyError, StoreUnavailable
 from bastion.gateway.assembly import build_gateway
-from bastion.gateway.credentials import StaticCredential
 from bastion.gateway.pipeline import Gateway
 from bastion.gateway.routes import id_source_problems, object_forms
-from bastion.gateway.settings import UpstreamSettings
+from bastion.gateway.service_credentials import service_credential
 from bastion.gateway.validation import InputRules
 from bastion.guards.resources import GuardedHttpTools
 from bastion.guards.service import Guards, build_guards
@@ -104,7 +103,7 @@ def gateway_problems(settings: Settings, environ: Mapping[str, str]) -> list[Con
     audience = gateway_audience(settings)
     for index, upstream in enumerate(settings.gateway.upstreams):
         try:
-            static_credential(upstream, environ)
+            service_credential(upstream, environ, SystemClock())
         except ValueError as exc:
             problems.append(ConfigProblem(f"gateway.upstreams.{index}.credential", str(exc)))
         if upstream.credential.type == "token_exchange" and upstream.token_audience == audience:
@@ -121,28 +120,6 @@ def gateway_problems(settings: Settings, environ: Mapping[str, str]) -> list[Con
 def gateway_audience(settings: Settings) -> str:
     """The ``aud`` a Bastion access token needs at the gateway."""
     return settings.gateway.audience or settings.oauth.default_audience or settings.issuer
-
-
-def static_credential(
-    upstream: UpstreamSettings, environ: Mapping[str, str]
-) -> StaticCredential | None:
-    """The secret header of a ``static`` credential, read from the environment or a file."""
-    credential = upstream.credential
-    if credential.type != "static":
-        return None
-    if credential.env is not None:
-        value = environ.get(credential.env)
-        if not value:
-            raise ValueError(f"environment variable {credential.env} is not set")
-    else:
-        assert credential.file is not None
-        try:
-            value = credential.file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read {credential.file}: {exc}") from exc
-    if not value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ValueError("the credential must be one line without control characters")
-    return StaticCredential(credential.header, credential.prefix + value)
 
 
 def master_key(
@@ -273,6 +250,12 @@ class Runtime:
     guards: Guards
     gateway: Gateway | None = None
 
+    def reload(self) -> None:
+        """Re-read what changes on disk without a restart (``SIGHUP``): secret files."""
+        log.info("reloading secret files")
+        if self.gateway is not None:
+            self.gateway.reload_credentials()
+
     async def check_stores(self) -> dict[str, str]:
         async def probe(check: Awaitable[None]) -> str:
             try:
@@ -350,11 +333,7 @@ async def open_runtime(
                 hot=hot,
                 audit=audit,
                 clock=clock,
-                static_credentials={
-                    u.name: c
-                    for u in settings.gateway.upstreams
-                    if (c := static_credential(u, environ or os.environ)) is not None
-                },
+                environ=os.environ if environ is None else environ,
                 guards=guards,
             )
             await gateway.start()

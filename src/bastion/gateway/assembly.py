@@ -13,13 +13,14 @@ from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.errors import StoreUnavailable
 from bastion.gateway.authentication import Authenticator
-from bastion.gateway.credentials import InternalTokens, StaticCredential
+from bastion.gateway.credentials import InternalTokens
 from bastion.gateway.jwks import MAX_JWKS_BYTES, JwksCache
 from bastion.gateway.objects import Ownership
 from bastion.gateway.pipeline import Gateway
 from bastion.gateway.routes import compile_routes
+from bastion.gateway.service_credentials import service_credential
 from bastion.gateway.settings import UpstreamSettings
-from bastion.gateway.upstream import Resilience, Upstream
+from bastion.gateway.upstream import Resilience, Upstream, tls_context
 from bastion.guards.resilience import SharedBreaker
 from bastion.guards.retries import RetryBudget, RetryPolicy
 from bastion.guards.service import Guards
@@ -66,13 +67,18 @@ def build_gateway(
     hot: HotStore,
     audit: AuditPipeline,
     clock: Clock,
-    static_credentials: Mapping[str, StaticCredential],
+    environ: Mapping[str, str],
     guards: Guards,
 ) -> Gateway:
-    """Raises ``ValueError`` when a route's schema or OpenAPI operation does not compile."""
+    """Raises ``ValueError`` when a route's schema or OpenAPI operation does not compile, or
+    an upstream's own credential cannot be read."""
     gateway = settings.gateway
     upstreams = {
-        u.name: Upstream(u, static_credentials.get(u.name), _resilience(u, hot, audit, clock))
+        u.name: Upstream(
+            u,
+            service_credential(u, environ, clock, tls_context(u, u.credential.token_url)),
+            _resilience(u, hot, audit, clock),
+        )
         for u in gateway.upstreams
     }
     fetcher = JwksFetcher()

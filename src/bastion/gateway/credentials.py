@@ -7,14 +7,14 @@ The app's token never leaves the gateway. Per upstream, one of:
   naming the app's client (§4.1), lifetime at most 60 s and never past the app token's
   own expiry. It is cached per subject, app, upstream and scope set, and renewed by one
   request ahead of expiry, so one is minted per minute per user rather than per request.
-- ``static``: a header with a secret read at start-up from the environment or a file.
+- ``static`` or ``client_credentials``: the upstream's own credential
+  (``service_credentials``).
 - ``none``: nothing (an upstream that relies on mTLS or the network alone).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bastion.authserver.access import Authentication
@@ -31,15 +31,6 @@ RENEW_AHEAD = 20.0
 MAX_CACHED = 10_000
 
 Mint = Callable[..., Awaitable[tuple[str, dict[str, Any]]]]
-
-
-@dataclass(frozen=True)
-class StaticCredential:
-    header: str
-    value: str  # prefix included; never logged
-
-    def __repr__(self) -> str:
-        return f"StaticCredential(header={self.header!r}, value=<redacted>)"
 
 
 class InternalTokens:

@@ -135,6 +135,11 @@ class Gateway:
         for close in self._closers:
             await close()
 
+    def reload_credentials(self) -> None:
+        for upstream in self.upstreams:
+            if upstream.credential is not None:
+                upstream.credential.reload()
+
     def handles(self, raw_path: bytes) -> bool:
         return raw_path == self.prefix or raw_path.startswith(self.prefix + b"/")
 
@@ -285,6 +290,8 @@ class Gateway:
                 # 401 from an upstream means our credential failed, not the app's:
                 # passing it on would send the app to sign in again for nothing.
                 log.warning("upstream %s answered %d", route.upstream.name, status)
+                if status == 401 and route.upstream.credential is not None:
+                    route.upstream.credential.rejected()
                 raise UpstreamFailure(UNAVAILABLE)
             answer_headers = response_headers(
                 response.raw_headers, reshaped=route.allow is not None or page is not None
@@ -394,8 +401,8 @@ class Gateway:
         ]
         upstream = route.upstream
         credential = upstream.settings.credential
-        if upstream.static is not None:
-            outgoing.append((upstream.static.header, upstream.static.value))
+        if upstream.credential is not None:
+            outgoing.append((upstream.credential.header, await upstream.credential.current()))
         elif credential.type == "token_exchange" and caller is not None:
             scopes = narrowed_scopes(route.internal_scopes, caller)
             token = await self.internal_tokens.token_for(caller, upstream.settings, scopes)

@@ -196,8 +196,8 @@ def _forwarded(route: RouteSettings, upstream: Upstream) -> frozenset[str]:
         # A 304 or 412 answer would say "exists, unchanged" about someone else's object
         # before the owner check could see a body.
         names -= CONDITIONAL_HEADERS
-    if upstream.static is not None:
-        names -= {upstream.static.header}
+    if upstream.credential is not None:
+        names -= {upstream.credential.header}
     return frozenset(names)
 
 

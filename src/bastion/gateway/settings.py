@@ -98,15 +98,24 @@ def check_pointer(value: str) -> str:
 class CredentialSettings(Section):
     """What the upstream receives instead of the app's token (docs/gateway.md)."""
 
-    type: Literal["token_exchange", "static", "none"] = "token_exchange"
+    type: Literal["token_exchange", "static", "client_credentials", "none"] = "token_exchange"
     # token_exchange: the internal token's audience (default: the upstream's URL).
     audience: str | None = None
     lifetime: Duration = 60.0
-    # static: a header whose value is read from an environment variable or a file.
+    # static: a header whose value is read from an environment variable (at start) or a
+    # file (again whenever it changes, and on SIGHUP).
     header: str = "authorization"
     prefix: str = ""
+    # static: the header's value; client_credentials: the client secret.
     env: str | None = None
     file: Path | None = None
+    # client_credentials: an access token from the upstream's own authorization server
+    # (RFC 6749 §4.4), renewed before it expires.
+    token_url: str | None = None
+    client_id: str | None = None
+    scope: str | None = None
+    resource: str | None = None
+    auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
 
     @field_validator("header")
     @classmethod
@@ -123,18 +132,41 @@ class CredentialSettings(Section):
             raise ValueError("prefix cannot hold control characters")
         return value
 
+    @field_validator("token_url", "resource")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
     @model_validator(mode="after")
     def _source(self) -> CredentialSettings:
         if not 1 <= self.lifetime <= 60:
             raise ValueError("an internal token lives between 1 and 60 seconds")
-        if self.type == "static":
+        secret = self.type in ("static", "client_credentials")
+        if secret:
             if (self.env is None) == (self.file is None):
-                raise ValueError("a static credential names exactly one of env or file")
+                raise ValueError(f"a {self.type} credential names exactly one of env or file")
             if self.env is not None and not _ENV_NAME.match(self.env):
                 raise ValueError("env must be an upper-case environment variable name")
         elif self.env is not None or self.file is not None:
-            raise ValueError("env and file belong to a static credential")
+            raise ValueError("env and file belong to a static or client_credentials credential")
+        oauth = {"token_url", "client_id", "scope", "resource", "auth_method"}
+        if self.type == "client_credentials":
+            if self.token_url is None or not self.client_id:
+                raise ValueError("a client_credentials credential needs token_url and client_id")
+            if {"header", "prefix"} & self.model_fields_set:
+                raise ValueError("a client_credentials token is sent as Authorization: Bearer")
+        elif oauth & self.model_fields_set:
+            raise ValueError(
+                f"{sorted(oauth & self.model_fields_set)} belong to client_credentials"
+            )
         return self
+
+    @property
+    def sent_header(self) -> str | None:
+        """The request header this credential fills, if it is not an internal token."""
+        if self.type == "static":
+            return self.header
+        return "authorization" if self.type == "client_credentials" else None
 
 
 class UpstreamSettings(Section):
@@ -516,9 +548,9 @@ class GatewaySettings(Section):
             if unknown:
                 raise ValueError(f"route {route.label}: unknown issuer(s) {sorted(unknown)}")
             credential = self.upstream(route.upstream).credential
-            if credential.type == "static" and credential.header in route.forward_headers:
+            if credential.sent_header in route.forward_headers:
                 raise ValueError(
-                    f"route {route.label}: {credential.header} carries the upstream's "
+                    f"route {route.label}: {credential.sent_header} carries the upstream's "
                     "credential and cannot be forwarded from the app"
                 )
         return self

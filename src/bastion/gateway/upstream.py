@@ -26,7 +26,7 @@ from yarl import URL
 
 from bastion.clock import Clock
 from bastion.errors import UpstreamFailure
-from bastion.gateway.credentials import StaticCredential
+from bastion.gateway.service_credentials import ServiceCredential
 from bastion.gateway.settings import UpstreamSettings
 from bastion.guards.resilience import SharedBreaker
 from bastion.guards.retries import (
@@ -46,8 +46,10 @@ UNAVAILABLE = "The service behind this API is unavailable. Try again shortly."
 TIMED_OUT = "The service behind this API did not answer in time."
 
 
-def tls_context(settings: UpstreamSettings) -> ssl.SSLContext | None:
-    if not settings.url.startswith("https://"):
+def tls_context(settings: UpstreamSettings, url: str | None = None) -> ssl.SSLContext | None:
+    """TLS towards the upstream (or another of its URLs, such as its token endpoint):
+    its own CA and client certificate when declared, TLS 1.2 at least."""
+    if not (url or settings.url).startswith("https://"):
         return None
     context = ssl.create_default_context(
         cafile=None if settings.tls_ca_file is None else str(settings.tls_ca_file)
@@ -73,11 +75,11 @@ class Upstream:
     def __init__(
         self,
         settings: UpstreamSettings,
-        static: StaticCredential | None = None,
+        credential: ServiceCredential | None = None,
         resilience: Resilience | None = None,
     ) -> None:
         self.settings = settings
-        self.static = static
+        self.credential = credential
         self.resilience = resilience
         self._base = settings.url
         self._timeout = aiohttp.ClientTimeout(
@@ -114,6 +116,8 @@ class Upstream:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+        if self.credential is not None:
+            await self.credential.close()
 
     def url(self, path: str, query: bytes = b"") -> URL:
         # The path was rendered from a template with every parameter percent-encoded;

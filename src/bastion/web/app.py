@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -83,6 +86,28 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+@contextmanager
+def on_hangup(callback: Callable[[], None]) -> Iterator[None]:
+    """Run ``callback`` on ``SIGHUP`` while the block runs (the Unix "re-read your files").
+
+    Under ``--workers`` the supervising process receives it and restarts its workers,
+    which read everything again at start.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, callback)
+    except (NotImplementedError, RuntimeError, ValueError):
+        # No signals here (not the main thread, or not Unix): files are still re-read
+        # when they change.
+        logging.getLogger("bastion").debug("SIGHUP handler not installed")
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
 def build_app(
     settings: Settings,
     open_runtime: RuntimeOpener,
@@ -96,10 +121,13 @@ def build_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_runtime() as runtime:
             app.state.runtime = runtime
-            if served:
-                settle_garbage_collector()
-                GuardedHttpTools.audit = runtime.audit
-            yield
+            if not served:
+                yield
+                return
+            settle_garbage_collector()
+            GuardedHttpTools.audit = runtime.audit
+            with on_hangup(runtime.reload):
+                yield
 
     inner = Starlette(
         routes=[
