@@ -524,7 +524,16 @@ _LISTED_PATH_KEYS: tuple[tuple[str, str, tuple[tuple[str, ...], ...]], ...] = (
         "upstreams",
         (("tls_client_cert",), ("tls_client_key",), ("tls_ca_file",), ("credential", "file")),
     ),
-    ("gateway", "routes", (("input", "body_file"), ("input", "openapi"))),
+    (
+        "gateway",
+        "routes",
+        (
+            ("input", "body_file"),
+            ("input", "query_file"),
+            ("input", "path_file"),
+            ("input", "openapi"),
+        ),
+    ),
 )
 
 

@@ -321,10 +321,14 @@ class ObjectSettings(Section):
 class InputSettings(Section):
     """Validation of what the app sends (JSON Schema 2020-12, or an OpenAPI operation)."""
 
+    # Each schema inline, or in a JSON or YAML file (which may $ref other local files).
     body: dict[str, Any] | None = None
     body_file: Path | None = None
     query: dict[str, Any] | None = None
+    query_file: Path | None = None
     path: dict[str, Any] | None = None
+    path_file: Path | None = None
+    # An OpenAPI 3.0 or 3.1 document (JSON or YAML) and the operation this route is.
     openapi: Path | None = None
     operation: str | None = None
     content_types: tuple[str, ...] = ("application/json",)
@@ -343,13 +347,19 @@ class InputSettings(Section):
 
     @model_validator(mode="after")
     def _sources(self) -> InputSettings:
-        if self.body is not None and self.body_file is not None:
-            raise ValueError("give body or body_file, not both")
+        pairs = (
+            ("body", self.body, self.body_file),
+            ("query", self.query, self.query_file),
+            ("path", self.path, self.path_file),
+        )
+        for name, inline, file in pairs:
+            if inline is not None and file is not None:
+                raise ValueError(f"give {name} or {name}_file, not both")
         if (self.openapi is None) != (self.operation is None):
             raise ValueError("openapi and operation go together")
-        if self.openapi is not None and (self.body or self.body_file or self.query or self.path):
+        if self.openapi is not None and any(i is not None or f for _, i, f in pairs):
             raise ValueError("an OpenAPI operation replaces body, query and path schemas")
-        for path in (self.body_file, self.openapi):
+        for path in (self.body_file, self.query_file, self.path_file, self.openapi):
             if path is not None and not path.is_file():
                 raise ValueError(f"schema file not found: {path}")
         return self

@@ -28,6 +28,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from bastion.errors import InvalidInput, ProblemError
+from bastion.gateway.documents import (
+    BUNDLE_OPENAPI,
+    BUNDLE_SCHEMA,
+    bundled,
+    openapi_version,
+    upgrade_openapi_30,
+)
 from bastion.gateway.identifiers import IdForm, dereferenced, form_of, schema_at
 from bastion.gateway.settings import InputSettings, is_json_media_type
 
@@ -93,7 +100,8 @@ def strict(schema: Any, allow_unknown: bool) -> Any:
 
 
 def _strict_openapi(document: Any, allow_unknown: bool) -> Any:
-    """Close the schemas of an OpenAPI 3.1 document: components and request bodies."""
+    """Close the schemas of an OpenAPI document: components, request bodies, and every
+    schema a reference points at."""
     if allow_unknown or not isinstance(document, dict):
         return document
     schemas = (document.get("components") or {}).get("schemas")
@@ -107,7 +115,7 @@ def _strict_openapi(document: Any, allow_unknown: bool) -> Any:
             for media in content.values() if isinstance(content, dict) else ():
                 if isinstance(media, dict) and "schema" in media:
                     media["schema"] = strict(media["schema"], allow_unknown=False)
-    return document
+    return _close_ref_targets(document)
 
 
 def _nested(branch: dict[str, Any]) -> list[Any]:
@@ -143,17 +151,21 @@ class InputRules:
         registry: Registry[Any] = Registry()
         document = None
         if settings.openapi is not None and settings.operation is not None:
-            document = _strict_openapi(_load(settings.openapi), settings.allow_unknown_properties)
+            document = _strict_openapi(
+                _load_openapi(settings.openapi), settings.allow_unknown_properties
+            )
             registry = registry.with_resource(
                 _OPENAPI, Resource.from_contents(document, default_specification=DRAFT202012)
             )
             body, query, path = _operation_schemas(document, settings.operation)
         else:
-            body = settings.body if settings.body_file is None else _load(settings.body_file)
-            query, path = settings.query, settings.path
             body, query, path = (
-                None if s is None else strict(s, settings.allow_unknown_properties)
-                for s in (body, query, path)
+                _closed(inline if file is None else bundled(file, BUNDLE_SCHEMA), settings)
+                for inline, file in (
+                    (settings.body, settings.body_file),
+                    (settings.query, settings.query_file),
+                    (settings.path, settings.path_file),
+                )
             )
         return cls(
             body=_validator(body, registry),
@@ -284,11 +296,49 @@ def parse_query(query: bytes) -> dict[str, str | list[str]]:
     return values
 
 
-def _load(path: Path) -> Any:
-    try:
-        return orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable JSON document ({exc})") from exc
+def _load_openapi(path: Path) -> Any:
+    document = bundled(path, BUNDLE_OPENAPI)
+    if openapi_version(document) == "3.0":
+        upgrade_openapi_30(document)
+    return document
+
+
+def _closed(schema: Any, settings: InputSettings) -> Any:
+    if schema is None or settings.allow_unknown_properties:
+        return schema
+    return _close_ref_targets(strict(schema, allow_unknown=False))
+
+
+def _close_ref_targets(document: Any) -> Any:
+    """Close every schema a local ``$ref`` points at, wherever it sits in the document
+    (a file brought in by ``bundled`` may hold a map of schemas strict() does not walk)."""
+    targets = {
+        node["$ref"][1:]
+        for node in _ref_nodes(document)
+        if node["$ref"].startswith("#/") and node["$ref"] != "#/"
+    }
+    for pointer in sorted(targets, key=len):
+        *parents, last = [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+        holder = document
+        with contextlib.suppress(KeyError, IndexError, TypeError, ValueError):
+            for token in parents:
+                holder = holder[int(token)] if isinstance(holder, list) else holder[token]
+            key: Any = int(last) if isinstance(holder, list) else last
+            if isinstance(holder[key], dict):
+                holder[key] = strict(holder[key], allow_unknown=False)
+    return document
+
+
+def _ref_nodes(document: Any) -> Iterator[dict[str, Any]]:
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _validator(schema: Any, registry: Registry[Any]) -> Draft202012Validator | None:
