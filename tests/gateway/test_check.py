@@ -138,3 +138,26 @@ def test_plain_http_jwks_is_refused_in_production(tmp_path: Path) -> None:
     result = _check(tmp_path, body)
     assert result.exit_code == 2
     assert "gateway.issuers.0.jwks_uri" in result.stderr
+
+
+def test_object_ids_without_a_declared_type_are_a_warning(tmp_path: Path) -> None:
+    body = UPSTREAM + (
+        '[[gateway.routes]]\nmethods = "GET"\npath = "/notes/{id}"\nupstream = "api"\n'
+        'auth = "bastion"\nobjects = { owned = "note" }\n'
+    )
+    result = _check(tmp_path, body)
+    assert result.exit_code == 0
+    assert "no route declares the type of 'note' ids" in result.stderr
+    typed = body + 'input.path = { type = "object", properties = { id = { type = "string" } } }\n'
+    assert "declares the type" not in _check(tmp_path, typed).stderr
+
+
+def test_id_source_that_cannot_be_found_fails_the_check(tmp_path: Path) -> None:
+    body = UPSTREAM + (
+        '[[gateway.routes]]\nmethods = "POST"\npath = "/notes"\nupstream = "api"\n'
+        'auth = "bastion"\nobjects = { records = "note", id_from = "body:/id" }\n'
+        'input.body = { type = "object", properties = { title = { type = "string" } } }\n'
+    )
+    result = _check(tmp_path, body)
+    assert result.exit_code == 2
+    assert "objects.id_from: the route's body schema declares nothing at /id" in result.stderr

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from bastion.configtypes import remote_plain_http
 from bastion.errors import ConfigProblem
+from bastion.gateway.identifiers import IdForm
 from bastion.gateway.router import overlaps
+from bastion.gateway.routes import compile_input_rules, object_forms
 from bastion.gateway.settings import GatewaySettings
 from bastion.gateway.templates import PathTemplate
 
@@ -50,6 +52,7 @@ def gateway_warnings(settings: GatewaySettings) -> list[ConfigProblem]:
                     "production)",
                 )
             )
+    found += _untyped_kinds(settings)
     for index, route in enumerate(settings.routes):
         writes = set(route.methods) - {"GET", "HEAD"}
         if route.is_public and writes:
@@ -67,3 +70,20 @@ def gateway_warnings(settings: GatewaySettings) -> list[ConfigProblem]:
                 )
             )
     return found
+
+
+def _untyped_kinds(settings: GatewaySettings) -> list[ConfigProblem]:
+    try:
+        forms = object_forms(settings.routes, compile_input_rules(settings.routes))
+    except ValueError:
+        return []  # reported as an error by the configuration check
+    return [
+        ConfigProblem(
+            "gateway.routes",
+            f"no route declares the type of {kind!r} ids: digits and UUIDs are read by their "
+            "shape (007 is 7); declare them in input.path (type: integer, string, or string "
+            "with format: uuid)",
+        )
+        for kind, form in sorted(forms.items())
+        if form is IdForm.AUTO
+    ]
