@@ -126,14 +126,15 @@ def schema_at(
     return dereferenced(node, resolve)
 
 
-def dereferenced(node: object, resolve: Callable[[str], object] | None, depth: int = 0) -> object:
+def dereferenced(node: object, resolve: Callable[[str], object] | None) -> object:
     """``node`` with its ``$ref`` chain followed (``None`` when a reference is unknown)."""
-    while isinstance(node, Mapping) and isinstance(node.get("$ref"), str) and depth < 16:
+    for _ in range(16):  # a chain longer than this is a loop
+        if not isinstance(node, Mapping) or not isinstance(node.get("$ref"), str):
+            return node
         if resolve is None:
             return None
         node = resolve(node["$ref"])
-        depth += 1
-    return node
+    return None
 
 
 def _child(node: object, token: str, resolve: Callable[[str], object] | None) -> object:
