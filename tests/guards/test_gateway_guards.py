@@ -7,7 +7,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 import pytest
@@ -336,6 +336,12 @@ def test_cursor_pagination(gw: GatewayHarness, recorder: Recorder) -> None:
     assert gw.client.get(f"/api/things?cursor={cursor}", headers=bob).status_code == 400
     tampered = cursor[:-3] + ("AAA" if cursor[-3:] != "AAA" else "BBB")
     assert gw.client.get(f"/api/things?cursor={tampered}", headers=alice).status_code == 400
+    assert gw.client.get(f"/api/things?cursor={cursor}", headers=alice).status_code == 200
+    # Another spelling of the same bytes is not the same cursor (RFC 4648 §3.3).
+    for mangled in (cursor + "!!", cursor[:6] + "." + cursor[6:], cursor + "===="):
+        refused = gw.client.get(f"/api/things?cursor={quote(mangled)}", headers=alice)
+        assert refused.status_code == 400
+        assert refused.headers["content-type"] == "application/problem+json"
     assert gw.client.get("/api/things?limit=6", headers=alice).status_code == 400
     assert gw.client.get("/api/things?offset=3", headers=alice).status_code == 400
     assert orjson.loads(recorder.last.query and b"{}") == {}
