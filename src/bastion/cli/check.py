@@ -12,8 +12,8 @@ from bastion.cli.output import (
     config_option,
     handles_errors,
     json_option,
-    out_console,
     print_json,
+    print_line,
 )
 from bastion.gateway.lint import gateway_warnings
 
@@ -48,6 +48,6 @@ def check(config: Path | None, as_json: bool, strict: bool) -> None:
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
         if not failed:
-            out_console.print(f"[green]ok[/]: {source} ({settings.environment})", markup=True)
+            print_line(f"{click.style('ok', fg='green')}: {source} ({settings.environment})")
     if failed:
         raise SystemExit(CONFIG)

@@ -14,8 +14,8 @@ from bastion.cli.output import (
     err_console,
     handles_errors,
     json_option,
-    out_console,
     print_json,
+    print_line,
 )
 
 
@@ -48,9 +48,9 @@ def upgrade(config: Path | None, as_json: bool) -> None:
     if as_json:
         print_json({"ok": True, "applied": applied, "revision": revision})
     elif applied:
-        out_console.print(f"applied {len(applied)} migration(s); schema at revision {revision}")
+        print_line(f"applied {len(applied)} migration(s); schema at revision {revision}")
     else:
-        out_console.print(f"schema already current at revision {revision}")
+        print_line(f"schema already current at revision {revision}")
 
 
 @db.command()
@@ -72,8 +72,6 @@ def status(config: Path | None, as_json: bool) -> None:
     if as_json:
         print_json({"current": current, "head": head, "up_to_date": current == head, "url": url})
     else:
-        out_console.print(
-            f"database {url}: revision {current or 'none'} (head {head})", markup=False
-        )
+        print_line(f"database {url}: revision {current or 'none'} (head {head})")
     if current != head:
         raise SystemExit(3)
