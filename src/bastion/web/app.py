@@ -96,10 +96,13 @@ def build_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_runtime() as runtime:
             app.state.runtime = runtime
-            if served:
-                settle_garbage_collector()
-                GuardedHttpTools.audit = runtime.audit
-            yield
+            if not served:
+                yield
+                return
+            settle_garbage_collector()
+            GuardedHttpTools.audit = runtime.audit
+            async with runtime.housekeeping():
+                yield
 
     inner = Starlette(
         routes=[
