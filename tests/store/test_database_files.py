@@ -96,11 +96,16 @@ def test_check_warns_about_a_readable_database(tmp_path: Path, master_key_b64: s
     config = write_config(tmp_path)
     env = {"BASTION_CONFIG": "", "BASTION_MASTER_KEY": master_key_b64}
     runner = CliRunner()
+    # A shared directory that does not hold the database yet is not judged.
+    (tmp_path / "data").mkdir(mode=0o755)
+    (tmp_path / "data").chmod(0o755)
+    assert runner.invoke(cli, ["check", "-c", str(config), "--strict"], env=env).exit_code == 0
     assert runner.invoke(cli, ["db", "upgrade", "-c", str(config)], env=env).exit_code == 0
+    data = tmp_path / "data"
+    data.chmod(0o700)
     clean = runner.invoke(cli, ["check", "-c", str(config), "--strict"], env=env)
     assert clean.exit_code == 0, clean.output
     assert "warning" not in clean.stderr
-    data = tmp_path / "data"
     data.chmod(0o755)
     (data / "bastion.db").chmod(0o644)
     loose = runner.invoke(cli, ["check", "-c", str(config)], env=env)

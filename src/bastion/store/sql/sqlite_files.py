@@ -44,9 +44,13 @@ def create_private_database(path: Path) -> None:
 
 
 def permission_warnings(url: str) -> list[ConfigProblem]:
-    """The database file, its companions and its directory, where others may read them."""
+    """The database file, its companions and its directory, where others may read them.
+
+    A directory that does not hold the database yet is not judged: the file Bastion
+    creates there is private whatever the directory's mode.
+    """
     path = database_path(url)
-    if path is None:
+    if path is None or not path.exists():
         return []
     found: list[ConfigProblem] = []
     for candidate, wanted in (
