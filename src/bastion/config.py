@@ -86,6 +86,8 @@ class DatabaseSettings(Section):
     )
     pool_size: int = Field(10, ge=1, le=200)
     connect_timeout: Duration = 5.0
+    # How often a served process deletes expired rows (0: never; `bastion db prune`).
+    prune_interval: Duration = Field(600.0, ge=0)
 
     @field_validator("url")
     @classmethod

@@ -46,6 +46,7 @@ from bastion.store.protocols import HotStore
 from bastion.store.redis.hot import RedisHotStore
 from bastion.store.sql.database import Database
 from bastion.store.sql.keys import SqlSigningKeyStore
+from bastion.store.sql.pruning import Pruner
 from bastion.web.app import build_app
 
 log = logging.getLogger("bastion")
@@ -255,6 +256,22 @@ class Runtime:
         log.info("reloading secret files")
         if self.gateway is not None:
             self.gateway.reload_credentials()
+
+    @asynccontextmanager
+    async def housekeeping(self) -> AsyncIterator[None]:
+        """Background work of a served process: deleting expired rows every interval."""
+        interval = self.settings.database.prune_interval
+        if interval <= 0:
+            yield
+            return
+        pruner = Pruner(
+            self.database,
+            self.clock,
+            interval=interval,
+            max_token_lifetime=self.settings.keys.max_token_lifetime,
+        )
+        async with pruner.running():
+            yield
 
     async def check_stores(self) -> dict[str, str]:
         async def probe(check: Awaitable[None]) -> str:

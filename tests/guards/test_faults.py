@@ -100,7 +100,7 @@ def test_reset_on_a_read_is_retried(gw: GatewayHarness, reset_server: ResetServe
 def test_reset_on_a_keyed_write_settles_the_key(
     gw: GatewayHarness, reset_server: ResetServer
 ) -> None:
-    headers = {**gw.bearer(gw.mint()), "idempotency-key": "k-1"}
+    headers = {**gw.bearer(gw.mint()), "idempotency-key": '"k-1"'}
     assert gw.client.post("/api/payments", json={}, headers=headers).status_code == 502
     sent = reset_server.requests
     again = gw.client.post("/api/payments", json={}, headers=headers)

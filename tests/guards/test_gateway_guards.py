@@ -7,7 +7,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 import pytest
@@ -102,6 +102,14 @@ auth = "bastion"
 idempotency = {{}}
 [gateway.routes.input.body]
 type = "object"
+
+[[gateway.routes]]
+name = "legacy-note"
+methods = ["POST"]
+path = "/legacy/notes"
+upstream = "api"
+auth = "bastion"
+idempotency = {{ accept_unquoted = true }}
 
 [[gateway.routes]]
 name = "item"
@@ -203,8 +211,31 @@ def test_replay_mismatch_and_required_key(gw: GatewayHarness, recorder: Recorder
     assert recorder.count(b"/payments") == 1
 
 
+def test_key_syntax_end_to_end(gw: GatewayHarness, recorder: Recorder) -> None:
+    """Draft-07 §2.1, RFC 9651 §3.3.3: a quoted key with a space or an escaped quote is a
+    key; an unquoted one is refused with the form to send, unless the route accepts it."""
+    token = gw.bearer(gw.mint("alice"))
+    recorder.answers["/notes"] = Answer(status=201, body={"id": 1})
+    for key in ('"order 42"', '"say \\"hi\\""'):
+        answer = gw.client.post("/api/notes", json={}, headers={**token, "idempotency-key": key})
+        assert answer.status_code == 201, answer.text
+    for bad in ('"abc', "abc", "8e03978e-40d5-43e8-bc93-6894a57f9324"):
+        refused = gw.client.post("/api/notes", json={}, headers={**token, "idempotency-key": bad})
+        assert refused.status_code == 400
+        assert refused.headers["content-type"] == "application/problem+json"
+    uuid = "8e03978e-40d5-43e8-bc93-6894a57f9324"
+    assert f'Idempotency-Key: "{uuid}"' in refused.json()["detail"]
+    assert recorder.count(b"/notes") == 2
+    recorder.answers["/legacy/notes"] = Answer(status=201, body={"id": 2})
+    legacy = {**token, "idempotency-key": "abc-1"}
+    assert gw.client.post("/api/legacy/notes", json={}, headers=legacy).status_code == 201
+    again = gw.client.post("/api/legacy/notes", json={}, headers=legacy)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert recorder.count(b"/legacy/notes") == 1
+
+
 def test_concurrent_duplicate_gets_409(gw: GatewayHarness, recorder: Recorder) -> None:
-    token = {**gw.bearer(gw.mint("alice")), "idempotency-key": "dup-1"}
+    token = {**gw.bearer(gw.mint("alice")), "idempotency-key": '"dup-1"'}
     recorder.answers["/notes"] = Answer(status=201, body={"id": 1}, delay=0.5)
     results: list[int] = []
     first = threading.Thread(
@@ -224,12 +255,12 @@ def test_concurrent_duplicate_gets_409(gw: GatewayHarness, recorder: Recorder) -
 
 def test_unknown_outcome_is_never_run_twice(gw: GatewayHarness, recorder: Recorder) -> None:
     """An upstream that times out may have written: the key is never run again."""
-    token = {**gw.bearer(gw.mint("alice")), "idempotency-key": "slow-1"}
+    token = {**gw.bearer(gw.mint("alice")), "idempotency-key": '"slow-1"'}
     recorder.answers["/notes"] = Answer(status=201, body={"id": 1}, delay=1.5)
     assert gw.client.post("/api/notes", json={}, headers=token).status_code == 504
     # The gateway's own retries (2 here) carried the key, for the upstream to deduplicate.
     assert recorder.count(b"/notes") == 3
-    assert {s.headers["idempotency-key"] for s in recorder.seen} == {"slow-1"}
+    assert {s.headers["idempotency-key"] for s in recorder.seen} == {'"slow-1"'}
     recorder.answers["/notes"] = Answer(status=201, body={"id": 2})
     retry = gw.client.post("/api/notes", json={}, headers=token)
     assert retry.status_code == 409
@@ -336,6 +367,12 @@ def test_cursor_pagination(gw: GatewayHarness, recorder: Recorder) -> None:
     assert gw.client.get(f"/api/things?cursor={cursor}", headers=bob).status_code == 400
     tampered = cursor[:-3] + ("AAA" if cursor[-3:] != "AAA" else "BBB")
     assert gw.client.get(f"/api/things?cursor={tampered}", headers=alice).status_code == 400
+    assert gw.client.get(f"/api/things?cursor={cursor}", headers=alice).status_code == 200
+    # Another spelling of the same bytes is not the same cursor (RFC 4648 §3.3).
+    for mangled in (cursor + "!!", cursor[:6] + "." + cursor[6:], cursor + "===="):
+        refused = gw.client.get(f"/api/things?cursor={quote(mangled)}", headers=alice)
+        assert refused.status_code == 400
+        assert refused.headers["content-type"] == "application/problem+json"
     assert gw.client.get("/api/things?limit=6", headers=alice).status_code == 400
     assert gw.client.get("/api/things?offset=3", headers=alice).status_code == 400
     assert orjson.loads(recorder.last.query and b"{}") == {}
@@ -343,7 +380,7 @@ def test_cursor_pagination(gw: GatewayHarness, recorder: Recorder) -> None:
 
 def test_a_refused_request_does_not_hold_its_key(gw: GatewayHarness, recorder: Recorder) -> None:
     """A request refused before the upstream call leaves no running record behind."""
-    headers = {**gw.bearer(gw.mint("alice")), "idempotency-key": "k-9"}
+    headers = {**gw.bearer(gw.mint("alice")), "idempotency-key": '"k-9"'}
     recorder.answers["/accounts/7/owner"] = Answer(body={"owner": "bob"})
     refused = gw.client.post("/api/accounts/7/transfers", json={}, headers=headers)
     assert refused.status_code == 404  # the ownership look-up refused it
@@ -355,7 +392,7 @@ def test_a_refused_request_does_not_hold_its_key(gw: GatewayHarness, recorder: R
 
 def test_a_key_is_scoped_to_the_resource(gw: GatewayHarness, recorder: Recorder) -> None:
     """The same key and body sent to two accounts are two writes, not a replay."""
-    headers = {**gw.bearer(gw.mint("alice")), "idempotency-key": "same"}
+    headers = {**gw.bearer(gw.mint("alice")), "idempotency-key": '"same"'}
     for account in ("1", "2"):
         recorder.answers[f"/accounts/{account}/owner"] = Answer(body={"owner": "alice"})
         recorder.answers[f"/accounts/{account}/transfers"] = Answer(
@@ -372,7 +409,7 @@ def test_an_answer_refused_after_the_call_settles_the_key(
 ) -> None:
     """Anything failing after the upstream was called marks the key unknown, never leaves
     it running for its whole lifetime."""
-    headers = {**gw.bearer(gw.mint("alice")), "idempotency-key": "n-1"}
+    headers = {**gw.bearer(gw.mint("alice")), "idempotency-key": '"n-1"'}
     recorder.answers["/docs"] = Answer(status=201, body={"owner": "bob"})
     assert gw.client.post("/api/docs", json={}, headers=headers).status_code == 404
     again = gw.client.post("/api/docs", json={}, headers=headers)

@@ -75,3 +75,51 @@ def test_any_cursor_text_opens_or_is_a_400(text: str) -> None:
     cursors = Cursors(b"k" * 32, lifetime=60)
     with contextlib.suppress(InvalidInput):
         cursors.open(text, scope="s", now=0)
+
+
+def _cursor_with(residue: int) -> tuple[Cursors, str]:
+    """A cursor whose length is ``residue`` modulo 4 and that holds both ``-`` and ``_``."""
+    cursors = Cursors(secrets.token_bytes(32), lifetime=60)
+    for offset in range(10**6):
+        cursor = cursors.issue(Position(offset=offset), scope="route|alice", now=1000)
+        if len(cursor) % 4 == residue and "-" in cursor and "_" in cursor:
+            return cursors, cursor
+    raise AssertionError("no such cursor")
+
+
+def _spare_bits(cursor: str) -> str:
+    """The same bytes, with the unused low bits of the last character set."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    unused = 0b1111 if len(cursor) % 4 == 2 else 0b11
+    return cursor[:-1] + alphabet[alphabet.index(cursor[-1]) | unused]
+
+
+MANGLINGS = {
+    "appended !!": lambda c: c + "!!",
+    "inserted .": lambda c: c[:6] + "." + c[6:],
+    "padding": lambda c: c + "=" * (-len(c) % 4 or 4),
+    "extra padding": lambda c: c + "====",
+    "+/ for -_": lambda c: c.replace("-", "+").replace("_", "/"),
+    "line break": lambda c: c[:10] + "\n" + c[10:],
+    "leading space": lambda c: " " + c,
+}
+
+
+@pytest.mark.parametrize("residue", [0, 2, 3])
+@pytest.mark.parametrize("mangling", sorted(MANGLINGS))
+def test_a_cursor_has_one_spelling(mangling: str, residue: int) -> None:
+    """Only the exact unpadded base64url text the gateway issued opens (RFC 4648 §5):
+    characters outside the alphabet are refused (§3.3), as is padding the cursor never
+    had, so one cursor cannot be spelt many ways."""
+    cursors, cursor = _cursor_with(residue)
+    with pytest.raises(InvalidInput):
+        cursors.open(MANGLINGS[mangling](cursor), scope="route|alice", now=1000)
+    assert cursors.open(cursor, scope="route|alice", now=1000).offset is not None
+
+
+@pytest.mark.parametrize("residue", [2, 3])
+def test_unused_bits_of_the_last_character_must_be_zero(residue: int) -> None:
+    """RFC 4648 §3.5: canonical encoding leaves the pad bits zero."""
+    cursors, cursor = _cursor_with(residue)
+    with pytest.raises(InvalidInput):
+        cursors.open(_spare_bits(cursor), scope="route|alice", now=1000)

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bastion.clock import FixedClock
 from bastion.errors import InvalidInput
@@ -136,12 +138,63 @@ async def test_release_when_the_upstream_was_never_reached(
 
 
 def test_key_syntax() -> None:
-    """Draft §2.1: an sf-string; an unquoted token is tolerated."""
+    """Draft-07 §2.1: the key is an Item whose value is a String (RFC 9651 §3.3.3), parsed
+    as a Structured Field: escapes are undone, and anything else is a 400."""
     assert parse_key('"8e03978e-40d5-43e8-bc93-6894a57f9324"') == (
         "8e03978e-40d5-43e8-bc93-6894a57f9324"
     )
-    assert parse_key("abc") == "abc"
     assert parse_key(None) is None
-    for bad in ("", '""', "a b", "x" * 256, "caf\u00e9"):
+    # Valid sf-strings: a space, an escaped quote, an escaped backslash.
+    assert parse_key('"a b"') == "a b"
+    assert parse_key('"say \\"hi\\""') == 'say "hi"'
+    assert parse_key('"back\\\\slash"') == "back\\slash"
+    assert parse_key('"x" ') == "x"
+    # Parameters carry nothing the draft defines: the key is the string alone.
+    assert parse_key('"x";v=1') == "x"
+    assert parse_key('"' + "x" * 255 + '"') == "x" * 255
+    for bad in (
+        "",
+        '""',
+        '"abc',  # unbalanced
+        'abc"',
+        '"a"b"',
+        '"a\\x"',  # only \\ and \" are escapes
+        '"tab\there"',
+        '"' + "x" * 256 + '"',
+        '"caf\u00e9"',
+        "42",
+        "?1",
+        ":YWJj:",
+        '"a", "b"',  # a List, not an Item
+        '("a")',
+    ):
         with pytest.raises(InvalidInput):
             parse_key(bad)
+
+
+def test_unquoted_keys_are_refused_with_the_form_to_send() -> None:
+    """A bare value is a Token (or not a Structured Field at all, like a UUID that starts
+    with a digit): refused by default, with the quoted form in the detail."""
+    for bare in ("abc", "8e03978e-40d5-43e8-bc93-6894a57f9324", "k:1/2"):
+        with pytest.raises(InvalidInput) as refused:
+            parse_key(bare)
+        assert f'Idempotency-Key: "{bare}"' in str(refused.value)
+        assert parse_key(bare, accept_unquoted=True) == bare
+    # The switch does not widen what a key may contain.
+    for bad in ("a b", "x" * 256, 'a"b', "a\\b", "caf\u00e9", ""):
+        with pytest.raises(InvalidInput) as refused:
+            parse_key(bad, accept_unquoted=True)
+        assert "Idempotency-Key: " not in str(refused.value)
+
+
+@given(st.text(max_size=300))
+def test_any_header_value_parses_or_is_a_400(value: str) -> None:
+    """Either a key of 1-255 printable ASCII characters, or our error, nothing else."""
+    for unquoted in (False, True):
+        try:
+            key = parse_key(value, accept_unquoted=unquoted)
+        except InvalidInput:
+            continue
+        assert key is not None
+        assert 1 <= len(key) <= 255
+        assert all(" " <= c <= "~" for c in key)

@@ -12,10 +12,11 @@ from bastion.cli.output import (
     config_option,
     handles_errors,
     json_option,
-    out_console,
     print_json,
+    print_line,
 )
 from bastion.gateway.lint import gateway_warnings
+from bastion.store.sql.sqlite_files import permission_warnings
 
 
 @click.command()
@@ -27,11 +28,12 @@ def check(config: Path | None, as_json: bool, strict: bool) -> None:
     """Validate the configuration; print every problem with its key path. Exit 2 on error.
 
     Warnings (overlapping gateway routes, upstreams without declared timeouts, plain-HTTP
-    upstreams, public write routes) are printed too, and fail the check with --strict.
+    upstreams, public write routes, an SQLite database or data directory that others can
+    read) are printed too, and fail the check with --strict.
     """
     settings = wiring.load(config)
     source = wiring.config_source(config)
-    warnings = gateway_warnings(settings.gateway)
+    warnings = gateway_warnings(settings.gateway) + permission_warnings(settings.database_url)
     failed = strict and bool(warnings)
     if as_json:
         print_json(
@@ -48,6 +50,6 @@ def check(config: Path | None, as_json: bool, strict: bool) -> None:
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
         if not failed:
-            out_console.print(f"[green]ok[/]: {source} ({settings.environment})", markup=True)
+            print_line(f"{click.style('ok', fg='green')}: {source} ({settings.environment})")
     if failed:
         raise SystemExit(CONFIG)

@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 import orjson
-from rich.table import Table
 
 from bastion import wiring
 from bastion.audit import AuditEvent, Outcome
@@ -19,8 +18,9 @@ from bastion.cli.output import (
     handles_errors,
     json_option,
     many,
-    out_console,
     print_json,
+    print_line,
+    print_rows,
     with_runtime,
 )
 from bastion.errors import BastionError, NotFound
@@ -43,9 +43,13 @@ class ReadOnlyClient(BastionError):
 
 
 def _show(client: Client) -> None:
-    data = client.to_metadata()
-    for name, value in data.items():
-        out_console.print(f"{name:<40} {value}", markup=False)
+    for name, value in client.to_metadata().items():
+        # Lists as space-separated values and key sets as JSON, so each can be copied.
+        if isinstance(value, list):
+            value = " ".join(map(str, value))
+        elif isinstance(value, dict):
+            value = orjson.dumps(value).decode()
+        print_line(f"{name:<40} {'' if value is None else value}".rstrip())
 
 
 def _write_secret(path: Path) -> str:
@@ -209,7 +213,7 @@ def create(
     if as_json:
         print_json(created.to_metadata() | {"secret_file": str(secret_out) if secret_out else None})
     else:
-        out_console.print(f"created client {client_id}", markup=False)
+        print_line(f"created client {client_id}")
 
 
 @clients.command("list")
@@ -222,17 +226,20 @@ def list_clients(config: Path | None, as_json: bool) -> None:
     if as_json:
         print_json({"clients": [c.to_metadata() for c in found]})
         return
-    table = Table("client_id", "type", "auth", "grants", "enabled", "source")
-    for c in found:
-        table.add_row(
-            c.client_id,
-            c.client_type,
-            c.auth_method,
-            " ".join(sorted(c.grant_types)),
-            "yes" if c.enabled else "no",
-            c.source,
-        )
-    out_console.print(table)
+    print_rows(
+        ("client_id", "type", "auth", "grants", "enabled", "source"),
+        [
+            (
+                c.client_id,
+                c.client_type,
+                c.auth_method,
+                " ".join(sorted(c.grant_types)),
+                "yes" if c.enabled else "no",
+                c.source,
+            )
+            for c in found
+        ],
+    )
 
 
 @clients.command()
@@ -294,7 +301,7 @@ def update(
     if as_json:
         print_json(client.to_metadata())
     else:
-        out_console.print(f"updated client {client_id}", markup=False)
+        print_line(f"updated client {client_id}")
 
 
 async def _update(runtime: Runtime, client_id: str, changes: dict[str, Any]) -> Client:
@@ -326,7 +333,7 @@ def disable(client_id: str, config: Path | None, as_json: bool) -> None:
     if as_json:
         print_json({"ok": True, "client_id": client_id, "enabled": False})
     else:
-        out_console.print(f"disabled client {client_id}", markup=False)
+        print_line(f"disabled client {client_id}")
 
 
 @clients.command()
@@ -349,4 +356,4 @@ def delete(client_id: str, config: Path | None, as_json: bool) -> None:
     if as_json:
         print_json({"ok": True, "client_id": client_id, "deleted": True})
     else:
-        out_console.print(f"deleted client {client_id}", markup=False)
+        print_line(f"deleted client {client_id}")

@@ -1,4 +1,4 @@
-"""``bastion db``: database schema migrations."""
+"""``bastion db``: schema migrations, and deleting expired rows."""
 
 from __future__ import annotations
 
@@ -14,14 +14,17 @@ from bastion.cli.output import (
     err_console,
     handles_errors,
     json_option,
-    out_console,
     print_json,
+    print_line,
+    print_rows,
 )
+from bastion.clock import SystemClock
+from bastion.store.sql.pruning import prune_expired
 
 
 @click.group()
 def db() -> None:
-    """Database schema: status and upgrade."""
+    """Database schema: status and upgrade; deleting expired rows."""
 
 
 @db.command()
@@ -48,9 +51,9 @@ def upgrade(config: Path | None, as_json: bool) -> None:
     if as_json:
         print_json({"ok": True, "applied": applied, "revision": revision})
     elif applied:
-        out_console.print(f"applied {len(applied)} migration(s); schema at revision {revision}")
+        print_line(f"applied {len(applied)} migration(s); schema at revision {revision}")
     else:
-        out_console.print(f"schema already current at revision {revision}")
+        print_line(f"schema already current at revision {revision}")
 
 
 @db.command()
@@ -72,8 +75,37 @@ def status(config: Path | None, as_json: bool) -> None:
     if as_json:
         print_json({"current": current, "head": head, "up_to_date": current == head, "url": url})
     else:
-        out_console.print(
-            f"database {url}: revision {current or 'none'} (head {head})", markup=False
-        )
+        print_line(f"database {url}: revision {current or 'none'} (head {head})")
     if current != head:
         raise SystemExit(3)
+
+
+@db.command()
+@config_option
+@json_option
+@handles_errors
+def prune(config: Path | None, as_json: bool) -> None:
+    """Delete expired rows now; print how many per table.
+
+    Access token records, authorization codes, refresh families, browser sessions,
+    recovery tickets and idempotency records, once nothing needs them (docs/operations.md).
+    bastion serve does the same every database.prune_interval.
+    """
+    settings = wiring.load(config)
+
+    async def run() -> dict[str, int]:
+        database = wiring.open_database(settings)
+        try:
+            await database.require_current_schema()
+            return await prune_expired(
+                database, SystemClock().now(), max_token_lifetime=settings.keys.max_token_lifetime
+            )
+        finally:
+            await database.close()
+
+    counts = asyncio.run(run())
+    if as_json:
+        print_json({"ok": True, "deleted": counts})
+        return
+    print_line(f"deleted {sum(counts.values())} expired row(s)")
+    print_rows(("table", "deleted"), [(table, str(n)) for table, n in counts.items()])

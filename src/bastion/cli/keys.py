@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.table import Table
 
 from bastion import wiring
 from bastion.audit import AuditEvent, Outcome
@@ -17,8 +16,9 @@ from bastion.cli.output import (
     config_option,
     handles_errors,
     json_option,
-    out_console,
     print_json,
+    print_line,
+    print_rows,
     with_runtime,
 )
 from bastion.config import encode_master_key
@@ -68,18 +68,21 @@ def list_keys(config: Path | None, as_json: bool) -> None:
     if as_json:
         print_json({"keys": rows})
         return
-    table = Table("kid", "alg", "state", "signing", "activates", "retired", "published until")
-    for row in rows:
-        table.add_row(
-            row["kid"],
-            row["alg"],
-            row["state"],
-            "yes" if row["signing"] else "",
-            row["activates_at"],
-            row["retired_at"] or "",
-            row["published_until"] or "",
-        )
-    out_console.print(table)
+    print_rows(
+        ("kid", "alg", "state", "signing", "activates", "retired", "published until"),
+        [
+            (
+                row["kid"],
+                row["alg"],
+                row["state"],
+                "yes" if row["signing"] else "",
+                row["activates_at"],
+                row["retired_at"] or "",
+                row["published_until"] or "",
+            )
+            for row in rows
+        ],
+    )
 
 
 @keys.command()
@@ -118,9 +121,8 @@ def rotate(config: Path | None, as_json: bool, alg: Algorithm | None, immediate:
     if as_json:
         print_json(row)
     else:
-        out_console.print(
-            f"new key {row['kid']} ({row['alg']}) published; signs from {row['activates_at']}",
-            markup=False,
+        print_line(
+            f"new key {row['kid']} ({row['alg']}) published; signs from {row['activates_at']}"
         )
 
 
@@ -157,9 +159,7 @@ def retire(kid: str, config: Path | None, as_json: bool, unpublish: bool, force:
     if as_json:
         print_json(row)
     else:
-        out_console.print(
-            f"key {kid} is {row['state']}; published until {row['published_until']}", markup=False
-        )
+        print_line(f"key {kid} is {row['state']}; published until {row['published_until']}")
 
 
 @keys.command("new-master-key")
@@ -182,6 +182,4 @@ def new_master_key(out: Path, as_json: bool) -> None:
     if as_json:
         print_json({"ok": True, "path": str(out)})
     else:
-        out_console.print(
-            f"master key written to {out}; set BASTION_MASTER_KEY_FILE={out}", markup=False
-        )
+        print_line(f"master key written to {out}; set BASTION_MASTER_KEY_FILE={out}")

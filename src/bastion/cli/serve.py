@@ -14,7 +14,7 @@ import click
 import uvicorn
 
 from bastion import logs, wiring
-from bastion.cli.output import config_option, err_console, handles_errors
+from bastion.cli.output import config_option, handles_errors, print_line
 from bastion.config import Settings
 from bastion.guards.resources import GuardedHttpTools
 
@@ -49,8 +49,8 @@ def run_server(settings: Settings, config: Path | None) -> None:
             os.environ[wiring.CONFIG_ENV] = str(config.resolve())
         app = "bastion.wiring:create_app"
     scheme = "https" if settings.serves_tls else "http"
-    err_console.print(
-        f"Bastion ({settings.environment}) on {scheme}://{server.host}:{server.port}", markup=False
+    print_line(
+        f"Bastion ({settings.environment}) on {scheme}://{server.host}:{server.port}", err=True
     )
     uvicorn.run(
         app,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from bastion import wiring
 from bastion.accounts.levels import Policy
@@ -17,8 +16,9 @@ from bastion.cli.output import (
     config_option,
     handles_errors,
     json_option,
-    out_console,
     print_json,
+    print_line,
+    print_rows,
     with_runtime,
 )
 from bastion.errors import NotFound
@@ -39,7 +39,7 @@ def _done(as_json: bool, data: dict[str, Any], message: str) -> None:
     if as_json:
         print_json(data)
     else:
-        out_console.print(message, markup=False)
+        print_line(message)
 
 
 @click.group()
@@ -82,10 +82,10 @@ def list_users(config: Path | None, as_json: bool) -> None:
     if as_json:
         print_json({"users": [describe(u) for u in found]})
         return
-    table = Table("username", "user_id", "enabled")
-    for user in found:
-        table.add_row(user.username, user.user_id, "yes" if user.enabled else "no")
-    out_console.print(table)
+    print_rows(
+        ("username", "user_id", "enabled"),
+        [(u.username, u.user_id, "yes" if u.enabled else "no") for u in found],
+    )
 
 
 @users.command()

@@ -343,7 +343,10 @@ class Gateway:
         route = exchange.route
         assert route is not None
         assert route.settings.idempotency is not None
-        key = parse_key(headers.get(IDEMPOTENCY_HEADER))
+        key = parse_key(
+            headers.get(IDEMPOTENCY_HEADER),
+            accept_unquoted=route.settings.idempotency.accept_unquoted,
+        )
         if key is None:
             if route.settings.idempotency.required:
                 raise InvalidInput("This request needs an Idempotency-Key header.")

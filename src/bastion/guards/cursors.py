@@ -5,6 +5,11 @@ next-page token), for which route and caller it was issued, and until when. It i
 base64url of a small JSON document followed by an HMAC-SHA256 tag under a key derived
 from the master key, so a client cannot forge one, move it to another route or user,
 or change the offset. A bad cursor is one opaque 400.
+
+Each cursor has exactly one spelling: the unpadded base64url text the gateway issued.
+Python's decoder skips characters outside the alphabet, accepts padding and the ``+/``
+alphabet, and ignores the unused bits of the last character (RFC 4648 §3.3 and §3.5 say
+to refuse all of these), so what was decoded is encoded again and must match.
 """
 
 from __future__ import annotations
@@ -45,14 +50,17 @@ class Cursors:
             body["t"] = position.token
         payload = orjson.dumps(body)
         tag = hmac.new(self._key, payload, hashlib.sha256).digest()[:TAG_BYTES]
-        return base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode("ascii")
+        return _encode(payload + tag).decode("ascii")
 
     def open(self, cursor: str, *, scope: str, now: float) -> Position:
         """The position in a cursor this gateway issued for ``scope``, or a 400."""
         try:
             if len(cursor) > MAX_CURSOR_CHARS:
                 raise ValueError("too long")
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            text = cursor.encode("ascii")
+            raw = base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
+            if not hmac.compare_digest(_encode(raw), text):
+                raise ValueError("not the canonical encoding")
             payload, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
             expected = hmac.new(self._key, payload, hashlib.sha256).digest()[:TAG_BYTES]
             if len(raw) <= TAG_BYTES or not hmac.compare_digest(tag, expected):
@@ -68,3 +76,7 @@ class Cursors:
         except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError):
             raise InvalidInput("The cursor is invalid or has expired.") from None
         return Position(offset, token)
+
+
+def _encode(raw: bytes) -> bytes:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=")

@@ -23,14 +23,23 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import http_sf
 import orjson
 
 from bastion.clock import Clock
 from bastion.errors import InvalidInput, ProblemError
 
 HEADER = "idempotency-key"
-# An sf-string (draft §2.1); an unquoted token is accepted too, as most clients send one.
-_KEY = re.compile(r'^"?([\x21\x23-\x5b\x5d-\x7e]{1,255})"?$')
+MAX_KEY_CHARS = 255
+# An sf-string holds at most twice its characters (escapes) and its quotes; parameters,
+# which the draft does not define, get a little room on top.
+_MAX_FIELD_CHARS = 2 * MAX_KEY_CHARS + 2 + 256
+# What an unquoted key may hold: printable ASCII without space, quote or backslash.
+_UNQUOTED = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,255}")
+_SYNTAX = (
+    f"The Idempotency-Key header must be a quoted string of 1-{MAX_KEY_CHARS} printable "
+    "characters (RFC 9651 §3.3.3)."
+)
 
 
 class IdempotencyConflict(ProblemError):
@@ -73,13 +82,34 @@ class Claim:
     fingerprint: str
 
 
-def parse_key(value: str | None) -> str | None:
+def parse_key(value: str | None, *, accept_unquoted: bool = False) -> str | None:
+    """The key in an ``Idempotency-Key`` field, or None without one; else a 400.
+
+    Draft §2.1 makes the field an Item whose value is a String, so it is parsed as a
+    Structured Field (RFC 9651 §4.2): escapes are undone and a missing quote is an error.
+    Parameters, which the draft does not define, are not part of the key. A value without
+    quotes is a Token or not a Structured Field at all (a UUID starting with a digit): it
+    is refused with the quoted form to send, unless the route accepts unquoted keys.
+    """
     if value is None:
         return None
-    match = _KEY.match(value.strip())
-    if match is None:
-        raise InvalidInput("The Idempotency-Key header must be a string of 1-255 characters.")
-    return match.group(1)
+    text = value.strip()
+    if not text.startswith('"'):
+        if _UNQUOTED.fullmatch(text) is None:
+            raise InvalidInput(_SYNTAX)
+        if accept_unquoted:
+            return text
+        raise InvalidInput(f"{_SYNTAX} Send it as Idempotency-Key: {http_sf.ser(text)}")
+    if len(text) > _MAX_FIELD_CHARS:
+        raise InvalidInput(_SYNTAX)
+    try:
+        item = http_sf.parse(text.encode("ascii"), tltype="item")
+    except (http_sf.StructuredFieldError, UnicodeEncodeError):
+        raise InvalidInput(_SYNTAX) from None
+    key = item[0] if isinstance(item, tuple) else None  # (bare item, parameters)
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_CHARS:
+        raise InvalidInput(_SYNTAX)
+    return key
 
 
 def fingerprint(method: str, route: str, principal: str, body: bytes) -> str:

@@ -133,10 +133,11 @@ class RateLimiter:
         advertised = [
             Advertised(
                 limit.name,
-                # What can be spent at once, over the time it takes to come back: r never
-                # exceeds q (draft-10 §3.1.1), even when burst is below rate.
-                min(rate.rate, rate.burst),
-                min(rate.rate, rate.burst) * rate.interval,
+                # The quota is the burst, what can be spent at once, and its window the
+                # time the burst takes to come back at the sustained rate: GCRA never
+                # leaves more than the burst, so r never exceeds q (draft-10 §4.1.1).
+                rate.burst,
+                rate.span,
                 # A refused request spent nothing, not even on the limits it passed.
                 (d.remaining + 1 if refused else d.remaining) if d.allowed else 0,
                 d.retry_after,

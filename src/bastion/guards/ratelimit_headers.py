@@ -6,8 +6,9 @@ Both are Structured Field Lists (RFC 9651 §3.1) of String items with parameters
     RateLimit: "per-user";r=42;t=1
 
 ``q`` is the quota per window ``w`` (seconds, a non-zero Integer); ``r`` the remaining
-quota and ``t`` the seconds until more is available (both non-negative Integers). Only
-limits declared ``visible`` are advertised: an abuse threshold tells an attacker nothing.
+quota, never more than ``q``, and ``t`` the seconds until more is available (both
+non-negative Integers). Only limits declared ``visible`` are advertised: an abuse
+threshold tells an attacker nothing.
 The 429 body uses the draft's ``quota-exceeded`` problem type with ``violated-policies``.
 """
 
@@ -53,5 +54,6 @@ def policy_field(limits: Sequence[Advertised]) -> str:
 
 def ratelimit_field(limits: Sequence[Advertised]) -> str:
     return ", ".join(
-        f"{sf_string(a.name)};r={max(0, a.remaining)};t={delay_seconds(a.reset)}" for a in limits
+        f"{sf_string(a.name)};r={min(a.quota, max(0, a.remaining))};t={delay_seconds(a.reset)}"
+        for a in limits
     )

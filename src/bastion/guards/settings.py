@@ -81,6 +81,8 @@ class IdempotencySettings(Section):
 
     required: bool = False
     ttl: Duration = 86_400.0
+    # The draft's key is a quoted sf-string; accept unquoted keys from older apps too.
+    accept_unquoted: bool = False
 
 
 class RetrySettings(Section):

@@ -127,7 +127,8 @@ def build_app(
             settle_garbage_collector()
             GuardedHttpTools.audit = runtime.audit
             with on_hangup(runtime.reload):
-                yield
+                async with runtime.housekeeping():
+                    yield
 
     inner = Starlette(
         routes=[

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bastion.audit.redaction import redact_text
 from bastion.errors import SchemaNotCurrent, StoreUnavailable
+from bastion.store.sql.sqlite_files import create_private_database, database_path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6261_7374_696F_6E  # "bastion": one advisory lock id for migrations
@@ -56,9 +57,9 @@ class Database:
         # an SQLite file cannot go away that way, and the check would double its statements.
         kwargs: dict[str, Any] = {"pool_pre_ping": self.dialect != "sqlite"}
         if self.dialect == "sqlite":
-            path = make_url(url).database
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = database_path(url)
+            if path is not None:
+                create_private_database(path)
             kwargs["connect_args"] = {"timeout": connect_timeout}
         else:
             kwargs |= {

@@ -1,7 +1,8 @@
 """Table definitions; the migrations in ``migrations/versions`` create and change them.
 
 Times are stored as float seconds since the epoch (the same ``now`` every core takes),
-which keeps SQLite and PostgreSQL identical and comparisons cheap.
+which keeps SQLite and PostgreSQL identical and comparisons cheap. Tables of records
+that expire are indexed by their expiry, for ``bastion.store.sql.pruning``.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ authorization_codes = Table(
     Column("family_id", String(64), nullable=True),
     Column("redirect_uri_given", Boolean, nullable=False, server_default=true()),
     Column("replayed_at", Double, nullable=True),
+    # Pruning: codes without a family by expiry; the others go with their family.
+    Index("ix_authorization_codes_family_id_expires_at", "family_id", "expires_at"),
 )
 
 refresh_families = Table(
@@ -125,6 +128,7 @@ refresh_families = Table(
     Column("revoked_reason", String(64), nullable=True),
     Index("ix_refresh_families_subject", "subject"),
     Index("ix_refresh_families_session_id", "session_id"),
+    Index("ix_refresh_families_expires_at", "expires_at"),
 )
 
 # Every access token issued, so revoking a family, a code or a user can denylist the
@@ -141,6 +145,7 @@ issued_tokens = Table(
     Index("ix_issued_tokens_family_id", "family_id"),
     Index("ix_issued_tokens_subject", "subject"),
     Index("ix_issued_tokens_code_hash", "code_hash"),
+    Index("ix_issued_tokens_expires_at", "expires_at"),
 )
 
 consents = Table(
@@ -167,6 +172,7 @@ browser_sessions = Table(
     Column("revoked_at", Double, nullable=True),
     Column("user_agent", String(200), nullable=True),
     Index("ix_browser_sessions_subject", "subject"),
+    Index("ix_browser_sessions_expires_at", "expires_at"),
 )
 
 # Second factors. A TOTP secret is sealed under a key derived from the master key (the
@@ -215,6 +221,7 @@ recovery_tickets = Table(
     Column("created_at", Double, nullable=False),
     Column("expires_at", Double, nullable=False),
     Column("used_at", Double, nullable=True),
+    Index("ix_recovery_tickets_expires_at", "expires_at"),
 )
 
 # The gateway's ownership registry: who created an object through the gateway. The
