@@ -57,6 +57,8 @@ from bastion.oauth.clients import hash_secret
 from bench import upstream_app
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+# Another checkout's src directory, measured beside this one (e.g. the commit before).
+COMPARE_SRC = os.environ.get("BENCH_COMPARE_SRC", "")
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 WARMUP_SECONDS = 2
 SERVERS = os.environ.get("BENCH_SERVERS", "serve,uvicorn,granian")
@@ -377,7 +379,7 @@ def report(rows: Sequence[Row], baselines: dict[str, Row]) -> None:
         " one server worker; loopback"
         + (" (proxy on CPU 1; load generator and upstream on CPU 0)" if pinning() else "")
     )
-    head = f"{'target':<36} {'req/s':>8} {'p50':>7} {'p99':>7} {'vs bare':>8} {'p50 +ms':>8}"
+    head = f"{'target':<46} {'req/s':>8} {'p50':>7} {'p99':>7} {'vs bare':>8} {'p50 +ms':>8}"
     print(f"{head} | {'c1 p50':>7} {'c1 p99':>7} {'c1 +ms':>7}")
     for row in rows:
         s, c = row.saturated, row.single
@@ -389,7 +391,7 @@ def report(rows: Sequence[Row], baselines: dict[str, Row]) -> None:
             added = f"{s.p50_ms - bare.saturated.p50_ms:+.2f}"
             single_added = f"{c.p50_ms - bare.single.p50_ms:+.3f}"
         print(
-            f"{row.name:<36} {s.rps:>8,.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {ratio:>8}"
+            f"{row.name:<46} {s.rps:>8,.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {ratio:>8}"
             f" {added:>8} | {c.p50_ms:>7.3f} {c.p99_ms:>7.3f} {single_added:>7}"
         )
     print("(latencies in ms; 'c1' = one connection, no queueing)")
@@ -467,19 +469,28 @@ def run(work: Path, servers: Sequence[str]) -> None:
             command = server_command(
                 server, "bastion.wiring:create_app", BASTION_PORT, factory=True
             )
-            with running(pinned(command, 1), env, bastion + "/healthz", logs):
-                bearer = [f"Authorization: Bearer {access_token(bastion)}"]
-                expect(bastion + FULL_PATH, bearer, SHAPED)
-                rows.append(
-                    measure(f"bastion full pipeline ({server})", bastion + FULL_PATH, bearer)
-                )
-                expect(bastion + GUARDED_PATH, bearer, SHAPED)
-                rows.append(
-                    measure(f"bastion full + 2 limits ({server})", bastion + GUARDED_PATH, bearer)
-                )
-                expect(bastion + PUBLIC_PATH, (), UPSTREAM_BODY)
-                rows.append(measure(f"bastion public route ({server})", bastion + PUBLIC_PATH))
+            for label, extra in variants():
+                where = {**env, **extra}
+                with running(pinned(command, 1), where, bastion + "/healthz", logs):
+                    bearer = [f"Authorization: Bearer {access_token(bastion)}"]
+                    for name, path, headers, body in (
+                        ("full pipeline", FULL_PATH, bearer, SHAPED),
+                        ("full + 2 limits", GUARDED_PATH, bearer, SHAPED),
+                        ("public route", PUBLIC_PATH, (), UPSTREAM_BODY),
+                    ):
+                        expect(bastion + path, headers, body)
+                        title = f"bastion{label} {name} ({server})"
+                        rows.append(measure(title, bastion + path, headers))
     report(rows, baselines)
+
+
+def variants() -> list[tuple[str, dict[str, str]]]:
+    """This checkout, and another one's ``src`` when ``BENCH_COMPARE_SRC`` names it (a
+    before/after comparison in one run: same machine, same minute, same baseline)."""
+    found: list[tuple[str, dict[str, str]]] = [("", {})]
+    if COMPARE_SRC:
+        found.append((" [compare]", {"PYTHONPATH": COMPARE_SRC}))
+    return found
 
 
 if __name__ == "__main__":
