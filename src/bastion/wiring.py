@@ -94,13 +94,15 @@ def gateway_problems(settings: Settings, environ: Mapping[str, str]) -> list[Con
             rules[route.label] = None if route.input is None else InputRules.compile(route.input)
         except ValueError as exc:
             problems.append(ConfigProblem(f"gateway.routes.{index}.input", str(exc)))
-            continue
-        for problem in id_source_problems(route, rules[route.label]):
-            problems.append(ConfigProblem(f"gateway.routes.{index}.objects", problem))
     try:
-        object_forms(settings.gateway.routes, rules)
+        forms = object_forms(settings.gateway.routes, rules)
     except ValueError as exc:
         problems.append(ConfigProblem("gateway.routes", str(exc)))
+        forms = {}
+    for index, route in enumerate(settings.gateway.routes):
+        if route.label in rules:
+            for problem in id_source_problems(route, rules[route.label], forms):
+                problems.append(ConfigProblem(f"gateway.routes.{index}.objects", problem))
     audience = gateway_audience(settings)
     for index, upstream in enumerate(settings.gateway.upstreams):
         try:

@@ -178,3 +178,152 @@ def test_query_id_bound_to_a_claim_must_be_canonical(
         assert answer.status_code in (400, 404), query
     assert recorder.seen == []
     assert gw.client.get("/api/org-notes?org=42", headers=caller).status_code == 200
+
+
+UNTYPED = """
+issuer = "http://127.0.0.1:8000"
+[[gateway.upstreams]]
+name = "notes"
+url = "{url}"
+[[gateway.routes]]
+name = "create"
+methods = ["POST"]
+path = "/things"
+upstream = "notes"
+auth = "bastion"
+objects = {{ records = "thing" }}
+[[gateway.routes]]
+name = "read"
+methods = ["GET"]
+path = "/things/{{thing_id}}"
+upstream = "notes"
+auth = "bastion"
+objects = {{ owned = "thing" }}
+[[gateway.routes]]
+name = "put-vehicle"
+methods = ["PUT"]
+path = "/vehicles/{{vin}}"
+upstream = "notes"
+auth = "bastion"
+objects = {{ records = "vehicle", id_from = "path:vin" }}
+[gateway.routes.input.path]
+type = "object"
+properties = {{ vin = {{ type = "string", maxLength = 300 }} }}
+[gateway.routes.input.body]
+type = "object"
+[[gateway.routes]]
+name = "profile"
+methods = ["GET"]
+path = "/profiles/{{u}}"
+upstream = "notes"
+auth = "bastion"
+objects = {{ param_claims = {{ u = "sub" }} }}
+"""
+
+
+@pytest.fixture
+def untyped(
+    tmp_path: Path, recorder: Recorder, environ: dict[str, str], now: FixedClock
+) -> Iterator[GatewayHarness]:
+    with behind_recorder(tmp_path, UNTYPED, recorder, environ, now) as harness:
+        yield harness
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "0_1",  # Python's int() reads 1
+        "%EF%BC%91",  # FULLWIDTH DIGIT ONE
+        "%D9%A1",  # ARABIC-INDIC DIGIT ONE
+        "%F0%9D%9F%8F",  # MATHEMATICAL BOLD DIGIT ONE
+        "%2B1",
+        "1%00",
+    ],
+)
+def test_untyped_id_spelled_as_another_number_is_refused(
+    untyped: GatewayHarness, recorder: Recorder, spelling: str
+) -> None:
+    """Spellings a lenient parser reads as 1 never reach the upstream as something the
+    registry saw differently (nor are they recorded for the caller)."""
+    alice = untyped.bearer(untyped.mint("alice"))
+    recorder.answers["/things"] = Answer(status=201, body={"id": 1})
+    assert untyped.client.post("/api/things", headers=alice).status_code == 201
+    bob = untyped.bearer(untyped.mint("bob"))
+    seen = len(recorder.seen)
+    assert untyped.client.get(f"/api/things/{spelling}", headers=bob).status_code == 404
+    assert len(recorder.seen) == seen
+
+
+def test_untyped_uuid_spellings_share_one_owner(
+    untyped: GatewayHarness, recorder: Recorder
+) -> None:
+    alice, bob = untyped.bearer(untyped.mint("alice")), untyped.bearer(untyped.mint("bob"))
+    recorder.answers["/things"] = Answer(status=201, body={"id": LOWER})
+    assert untyped.client.post("/api/things", headers=alice).status_code == 201
+    seen = len(recorder.seen)
+    for spelling in (UPPER, "%7B" + LOWER + "%7D", "urn:uuid:" + LOWER, LOWER.replace("-", "")):
+        assert untyped.client.get(f"/api/things/{spelling}", headers=bob).status_code == 404
+    assert len(recorder.seen) == seen
+    recorder.answers[f"/things/{LOWER}"] = Answer(body={"id": LOWER})
+    assert untyped.client.get(f"/api/things/{UPPER}", headers=alice).status_code == 200
+
+
+def test_string_ids_collide_across_case(untyped: GatewayHarness, recorder: Recorder) -> None:
+    """An upstream comparing text case-insensitively (MySQL's default collation) reads
+    WVW123 and wvw123 as one vehicle: the registry does too."""
+    alice, bob = untyped.bearer(untyped.mint("alice")), untyped.bearer(untyped.mint("bob"))
+    assert untyped.client.put("/api/vehicles/WVW123", json={}, headers=alice).status_code == 200
+    seen = len(recorder.seen)
+    for spelling in ("wvw123", "Wvw123", "%EF%BC%B7VW123", "WVW123%20"):
+        answer = untyped.client.put(f"/api/vehicles/{spelling}", json={}, headers=bob)
+        assert answer.status_code == 404, spelling
+    assert len(recorder.seen) == seen
+    # Ids longer than the registry holds are never forwarded.
+    long = "A" * 257
+    assert untyped.client.put(f"/api/vehicles/{long}", json={}, headers=bob).status_code == 404
+    assert len(recorder.seen) == seen
+
+
+def test_claims_are_compared_as_they_are(untyped: GatewayHarness, recorder: Recorder) -> None:
+    """Subjects "007" and "7" are two users: the parameter is canonical ("007" becomes
+    "7"), the claim never is, so "007" cannot reach user 7's profile."""
+    seven, double_o = untyped.bearer(untyped.mint("7")), untyped.bearer(untyped.mint("007"))
+    assert untyped.client.get("/api/profiles/007", headers=double_o).status_code == 404
+    assert untyped.client.get("/api/profiles/7", headers=double_o).status_code == 404
+    assert recorder.seen == []
+    assert untyped.client.get("/api/profiles/007", headers=seven).status_code == 200
+    assert recorder.last.raw_path == b"/profiles/7"
+
+
+def test_concurrent_creates_of_one_id_reach_the_upstream_once(
+    untyped: GatewayHarness, recorder: Recorder
+) -> None:
+    """The id is recorded before the write: of two creates racing for it, the second is
+    refused before it is forwarded (it used to pass the check while the first was
+    still running, and overwrite it)."""
+    recorder.answers["/vehicles/VIN9"] = Answer(delay=0.3)
+    alice, bob = untyped.bearer(untyped.mint("alice")), untyped.bearer(untyped.mint("bob"))
+
+    async def race() -> list[int]:
+        import asyncio
+
+        import httpx
+
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=untyped.client.app), base_url=untyped.settings.issuer
+        ) as client:
+            first = asyncio.ensure_future(client.put("/api/vehicles/VIN9", json={}, headers=alice))
+            await asyncio.sleep(0.1)
+            second = await client.put("/api/vehicles/VIN9", json={}, headers=bob)
+            return [(await first).status_code, second.status_code]
+
+    assert untyped.call(race) == [200, 404]
+    assert recorder.count(b"/vehicles/VIN9") == 1
+
+
+def test_a_refused_create_frees_its_id(untyped: GatewayHarness, recorder: Recorder) -> None:
+    alice, bob = untyped.bearer(untyped.mint("alice")), untyped.bearer(untyped.mint("bob"))
+    recorder.answers["/vehicles/VIN7"] = Answer(status=422, body={"error": "bad vin"})
+    assert untyped.client.put("/api/vehicles/VIN7", json={}, headers=alice).status_code == 422
+    recorder.answers["/vehicles/VIN7"] = Answer()
+    assert untyped.client.put("/api/vehicles/VIN7", json={}, headers=bob).status_code == 200

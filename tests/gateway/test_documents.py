@@ -232,3 +232,45 @@ def test_a_route_on_an_openapi_30_yaml_operation(gw: GatewayHarness, recorder: R
     answer = gw.client.put("/api/notes/8", json={"title": "a", "role": "admin"}, headers=bob)
     assert answer.status_code == 400
     assert len(recorder.seen) == 1
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        # An allOf inside an allOf branch, a oneOf inside an allOf branch, an allOf in then.
+        {"allOf": [{"allOf": [{"properties": {"meta": {"properties": {"a": {}}}}}]}]},
+        {"allOf": [{"oneOf": [{"properties": {"meta": {"properties": {"a": {}}}}}]}]},
+        {
+            "if": {"required": ["x"]},
+            "then": {"allOf": [{"properties": {"meta": {"properties": {"a": {}}}}}]},
+        },
+        {"dependentSchemas": {"x": {"properties": {"meta": {"properties": {"a": {}}}}}}},
+        {"properties": {"x": {}}, "unevaluatedProperties": {"properties": {"a": {}}}},
+    ],
+)
+def test_nested_objects_in_composed_schemas_are_closed(schema: dict[str, Any]) -> None:
+    """OWASP API3: "admin" deep inside a composition is refused like anywhere else."""
+    document = {"type": "object", "properties": {"x": {}}, **schema}
+    rules = InputRules.compile(InputSettings(body=document))
+    assert _errors(rules, b'{"x": 1, "meta": {"a": 1, "admin": true}}')
+
+
+def test_percent_encoded_reference_targets_are_closed(tmp_path: Path) -> None:
+    (tmp_path / "defs.yaml").write_text(
+        "My Note:\n  type: object\n  properties: {title: {type: string}}\n", encoding="utf-8"
+    )
+    (tmp_path / "body.json").write_text('{"$ref": "defs.yaml#/My%20Note"}', encoding="utf-8")
+    rules = InputRules.compile(InputSettings(body_file=tmp_path / "body.json"))
+    rules.check_body("application/json", b'{"title": "a"}')
+    assert _errors(rules, b'{"title": "a", "admin": true}')
+
+
+def test_yaml_is_read_as_yaml_1_2(tmp_path: Path) -> None:
+    """The Norway problem: YAML 1.1 reads NO as false and 010 as eight."""
+    path = tmp_path / "s.yaml"
+    path.write_text("enum: [NO, SE, on]\nmaxLength: 010\nconst: 2024-01-01\n", encoding="utf-8")
+    assert load_document(path) == {
+        "enum": ["NO", "SE", "on"],
+        "maxLength": 10,
+        "const": "2024-01-01",
+    }

@@ -177,3 +177,22 @@ def test_body_bound_to_claim_set_by_the_gateway() -> None:
     assert document == {"username": "alice", "uid": 7, "text": "hi"}
     with pytest.raises(InvalidInput):
         bindings.bind_body(_caller(uid="7"), ["not", "an", "object"])
+
+
+@pytest.mark.parametrize("name", ["USER_ID", "user.id", "user id", "user[id", "User-Id"])
+def test_a_second_spelling_of_a_bound_query_name_is_refused(name: str) -> None:
+    """ASP.NET reads query names case-insensitively and PHP turns ".", " " and "[" into
+    "_": another spelling could carry a second value past the one compared."""
+    bindings = Bindings(query=(Binding("user_id", "sub", IdForm.STRING),))
+    bindings.check_params(_caller(), {}, {"user_id": "alice", "other": "x"})
+    with pytest.raises(InvalidInput):
+        bindings.check_params(_caller(), {}, {"user_id": "alice", name: "bob"})
+
+
+def test_registry_keys_fold_what_upstreams_fold() -> None:
+    from bastion.gateway.identifiers import registry_key
+
+    assert registry_key("WVW123", IdForm.STRING) == registry_key("wvw123", IdForm.STRING)
+    assert registry_key("\uff37VW", IdForm.AUTO) == registry_key("wvw", IdForm.AUTO)
+    assert registry_key(LOWER.replace("-", ""), IdForm.AUTO) == LOWER
+    assert registry_key("42", IdForm.INTEGER) == "42"

@@ -33,6 +33,9 @@ path = "/docs/{{doc_id}}"
 upstream = "docs"
 auth = "bastion"
 objects = {{ records = "doc" }}
+[gateway.routes.input.path]
+type = "object"
+properties = {{ doc_id = {{ type = "string" }} }}
 [gateway.routes.input.body]
 type = "object"
 properties = {{ text = {{ type = "string" }} }}

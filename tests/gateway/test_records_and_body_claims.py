@@ -52,6 +52,9 @@ path = "/posts/{{post_id}}"
 upstream = "api"
 auth = "bastion"
 objects = {{ records = "post", id_from = "path:post_id" }}
+[gateway.routes.input.path]
+type = "object"
+properties = {{ post_id = {{ type = "string" }} }}
 [gateway.routes.input.body]
 type = "object"
 [[gateway.routes]]
@@ -224,3 +227,142 @@ input.path = { type = "object", properties = { a_id = { type = "string" } } }
 """
     problems = _problems(tmp_path, routes, environ)
     assert any("declare its ids as integer, string" in p for p in problems)
+
+
+NESTED = """
+issuer = "http://127.0.0.1:8000"
+[[gateway.upstreams]]
+name = "api"
+url = "{url}"
+[[gateway.routes]]
+name = "create-folder"
+methods = ["POST"]
+path = "/folders"
+upstream = "api"
+auth = "bastion"
+objects = {{ records = "folder" }}
+[[gateway.routes]]
+name = "read-folder"
+methods = ["GET"]
+path = "/folders/{{folder_id}}"
+upstream = "api"
+auth = "bastion"
+objects = {{ owned = "folder" }}
+[gateway.routes.input.path]
+type = "object"
+properties = {{ folder_id = {{ type = "integer" }} }}
+[[gateway.routes]]
+name = "create-note-in-folder"
+methods = ["POST"]
+path = "/folders/{{folder_id}}/notes"
+upstream = "api"
+auth = "bastion"
+objects = {{ owned = "folder", id_param = "folder_id", records = "fnote", id_from = "body:/id" }}
+[gateway.routes.input.path]
+type = "object"
+properties = {{ folder_id = {{ type = "integer" }} }}
+[gateway.routes.input.body]
+type = "object"
+properties = {{ id = {{ type = "integer" }} }}
+[[gateway.routes]]
+name = "delete-note-in-folder"
+methods = ["DELETE"]
+path = "/folders/{{folder_id}}/notes/{{note_id}}"
+upstream = "api"
+auth = "bastion"
+objects = {{ owned = "folder", id_param = "folder_id" }}
+[gateway.routes.input.path]
+type = "object"
+properties = {{ folder_id = {{ type = "integer" }}, note_id = {{ type = "integer" }} }}
+"""
+
+
+@pytest.fixture
+def nested(
+    tmp_path: Path, recorder: Recorder, environ: dict[str, str], now: FixedClock
+) -> Iterator[GatewayHarness]:
+    with behind_recorder(tmp_path, NESTED, recorder, environ, now) as harness:
+        yield harness
+
+
+def _folders(gw: GatewayHarness, recorder: Recorder) -> tuple[dict[str, str], dict[str, str]]:
+    alice, bob = gw.bearer(gw.mint("alice")), gw.bearer(gw.mint("bob"))
+    for headers, folder in ((alice, 1), (bob, 2)):
+        recorder.answers["/folders"] = Answer(status=201, body={"id": folder})
+        assert gw.client.post("/api/folders", headers=headers).status_code == 201
+    return alice, bob
+
+
+def test_a_child_create_checks_the_parent_not_the_child(
+    nested: GatewayHarness, recorder: Recorder
+) -> None:
+    """owned = folder (the parent in the path) and records = note (the child's id in the
+    body) are two ids: Bob cannot create a note in Alice's folder by naming a child id
+    that happens to equal his own folder's."""
+    alice, bob = _folders(nested, recorder)
+    seen = len(recorder.seen)
+    for body in ({"id": 2}, {"id": 50}):
+        assert nested.client.post("/api/folders/1/notes", json=body, headers=bob).status_code == 404
+    assert len(recorder.seen) == seen
+    recorder.answers["/folders/1/notes"] = Answer(status=201, body={"status": "success"})
+    answer = nested.client.post("/api/folders/1/notes", json={"id": 50}, headers=alice)
+    assert answer.status_code == 201
+    assert nested.events("gateway.write")[-1]["target"] == "50"
+
+
+def test_deleting_a_child_keeps_the_parent(nested: GatewayHarness, recorder: Recorder) -> None:
+    alice, _ = _folders(nested, recorder)
+    recorder.answers["/folders/1/notes/9"] = Answer(status=204, raw=b"")
+    assert nested.client.delete("/api/folders/1/notes/9", headers=alice).status_code == 204
+    recorder.answers["/folders/1"] = Answer(body={"id": 1})
+    assert nested.client.get("/api/folders/1", headers=alice).status_code == 200
+
+
+def test_bound_body_is_forwarded_as_the_json_it_was_checked_as(
+    gw: GatewayHarness, recorder: Recorder
+) -> None:
+    """The upstream must parse what the gateway parsed: a body sent as a form, or with a
+    charset the gateway did not decode with, is refused or forwarded as plain JSON."""
+    alice = gw.bearer(gw.mint("alice"))
+    smuggled = b'{"username":"alice","bio":"&username=bob&admin=1"}'
+    form = {**alice, "content-type": "application/x-www-form-urlencoded"}
+    assert gw.client.post("/api/profiles", content=smuggled, headers=form).status_code == 415
+    utf16 = {**alice, "content-type": "application/json; charset=utf-16"}
+    assert gw.client.post("/api/profiles", content=smuggled, headers=utf16).is_success
+    assert recorder.last.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("objects", "input_table", "message"),
+    [
+        (
+            '{ records = "a", id_from = "path:a_id" }',
+            "",
+            "declare their type",
+        ),
+        (
+            '{ records = "a" }',
+            'input.body = { type = "object", properties = { id = { type = "integer" } } }',
+            'id_from = "body:/id"',
+        ),
+    ],
+)
+def test_creates_whose_ids_cannot_be_trusted_are_refused(
+    tmp_path: Path, environ: dict[str, str], objects: str, input_table: str, message: str
+) -> None:
+    """An id the app chooses needs a declared type; an id the answer names must not be
+    one the app may send too (it would choose whose object the upstream writes)."""
+    routes = (
+        f'[[gateway.routes]]\nmethods = ["PUT"]\npath = "/a/{{a_id}}"\nupstream = "api"\n'
+        f'auth = "bastion"\nobjects = {objects}\n{input_table}\n'
+    )
+    assert any(message in p for p in _problems(tmp_path, routes, environ))
+
+
+def test_body_rules_need_an_input_schema(tmp_path: Path, environ: dict[str, str]) -> None:
+    routes = (
+        '[[gateway.routes]]\nmethods = ["POST"]\npath = "/p"\nupstream = "api"\n'
+        'auth = "bastion"\nobjects = { body_claims = { "/username" = "sub" } }\n'
+    )
+    with pytest.raises(ConfigError, match="need an input schema"):
+        _problems(tmp_path, routes, environ)

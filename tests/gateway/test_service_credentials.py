@@ -38,6 +38,17 @@ auth = "bastion"
 """
 
 
+LOOKUP_ROUTE = """
+[[gateway.routes]]
+name = "item"
+methods = ["GET"]
+path = "/items/{item_id}"
+upstream = "api"
+auth = "bastion"
+objects = { lookup = "/items/{item_id}/owner" }
+"""
+
+
 class TokenEndpoint:
     """An upstream's own authorization server: counts requests, answers as scripted."""
 
@@ -133,6 +144,21 @@ def test_unreadable_secret_file_keeps_the_last_good_value(
     assert recorder.last.headers["x-api-key"] == "key-one"
 
 
+def test_a_copy_keeping_size_and_time_is_still_seen(
+    static_gw: GatewayHarness, recorder: Recorder, key_file: Path, now: FixedClock
+) -> None:
+    """``cp -p`` or ``rsync -t`` keep the size and modification time; the inode change
+    time still moves."""
+    token = static_gw.bearer(static_gw.mint())
+    stat = key_file.stat()
+    with key_file.open("r+b") as handle:  # same inode, same size
+        handle.write(b"key-six\n")
+    os.utime(key_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    now.advance(1.5)
+    static_gw.client.get("/api/items", headers=token)
+    assert recorder.last.headers["x-api-key"] == "key-six"
+
+
 def test_reload_reads_the_file_at_once(
     static_gw: GatewayHarness, recorder: Recorder, key_file: Path
 ) -> None:
@@ -147,8 +173,8 @@ def test_reload_reads_the_file_at_once(
 def test_sighup_to_a_running_server(
     tmp_path: Path, key_file: Path, recorder: Recorder, master_key_b64: str
 ) -> None:
-    """A real ``bastion serve``: the file changes without its size or time changing (so
-    only the signal can reveal it), SIGHUP, and the next call carries the new value."""
+    """A real ``bastion serve``: SIGHUP re-reads the file at once (it used to end the
+    process, the default action), and says so in the log."""
     port = free_port()
     with serve_in_thread(recorder) as url:
         config = write_config(
@@ -169,29 +195,25 @@ def test_sighup_to_a_running_server(
             check=True,
             capture_output=True,
         )
+        log = tmp_path / "serve.log"
         server = subprocess.Popen(
             [sys.executable, "-m", "bastion", "serve", "-c", str(config)],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log.open("wb"),
         )
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_ready(base)
             assert httpx.get(f"{base}/api/open").status_code == 200
             assert recorder.last.headers["x-api-key"] == "key-one"
-            stat = key_file.stat()
-            with key_file.open("r+b") as handle:  # same inode, same size
-                handle.write(b"key-six\n")
-            os.utime(key_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-            time.sleep(1.5)
-            httpx.get(f"{base}/api/open")
-            assert recorder.last.headers["x-api-key"] == "key-one"  # unchanged to a stat
+            key_file.write_text("key-six\n", encoding="utf-8")
             server.send_signal(signal.SIGHUP)
             time.sleep(0.5)
             assert server.poll() is None  # SIGHUP no longer ends the process
             httpx.get(f"{base}/api/open")
             assert recorder.last.headers["x-api-key"] == "key-six"
+            assert "reloading secret files" in log.read_text(errors="replace")
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -238,7 +260,7 @@ def oauth_gw(
         '[gateway.upstreams.credential]\ntype = "client_credentials"\n'
         'token_url = "{token_url}/oauth/token"\nclient_id = "bastion gw"\nfile = "{file}"\n'
         'scope = "items.read"\nresource = "https://api.internal"\n'
-        + ROUTE.replace("{", "{{").replace("}", "}}")
+        + (ROUTE + LOOKUP_ROUTE).replace("{", "{{").replace("}", "}}")
     )
     with (
         serve_in_thread(endpoint) as token_url,
@@ -340,3 +362,30 @@ def test_upstream_401_fetches_a_new_token(
     assert recorder.last.headers["authorization"] == "Bearer upstream-token-2"
     decoded = base64.b64decode(endpoint.requests[-1]["auth"].split()[1]).decode()
     assert decoded == "bastion+gw:rotated"
+
+
+def test_an_app_cannot_make_every_request_fetch_a_token(
+    oauth_gw: GatewayHarness, endpoint: TokenEndpoint, recorder: Recorder, now: FixedClock
+) -> None:
+    """Upstream 401s (a wrong PIN, say) drop the token at most once per interval, so an
+    app cannot turn its requests into load on the upstream's authorization server."""
+    token = oauth_gw.bearer(oauth_gw.mint(lifetime=3600))
+    recorder.default = Answer(status=401)
+    for _ in range(20):
+        oauth_gw.client.get("/api/items", headers=token)
+    assert len(endpoint.requests) == 2  # the first token, and one new after the first 401
+    now.advance(11)
+    oauth_gw.client.get("/api/items", headers=token)
+    oauth_gw.client.get("/api/items", headers=token)
+    assert len(endpoint.requests) == 3
+
+
+def test_a_401_on_the_ownership_look_up_renews_the_token(
+    oauth_gw: GatewayHarness, endpoint: TokenEndpoint, recorder: Recorder
+) -> None:
+    token = oauth_gw.bearer(oauth_gw.mint("alice"))
+    recorder.answers["/items/1/owner"] = Answer(status=401)
+    assert oauth_gw.client.get("/api/items/1", headers=token).status_code == 502
+    recorder.answers["/items/1/owner"] = Answer(body={"owner": "alice"})
+    assert oauth_gw.client.get("/api/items/1", headers=token).status_code == 200
+    assert recorder.last.headers["authorization"] == "Bearer upstream-token-2"

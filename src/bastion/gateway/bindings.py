@@ -14,6 +14,7 @@ would not be a rule. Refusals are 404s, like an object that does not exist.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from bastion.gateway.identifiers import IdForm, canonical, canonical_json
 from bastion.gateway.policy import Hidden
 from bastion.gateway.shaping import pointer_value
 
+_LOOK_ALIKE = re.compile(r"[.\s\[\]-]")
 NOT_CANONICAL = (
     "Object ids in the query must be written in their canonical form: integers without "
     "sign or leading zeros, UUIDs in lower case with hyphens."
@@ -50,6 +52,8 @@ class Bindings:
     ) -> None:
         for binding in self.path:
             _require(caller, binding, params.get(binding.where), "parameter")
+        if self.query:
+            _refuse_look_alikes(query, self.query)
         for binding in self.query:
             value = query.get(binding.where)
             if isinstance(value, str) and canonical(value, binding.form) not in (value, None):
@@ -69,12 +73,27 @@ class Bindings:
 
 def _require(caller: Caller, binding: Binding, value: str | None, what: str) -> None:
     expected = claim_text(caller, binding.claim)
-    if (
-        value is None
-        or expected is None
-        or value != (canonical(expected, binding.form) or expected)
-    ):
+    # The claim is compared as it is, never canonicalised: subjects "007" and "7" are two
+    # users, and a value canonicalised to "7" belongs to the second one only.
+    if value is None or expected is None or value != expected:
         raise Hidden(f"{what} does not match the caller")
+
+
+def _refuse_look_alikes(
+    query: Mapping[str, str | list[str]], bindings: tuple[Binding, ...]
+) -> None:
+    """A second spelling of a bound name (``USER_ID``, ``user.id``) that frameworks read as
+    the same parameter (ASP.NET ignores case, PHP turns ``.``, spaces and ``[`` into
+    ``_``) could carry another value past the one compared here."""
+    bound = {binding.where: _folded(binding.where) for binding in bindings}
+    folded = set(bound.values())
+    for name in query:
+        if name not in bound and _folded(name) in folded:
+            raise InvalidInput("A query parameter is given under two spellings.")
+
+
+def _folded(name: str) -> str:
+    return _LOOK_ALIKE.sub("_", name.casefold())
 
 
 def _claim_value(caller: Caller, binding: Binding) -> str | int:

@@ -14,15 +14,26 @@ Forms, from the parameter's JSON Schema (or an OpenAPI parameter):
   (hyphens or none, braces, ``urn:uuid:``, any case), written lower-case with hyphens
   (RFC 9562 §4: "output as lower case ... case insensitive on input");
 - ``string`` (any other ``type: string``): as sent, its schema decides what is valid;
-- ``auto`` (no type declared): digits are read as an integer and the 8-4-4-4-12 form as
-  a UUID, anything else is kept as sent. Surrounding white space is never an id.
+- ``auto`` (no type declared): ASCII digits are read as an integer and a hyphenated,
+  braced or ``urn:uuid:`` UUID as a UUID; a value some parser would read as a number
+  although it is not plain ASCII digits (``0_1``, Arabic-Indic or fullwidth digits) is
+  refused; anything else is kept as sent.
 
-``canonical`` answers ``None`` for a value that is not an id of its form.
+In every form, an id is refused when it is empty, longer than ``MAX_ID_LENGTH``, or
+has surrounding white space or control characters. ``canonical`` answers ``None`` for
+a value that is not an id of its form.
+
+The ownership registry goes one step further (``registry_key``): text ids are folded
+(Unicode NFKC, then case-folded, and a bare 32-digit hex UUID hyphenated), because
+upstreams often compare text case-insensitively (MySQL's and SQL Server's default
+collations, ``COLLATE NOCASE``). Two users can then never own ``WVW123`` and
+``wvw123``; the upstream still receives the id as sent.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
@@ -30,6 +41,11 @@ from typing import Any
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Text some parser (Python's int(), JavaScript's Number() after NFKC) reads as a number.
+_NUMBER_LIKE = re.compile(r"[+-]?[0-9][0-9_]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# The ownership registry's column width; longer ids are never recorded or forwarded.
+MAX_ID_LENGTH = 256
 # Longer integers are not ids any upstream stores, and int() on huge text costs time.
 MAX_INTEGER_DIGITS = 40
 
@@ -43,19 +59,38 @@ class IdForm(Enum):
 
 def canonical(value: str, form: IdForm) -> str | None:
     """The one spelling of ``value`` as an id of ``form``, or ``None``."""
+    if not value or len(value) > MAX_ID_LENGTH or value != value.strip():
+        return None
+    if _CONTROL.search(value):
+        return None
     if form is IdForm.STRING:
-        return value or None
+        return value
     if form is IdForm.INTEGER:
         return _integer(value)
     if form is IdForm.UUID:
         return _uuid(value)
-    if not value or value != value.strip():
-        return None
     if _INTEGER.fullmatch(value):
         return _integer(value)
-    if _UUID.fullmatch(value):
-        return value.lower()
+    if _number_like(value):
+        return None
+    if _UUID.fullmatch(value) or value[:1] == "{" or value[:9].lower() == "urn:uuid:":
+        return _uuid(value)
     return value
+
+
+def registry_key(value: str, form: IdForm) -> str:
+    """The key a canonical id has in the ownership registry (see the module docstring)."""
+    if form in (IdForm.INTEGER, IdForm.UUID):
+        return value
+    if form is IdForm.AUTO and _HEX32.fullmatch(value):
+        return _uuid(value) or value
+    return unicodedata.normalize("NFKC", value).casefold()
+
+
+def _number_like(value: str) -> bool:
+    folded = unicodedata.normalize("NFKC", value)
+    digits = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in folded)
+    return bool(_NUMBER_LIKE.fullmatch(digits))
 
 
 def canonical_json(value: Any, form: IdForm) -> str | None:
@@ -76,7 +111,7 @@ def json_value(text: str, form: IdForm) -> str | int:
 
 
 def _integer(value: str) -> str | None:
-    if len(value) > MAX_INTEGER_DIGITS or not _INTEGER.fullmatch(value):
+    if len(value) > MAX_INTEGER_DIGITS + 1 or not _INTEGER.fullmatch(value):
         return None
     return str(int(value))
 

@@ -46,10 +46,11 @@ class Ownership:
             self._remember(key, owner)
         return owner
 
-    async def record(self, kind: str, object_id: str, subject: str) -> str:
-        owner = await self._store.record(kind, object_id, subject, self._clock.now())
+    async def record(self, kind: str, object_id: str, subject: str) -> tuple[str, bool]:
+        """The owner on record, and whether this call recorded ``subject`` as the owner."""
+        owner, recorded = await self._store.record(kind, object_id, subject, self._clock.now())
         self._remember((kind, object_id), owner)
-        return owner
+        return owner, recorded
 
     async def forget(self, kind: str, object_id: str) -> None:
         self._known.pop((kind, object_id), None)

@@ -47,7 +47,7 @@ from bastion.gateway.authentication import (
 from bastion.gateway.bindings import canonicalise_at
 from bastion.gateway.credentials import InternalTokens, narrowed_scopes
 from bastion.gateway.guarding import Page, StaleCache, page_answer, page_request
-from bastion.gateway.identifiers import canonical_json
+from bastion.gateway.identifiers import canonical_json, registry_key
 from bastion.gateway.objects import Ownership
 from bastion.gateway.policy import Hidden, Refusal, authorize
 from bastion.gateway.router import Router
@@ -87,6 +87,10 @@ class Exchange:
     route: Route | None = None
     caller: Caller | None = None
     object_id: str | None = None
+    # The id a create makes, when the app chose it (path or body), and whether this
+    # request reserved it in the ownership registry.
+    created_id: str | None = None
+    reserved: bool = False
     origin: str | None = None
     # Once the status line is sent, a failure can only cut the connection.
     started: bool = False
@@ -199,6 +203,7 @@ class Gateway:
             # One spelling per id before any comparison, look-up or upstream path.
             params = route.canonical_params(params)
             exchange.object_id = route.object_id(params)
+            exchange.created_id = route.created_id(params)
         if caller is not None:
             if route.bindings is not None:
                 route.bindings.check_params(caller, params, query)
@@ -221,23 +226,28 @@ class Gateway:
             body = await _read_body(
                 receive, route.max_body, headers.get("content-length"), self.body_timeout
             )
-            document = None
             if route.input is not None:
                 document = route.input.check_body(headers.get("content-type"), body)
-            if route.needs_document and caller is not None:
-                document = _bound_body(route, exchange, caller, document, body)
-            if document is not None:
-                # Forward what was validated: duplicate keys or numbers the parser
-                # read one way must not reach the upstream to be read another way.
-                body = orjson.dumps(document)
+                if document is not None:
+                    if route.needs_document and caller is not None:
+                        _bind_body(route, exchange, caller, document)
+                    # Forward what was validated: duplicate keys or numbers the parser
+                    # read one way must not reach the upstream to be read another way,
+                    # as JSON in UTF-8 whatever charset or parameters the app named.
+                    body = orjson.dumps(document)
+                    headers["content-type"] = _media_type(headers.get("content-type"))
         outgoing = await self._outgoing_headers(scope, route, caller, headers)
         if caller is not None and route.checks_ownership:
-            await self._check_ownership(route, caller, exchange.object_id, params, outgoing)
+            await self._check_ownership(route, exchange, caller, params, outgoing)
         # The key is claimed last, right before the call: a request refused earlier
         # must not leave its key "running" for the app's retry to trip over.
         claim = None
         if settings.idempotency is not None:
-            found = await self._idempotency(scope, exchange, headers, body or b"")
+            try:
+                found = await self._idempotency(scope, exchange, headers, body or b"")
+            except ProblemError:
+                await self._release(route, exchange)
+                raise
             if isinstance(found, Stored):
                 exchange.started = True
                 replayed = [*found.headers, (b"idempotent-replayed", b"true")]
@@ -252,6 +262,8 @@ class Gateway:
         except (UpstreamFailure, CircuitOpen) as exc:
             if claim is not None and not exchange.settled:
                 await self._settle(claim, exc, settings)
+            if isinstance(exc, CircuitOpen) or not getattr(exc, "maybe_processed", True):
+                await self._release(route, exchange)
             if settings.fallback == "stale" and await self._stale(scope, send, exchange):
                 return
             raise
@@ -263,7 +275,9 @@ class Gateway:
                 assert settings.idempotency is not None
                 await self.guards.idempotency.unknown(claim, settings.idempotency.ttl)
             raise
-        if exchange.method == "DELETE" and 200 <= status < 300 and caller is not None:
+        if 400 <= status < 500:
+            await self._release(route, exchange)  # the upstream refused: nothing was made
+        if route.forgets and exchange.method == "DELETE" and 200 <= status < 300:
             await self._forget(route, exchange)
         if exchange.method in WRITE_METHODS and status < 400:
             self._write(scope, exchange, status)
@@ -291,7 +305,7 @@ class Gateway:
                 # passing it on would send the app to sign in again for nothing.
                 log.warning("upstream %s answered %d", route.upstream.name, status)
                 if status == 401 and route.upstream.credential is not None:
-                    route.upstream.credential.rejected()
+                    route.upstream.credential.rejected(_sent(outgoing, route.upstream))
                 raise UpstreamFailure(UNAVAILABLE)
             answer_headers = response_headers(
                 response.raw_headers, reshaped=route.allow is not None or page is not None
@@ -415,8 +429,8 @@ class Gateway:
     async def _check_ownership(
         self,
         route: Route,
+        exchange: Exchange,
         caller: Caller,
-        object_id: str | None,
         params: dict[str, str],
         outgoing: list[tuple[str, str]],
     ) -> None:
@@ -424,25 +438,35 @@ class Gateway:
         objects = route.settings.objects
         claimed = claim_text(caller, objects.owner_claim)
         if objects.owned is not None:
+            object_id = exchange.object_id
             if claimed is None or object_id is None:
                 raise Hidden("no owner or object id")
-            await self.ownership.require_owner(objects.owned, object_id, principal(caller, claimed))
+            key = registry_key(object_id, route.owned_form)
+            await self.ownership.require_owner(objects.owned, key, principal(caller, claimed))
         if objects.records is not None:
             if claimed is None:
                 # Nobody could be recorded as the owner of what this create makes.
                 raise Hidden("no owner claim to record")
-            if object_id is not None:
-                # A create with a client-chosen id (PUT /notes/{id}, or an id in the
-                # body) must not overwrite an object someone else already owns.
-                owner = await self.ownership.owner(objects.records, object_id)
-                if owner is not None and owner != principal(caller, claimed):
+            if exchange.created_id is not None:
+                # The app chose the id (PUT /notes/{id}, or an id in the body): it is
+                # recorded for the caller before the write, so two creates racing for
+                # one id cannot both reach the upstream, and an id someone else owns is
+                # never overwritten.
+                key = registry_key(exchange.created_id, route.created_form)
+                owner, recorded = await self.ownership.record(
+                    objects.records, key, principal(caller, claimed)
+                )
+                if owner != principal(caller, claimed):
                     raise Hidden("object owned by another subject")
+                exchange.reserved = recorded
         if route.lookup is not None:
             async with route.upstream.request(
                 "GET", route.lookup.render(params), b"", outgoing, None
             ) as response:
                 if response.status == 404:
                     raise Hidden("look-up: no such object")
+                if response.status == 401 and route.upstream.credential is not None:
+                    route.upstream.credential.rejected(_sent(outgoing, route.upstream))
                 if response.status != 200:
                     log.warning(
                         "ownership look-up on %s answered %d", route.upstream.name, response.status
@@ -463,14 +487,11 @@ class Gateway:
         document = _json_answer(route, raw) if raw and reads else None
         caller = exchange.caller
         claimed = None if caller is None else claim_text(caller, objects.owner_claim)
-        if objects.records is not None and caller is not None and claimed is not None:
-            # A path or body id was known (and canonical) before the call.
-            created = (
-                canonical_json(pointer_value(document, where), route.object_form)
-                if from_answer
-                else exchange.object_id
-            )
+        if from_answer and caller is not None and claimed is not None:
+            created = canonical_json(pointer_value(document, where), route.created_form)
             await self._record(scope, route, exchange, created, principal(caller, claimed))
+        elif exchange.created_id is not None:
+            exchange.object_id = exchange.created_id  # recorded before the call
         if document is None:
             return raw  # 204, an empty 200, or nothing to check or shape
         if objects.response_owner is not None:
@@ -498,6 +519,7 @@ class Gateway:
     async def _record(
         self, scope: Scope, route: Route, exchange: Exchange, created: str | None, owner: str
     ) -> None:
+        """Record the id an answer names for the caller (withheld on a conflict)."""
         objects = route.settings.objects
         assert objects.records is not None
         if created is None:
@@ -508,7 +530,9 @@ class Gateway:
             raise UpstreamFailure(UNAVAILABLE)
         exchange.object_id = created
         try:
-            recorded = await self.ownership.record(objects.records, created, owner)
+            recorded, _ = await self.ownership.record(
+                objects.records, registry_key(created, route.created_form), owner
+            )
         except ValueError:
             recorded = None
         if recorded != owner:
@@ -517,11 +541,18 @@ class Gateway:
             log.warning("route %s: object id conflict in the ownership registry", route.label)
             raise UpstreamFailure(UNAVAILABLE)
 
+    async def _release(self, route: Route, exchange: Exchange) -> None:
+        """Free an id reserved for this create when the upstream provably made nothing."""
+        kind = route.settings.objects.records
+        if exchange.reserved and kind is not None and exchange.created_id is not None:
+            exchange.reserved = False
+            await self.ownership.forget(kind, registry_key(exchange.created_id, route.created_form))
+
     async def _forget(self, route: Route, exchange: Exchange) -> None:
         """A deleted object leaves the registry, so a reused id cannot reach its old owner."""
         kind = route.settings.objects.owned
         if kind is not None and exchange.object_id is not None:
-            await self.ownership.forget(kind, exchange.object_id)
+            await self.ownership.forget(kind, registry_key(exchange.object_id, route.owned_form))
 
     async def _preflight(self, segments: list[str], headers: dict[str, str], send: Send) -> None:
         routes = [r.settings for r in self.router.allowed_methods(segments)]
@@ -657,24 +688,28 @@ def _json_answer(route: Route, raw: bytes) -> Any:
         raise UpstreamFailure(UNAVAILABLE) from None
 
 
-def _bound_body(
-    route: Route, exchange: Exchange, caller: Caller, document: Any, body: bytes
-) -> Any:
-    """The body as JSON with its bound fields checked (or set) and its id canonical."""
-    if document is None:
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise InvalidInput("The body is not valid JSON.") from None
+def _bind_body(route: Route, exchange: Exchange, caller: Caller, document: Any) -> None:
+    """Check (or set) the body's bound fields, and find the id a create records."""
     if route.bindings is not None and route.bindings.body:
         route.bindings.bind_body(caller, document)
     source, where = route.settings.objects.id_source
     if route.settings.objects.records is not None and source == "body":
-        created = canonicalise_at(document, where, route.object_form)
+        created = canonicalise_at(document, where, route.created_form)
         if created is None:
             raise InvalidInput(f"The body needs the new object's id at {where}.")
-        exchange.object_id = created
-    return document
+        exchange.created_id = created
+
+
+def _media_type(content_type: str | None) -> str:
+    """The media type alone: validation already checked it is one of the route's."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _sent(outgoing: list[tuple[str, str]], upstream: Upstream) -> str:
+    """The upstream's own credential as it was sent with this request."""
+    assert upstream.credential is not None
+    header = upstream.credential.header
+    return next((value for name, value in outgoing if name == header), "")
 
 
 def _json_pointer(raw: bytes, pointer: str) -> Any:

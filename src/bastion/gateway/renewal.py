@@ -61,6 +61,11 @@ class Renewing:
         value, _ = await asyncio.shield(flight)
         return value
 
+    def value(self, key: Hashable) -> str | None:
+        """The value held for ``key``, however close to expiry."""
+        found = self._values.get(key)
+        return None if found is None else found[0]
+
     def forget(self, key: Hashable) -> None:
         self._values.pop(key, None)
 

@@ -51,7 +51,7 @@ class Route:
     max_body: int
     # The answer must be read whole (owner check, id to record, or shaping).
     buffers: bool
-    # The path parameter that names the object (audit, ownership registry).
+    # The path parameter naming the object the request is about (audit, `owned`).
     id_param: str | None
     # The registry or a look-up must be asked before forwarding.
     checks_ownership: bool
@@ -60,8 +60,13 @@ class Route:
     limits_after: tuple[LimitSettings, ...]
     # Path parameters brought to their canonical id form: (name, form, is an object id).
     path_ids: tuple[tuple[str, IdForm, bool], ...] = ()
-    # The form of this route's object ids in the ownership registry.
-    object_form: IdForm = IdForm.AUTO
+    # The forms of the owned object's ids and of the ids a create records.
+    owned_form: IdForm = IdForm.AUTO
+    # The path parameter naming the object a create makes, when the app chooses it.
+    created_param: str | None = None
+    created_form: IdForm = IdForm.AUTO
+    # A successful DELETE removes the owned object from the registry.
+    forgets: bool = False
     bindings: Bindings | None = None
 
     @property
@@ -76,12 +81,15 @@ class Route:
 
     @property
     def needs_document(self) -> bool:
-        """The body is read as JSON by the gateway (bound fields, or the id to record)."""
+        """The body is read by the gateway (bound fields, or the id to record)."""
         body_bound = self.bindings is not None and bool(self.bindings.body)
         return body_bound or self.settings.objects.id_source[0] == "body"
 
     def object_id(self, params: dict[str, str]) -> str | None:
         return params.get(self.id_param) if self.id_param else None
+
+    def created_id(self, params: dict[str, str]) -> str | None:
+        return params.get(self.created_param) if self.created_param else None
 
     def canonical_params(self, params: dict[str, str]) -> dict[str, str]:
         """Typed and object-id parameters in their canonical form (``identifiers``).
@@ -111,6 +119,8 @@ def compile_routes(
     forms = object_forms(settings.routes, rules)
     entries = []
     for route in settings.routes:
+        if problems := id_source_problems(route, rules[route.label], forms):
+            raise ValueError(f"route {route.label}: {problems[0]}")
         try:
             compiled = _compile(
                 route, upstreams[route.upstream], max_body_bytes, rules[route.label], forms
@@ -141,10 +151,7 @@ def object_forms(
     """
     declared: dict[str, set[IdForm]] = {}
     for route in routes:
-        objects = route.objects
-        form = _declared_object_form(route, rules.get(route.label))
-        for kind in {objects.owned, objects.records} - {None}:
-            assert kind is not None
+        for kind, form in _declared_forms(route, rules.get(route.label)):
             declared.setdefault(kind, set())
             if form is not IdForm.AUTO:
                 declared[kind].add(form)
@@ -157,34 +164,73 @@ def object_forms(
     return forms
 
 
-def id_source_problems(route: RouteSettings, rules: InputRules | None) -> list[str]:
-    """Why a create route's id to record cannot be found, if it cannot (``bastion check``)."""
-    if route.objects.records is None:
+def id_source_problems(
+    route: RouteSettings, rules: InputRules | None, forms: Mapping[str, IdForm]
+) -> list[str]:
+    """Why a create route's id to record cannot be found or trusted (``bastion check``)."""
+    objects = route.objects
+    if objects.records is None:
         return []
-    source, where = route.objects.id_source
+    source, where = objects.id_source
     if source == "body" and (rules is None or not rules.declares_body(where)):
         return [f"objects.id_from: the route's body schema declares nothing at {where}"]
     if source == "answer" and rules is not None and not rules.answer_declares(where):
         return [f"objects.id_from: the operation's 2xx answers declare nothing at {where}"]
+    if source == "answer" and rules is not None and rules.declares_body(where):
+        # The app could name the id the upstream then creates or overwrites.
+        return [
+            f"objects.id_from: the body schema lets the app send {where}; record it with "
+            f'id_from = "body:{where}"'
+        ]
+    chosen = _created_param(route, PathTemplate.parse(route.path).params) or source == "body"
+    if chosen and forms.get(objects.records) is IdForm.AUTO:
+        # The id is the app's choice: an undeclared type cannot say which spellings the
+        # upstream reads as the same object.
+        return [
+            f"objects.records: the app chooses {objects.records!r} ids here; declare their "
+            "type (integer, string, or string with format: uuid) in the input schema"
+        ]
     return []
 
 
-def _object_param(route: RouteSettings, params: tuple[str, ...]) -> str | None:
+def _owned_param(route: RouteSettings, params: tuple[str, ...]) -> str | None:
+    """The path parameter naming the object the request is about (audit, owned)."""
+    return route.objects.id_param or (params[-1] if params else None)
+
+
+def _created_param(route: RouteSettings, params: tuple[str, ...]) -> str | None:
+    """The path parameter naming the object a create makes, when the app chooses it: the
+    declared path source, or the last parameter of a PUT create answered with its id."""
     objects = route.objects
+    if objects.records is None:
+        return None
     source, where = objects.id_source
-    if objects.records is not None and source == "path":
+    if source == "path":
         return where
-    return objects.id_param or (params[-1] if params else None)
+    upsert = source == "answer" and objects.owned is None and "PUT" in route.methods
+    return params[-1] if upsert and params else None
 
 
-def _declared_object_form(route: RouteSettings, rules: InputRules | None) -> IdForm:
-    if rules is None:
-        return IdForm.AUTO
-    source, where = route.objects.id_source
-    if route.objects.records is not None and source == "body":
-        return rules.body_form(where)
-    param = _object_param(route, PathTemplate.parse(route.path).params)
-    return IdForm.AUTO if param is None else rules.param_form("path", param)
+def _declared_forms(route: RouteSettings, rules: InputRules | None) -> list[tuple[str, IdForm]]:
+    """(kind, form declared for its ids) for each object kind this route touches."""
+    objects = route.objects
+    params = PathTemplate.parse(route.path).params
+
+    def path_form(name: str | None) -> IdForm:
+        return IdForm.AUTO if rules is None or name is None else rules.param_form("path", name)
+
+    found = []
+    if objects.owned is not None:
+        found.append((objects.owned, path_form(_owned_param(route, params))))
+    if objects.records is not None:
+        source, where = objects.id_source
+        if source == "body":
+            found.append(
+                (objects.records, IdForm.AUTO if rules is None else rules.body_form(where))
+            )
+        else:
+            found.append((objects.records, path_form(_created_param(route, params))))
+    return found
 
 
 def _forwarded(route: RouteSettings, upstream: Upstream) -> frozenset[str]:
@@ -205,20 +251,21 @@ def _path_ids(
     route: RouteSettings,
     params: tuple[str, ...],
     rules: InputRules | None,
-    object_param: str | None,
-    object_form: IdForm,
+    objects_at: Mapping[str, IdForm],
 ) -> tuple[tuple[str, IdForm, bool], ...]:
+    """Path parameters to canonicalise: (name, form, is an object id).
+
+    ``objects_at`` gives the kind's form for parameters that name an owned or created
+    object; parameters bound to claims or used by a look-up are object ids too.
+    """
     objects = route.objects
-    strict = set(objects.param_claims) & set(params)
+    strict = (set(objects.param_claims) & set(params)) | set(objects_at)
     if objects.lookup is not None:
         strict |= set(PathTemplate.parse(objects.lookup).params)
-    if object_param is not None and (objects.owned or objects.records):
-        strict.add(object_param)
     found = []
     for name in params:
         form = IdForm.AUTO if rules is None else rules.param_form("path", name)
-        if name == object_param and (objects.owned or objects.records):
-            form = object_form
+        form = objects_at.get(name, form)
         # Untyped values of no object rule are passed as they are.
         if name in strict or form in (IdForm.INTEGER, IdForm.UUID):
             found.append((name, form, name in strict))
@@ -254,10 +301,17 @@ def _compile(
     forms: Mapping[str, IdForm],
 ) -> Route:
     objects = route.objects
-    params = PathTemplate.parse(route.path).params
-    object_param = _object_param(route, params)
-    kind = objects.owned or objects.records
-    object_form = IdForm.AUTO if kind is None else forms[kind]
+    template = PathTemplate.parse(route.path)
+    params = template.params
+    owned_param = _owned_param(route, params)
+    created_param = _created_param(route, params)
+    owned_form = IdForm.AUTO if objects.owned is None else forms[objects.owned]
+    created_form = IdForm.AUTO if objects.records is None else forms[objects.records]
+    objects_at = {}
+    if objects.owned is not None and owned_param is not None:
+        objects_at[owned_param] = owned_form
+    if created_param is not None:
+        objects_at[created_param] = created_form
     return Route(
         settings=route,
         upstream=upstream,
@@ -273,7 +327,7 @@ def _compile(
         if route.max_body_bytes is None
         else min(max_body_bytes, route.max_body_bytes),
         buffers=bool(objects.response_owner or objects.records or route.response.allow is not None),
-        id_param=object_param,
+        id_param=owned_param,
         checks_ownership=bool(objects.owned or objects.records or objects.lookup),
         limits_before=tuple(limit for limit in route.limits if limit.before_authentication)
         if not route.is_public
@@ -281,7 +335,15 @@ def _compile(
         limits_after=tuple(limit for limit in route.limits if not limit.before_authentication)
         if not route.is_public
         else (),
-        path_ids=_path_ids(route, params, rules, object_param, object_form),
-        object_form=object_form,
+        path_ids=_path_ids(route, params, rules, objects_at),
+        owned_form=owned_form,
+        created_param=created_param,
+        created_form=created_form,
+        # A DELETE forgets the owned object only when the path ends with it: deleting
+        # /folders/1/notes/2 must not forget folder 1.
+        forgets=objects.owned is not None
+        and "DELETE" in route.methods
+        and bool(template.segments)
+        and template.segments[-1] == ("param", owned_param),
         bindings=_bindings(route, params, rules),
     )

@@ -43,6 +43,8 @@ DEFAULT_EXPIRES_IN = 60.0
 # Use a fetched token while it has this long left; renew it when it has less than this.
 MIN_REMAINING = 10.0
 RENEW_AHEAD = 60.0
+# After an upstream 401, a new token is fetched at most this often.
+REFETCH_INTERVAL = 10.0
 UNAVAILABLE = "The service behind this API is unavailable. Try again shortly."
 
 
@@ -52,8 +54,8 @@ class ServiceCredential(Protocol):
     async def current(self) -> str:
         """The header's value for the next upstream request."""
 
-    def rejected(self) -> None:
-        """The upstream answered 401 with this credential."""
+    def rejected(self, sent: str) -> None:
+        """The upstream answered 401 to a request that carried ``sent``."""
 
     def reload(self) -> None:
         """Read secret files again now (``SIGHUP``)."""
@@ -74,7 +76,7 @@ class Secret:
     def __init__(self, settings: CredentialSettings, environ: Mapping[str, str], clock: Clock):
         self._clock = clock
         self._path: Path | None = settings.file
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
         self._checked = clock.now()
         if settings.env is not None:
             value = environ.get(settings.env)
@@ -118,10 +120,12 @@ class Secret:
         return value
 
 
-def _stamp(path: Path | None) -> tuple[int, int, int]:
+def _stamp(path: Path | None) -> tuple[int, int, int, int]:
+    """What changes when a file is replaced or rewritten: a copy that keeps the size and
+    modification time (``cp -p``) still changes the inode change time."""
     assert path is not None
     found = os.stat(path)
-    return (found.st_mtime_ns, found.st_size, found.st_ino)
+    return (found.st_mtime_ns, found.st_ctime_ns, found.st_size, found.st_ino)
 
 
 class StaticCredential:
@@ -136,7 +140,7 @@ class StaticCredential:
     async def current(self) -> str:
         return self._prefix + self._secret.value()
 
-    def rejected(self) -> None:
+    def rejected(self, sent: str) -> None:
         """A static value cannot be renewed; the operator rotates it."""
 
     def reload(self) -> None:
@@ -169,6 +173,7 @@ class ClientCredentials:
         )
         self._tokens = Renewing(clock, max_entries=1)
         self._lifetime = DEFAULT_EXPIRES_IN
+        self._dropped_at = -REFETCH_INTERVAL
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -178,8 +183,19 @@ class ClientCredentials:
         timing = Timing.for_lifetime(self._lifetime, MIN_REMAINING, RENEW_AHEAD)
         return "Bearer " + await self._tokens.get("token", self._fetch, timing)
 
-    def rejected(self) -> None:
-        self._tokens.forget("token")
+    def rejected(self, sent: str) -> None:
+        """Fetch a new token on the next request, unless it was fetched moments ago.
+
+        Only the token that was refused is dropped (a newer one stays), and at most once
+        per ``REFETCH_INTERVAL``: an app could otherwise make every request it sends
+        fetch a token from the upstream's authorization server.
+        """
+        now = self._clock.now()
+        if now - self._dropped_at < REFETCH_INTERVAL:
+            return
+        if self._tokens.value("token") == sent.removeprefix("Bearer "):
+            self._dropped_at = now
+            self._tokens.forget("token")
 
     def reload(self) -> None:
         self._secret.reload()

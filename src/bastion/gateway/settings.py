@@ -491,6 +491,10 @@ class RouteSettings(Section):
             raise ValueError(f"objects.id_from names {where!r}, which is not a path parameter")
         if objects.body_claims and not set(self.methods) <= {"POST", "PUT", "PATCH"}:
             raise ValueError("objects.body_claims needs a route that takes a body")
+        if (objects.body_claims or source == "body") and self.input is None:
+            # The body must be parsed as the upstream will parse it: JSON of a declared
+            # media type, validated, then forwarded as exactly what was checked.
+            raise ValueError("objects.body_claims and id_from = body:... need an input schema")
         if self.idempotency is not None and not set(self.methods) <= {"POST", "PATCH"}:
             raise ValueError("idempotency keys are for POST and PATCH routes")
         if (self.pagination is not None or self.fallback != "none") and self.methods != ("GET",):

@@ -19,7 +19,7 @@ from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 from jsonschema import Draft202012Validator
@@ -53,8 +53,11 @@ class UnsupportedMediaType(ProblemError):
 # Where a subschema describes the value at a location of the instance. Only there is an
 # object closed: inside "not", "if" or "contains" closing would change what the branch
 # means (a closed "if" fails, and its "then" is skipped).
-_CHILD_SCHEMAS = ("additionalProperties", "items")
+_CHILD_SCHEMAS = ("additionalProperties", "unevaluatedProperties", "items")
 _CHILD_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+# Subschemas that are views of the same instance location as their parent.
+_BRANCH_LISTS = ("allOf", "anyOf", "oneOf")
+_BRANCH_SCHEMAS = ("then", "else")
 # A node that only holds a "$ref" is left open: its target is closed where it is defined,
 # and closing both would report every property twice when the target fails.
 _COMPOSED = ("properties", "allOf", "anyOf", "oneOf", "dependentSchemas")
@@ -79,24 +82,48 @@ def strict(schema: Any, allow_unknown: bool) -> Any:
             continue
         if any(key in node for key in _COMPOSED) and not any(key in node for key in _OPEN):
             node["unevaluatedProperties"] = False
-        for key in _CHILD_SCHEMAS:
-            if isinstance(node.get(key), dict):
-                stack.append(node[key])
-        for key in _CHILD_MAPS:
-            if isinstance(node.get(key), dict):
-                stack.extend(node[key].values())
-        if isinstance(node.get("prefixItems"), list):
-            stack.extend(node["prefixItems"])
+        stack.extend(_children(node))
         # Each branch of a composition is a view of the same instance location: its
-        # own nested locations are closed, the branch itself is left to the parent.
-        for key in ("allOf", "anyOf", "oneOf"):
-            for branch in node.get(key) or ():
-                if isinstance(branch, dict):
-                    stack.extend(_nested(branch))
-        for key in ("then", "else"):
-            if isinstance(node.get(key), dict):
-                stack.extend(_nested(node[key]))
+        # nested locations are closed, the branch itself is left to the parent.
+        stack.extend(_nested_in_branches(node))
     return copy
+
+
+def _children(node: dict[str, Any]) -> list[Any]:
+    """The subschemas of ``node`` that describe deeper instance locations."""
+    found: list[Any] = []
+    for key in _CHILD_SCHEMAS:
+        if isinstance(node.get(key), dict):
+            found.append(node[key])
+    for key in _CHILD_MAPS:
+        if isinstance(node.get(key), dict):
+            found.extend(node[key].values())
+    if isinstance(node.get("prefixItems"), list):
+        found.extend(node["prefixItems"])
+    return found
+
+
+def _branches(node: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [b for key in _BRANCH_LISTS for b in node.get(key) or () if isinstance(b, dict)]
+    found += [node[key] for key in _BRANCH_SCHEMAS if isinstance(node.get(key), dict)]
+    dependent = node.get("dependentSchemas")
+    if isinstance(dependent, dict):
+        found += [b for b in dependent.values() if isinstance(b, dict)]
+    return found
+
+
+def _nested_in_branches(node: dict[str, Any]) -> list[Any]:
+    """Deeper locations described inside the branches of ``node``, however deeply the
+    branches are composed themselves (an ``allOf`` inside a ``oneOf`` branch...)."""
+    found: list[Any] = []
+    pending = _branches(node)
+    seen = 0
+    while pending and seen < 10_000:
+        branch = pending.pop()
+        seen += 1
+        found.extend(_children(branch))
+        pending.extend(_branches(branch))
+    return found
 
 
 def _strict_openapi(document: Any, allow_unknown: bool) -> Any:
@@ -116,20 +143,6 @@ def _strict_openapi(document: Any, allow_unknown: bool) -> Any:
                 if isinstance(media, dict) and "schema" in media:
                     media["schema"] = strict(media["schema"], allow_unknown=False)
     return _close_ref_targets(document)
-
-
-def _nested(branch: dict[str, Any]) -> list[Any]:
-    """The schemas of a composition branch that describe deeper instance locations."""
-    found: list[Any] = []
-    for key in ("properties", "patternProperties"):
-        if isinstance(branch.get(key), dict):
-            found.extend(branch[key].values())
-    for key in ("items", "additionalProperties"):
-        if isinstance(branch.get(key), dict):
-            found.append(branch[key])
-    if isinstance(branch.get("prefixItems"), list):
-        found.extend(branch["prefixItems"])
-    return found
 
 
 @dataclass(frozen=True)
@@ -318,7 +331,9 @@ def _close_ref_targets(document: Any) -> Any:
         if node["$ref"].startswith("#/") and node["$ref"] != "#/"
     }
     for pointer in sorted(targets, key=len):
-        *parents, last = [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+        # The fragment is a URI fragment first (RFC 6901 §6): percent-decoded, then ~-escaped.
+        tokens = [unquote(t).replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+        *parents, last = tokens
         holder = document
         with contextlib.suppress(KeyError, IndexError, TypeError, ValueError):
             for token in parents:
@@ -461,7 +476,7 @@ def _coerce(value: str | list[str], wanted: object) -> Any:
     if isinstance(value, list):
         return [_coerce(v, wanted) for v in value]
     try:
-        if wanted == "integer" and re.fullmatch(r"-?[0-9]{1,18}", value):
+        if wanted == "integer" and re.fullmatch(r"-?[0-9]{1,40}", value):
             return int(value)
         if wanted == "number" and re.fullmatch(r"-?[0-9]{1,30}(\.[0-9]{1,30})?", value):
             return float(value)

@@ -34,11 +34,15 @@ class SqlOwnershipStore:
                 )
             )
 
-    async def record(self, kind: str, object_id: str, owner: str, now: float) -> str:
-        """Record ``owner`` unless the object already has one; returns the owner on record.
+    async def record(
+        self, kind: str, object_id: str, owner: str, now: float
+    ) -> tuple[str, bool]:
+        """Record ``owner`` unless the object already has one; returns the owner on record
+        and whether this call recorded it.
 
         The first owner wins: an upstream that hands out an id twice cannot move an object
-        to another user through the gateway.
+        to another user through the gateway, and of two creates racing for one id only
+        one is recorded.
         """
         if len(object_id) > MAX_OBJECT_ID:
             raise ValueError("object id too long to record")
@@ -50,6 +54,6 @@ class SqlOwnershipStore:
                     )
                 )
         except IntegrityError:
-            pass
-        current = await self.owner(kind, object_id)
-        return owner if current is None else current
+            current = await self.owner(kind, object_id)
+            return (owner, False) if current is None else (current, False)
+        return owner, True
