@@ -34,9 +34,7 @@ class SqlOwnershipStore:
                 )
             )
 
-    async def record(
-        self, kind: str, object_id: str, owner: str, now: float
-    ) -> tuple[str, bool]:
+    async def record(self, kind: str, object_id: str, owner: str, now: float) -> tuple[str, bool]:
         """Record ``owner`` unless the object already has one; returns the owner on record
         and whether this call recorded it.
 
