@@ -1,12 +1,9 @@
-"""Refresh rotation, reuse detection, revocation, introspection, exchange, PAR, userinfo."""
+"""Refresh rotation, reuse detection, revocation, introspection, PAR, userinfo."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from tests.authserver.conftest import (
     BACKEND_SECRET,
@@ -14,19 +11,15 @@ from tests.authserver.conftest import (
     ISSUER,
     Server,
     authorize_params,
+    exchange,
     get_code,
     query_of,
     redeem,
+    tokens,
 )
 
 BACKEND = ("backend", BACKEND_SECRET)
 GATEWAY = ("gateway", GATEWAY_SECRET)
-
-
-def tokens(server: Server, **overrides: str | None) -> dict[str, Any]:
-    body = redeem(server.client, get_code(server.client, **overrides))
-    assert body["_status"] == 200, body
-    return body
 
 
 def refresh(server: Server, token: object, **extra: str) -> Any:
@@ -39,19 +32,6 @@ def refresh(server: Server, token: object, **extra: str) -> Any:
             **extra,
         },
     )
-
-
-def exchange(server: Server, subject_token: object, **extra: str) -> Any:
-    """RFC 8693 token exchange by the gateway, for the orders service by default."""
-    data = {
-        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-        "subject_token": subject_token,
-        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
-        "audience": "https://orders.internal",
-        "scope": "orders:read",
-        **extra,
-    }
-    return server.client.post("/token", data=data, auth=GATEWAY)
 
 
 def introspect(server: Server, token: object, auth: tuple[str, str] = BACKEND) -> Any:
@@ -206,28 +186,6 @@ def test_no_password_or_implicit_grant(server: Server) -> None:
             "/token", data={"grant_type": grant, "username": "alice", "password": "x"}, auth=BACKEND
         )
         assert response.json()["error"] == "unsupported_grant_type"
-
-
-def test_token_exchange_narrows_and_names_the_app(server: Server) -> None:
-    """RFC 8693 §2, §4.1: audience from the allowlist, scopes narrowed, act set."""
-    first = tokens(server)
-    response = exchange(server, first["access_token"])
-    assert response.status_code == 200, response.text
-    keys = KeySet.import_key_set(server.client.get("/jwks.json").json())
-    claims = jwt.decode(response.json()["access_token"], keys, algorithms=["ES256"]).claims
-    assert claims["aud"] == "https://orders.internal"
-    assert claims["scope"] == "orders:read"
-    assert claims["act"]["sub"] == "mobile"
-    assert claims["client_id"] == "gateway"
-    assert claims["exp"] - claims["iat"] <= 60
-
-    token = first["access_token"]
-    assert exchange(server, token, audience="https://payments.internal").json()["error"] == (
-        "invalid_target"
-    )
-    assert exchange(server, token, scope="orders:write").json()["error"] == "invalid_scope"
-    assert exchange(server, "junk").json()["error"] == "invalid_grant"
-    assert exchange(server, first["id_token"]).json()["error"] == "invalid_grant"
 
 
 def test_pushed_authorization_requests(server: Server) -> None:

@@ -18,7 +18,7 @@ from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
 from bastion.errors import OAuthError
-from bastion.oauth import refresh
+from bastion.oauth import exchange, refresh
 from bastion.oauth.authorize import check_resources
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
@@ -36,7 +36,6 @@ from bastion.store.sql.users import SqlUserStore
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
-EXCHANGED_TOKEN_MAX_LIFETIME = 60.0
 
 
 @dataclass
@@ -317,8 +316,11 @@ async def token_exchange(ctx: GrantContext, client: Client, params: Params) -> d
     requested = scopes(params.get("scope")) or granted
     if not set(requested) <= set(granted) or not set(requested) <= client.scopes:
         raise OAuthError("invalid_scope", "scopes can only narrow the subject token's")
-    now = ctx.clock.now()
-    lifetime = min(EXCHANGED_TOKEN_MAX_LIFETIME, subject["exp"] - now)
+    try:
+        lifetime = exchange.lifetime(subject["exp"], ctx.clock.now())
+    except OAuthError as exc:
+        ctx.emit("oauth.exchange.refused", Outcome.DENIED, client, reason=exc.description)
+        raise
     act: dict[str, Any] = {"sub": subject["client_id"], "client_id": subject["client_id"]}
     if "act" in subject:
         act["act"] = subject["act"]
