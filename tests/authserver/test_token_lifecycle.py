@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.authserver.conftest import (
+    API,
     BACKEND_SECRET,
     GATEWAY_SECRET,
     ISSUER,
@@ -83,6 +84,15 @@ def test_refresh_scope_can_only_narrow(server: Server) -> None:
     assert wider.json()["error"] == "invalid_scope"
     narrower = refresh(server, first["refresh_token"], scope="orders:read").json()
     assert narrower["scope"] == "orders:read"
+
+
+def test_refresh_cannot_widen_the_audience(server: Server) -> None:
+    """RFC 8707 §2.2: the grant's audience (here the default one) is the ceiling for every
+    token refreshed from it, even for a resource the client may otherwise use."""
+    first = tokens(server)
+    widened = refresh(server, first["refresh_token"], resource=API)
+    assert widened.status_code == 400
+    assert widened.json()["error"] == "invalid_target"
 
 
 def test_refresh_tokens_are_bound_to_their_client(server: Server) -> None:

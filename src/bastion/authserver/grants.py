@@ -19,7 +19,7 @@ from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
 from bastion.errors import OAuthError
 from bastion.oauth import exchange, refresh
-from bastion.oauth.authorize import check_resources
+from bastion.oauth.authorize import check_resources, narrow_resources
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
@@ -58,13 +58,7 @@ class GrantContext:
 def _audience(
     requested: tuple[str, ...], granted: tuple[str, ...], client: Client, ctx: GrantContext
 ) -> tuple[str, ...]:
-    """RFC 8707 §2.2: a token request may narrow the audience to granted resources."""
-    if requested:
-        check_resources(requested, client)
-        if granted and not set(requested) <= set(granted):
-            raise OAuthError("invalid_target", "a resource was not part of the grant")
-        return requested
-    return granted or ctx.access.default_audience()
+    return narrow_resources(requested, granted or ctx.access.default_audience(), client)
 
 
 async def _token_response(
@@ -279,7 +273,8 @@ async def client_credentials(ctx: GrantContext, client: Client, params: Params) 
     requested = scopes(params.get("scope"))
     if not set(requested) <= client.scopes:
         raise OAuthError("invalid_scope", "a requested scope is not allowed for this client")
-    audience = _audience(params.resources, (), client, ctx)
+    check_resources(params.resources, client)
+    audience = params.resources or ctx.access.default_audience()
     token, claims = await ctx.access.mint(
         client_id=client.client_id,
         who=Authentication(client.client_id),
