@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion import wiring
 from bastion.accounts.passwords import Passwords
@@ -40,7 +41,6 @@ VERIFIER = "verifier-" + "x" * 50
 CONFIG = f"""
 issuer = "{ISSUER}"
 [oauth]
-refresh_grace = "5s"
 [[oauth.clients]]
 client_id = "mobile"
 name = "Example App"
@@ -146,9 +146,23 @@ def start_server(
             opened["runtime"] = runtime
             yield runtime
 
-    app = build_app(settings, open_runtime)
+    app = WithTestPeer(build_app(settings, open_runtime))
     with TestClient(app, base_url=issuer, follow_redirects=False) as client:
         yield Server(client, settings, user_id, sink, opened)
+
+
+class WithTestPeer:
+    """The app, seeing a request with ``x-test-peer: ADDRESS`` as coming from ADDRESS."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"x-test-peer":
+                    scope = {**scope, "client": (value.decode(), 50000)}
+        await self.app(scope, receive, send)
 
 
 def authorize_params(**overrides: str | None) -> dict[str, str]:

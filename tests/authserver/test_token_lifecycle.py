@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.authserver.conftest import (
     API,
@@ -16,6 +20,7 @@ from tests.authserver.conftest import (
     get_code,
     query_of,
     redeem,
+    start_server,
     tokens,
 )
 
@@ -23,7 +28,9 @@ BACKEND = ("backend", BACKEND_SECRET)
 GATEWAY = ("gateway", GATEWAY_SECRET)
 
 
-def refresh(server: Server, token: object, **extra: str) -> Any:
+def refresh(
+    server: Server, token: object, headers: dict[str, str] | None = None, **extra: str
+) -> Any:
     return server.client.post(
         "/token",
         data={
@@ -32,7 +39,17 @@ def refresh(server: Server, token: object, **extra: str) -> Any:
             "client_id": "mobile",
             **extra,
         },
+        headers=headers,
     )
+
+
+@pytest.fixture
+def graced(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[Server]:
+    """A server whose operator accepted a grace window for lost refresh answers."""
+    with start_server(
+        tmp_path, database_url, master_key_b64, oauth='refresh_grace = "5s"'
+    ) as started:
+        yield started
 
 
 def introspect(server: Server, token: object, auth: tuple[str, str] = BACKEND) -> Any:
@@ -61,24 +78,57 @@ def test_reuse_of_a_rotated_token_revokes_the_family(server: Server) -> None:
         assert introspect(server, body["access_token"])["active"] is False
 
 
-def test_a_lost_response_gets_the_same_successor_within_grace(server: Server) -> None:
+def test_replaying_the_previous_token_revokes_the_family_at_once(server: Server) -> None:
+    """RFC 9700 §4.14.2: without a grace window (the default), the token just rotated out
+    is as dead as any older one. A thief racing the app loses the whole family, the
+    successor included, and the reuse is audited."""
+    first = tokens(server)
+    second = refresh(server, first["refresh_token"]).json()
+    replay = refresh(server, first["refresh_token"])
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert refresh(server, second["refresh_token"]).json()["error"] == "invalid_grant"
+    assert introspect(server, second["access_token"])["active"] is False
+    [event] = server.events("oauth.refresh.reuse_detected")
+    assert event["outcome"] == "denied"
+    assert event["details"]["generation"] == 0
+
+
+def test_a_lost_response_gets_the_same_successor_within_grace(graced: Server) -> None:
     """The client retried after losing the answer: same successor, never a fork."""
-    first = tokens(server)
-    answer = refresh(server, first["refresh_token"]).json()
-    retry = refresh(server, first["refresh_token"]).json()
+    first = tokens(graced)
+    answer = refresh(graced, first["refresh_token"]).json()
+    retry = refresh(graced, first["refresh_token"]).json()
     assert retry["refresh_token"] == answer["refresh_token"]
-    assert refresh(server, answer["refresh_token"]).status_code == 200
+    assert refresh(graced, answer["refresh_token"]).status_code == 200
 
 
-def test_concurrent_refreshes_do_not_fork(server: Server) -> None:
-    first = tokens(server)
+@pytest.mark.parametrize(
+    "elsewhere", [{"x-test-peer": "203.0.113.7"}, {"user-agent": "another-client/1.0"}]
+)
+def test_a_replay_from_another_instance_is_reuse_even_within_grace(
+    graced: Server, elsewhere: dict[str, str]
+) -> None:
+    """RFC 9700 §4.14.2: the grace window forgives only the instance that made the
+    rotation; the same token from another address or client software is a thief's."""
+    first = tokens(graced)
+    second = refresh(graced, first["refresh_token"]).json()
+    replay = refresh(graced, first["refresh_token"], headers=elsewhere)
+    assert replay.json()["error"] == "invalid_grant"
+    assert refresh(graced, second["refresh_token"]).json()["error"] == "invalid_grant"
+    assert graced.events("oauth.refresh.reuse_detected")
+
+
+def test_concurrent_refreshes_do_not_fork(graced: Server) -> None:
+    first = tokens(graced)
     with ThreadPoolExecutor(max_workers=6) as pool:
-        answers = list(pool.map(lambda _: refresh(server, first["refresh_token"]).json(), range(6)))
+        answers = list(pool.map(lambda _: refresh(graced, first["refresh_token"]).json(), range(6)))
     successors = {a["refresh_token"] for a in answers if "refresh_token" in a}
     assert len(successors) == 1, answers
 
 
 def test_refresh_scope_can_only_narrow(server: Server) -> None:
+    """RFC 6749 §6; a refused refresh does not use up the token (no reuse on the retry)."""
     first = tokens(server)
     wider = refresh(server, first["refresh_token"], scope="openid orders:write")
     assert wider.json()["error"] == "invalid_scope"
@@ -93,6 +143,7 @@ def test_refresh_cannot_widen_the_audience(server: Server) -> None:
     widened = refresh(server, first["refresh_token"], resource=API)
     assert widened.status_code == 400
     assert widened.json()["error"] == "invalid_target"
+    assert refresh(server, first["refresh_token"]).status_code == 200
 
 
 def test_refresh_tokens_are_bound_to_their_client(server: Server) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bastion import wiring
+from bastion.authserver.lint import oauth_warnings
 from bastion.cli.output import (
     CONFIG,
     config_option,
@@ -26,12 +27,13 @@ from bastion.gateway.lint import gateway_warnings
 def check(config: Path | None, as_json: bool, strict: bool) -> None:
     """Validate the configuration; print every problem with its key path. Exit 2 on error.
 
-    Warnings (overlapping gateway routes, upstreams without declared timeouts, plain-HTTP
-    upstreams, public write routes) are printed too, and fail the check with --strict.
+    Warnings (a refresh grace window, overlapping gateway routes, upstreams without declared
+    timeouts, plain-HTTP upstreams, public write routes) are printed too, and fail the
+    check with --strict.
     """
     settings = wiring.load(config)
     source = wiring.config_source(config)
-    warnings = gateway_warnings(settings.gateway)
+    warnings = [*oauth_warnings(settings.oauth), *gateway_warnings(settings.gateway)]
     failed = strict and bool(warnings)
     if as_json:
         print_json(

@@ -123,6 +123,8 @@ refresh_families = Table(
     Column("expires_at", Double, nullable=False),
     Column("revoked_at", Double, nullable=True),
     Column("revoked_reason", String(64), nullable=True),
+    # Keyed fingerprint of the instance that made the latest rotation (refresh grace).
+    Column("rotated_by", String(64), nullable=True),
     Index("ix_refresh_families_subject", "subject"),
     Index("ix_refresh_families_session_id", "session_id"),
 )
