@@ -146,6 +146,8 @@ class ClientSettings(Section):
     jwks_file: Path | None = None
     introspection: bool = False
     auth_policy: Literal["password", "mfa", "passkey"] = "password"
+    exchange_subject_audiences: tuple[str, ...] = ()
+    exchange_delegation_chains: bool = False
 
 
 class RegistrationSettings(Section):

@@ -75,6 +75,7 @@ type = "confidential"
 grant_types = ["urn:ietf:params:oauth:grant-type:token-exchange"]
 scopes = ["orders:read"]
 resources = ["https://orders.internal"]
+exchange_subject_audiences = ["{API}"]
 secret_sha256 = "{hash_secret(GATEWAY_SECRET)}"
 """
 
@@ -259,8 +260,13 @@ def tokens(server: Server, **overrides: str | None) -> dict[str, Any]:
     return body
 
 
-def exchange(server: Server, subject_token: object, **extra: str) -> Any:
-    """RFC 8693 token exchange by the gateway, for the orders service by default."""
+def exchange(
+    server: Server,
+    subject_token: object,
+    auth: tuple[str, str] = ("gateway", GATEWAY_SECRET),
+    **extra: str,
+) -> Any:
+    """RFC 8693 token exchange, by the gateway for the orders service by default."""
     data = {
         "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
         "subject_token": subject_token,
@@ -269,4 +275,4 @@ def exchange(server: Server, subject_token: object, **extra: str) -> Any:
         "scope": "orders:read",
         **extra,
     }
-    return server.client.post("/token", data=data, auth=("gateway", GATEWAY_SECRET))
+    return server.client.post("/token", data=data, auth=auth)

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -18,6 +18,8 @@ from starlette.testclient import TestClient
 from bastion import wiring
 from bastion.config import load_settings
 from bastion.oauth.client_auth import JWT_BEARER
+from bastion.oauth.clients import TOKEN_EXCHANGE as EXCHANGE
+from bastion.oauth.clients import Client
 from tests.authserver.conftest import ISSUER, Server, authorize_params
 from tests.conftest import write_config
 
@@ -255,3 +257,37 @@ def test_control_characters_in_metadata(registrar: TestClient) -> None:
     assert (
         registrar.get("/register/a%00b", headers={"authorization": "Bearer x"}).status_code == 401
     )
+
+
+def _stored_client(client: TestClient, client_id: str) -> Client:
+    app: Any = client.app
+    while not isinstance(app, Starlette):
+        app = app.app
+    found = client.portal.call(app.state.runtime.auth.clients.store.get, client_id)  # type: ignore[union-attr]
+    assert found is not None
+    return cast(Client, found)
+
+
+def test_only_a_statement_says_whose_tokens_a_client_may_exchange(registrar: TestClient) -> None:
+    """RFC 8693 §5: accepting another party's tokens as subjects is the operator's decision."""
+    backend = {
+        "token_endpoint_auth_method": "client_secret_basic",
+        "grant_types": [EXCHANGE],
+        "scope": "orders:read",
+        "exchange_subject_audiences": ["https://api.example.com"],
+    }
+    signed = statement(
+        grant_types=[EXCHANGE], exchange_subject_audiences=["https://api.example.com"]
+    )
+    created = register(registrar, {**backend, "software_statement": signed}, token=None)
+    assert created.status_code == 201, created.text
+    stored = _stored_client(registrar, created.json()["client_id"])
+    assert stored.exchange_subject_audiences == {"https://api.example.com"}
+    assert stored.exchange_delegation_chains is False
+    unsigned = register(
+        registrar,
+        {**backend, "software_statement": statement(grant_types=[EXCHANGE])},
+        token=None,
+    )
+    assert unsigned.status_code == 201, unsigned.text
+    assert not _stored_client(registrar, unsigned.json()["client_id"]).exchange_subject_audiences

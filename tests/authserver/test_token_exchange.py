@@ -14,7 +14,33 @@ from joserfc.jwk import KeySet
 
 from bastion.authserver.access import Authentication
 from bastion.clock import FixedClock
-from tests.authserver.conftest import API, Server, exchange, start_server, tokens
+from bastion.oauth.clients import hash_secret
+from tests.authserver.conftest import API, ISSUER, Server, exchange, start_server, tokens
+
+ORDERS = "https://orders.internal"
+PARTNER = ("partner", "partner-secret-0123456789abcdefghijklmnopqrstu")
+ORDERS_SERVICE = ("orders", "orders-secret-0123456789abcdefghijklmnopqrstuv")
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+# A partner may ask for the API's audience but operates no resource server; the orders
+# service receives internal tokens and may pass them on (a delegation chain).
+CLIENTS = f"""
+[[oauth.clients]]
+client_id = "partner"
+type = "confidential"
+grant_types = ["{EXCHANGE}"]
+scopes = ["orders:read"]
+resources = ["{API}"]
+secret_sha256 = "{hash_secret(PARTNER[1])}"
+[[oauth.clients]]
+client_id = "orders"
+type = "confidential"
+grant_types = ["{EXCHANGE}"]
+scopes = ["orders:read"]
+resources = ["https://billing.internal"]
+exchange_subject_audiences = ["{ORDERS}"]
+exchange_delegation_chains = true
+secret_sha256 = "{hash_secret(ORDERS_SERVICE[1])}"
+"""
 
 
 def mint(
@@ -46,6 +72,17 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
+def services(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[Server]:
+    with start_server(tmp_path, database_url, master_key_b64, oauth=CLIENTS) as started:
+        yield started
+
+
+def claims_of(server: Server, token: str) -> dict[str, Any]:
+    keys = KeySet.import_key_set(server.client.get("/jwks.json").json())
+    return dict(jwt.decode(token, keys, algorithms=["ES256"]).claims)
+
+
+@pytest.fixture
 def timed(
     tmp_path: Path, database_url: str, master_key_b64: str, clock: FixedClock
 ) -> Iterator[Server]:
@@ -58,9 +95,8 @@ def test_token_exchange_narrows_and_names_the_app(server: Server) -> None:
     first = tokens(server, resource=API)
     response = exchange(server, first["access_token"])
     assert response.status_code == 200, response.text
-    keys = KeySet.import_key_set(server.client.get("/jwks.json").json())
-    claims = jwt.decode(response.json()["access_token"], keys, algorithms=["ES256"]).claims
-    assert claims["aud"] == "https://orders.internal"
+    claims = claims_of(server, response.json()["access_token"])
+    assert claims["aud"] == ORDERS
     assert claims["scope"] == "orders:read"
     assert claims["act"]["sub"] == "mobile"
     assert claims["client_id"] == "gateway"
@@ -107,3 +143,60 @@ def test_a_zero_lifetime_is_not_the_default(server: Server) -> None:
     """Zero is a lifetime, not "unset": minting it is a mistake, never a 5-minute token."""
     with pytest.raises(ValueError, match="at least one second"):
         mint(server, lifetime=0.0)
+
+
+def refusal(server: Server) -> str:
+    reason: str = server.events("oauth.exchange.refused")[-1]["details"]["reason"]
+    return reason
+
+
+def test_a_token_meant_for_another_audience_is_refused(server: Server) -> None:
+    """RFC 8693 §2.1 and §5: the app's token for Bastion itself (the default audience)
+    was not issued for the gateway, which operates the API only; it cannot be swapped."""
+    first = tokens(server)
+    assert claims_of(server, first["access_token"])["aud"] == ISSUER
+    response = exchange(server, first["access_token"])
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+    assert refusal(server) == "the subject token was not issued for this client"
+
+
+def test_a_client_that_may_ask_for_an_audience_does_not_receive_its_tokens(
+    services: Server,
+) -> None:
+    """RFC 8693 §5: being allowed to request the API's audience does not make the partner
+    the API; a user's token for the API stays the API's (the gateway's)."""
+    subject = mint(services)
+    response = exchange(services, subject, auth=PARTNER, audience=API)
+    assert response.json()["error"] == "invalid_grant"
+    assert refusal(services) == "the subject token was not issued for this client"
+    assert exchange(services, subject).status_code == 200, "the gateway operates the API"
+
+
+def test_a_token_issued_to_the_client_itself_may_be_exchanged(services: Server) -> None:
+    own = mint(services, client_id="partner", audience=("https://elsewhere.example",))
+    response = exchange(services, own, auth=PARTNER, audience=API)
+    assert response.status_code == 200, response.text
+
+
+def test_internal_tokens_are_refused_as_subjects_by_default(server: Server) -> None:
+    """RFC 8693 §4.1: a token that already names an actor is an internal one; passing it
+    on again is a delegation chain, which a client must be allowed explicitly."""
+    internal = exchange(server, tokens(server, resource=API)["access_token"]).json()
+    response = exchange(server, internal["access_token"])
+    assert response.json()["error"] == "invalid_grant"
+    assert refusal(server) == "the subject token is delegated and this client may not chain"
+    upstream_received = mint(server, client_id="gateway", audience=(API,), act={"sub": "app"})
+    assert exchange(server, upstream_received).json()["error"] == "invalid_grant"
+
+
+def test_a_client_allowed_to_chain_nests_the_actors(services: Server) -> None:
+    """RFC 8693 §4.1: the prior actor is nested inside the new one."""
+    internal = exchange(services, mint(services)).json()["access_token"]
+    response = exchange(
+        services, internal, auth=ORDERS_SERVICE, audience="https://billing.internal"
+    )
+    assert response.status_code == 200, response.text
+    act = claims_of(services, response.json()["access_token"])["act"]
+    assert act["sub"] == "gateway"
+    assert act["act"]["sub"] == "mobile"

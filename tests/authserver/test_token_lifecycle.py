@@ -318,8 +318,9 @@ def test_introspection_needs_the_operators_permission(server: Server) -> None:
 
 
 def test_introspection_is_limited_to_the_servers_audiences(server: Server) -> None:
-    first = tokens(server)
+    first = tokens(server, resource=API)
     exchanged = exchange(server, first["access_token"]).json()
+    assert "access_token" in exchanged, exchanged
     assert introspect(server, exchanged["access_token"]) == {"active": False}
 
 

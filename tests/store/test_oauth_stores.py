@@ -33,6 +33,8 @@ async def test_clients_round_trip(migrated: Database) -> None:
         resources=frozenset({"https://api"}),
         secret_hash=hash_secret("s"),
         name="Service",
+        exchange_subject_audiences=frozenset({"https://api", "https://app"}),
+        exchange_delegation_chains=True,
     )
     await store.create(client, NOW, registration_token_hash="h")
     assert await store.get("svc") == client

@@ -333,11 +333,7 @@ async def token_exchange(
         raise OAuthError("invalid_request", "actor tokens are not supported")
     if params.get("requested_token_type") not in (None, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE):
         raise OAuthError("invalid_request", "only access tokens can be requested")
-    try:
-        subject = await ctx.access.verify(params.require("subject_token"))
-    except OAuthError as exc:
-        ctx.emit("oauth.exchange.refused", Outcome.DENIED, client, reason="subject token")
-        raise OAuthError("invalid_grant", "the subject token is invalid") from exc
+    subject, lifetime = await _exchange_subject(ctx, client, params.require("subject_token"))
     targets = params.resources + tuple(filter(None, [params.get("audience")]))
     if not targets:
         raise OAuthError("invalid_target", "audience or resource is required")
@@ -346,11 +342,6 @@ async def token_exchange(
     requested = scopes(params.get("scope")) or granted
     if not set(requested) <= set(granted) or not set(requested) <= client.scopes:
         raise OAuthError("invalid_scope", "scopes can only narrow the subject token's")
-    try:
-        lifetime = exchange.lifetime(subject["exp"], ctx.clock.now())
-    except OAuthError as exc:
-        ctx.emit("oauth.exchange.refused", Outcome.DENIED, client, reason=exc.description)
-        raise
     act: dict[str, Any] = {"sub": subject["client_id"], "client_id": subject["client_id"]}
     if "act" in subject:
         act["act"] = subject["act"]
@@ -380,6 +371,31 @@ async def token_exchange(
         "expires_in": claims["exp"] - claims["iat"],
         "scope": " ".join(requested),
     }
+
+
+async def _exchange_subject(
+    ctx: GrantContext, client: Client, token: str
+) -> tuple[dict[str, Any], float]:
+    """The subject token's claims, if this client may exchange it, and how long the
+    exchanged token may live. Every refusal is audited."""
+    try:
+        subject = await ctx.access.verify(token)
+    except OAuthError as exc:
+        ctx.emit("oauth.exchange.refused", Outcome.DENIED, client, reason="subject token")
+        raise OAuthError("invalid_grant", "the subject token is invalid") from exc
+    try:
+        exchange.check_subject(subject, client)
+        return subject, exchange.lifetime(subject["exp"], ctx.clock.now())
+    except OAuthError as exc:
+        ctx.emit(
+            "oauth.exchange.refused",
+            Outcome.DENIED,
+            client,
+            reason=exc.description,
+            subject=subject["sub"],
+            issued_to=subject["client_id"],
+        )
+        raise
 
 
 HANDLERS = {

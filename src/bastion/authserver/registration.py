@@ -168,6 +168,13 @@ def client_from_metadata(
         scopes=frozenset(requested or ceiling),
         grant_types=frozenset(grants),
         resources=frozenset(_strings((statement or {}).get("resources"), "resources")),
+        # Whose tokens the client may exchange is the operator's word only; delegation
+        # chains are not offered to registered clients at all.
+        exchange_subject_audiences=frozenset(
+            _strings(
+                (statement or {}).get("exchange_subject_audiences"), "exchange_subject_audiences"
+            )
+        ),
         secret_hash=hash_secret(secret) if secret else None,
         jwks=jwks,
         source="registration",

@@ -66,6 +66,8 @@ clients = Table(
     Column("updated_at", Double, nullable=False),
     Column("may_introspect", Boolean, nullable=False, server_default=false()),
     Column("auth_policy", String(16), nullable=False, server_default="password"),
+    Column("exchange_subject_audiences", Text, nullable=False, server_default="[]"),
+    Column("exchange_delegation_chains", Boolean, nullable=False, server_default=false()),
 )
 
 users = Table(

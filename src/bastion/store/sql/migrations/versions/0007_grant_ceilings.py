@@ -1,4 +1,5 @@
-"""Refresh families remember which instance made their latest rotation.
+"""Per-client token exchange policy; refresh families remember which instance made their
+latest rotation.
 
 Revision ID: 0007
 Revises: 0006
@@ -17,6 +18,18 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("clients") as batch:
+        batch.add_column(
+            sa.Column("exchange_subject_audiences", sa.Text, nullable=False, server_default="[]")
+        )
+        batch.add_column(
+            sa.Column(
+                "exchange_delegation_chains",
+                sa.Boolean,
+                nullable=False,
+                server_default=sa.false(),
+            )
+        )
     with op.batch_alter_table("refresh_families") as batch:
         batch.add_column(sa.Column("rotated_by", sa.String(64), nullable=True))
 
@@ -24,3 +37,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("refresh_families") as batch:
         batch.drop_column("rotated_by")
+    with op.batch_alter_table("clients") as batch:
+        batch.drop_column("exchange_delegation_chains")
+        batch.drop_column("exchange_subject_audiences")
