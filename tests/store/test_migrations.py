@@ -49,7 +49,8 @@ FAMILY_0006 = text(
 async def test_0007_keeps_clients_and_families_and_grants_nothing_new(
     database: Database,
 ) -> None:
-    """A client from before 0007 may exchange no one's tokens and chain nothing; a family
+    """A client from before 0007 may exchange no one's tokens and chain nothing, and has
+    no statement values (registered clients keep the update rules they had); a family
     rotated before it has no recorded instance, so no grace applies to it."""
     await _run(database, "upgrade", "0006")
     async with database.connect() as conn:
@@ -60,6 +61,7 @@ async def test_0007_keeps_clients_and_families_and_grants_nothing_new(
     assert client is not None
     assert client.exchange_subject_audiences == frozenset()
     assert client.exchange_delegation_chains is False
+    assert client.statement_values is None
     family = await SqlGrantStore(database).get_family("old-family-0123456789")
     assert family is not None
     assert family.rotated_by == ""

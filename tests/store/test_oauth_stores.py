@@ -35,6 +35,7 @@ async def test_clients_round_trip(migrated: Database) -> None:
         name="Service",
         exchange_subject_audiences=frozenset({"https://api", "https://app"}),
         exchange_delegation_chains=True,
+        statement_values={"client_name": "Service", "scope": "a b", "grant_types": ["x"]},
     )
     await store.create(client, NOW, registration_token_hash="h")
     assert await store.get("svc") == client

@@ -82,6 +82,8 @@ class Client:
     exchange_subject_audiences: frozenset[str] = frozenset()
     # Whether a subject token that already names an actor (``act``) may be exchanged.
     exchange_delegation_chains: bool = False
+    # Registration metadata a software statement fixed: the ceiling for RFC 7592 updates.
+    statement_values: Mapping[str, Any] | None = None
 
     @property
     def is_public(self) -> bool:
@@ -110,6 +112,7 @@ class Client:
             "auth_policy": self.auth_policy,
             "exchange_subject_audiences": sorted(self.exchange_subject_audiences),
             "exchange_delegation_chains": self.exchange_delegation_chains,
+            "statement_values": dict(self.statement_values) if self.statement_values else None,
         }
 
 

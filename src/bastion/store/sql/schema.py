@@ -68,6 +68,8 @@ clients = Table(
     Column("auth_policy", String(16), nullable=False, server_default="password"),
     Column("exchange_subject_audiences", Text, nullable=False, server_default="[]"),
     Column("exchange_delegation_chains", Boolean, nullable=False, server_default=false()),
+    # JSON: the registration metadata a software statement fixed (RFC 7591 §2.3).
+    Column("statement_values", Text, nullable=True),
 )
 
 users = Table(

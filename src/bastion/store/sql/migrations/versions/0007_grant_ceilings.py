@@ -1,5 +1,5 @@
-"""Per-client token exchange policy; refresh families remember which instance made their
-latest rotation.
+"""Per-client token exchange policy; the values a software statement fixed for a registered
+client; refresh families remember which instance made their latest rotation.
 
 Revision ID: 0007
 Revises: 0006
@@ -30,6 +30,7 @@ def upgrade() -> None:
                 server_default=sa.false(),
             )
         )
+        batch.add_column(sa.Column("statement_values", sa.Text, nullable=True))
     with op.batch_alter_table("refresh_families") as batch:
         batch.add_column(sa.Column("rotated_by", sa.String(64), nullable=True))
 
@@ -38,5 +39,6 @@ def downgrade() -> None:
     with op.batch_alter_table("refresh_families") as batch:
         batch.drop_column("rotated_by")
     with op.batch_alter_table("clients") as batch:
+        batch.drop_column("statement_values")
         batch.drop_column("exchange_delegation_chains")
         batch.drop_column("exchange_subject_audiences")
