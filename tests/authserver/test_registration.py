@@ -331,12 +331,13 @@ def test_an_update_cannot_escape_the_software_statement(
     """RFC 7591 §3.1.1 and RFC 7592 §2.2: statement values take precedence, so they are a
     ceiling on every update. A statement ships inside the app, so anyone can register with
     it; the trusted name and scopes must not then send codes to the holder's own app."""
-    jwks = {"keys": [ECKey.generate_key("P-256").as_dict(private=False)]}
-    uri, manage = _registered(registrar, grant_types=["authorization_code", "refresh_token"])
-    if "jwks" in change:
-        uri, manage = _registered(
-            registrar, token_endpoint_auth_method="private_key_jwt", jwks=jwks
-        )
+    keys = {"keys": [ECKey.generate_key("P-256").as_dict(private=False)]}
+    fixed = {"token_endpoint_auth_method": "private_key_jwt", "jwks": keys}
+    uri, manage = _registered(
+        registrar,
+        grant_types=["authorization_code", "refresh_token"],
+        **(fixed if "jwks" in change else {}),
+    )
     response = registrar.put(uri, headers=manage, json={**APP_STATEMENT, **change})
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_client_metadata"

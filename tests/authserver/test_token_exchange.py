@@ -14,13 +14,13 @@ from joserfc.jwk import KeySet
 
 from bastion.authserver.access import Authentication
 from bastion.clock import FixedClock
+from bastion.oauth.clients import TOKEN_EXCHANGE as EXCHANGE
 from bastion.oauth.clients import hash_secret
 from tests.authserver.conftest import API, ISSUER, Server, exchange, start_server, tokens
 
 ORDERS = "https://orders.internal"
 PARTNER = ("partner", "partner-secret-0123456789abcdefghijklmnopqrstu")
 ORDERS_SERVICE = ("orders", "orders-secret-0123456789abcdefghijklmnopqrstuv")
-EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 # A partner may ask for the API's audience but operates no resource server; the orders
 # service receives internal tokens and may pass them on (a delegation chain).
 CLIENTS = f"""
@@ -65,6 +65,16 @@ def mint(
     return str(token)
 
 
+def claims_of(server: Server, token: str) -> dict[str, Any]:
+    keys = KeySet.import_key_set(server.client.get("/jwks.json").json())
+    return dict(jwt.decode(token, keys, algorithms=["ES256"]).claims)
+
+
+def refusal(server: Server) -> str:
+    reason: str = server.events("oauth.exchange.refused")[-1]["details"]["reason"]
+    return reason
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     # Whole seconds, so a token's exp (whole seconds too) is exactly where the test puts it.
@@ -75,11 +85,6 @@ def clock() -> FixedClock:
 def services(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[Server]:
     with start_server(tmp_path, database_url, master_key_b64, oauth=CLIENTS) as started:
         yield started
-
-
-def claims_of(server: Server, token: str) -> dict[str, Any]:
-    keys = KeySet.import_key_set(server.client.get("/jwks.json").json())
-    return dict(jwt.decode(token, keys, algorithms=["ES256"]).claims)
 
 
 @pytest.fixture
@@ -132,6 +137,7 @@ def test_a_subject_token_about_to_expire_is_refused(
 
 
 def test_the_exchanged_token_ends_with_its_subject(timed: Server, clock: FixedClock) -> None:
+    """RFC 8693 §2.2: at most 60 s, and never past the subject token's exp."""
     subject = mint(timed, lifetime=60)
     clock.advance(45)
     response = exchange(timed, subject)
@@ -143,11 +149,6 @@ def test_a_zero_lifetime_is_not_the_default(server: Server) -> None:
     """Zero is a lifetime, not "unset": minting it is a mistake, never a 5-minute token."""
     with pytest.raises(ValueError, match="at least one second"):
         mint(server, lifetime=0.0)
-
-
-def refusal(server: Server) -> str:
-    reason: str = server.events("oauth.exchange.refused")[-1]["details"]["reason"]
-    return reason
 
 
 def test_a_token_meant_for_another_audience_is_refused(server: Server) -> None:

@@ -119,12 +119,22 @@ def test_a_replay_from_another_instance_is_reuse_even_within_grace(
     assert graced.events("oauth.refresh.reuse_detected")
 
 
+def concurrent_refreshes(server: Server, token: object) -> set[str]:
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: refresh(server, token).json(), range(6)))
+    return {a["refresh_token"] for a in answers if "refresh_token" in a}
+
+
 def test_concurrent_refreshes_do_not_fork(graced: Server) -> None:
     first = tokens(graced)
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        answers = list(pool.map(lambda _: refresh(graced, first["refresh_token"]).json(), range(6)))
-    successors = {a["refresh_token"] for a in answers if "refresh_token" in a}
-    assert len(successors) == 1, answers
+    assert len(concurrent_refreshes(graced, first["refresh_token"])) == 1
+
+
+def test_concurrent_refreshes_without_grace_are_reuse(server: Server) -> None:
+    """One request wins the rotation; every other one is a second use of the same token."""
+    first = tokens(server)
+    assert len(concurrent_refreshes(server, first["refresh_token"])) == 1
+    assert server.events("oauth.refresh.reuse_detected")
 
 
 def test_refresh_scope_can_only_narrow(server: Server) -> None:

@@ -194,9 +194,9 @@ def client_from_metadata(
 def updated(
     client: Client,
     metadata: Mapping[str, Any],
-    statement: Mapping[str, Any] | None = None,
+    statement: Mapping[str, Any] | None,
     *,
-    default_scopes: tuple[str, ...] = (),
+    default_scopes: tuple[str, ...],
 ) -> Client:
     """RFC 7592 §2.2: a full replacement of what the client may change; never wider.
 
