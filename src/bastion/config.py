@@ -148,6 +148,8 @@ class ClientSettings(Section):
     jwks_file: Path | None = None
     introspection: bool = False
     auth_policy: Literal["password", "mfa", "passkey"] = "password"
+    exchange_subject_audiences: tuple[str, ...] = ()
+    exchange_delegation_chains: bool = False
 
 
 class RegistrationSettings(Section):
@@ -161,7 +163,9 @@ class OAuthSettings(Section):
     id_token_lifetime: Duration = 300.0
     refresh_idle_lifetime: Duration = 14 * 86_400.0
     refresh_absolute_lifetime: Duration = 90 * 86_400.0
-    refresh_grace: Duration = 10.0
+    # Off by default: inside a grace window the token just rotated out still works, so a
+    # thief racing the app is not detected (RFC 9700 §4.14.2). Opt-in, same instance only.
+    refresh_grace: Duration = 0.0
     par_lifetime: Duration = 60.0
     login_timeout: Duration = 600.0
     session_idle: Duration = 3_600.0

@@ -1,25 +1,31 @@
 """An authorization server with one native app, two backends and one user, on SQLite
-and PostgreSQL, driven through the real ASGI app."""
+and PostgreSQL, driven through the real ASGI app with its audit records kept."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion import wiring
 from bastion.accounts.passwords import Passwords
+from bastion.audit.sinks import MemorySink
+from bastion.clock import Clock
 from bastion.config import Settings, load_settings
 from bastion.oauth import pkce
 from bastion.oauth.clients import hash_secret
 from bastion.store.sql.users import SqlUserStore
+from bastion.web.app import build_app
+from bastion.wiring import Runtime
 from tests.conftest import write_config
 
 ISSUER = "http://127.0.0.1:8000"
@@ -35,7 +41,6 @@ VERIFIER = "verifier-" + "x" * 50
 CONFIG = f"""
 issuer = "{ISSUER}"
 [oauth]
-refresh_grace = "5s"
 [[oauth.clients]]
 client_id = "mobile"
 name = "Example App"
@@ -70,6 +75,7 @@ type = "confidential"
 grant_types = ["urn:ietf:params:oauth:grant-type:token-exchange"]
 scopes = ["orders:read"]
 resources = ["https://orders.internal"]
+exchange_subject_audiences = ["{API}"]
 secret_sha256 = "{hash_secret(GATEWAY_SECRET)}"
 """
 
@@ -79,6 +85,19 @@ class Server:
     client: TestClient
     settings: Settings
     user_id: str
+    audit: MemorySink
+    opened: dict[str, Runtime]
+
+    def events(self, action: str) -> list[dict[str, Any]]:
+        return [r for r in self.audit.records if r["action"] == action]
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.opened["runtime"]
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a coroutine function in the app's event loop."""
+        return self.client.portal.call(fn, *args)  # type: ignore[union-attr]
 
 
 @pytest.fixture
@@ -89,10 +108,18 @@ def server(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[S
 
 @contextmanager
 def start_server(
-    tmp_path: Path, database_url: str, master_key_b64: str, issuer: str = ISSUER
+    tmp_path: Path,
+    database_url: str,
+    master_key_b64: str,
+    issuer: str = ISSUER,
+    *,
+    oauth: str = "",
+    clock: Clock | None = None,
 ) -> Iterator[Server]:
+    """The server of ``CONFIG``; ``oauth`` adds lines to its ``[oauth]`` table."""
+    text = CONFIG.replace(f'issuer = "{ISSUER}"', f'issuer = "{issuer}"')
     settings = load_settings(
-        write_config(tmp_path, CONFIG.replace(f'issuer = "{ISSUER}"', f'issuer = "{issuer}"')),
+        write_config(tmp_path, text.replace("[oauth]\n", f"[oauth]\n{oauth}\n", 1)),
         {
             "BASTION_MASTER_KEY": master_key_b64,
             "BASTION_DATABASE_URL": database_url,
@@ -111,9 +138,32 @@ def start_server(
             await database.close()
 
     user_id = asyncio.run(prepare())
-    app = wiring.create_app(settings)
+    sink = MemorySink()
+    opened: dict[str, Runtime] = {}
+
+    @asynccontextmanager
+    async def open_runtime() -> AsyncIterator[Runtime]:
+        async with wiring.open_runtime(settings, clock=clock, audit_sinks=(sink,)) as runtime:
+            opened["runtime"] = runtime
+            yield runtime
+
+    app = WithTestPeer(build_app(settings, open_runtime))
     with TestClient(app, base_url=issuer, follow_redirects=False) as client:
-        yield Server(client, settings, user_id)
+        yield Server(client, settings, user_id, sink, opened)
+
+
+class WithTestPeer:
+    """The app, seeing a request with ``x-test-peer: ADDRESS`` as coming from ADDRESS."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"x-test-peer":
+                    scope = {**scope, "client": (value.decode(), 50000)}
+        await self.app(scope, receive, send)
 
 
 def authorize_params(**overrides: str | None) -> dict[str, str]:
@@ -201,3 +251,28 @@ def redeem(client: TestClient, code: str, **overrides: str) -> dict[str, object]
     body: dict[str, object] = response.json()
     body["_status"] = response.status_code
     return body
+
+
+def tokens(server: Server, **overrides: str | None) -> dict[str, Any]:
+    """The mobile app's tokens after the whole code flow."""
+    body = redeem(server.client, get_code(server.client, **overrides))
+    assert body["_status"] == 200, body
+    return body
+
+
+def exchange(
+    server: Server,
+    subject_token: object,
+    auth: tuple[str, str] = ("gateway", GATEWAY_SECRET),
+    **extra: str,
+) -> Any:
+    """RFC 8693 token exchange, by the gateway for the orders service by default."""
+    data = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": subject_token,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "audience": "https://orders.internal",
+        "scope": "orders:read",
+        **extra,
+    }
+    return server.client.post("/token", data=data, auth=auth)

@@ -6,6 +6,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.authserver.conftest import (
+    API,
     APP_REDIRECT,
     CLAIMED_REDIRECT,
     ISSUER,
@@ -60,6 +61,27 @@ def test_full_flow_issues_verifiable_tokens(server: Server) -> None:
     assert id_token["nonce"] == "nonce-1"
     assert id_token["aud"] == "mobile"
     assert str(body["refresh_token"]).startswith("rt1.")
+
+
+def audience_of(server: Server, token: object) -> object:
+    keys = KeySet.import_key_set(server.client.get("/jwks.json").json())
+    return jwt.decode(str(token), keys, algorithms=["ES256"]).claims["aud"]
+
+
+def test_redemption_cannot_name_a_resource_the_user_never_saw(server: Server) -> None:
+    """RFC 8707 §2.2: a resource at the token endpoint must be one the grant covers.
+
+    The user approved a request that named no resource, so the grant's audience is the
+    default one; the client's other resources were never part of it.
+    """
+    widened = redeem(server.client, get_code(server.client), resource=API)
+    assert widened["_status"] == 400, widened
+    assert widened["error"] == "invalid_target"
+    granted = redeem(server.client, get_code(server.client, resource=API), resource=API)
+    assert granted["_status"] == 200, granted
+    assert audience_of(server, granted["access_token"]) == API
+    plain = redeem(server.client, get_code(server.client))
+    assert audience_of(server, plain["access_token"]) == ISSUER
 
 
 def test_token_responses_are_not_cached(server: Server) -> None:

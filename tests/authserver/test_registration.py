@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -18,6 +18,8 @@ from starlette.testclient import TestClient
 from bastion import wiring
 from bastion.config import load_settings
 from bastion.oauth.client_auth import JWT_BEARER
+from bastion.oauth.clients import TOKEN_EXCHANGE as EXCHANGE
+from bastion.oauth.clients import Client
 from tests.authserver.conftest import ISSUER, Server, authorize_params
 from tests.conftest import write_config
 
@@ -255,3 +257,156 @@ def test_control_characters_in_metadata(registrar: TestClient) -> None:
     assert (
         registrar.get("/register/a%00b", headers={"authorization": "Bearer x"}).status_code == 401
     )
+
+
+def _stored_client(client: TestClient, client_id: str) -> Client:
+    app: Any = client.app
+    while not isinstance(app, Starlette):
+        app = app.app
+    found = client.portal.call(app.state.runtime.auth.clients.store.get, client_id)  # type: ignore[union-attr]
+    assert found is not None
+    return cast(Client, found)
+
+
+def test_only_a_statement_says_whose_tokens_a_client_may_exchange(registrar: TestClient) -> None:
+    """RFC 8693 §5: accepting another party's tokens as subjects is the operator's decision."""
+    backend = {
+        "token_endpoint_auth_method": "client_secret_basic",
+        "grant_types": [EXCHANGE],
+        "scope": "orders:read",
+        "exchange_subject_audiences": ["https://api.example.com"],
+    }
+    signed = statement(
+        grant_types=[EXCHANGE], exchange_subject_audiences=["https://api.example.com"]
+    )
+    created = register(registrar, {**backend, "software_statement": signed}, token=None)
+    assert created.status_code == 201, created.text
+    stored = _stored_client(registrar, created.json()["client_id"])
+    assert stored.exchange_subject_audiences == {"https://api.example.com"}
+    assert stored.exchange_delegation_chains is False
+    unsigned = register(
+        registrar,
+        {**backend, "software_statement": statement(grant_types=[EXCHANGE])},
+        token=None,
+    )
+    assert unsigned.status_code == 201, unsigned.text
+    assert not _stored_client(registrar, unsigned.json()["client_id"]).exchange_subject_audiences
+
+
+APP_STATEMENT: dict[str, Any] = {
+    "client_name": "Orders",
+    "logo_uri": "https://orders.example.com/logo.png",
+    "redirect_uris": ["com.example.orders:/cb", "https://orders.example.com/cb"],
+    "scope": "openid orders:read",
+}
+
+
+def _registered(registrar: TestClient, **claims: Any) -> tuple[str, dict[str, str]]:
+    """A client registered with a statement (no initial token): its URI and credential."""
+    body = {"software_statement": statement(**{**APP_STATEMENT, **claims})}
+    created = register(registrar, body, token=None)
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    uri = f"/register/{answer['client_id']}"
+    return uri, {"authorization": f"Bearer {answer['registration_access_token']}"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"redirect_uris": ["com.attacker.app:/cb"]},
+        {"redirect_uris": ["com.example.orders:/cb", "com.attacker.app:/cb"]},
+        {"client_name": "Orders (free gift)"},
+        {"logo_uri": "https://attacker.example/logo.png"},
+        {"scope": "openid orders:read orders:write"},
+        {"grant_types": ["authorization_code", "refresh_token", "client_credentials"]},
+        {"token_endpoint_auth_method": "private_key_jwt"},
+        {"jwks": {"keys": [ECKey.generate_key("P-256").as_dict(private=False)]}},
+        {"jwks_uri": "https://attacker.example/jwks"},
+    ],
+)
+def test_an_update_cannot_escape_the_software_statement(
+    registrar: TestClient, change: dict[str, Any]
+) -> None:
+    """RFC 7591 §3.1.1 and RFC 7592 §2.2: statement values take precedence, so they are a
+    ceiling on every update. A statement ships inside the app, so anyone can register with
+    it; the trusted name and scopes must not then send codes to the holder's own app."""
+    keys = {"keys": [ECKey.generate_key("P-256").as_dict(private=False)]}
+    fixed = {"token_endpoint_auth_method": "private_key_jwt", "jwks": keys}
+    uri, manage = _registered(
+        registrar,
+        grant_types=["authorization_code", "refresh_token"],
+        **(fixed if "jwks" in change else {}),
+    )
+    response = registrar.put(uri, headers=manage, json={**APP_STATEMENT, **change})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_client_metadata"
+    kept = registrar.get(uri, headers=manage).json()
+    assert kept["redirect_uris"] == APP_STATEMENT["redirect_uris"]
+    assert kept["client_name"] == "Orders"
+
+
+def test_an_update_may_narrow_what_the_statement_fixed(registrar: TestClient) -> None:
+    uri, manage = _registered(registrar)
+    narrowed = registrar.put(
+        uri,
+        headers=manage,
+        json={"redirect_uris": ["com.example.orders:/cb"], "scope": "openid"},
+    )
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["redirect_uris"] == ["com.example.orders:/cb"]
+    assert narrowed.json()["scope"] == "openid"
+    assert narrowed.json()["client_name"] == "Orders", "omitted: the statement's value"
+    again = registrar.put(uri, headers=manage, json=APP_STATEMENT)
+    assert again.status_code == 200, "back up to the ceiling, never past it"
+
+
+def test_a_new_statement_sets_a_new_ceiling(registrar: TestClient) -> None:
+    """RFC 7592 §2.2 with RFC 7591 §2.3: changing a bound value takes the operator's word."""
+    uri, manage = _registered(registrar)
+    moved: dict[str, Any] = {**APP_STATEMENT, "redirect_uris": ["com.example.orders2:/cb"]}
+    forged = statement(ECKey.generate_key("P-256", parameters={"kid": "operator"}), **moved)
+    refused = registrar.put(uri, headers=manage, json={**moved, "software_statement": forged})
+    assert refused.json()["error"] == "invalid_software_statement"
+    updated = registrar.put(
+        uri, headers=manage, json={**moved, "software_statement": statement(**moved)}
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["redirect_uris"] == ["com.example.orders2:/cb"]
+    back = registrar.put(uri, headers=manage, json=APP_STATEMENT)
+    assert back.json()["error"] == "invalid_client_metadata", "the old values are gone"
+
+
+def test_a_new_statement_grants_no_more_than_a_registration_with_it(
+    registrar: TestClient,
+) -> None:
+    """A statement that leaves scope open cannot carry over the old statement's scopes
+    while it frees the redirect URIs: what it leaves open is bounded as at registration."""
+    uri, manage = _registered(registrar)
+    loose = statement(scope=None, resources=None, redirect_uris=None)
+    carried = registrar.put(
+        uri,
+        headers=manage,
+        json={
+            **APP_STATEMENT,
+            "redirect_uris": ["com.attacker.app:/cb"],
+            "software_statement": loose,
+        },
+    )
+    assert carried.json()["error"] == "invalid_client_metadata"
+    fresh = registrar.put(
+        uri,
+        headers=manage,
+        json={"redirect_uris": ["com.attacker.app:/cb"], "software_statement": loose},
+    )
+    assert fresh.status_code == 200, fresh.text
+    assert set(fresh.json()["scope"].split()) == {"openid", "profile"}, "default_scopes"
+
+
+def test_without_a_statement_the_registrant_owns_its_metadata(registrar: TestClient) -> None:
+    """A client registered with the initial access token has no statement to respect."""
+    created = register(registrar, NATIVE).json()
+    manage = {"authorization": f"Bearer {created['registration_access_token']}"}
+    uri = f"/register/{created['client_id']}"
+    moved = registrar.put(uri, headers=manage, json={**NATIVE, "redirect_uris": ["com.x.y:/cb"]})
+    assert moved.json()["redirect_uris"] == ["com.x.y:/cb"]

@@ -1,35 +1,36 @@
-"""Refresh rotation, reuse detection, revocation, introspection, exchange, PAR, userinfo."""
+"""Refresh rotation, reuse detection, revocation, introspection, PAR, userinfo."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
-from joserfc import jwt
-from joserfc.jwk import KeySet
+import pytest
 
 from tests.authserver.conftest import (
+    API,
     BACKEND_SECRET,
     GATEWAY_SECRET,
     ISSUER,
     Server,
     authorize_params,
+    exchange,
     get_code,
     query_of,
     redeem,
+    start_server,
+    tokens,
 )
 
 BACKEND = ("backend", BACKEND_SECRET)
 GATEWAY = ("gateway", GATEWAY_SECRET)
 
 
-def tokens(server: Server, **overrides: str | None) -> dict[str, Any]:
-    body = redeem(server.client, get_code(server.client, **overrides))
-    assert body["_status"] == 200, body
-    return body
-
-
-def refresh(server: Server, token: object, **extra: str) -> Any:
+def refresh(
+    server: Server, token: object, headers: dict[str, str] | None = None, **extra: str
+) -> Any:
     return server.client.post(
         "/token",
         data={
@@ -38,20 +39,17 @@ def refresh(server: Server, token: object, **extra: str) -> Any:
             "client_id": "mobile",
             **extra,
         },
+        headers=headers,
     )
 
 
-def exchange(server: Server, subject_token: object, **extra: str) -> Any:
-    """RFC 8693 token exchange by the gateway, for the orders service by default."""
-    data = {
-        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-        "subject_token": subject_token,
-        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
-        "audience": "https://orders.internal",
-        "scope": "orders:read",
-        **extra,
-    }
-    return server.client.post("/token", data=data, auth=GATEWAY)
+@pytest.fixture
+def graced(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[Server]:
+    """A server whose operator accepted a grace window for lost refresh answers."""
+    with start_server(
+        tmp_path, database_url, master_key_b64, oauth='refresh_grace = "5s"'
+    ) as started:
+        yield started
 
 
 def introspect(server: Server, token: object, auth: tuple[str, str] = BACKEND) -> Any:
@@ -80,29 +78,82 @@ def test_reuse_of_a_rotated_token_revokes_the_family(server: Server) -> None:
         assert introspect(server, body["access_token"])["active"] is False
 
 
-def test_a_lost_response_gets_the_same_successor_within_grace(server: Server) -> None:
+def test_replaying_the_previous_token_revokes_the_family_at_once(server: Server) -> None:
+    """RFC 9700 §4.14.2: without a grace window (the default), the token just rotated out
+    is as dead as any older one. A thief racing the app loses the whole family, the
+    successor included, and the reuse is audited."""
+    first = tokens(server)
+    second = refresh(server, first["refresh_token"]).json()
+    replay = refresh(server, first["refresh_token"])
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert refresh(server, second["refresh_token"]).json()["error"] == "invalid_grant"
+    assert introspect(server, second["access_token"])["active"] is False
+    [event] = server.events("oauth.refresh.reuse_detected")
+    assert event["outcome"] == "denied"
+    assert event["details"]["generation"] == 0
+
+
+def test_a_lost_response_gets_the_same_successor_within_grace(graced: Server) -> None:
     """The client retried after losing the answer: same successor, never a fork."""
-    first = tokens(server)
-    answer = refresh(server, first["refresh_token"]).json()
-    retry = refresh(server, first["refresh_token"]).json()
+    first = tokens(graced)
+    answer = refresh(graced, first["refresh_token"]).json()
+    retry = refresh(graced, first["refresh_token"]).json()
     assert retry["refresh_token"] == answer["refresh_token"]
-    assert refresh(server, answer["refresh_token"]).status_code == 200
+    assert refresh(graced, answer["refresh_token"]).status_code == 200
 
 
-def test_concurrent_refreshes_do_not_fork(server: Server) -> None:
-    first = tokens(server)
+@pytest.mark.parametrize(
+    "elsewhere", [{"x-test-peer": "203.0.113.7"}, {"user-agent": "another-client/1.0"}]
+)
+def test_a_replay_from_another_instance_is_reuse_even_within_grace(
+    graced: Server, elsewhere: dict[str, str]
+) -> None:
+    """RFC 9700 §4.14.2: the grace window forgives only the instance that made the
+    rotation; the same token from another address or client software is a thief's."""
+    first = tokens(graced)
+    second = refresh(graced, first["refresh_token"]).json()
+    replay = refresh(graced, first["refresh_token"], headers=elsewhere)
+    assert replay.json()["error"] == "invalid_grant"
+    assert refresh(graced, second["refresh_token"]).json()["error"] == "invalid_grant"
+    assert graced.events("oauth.refresh.reuse_detected")
+
+
+def concurrent_refreshes(server: Server, token: object) -> set[str]:
     with ThreadPoolExecutor(max_workers=6) as pool:
-        answers = list(pool.map(lambda _: refresh(server, first["refresh_token"]).json(), range(6)))
-    successors = {a["refresh_token"] for a in answers if "refresh_token" in a}
-    assert len(successors) == 1, answers
+        answers = list(pool.map(lambda _: refresh(server, token).json(), range(6)))
+    return {a["refresh_token"] for a in answers if "refresh_token" in a}
+
+
+def test_concurrent_refreshes_do_not_fork(graced: Server) -> None:
+    first = tokens(graced)
+    assert len(concurrent_refreshes(graced, first["refresh_token"])) == 1
+
+
+def test_concurrent_refreshes_without_grace_are_reuse(server: Server) -> None:
+    """One request wins the rotation; every other one is a second use of the same token."""
+    first = tokens(server)
+    assert len(concurrent_refreshes(server, first["refresh_token"])) == 1
+    assert server.events("oauth.refresh.reuse_detected")
 
 
 def test_refresh_scope_can_only_narrow(server: Server) -> None:
+    """RFC 6749 §6; a refused refresh does not use up the token (no reuse on the retry)."""
     first = tokens(server)
     wider = refresh(server, first["refresh_token"], scope="openid orders:write")
     assert wider.json()["error"] == "invalid_scope"
     narrower = refresh(server, first["refresh_token"], scope="orders:read").json()
     assert narrower["scope"] == "orders:read"
+
+
+def test_refresh_cannot_widen_the_audience(server: Server) -> None:
+    """RFC 8707 §2.2: the grant's audience (here the default one) is the ceiling for every
+    token refreshed from it, even for a resource the client may otherwise use."""
+    first = tokens(server)
+    widened = refresh(server, first["refresh_token"], resource=API)
+    assert widened.status_code == 400
+    assert widened.json()["error"] == "invalid_target"
+    assert refresh(server, first["refresh_token"]).status_code == 200
 
 
 def test_refresh_tokens_are_bound_to_their_client(server: Server) -> None:
@@ -208,28 +259,6 @@ def test_no_password_or_implicit_grant(server: Server) -> None:
         assert response.json()["error"] == "unsupported_grant_type"
 
 
-def test_token_exchange_narrows_and_names_the_app(server: Server) -> None:
-    """RFC 8693 §2, §4.1: audience from the allowlist, scopes narrowed, act set."""
-    first = tokens(server)
-    response = exchange(server, first["access_token"])
-    assert response.status_code == 200, response.text
-    keys = KeySet.import_key_set(server.client.get("/jwks.json").json())
-    claims = jwt.decode(response.json()["access_token"], keys, algorithms=["ES256"]).claims
-    assert claims["aud"] == "https://orders.internal"
-    assert claims["scope"] == "orders:read"
-    assert claims["act"]["sub"] == "mobile"
-    assert claims["client_id"] == "gateway"
-    assert claims["exp"] - claims["iat"] <= 60
-
-    token = first["access_token"]
-    assert exchange(server, token, audience="https://payments.internal").json()["error"] == (
-        "invalid_target"
-    )
-    assert exchange(server, token, scope="orders:write").json()["error"] == "invalid_scope"
-    assert exchange(server, "junk").json()["error"] == "invalid_grant"
-    assert exchange(server, first["id_token"]).json()["error"] == "invalid_grant"
-
-
 def test_pushed_authorization_requests(server: Server) -> None:
     """RFC 9126: one-time request_uri, bound to its client; required where configured."""
     pushed = server.client.post("/par", data=authorize_params())
@@ -299,8 +328,9 @@ def test_introspection_needs_the_operators_permission(server: Server) -> None:
 
 
 def test_introspection_is_limited_to_the_servers_audiences(server: Server) -> None:
-    first = tokens(server)
+    first = tokens(server, resource=API)
     exchanged = exchange(server, first["access_token"]).json()
+    assert "access_token" in exchanged, exchanged
     assert introspect(server, exchanged["access_token"]) == {"active": False}
 
 

@@ -91,6 +91,47 @@ def test_client_lifecycle(config: Path, master_key_b64: str, tmp_path: Path) -> 
     assert run(["clients", "show", "svc", *c], master_key_b64).exit_code == 5
 
 
+def test_token_exchange_policy_through_the_cli(
+    config: Path, master_key_b64: str, tmp_path: Path
+) -> None:
+    """RFC 8693 §5: whose tokens a client may exchange is set, shown and changed by the CLI."""
+    c = ["-c", str(config), "--json"]
+    created = data(
+        run(
+            [
+                "clients",
+                "create",
+                "gw",
+                "--type",
+                "confidential",
+                "--grant-type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                "--resource",
+                "https://orders.internal",
+                "--exchange-subject-audience",
+                "https://api.example.com",
+                "--secret-out",
+                str(tmp_path / "gw.secret"),
+                *c,
+            ],
+            master_key_b64,
+        )
+    )
+    assert created["exchange_subject_audiences"] == ["https://api.example.com"]
+    assert created["exchange_delegation_chains"] is False
+    run(["clients", "update", "gw", "--exchange-delegation-chains", *c], master_key_b64)
+    shown = data(run(["clients", "show", "gw", *c], master_key_b64))
+    assert shown["exchange_delegation_chains"] is True
+    text = run(["clients", "show", "gw", "-c", str(config)], master_key_b64).stdout
+    assert "exchange_subject_audiences" in text
+    bad = run(
+        ["clients", "update", "gw", "--exchange-subject-audience", "not a uri", *c],
+        master_key_b64,
+    )
+    assert bad.exit_code == 2
+    assert "exchange_subject_audiences" in bad.output
+
+
 def test_client_refusals(config: Path, master_key_b64: str) -> None:
     c = ["-c", str(config)]
     bad = run(

@@ -41,6 +41,15 @@ def test_check_clean_and_broken(tmp_path: Path, config: Path) -> None:
     assert {p["path"] for p in data["problems"]} == {"server.port", "server.colour"}
 
 
+def test_check_warns_about_a_refresh_grace_window(tmp_path: Path) -> None:
+    """RFC 9700 §4.14.2: a grace window is an opt-in trade-off, so it is pointed out."""
+    graced = write_config(tmp_path, '[oauth]\nrefresh_grace = "5s"\n')
+    result = run(["check", "-c", str(graced)])
+    assert result.exit_code == 0
+    assert "oauth.refresh_grace" in result.stderr
+    assert run(["check", "-c", str(graced), "--strict"]).exit_code == 2
+
+
 def test_check_reads_bastion_config_from_environment(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("nonsense = 1\n")

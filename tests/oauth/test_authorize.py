@@ -6,7 +6,7 @@ import pytest
 
 from bastion.errors import OAuthError
 from bastion.oauth import pkce
-from bastion.oauth.authorize import UnsafeRedirect, identify, validate
+from bastion.oauth.authorize import UnsafeRedirect, identify, narrow_resources, validate
 from bastion.oauth.clients import Client
 from bastion.oauth.params import parse
 
@@ -135,6 +135,17 @@ def test_resources_are_checked_against_the_allowlist() -> None:
     for bad in ("https://other.example.com", "https://api.example.com#x", "not a uri"):
         with pytest.raises(OAuthError) as caught:
             run([*request(), ("resource", bad)])
+        assert caught.value.error == "invalid_target"
+
+
+def test_a_token_request_narrows_the_grants_audience_only() -> None:
+    """RFC 8707 §2.2: the grant's audience, the default one included, is the ceiling."""
+    api, default = "https://api.example.com", "https://as.example.com"
+    assert narrow_resources((), (default,), APP) == (default,)
+    assert narrow_resources((api,), (api,), APP) == (api,)
+    for requested, ceiling in (((api,), (default,)), (("https://other.example.com",), (api,))):
+        with pytest.raises(OAuthError) as caught:
+            narrow_resources(requested, ceiling, APP)
         assert caught.value.error == "invalid_target"
 
 

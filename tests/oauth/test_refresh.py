@@ -9,13 +9,15 @@ import pytest
 
 from bastion.errors import OAuthError
 from bastion.oauth import refresh
-from bastion.oauth.refresh import Family, Outcome
+from bastion.oauth.refresh import Family, Instance, Outcome
 
 KEY = os.urandom(32)
 NOW = 1_700_000_000.0
+SALT = os.urandom(16)
+APP = Instance.of(address="198.51.100.7", user_agent="Orders/3.1 CFNetwork")
 FAMILY = Family(
     family_id="f" * 22,
-    salt=os.urandom(16),
+    salt=SALT,
     client_id="app",
     subject="u1",
     scope=("openid", "orders:read"),
@@ -25,12 +27,22 @@ FAMILY = Family(
     created_at=NOW - 100,
     last_used_at=NOW,
     expires_at=NOW + 86_400,
+    rotated_by=APP.fingerprint(SALT),
 )
 IDLE, GRACE = 3600.0, 10.0
 
 
-def decide(generation: int, at: float, family: Family = FAMILY) -> Outcome:
-    return refresh.decide(family, generation, at, idle_lifetime=IDLE, grace=GRACE)
+def decide(
+    generation: int,
+    at: float,
+    family: Family = FAMILY,
+    *,
+    instance: Instance | None = APP,
+    grace: float = GRACE,
+) -> Outcome:
+    return refresh.decide(
+        family, generation, at, idle_lifetime=IDLE, grace=grace, instance=instance
+    )
 
 
 def test_tokens_are_authentic_only_for_their_family_and_key() -> None:
@@ -69,6 +81,47 @@ def test_the_previous_token_inside_the_grace_window_replays() -> None:
 def test_the_previous_token_after_the_grace_window_is_reuse() -> None:
     """RFC 9700 §4.14.2: a rotated-out token presented again means it leaked."""
     assert decide(2, NOW + GRACE + 0.001) is Outcome.REUSE
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        Instance.of(address="203.0.113.9", user_agent="Orders/3.1 CFNetwork"),
+        Instance.of(address="198.51.100.7", user_agent="curl/8.5"),
+        Instance.of(address="198.51.100.7", user_agent="Orders/3.1 CFNetwork", dpop_jkt="x"),
+        None,
+    ],
+)
+def test_inside_the_grace_window_only_the_rotating_instance_is_forgiven(
+    elsewhere: Instance | None,
+) -> None:
+    """RFC 9700 §4.14.2: a thief replaying the token just rotated out, from another address
+    or client software, is reuse even while the window is open."""
+    assert decide(2, NOW + 1, instance=elsewhere) is Outcome.REUSE
+
+
+def test_an_unknown_rotating_instance_forgives_nothing() -> None:
+    """Families rotated before fingerprints were recorded get no grace."""
+    assert decide(2, NOW + 1, replace(FAMILY, rotated_by="")) is Outcome.REUSE
+
+
+@pytest.mark.parametrize("at", [NOW, NOW - 2])
+def test_no_grace_window_forgives_nothing(at: float) -> None:
+    """The default: even at the very instant of the rotation, or on a server whose clock
+    is behind the one that rotated, the previous token is reuse."""
+    assert decide(2, at, grace=0.0) is Outcome.REUSE
+
+
+def test_fingerprints_are_keyed_per_family_and_cover_every_part() -> None:
+    assert APP.fingerprint(SALT) == Instance.of(
+        user_agent="Orders/3.1 CFNetwork", address="198.51.100.7"
+    ).fingerprint(SALT), "the order of the parts does not matter"
+    assert APP.fingerprint(SALT) != APP.fingerprint(os.urandom(16))
+    assert "198.51.100.7" not in APP.fingerprint(SALT)
+    joined = Instance.of(address="1.2.3.4", user_agent="x")
+    assert joined.fingerprint(SALT) != Instance.of(address="1.2.3.4\x00user_agent=x").fingerprint(
+        SALT
+    )
 
 
 def test_older_tokens_are_reuse_even_inside_the_window() -> None:

@@ -33,6 +33,9 @@ async def test_clients_round_trip(migrated: Database) -> None:
         resources=frozenset({"https://api"}),
         secret_hash=hash_secret("s"),
         name="Service",
+        exchange_subject_audiences=frozenset({"https://api", "https://app"}),
+        exchange_delegation_chains=True,
+        statement_values={"client_name": "Service", "scope": "a b", "grant_types": ["x"]},
     )
     await store.create(client, NOW, registration_token_hash="h")
     assert await store.get("svc") == client
@@ -134,15 +137,24 @@ async def test_a_family_advances_once_per_generation_under_concurrency(
     databases = [Database(database_url) for _ in range(8)]
     try:
         wins = await asyncio.gather(
-            *(SqlGrantStore(db).advance_family(created.family_id, 0, NOW + 1) for db in databases)
+            *(
+                SqlGrantStore(db).advance_family(created.family_id, 0, NOW + 1, f"fp{i}")
+                for i, db in enumerate(databases)
+            )
         )
         assert wins.count(True) == 1
         stored = await SqlGrantStore(setup).get_family(created.family_id)
         assert stored is not None
         assert stored.generation == 1
         assert stored == family(
-            **{**created.__dict__, "generation": 1, "rotated_at": NOW + 1, "last_used_at": NOW + 1}
-        )
+            **{
+                **created.__dict__,
+                "generation": 1,
+                "rotated_at": NOW + 1,
+                "last_used_at": NOW + 1,
+                "rotated_by": f"fp{wins.index(True)}",
+            }
+        ), "the winner's instance is the one recorded"
     finally:
         for db in [setup, *databases]:
             await db.close()

@@ -80,7 +80,7 @@ class AccessTokens:
             scope=scope,
             audience=audience or self.default_audience(),
             now=now,
-            lifetime=lifetime or self.settings.oauth.access_token_lifetime,
+            lifetime=self.settings.oauth.access_token_lifetime if lifetime is None else lifetime,
             auth_time=who.auth_time,
             acr=who.acr,
             amr=who.amr,

@@ -18,8 +18,8 @@ from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
 from bastion.errors import OAuthError
-from bastion.oauth import refresh
-from bastion.oauth.authorize import check_resources
+from bastion.oauth import exchange, refresh
+from bastion.oauth.authorize import check_resources, narrow_resources
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
@@ -36,7 +36,6 @@ from bastion.store.sql.users import SqlUserStore
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
-EXCHANGED_TOKEN_MAX_LIFETIME = 60.0
 
 
 @dataclass
@@ -59,13 +58,7 @@ class GrantContext:
 def _audience(
     requested: tuple[str, ...], granted: tuple[str, ...], client: Client, ctx: GrantContext
 ) -> tuple[str, ...]:
-    """RFC 8707 §2.2: a token request may narrow the audience to granted resources."""
-    if requested:
-        check_resources(requested, client)
-        if granted and not set(requested) <= set(granted):
-            raise OAuthError("invalid_target", "a resource was not part of the grant")
-        return requested
-    return granted or ctx.access.default_audience()
+    return narrow_resources(requested, granted or ctx.access.default_audience(), client)
 
 
 async def _token_response(
@@ -112,7 +105,9 @@ async def _token_response(
     return body
 
 
-async def authorization_code(ctx: GrantContext, client: Client, params: Params) -> dict[str, Any]:
+async def authorization_code(
+    ctx: GrantContext, client: Client, params: Params, instance: refresh.Instance
+) -> dict[str, Any]:
     code = params.require("code")
     now = ctx.clock.now()
     hashed = code_hash(code)
@@ -206,7 +201,9 @@ async def _new_family(
     return family
 
 
-async def refresh_token(ctx: GrantContext, client: Client, params: Params) -> dict[str, Any]:
+async def refresh_token(
+    ctx: GrantContext, client: Client, params: Params, instance: refresh.Instance
+) -> dict[str, Any]:
     token = params.require("refresh_token")
     parsed = refresh.parse(token)
     family = await ctx.grants.get_family(parsed[0]) if parsed else None
@@ -217,53 +214,17 @@ async def refresh_token(ctx: GrantContext, client: Client, params: Params) -> di
         # Bound to its client (RFC 6749 §6): another client presenting it gains nothing.
         ctx.emit("oauth.refresh.refused", Outcome.DENIED, client, reason="other client's token")
         raise OAuthError("invalid_grant", "the refresh token is invalid")
-    settings = ctx.settings.oauth
-    now = ctx.clock.now()
-    outcome = refresh.decide(
-        family,
-        parsed[1],
-        now,
-        idle_lifetime=settings.refresh_idle_lifetime,
-        grace=settings.refresh_grace,
-    )
-    if outcome is refresh.Outcome.ROTATE and not await ctx.grants.advance_family(
-        family.family_id, family.generation, now
-    ):
-        # Lost the race to a concurrent refresh with the same token: judge it again
-        # against the family as the winner left it (a replay inside the grace window).
-        family = await ctx.grants.get_family(family.family_id) or family
-        outcome = refresh.decide(
-            family,
-            parsed[1],
-            now,
-            idle_lifetime=settings.refresh_idle_lifetime,
-            grace=settings.refresh_grace,
-        )
-    elif outcome is refresh.Outcome.ROTATE:
-        # Our conditional update succeeded, so the row now holds exactly this.
-        family = replace(family, generation=family.generation + 1, rotated_at=now, last_used_at=now)
-    if outcome is refresh.Outcome.REUSE:
-        await ctx.access.revoke_families(
-            "refresh_reuse", f"client:{client.client_id}", family_id=family.family_id
-        )
-        ctx.emit(
-            "oauth.refresh.reuse_detected",
-            Outcome.DENIED,
-            client,
-            subject=family.subject,
-            family=family.family_id,
-            generation=parsed[1],
-        )
-        raise OAuthError("invalid_grant", "the refresh token was already used")
-    if outcome in (refresh.Outcome.EXPIRED, refresh.Outcome.REVOKED):
-        ctx.emit("oauth.refresh.refused", Outcome.DENIED, client, reason=outcome.value)
-        raise OAuthError("invalid_grant", "the refresh token is no longer valid")
+    generation = parsed[1]
+    outcome = await _judge(ctx, client, family, generation, instance)
+    # Checked before the rotation, so that a refused request does not use up the token.
+    scope = refresh.narrow_scope(family.scope, scopes(params.get("scope")))
+    audience = _audience(params.resources, family.resources, client, ctx)
     user = await ctx.users.get(family.subject)
     if user is None or not user.enabled:
         raise OAuthError("invalid_grant", "the user's authorization is no longer valid")
-    scope = refresh.narrow_scope(family.scope, scopes(params.get("scope")))
+    if outcome is refresh.Outcome.ROTATE:
+        family, outcome = await _rotate(ctx, client, family, generation, instance)
     who = Authentication(family.subject, family.auth_time, family.acr, family.amr)
-    audience = _audience(params.resources, family.resources, client, ctx)
     body = await _token_response(ctx, client, who, scope, audience, family=family)
     ctx.emit(
         "oauth.token.issued",
@@ -276,11 +237,77 @@ async def refresh_token(ctx: GrantContext, client: Client, params: Params) -> di
     return body
 
 
-async def client_credentials(ctx: GrantContext, client: Client, params: Params) -> dict[str, Any]:
+async def _judge(
+    ctx: GrantContext,
+    client: Client,
+    family: Family,
+    generation: int,
+    instance: refresh.Instance,
+) -> refresh.Outcome:
+    """ROTATE or REPLAY for a usable token; anything else is refused, and reuse revokes
+    the whole family (RFC 9700 §4.14.2)."""
+    settings = ctx.settings.oauth
+    outcome = refresh.decide(
+        family,
+        generation,
+        ctx.clock.now(),
+        idle_lifetime=settings.refresh_idle_lifetime,
+        grace=settings.refresh_grace,
+        instance=instance,
+    )
+    if outcome is refresh.Outcome.REUSE:
+        await ctx.access.revoke_families(
+            "refresh_reuse", f"client:{client.client_id}", family_id=family.family_id
+        )
+        ctx.emit(
+            "oauth.refresh.reuse_detected",
+            Outcome.DENIED,
+            client,
+            subject=family.subject,
+            family=family.family_id,
+            generation=generation,
+        )
+        raise OAuthError("invalid_grant", "the refresh token was already used")
+    if outcome in (refresh.Outcome.EXPIRED, refresh.Outcome.REVOKED):
+        ctx.emit("oauth.refresh.refused", Outcome.DENIED, client, reason=outcome.value)
+        raise OAuthError("invalid_grant", "the refresh token is no longer valid")
+    return outcome
+
+
+async def _rotate(
+    ctx: GrantContext,
+    client: Client,
+    family: Family,
+    generation: int,
+    instance: refresh.Instance,
+) -> tuple[Family, refresh.Outcome]:
+    """Advance the family past ``generation``, recording which instance rotated it."""
+    now = ctx.clock.now()
+    fingerprint = instance.fingerprint(family.salt)
+    if await ctx.grants.advance_family(family.family_id, generation, now, fingerprint):
+        # Our conditional update succeeded, so the row now holds exactly this.
+        advanced = replace(
+            family,
+            generation=generation + 1,
+            rotated_at=now,
+            last_used_at=now,
+            rotated_by=fingerprint,
+        )
+        return advanced, refresh.Outcome.ROTATE
+    # Lost the race to a concurrent refresh with the same token: judge it again against
+    # the family as the winner left it (a retry inside the grace window, or reuse).
+    family = await ctx.grants.get_family(family.family_id) or family
+    return family, await _judge(ctx, client, family, generation, instance)
+
+
+async def client_credentials(
+    ctx: GrantContext, client: Client, params: Params, instance: refresh.Instance
+) -> dict[str, Any]:
     requested = scopes(params.get("scope"))
     if not set(requested) <= client.scopes:
         raise OAuthError("invalid_scope", "a requested scope is not allowed for this client")
-    audience = _audience(params.resources, (), client, ctx)
+    check_resources(params.resources, client)
+    audience = params.resources or ctx.access.default_audience()
     token, claims = await ctx.access.mint(
         client_id=client.client_id,
         who=Authentication(client.client_id),
@@ -296,7 +323,9 @@ async def client_credentials(ctx: GrantContext, client: Client, params: Params) 
     }
 
 
-async def token_exchange(ctx: GrantContext, client: Client, params: Params) -> dict[str, Any]:
+async def token_exchange(
+    ctx: GrantContext, client: Client, params: Params, instance: refresh.Instance
+) -> dict[str, Any]:
     """RFC 8693 §2: a narrower token for another audience, naming the original app in ``act``."""
     if params.require("subject_token_type") != ACCESS_TOKEN_TYPE:
         raise OAuthError("invalid_request", "subject_token_type must be an access token")
@@ -304,11 +333,7 @@ async def token_exchange(ctx: GrantContext, client: Client, params: Params) -> d
         raise OAuthError("invalid_request", "actor tokens are not supported")
     if params.get("requested_token_type") not in (None, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE):
         raise OAuthError("invalid_request", "only access tokens can be requested")
-    try:
-        subject = await ctx.access.verify(params.require("subject_token"))
-    except OAuthError as exc:
-        ctx.emit("oauth.exchange.refused", Outcome.DENIED, client, reason="subject token")
-        raise OAuthError("invalid_grant", "the subject token is invalid") from exc
+    subject, lifetime = await _exchange_subject(ctx, client, params.require("subject_token"))
     targets = params.resources + tuple(filter(None, [params.get("audience")]))
     if not targets:
         raise OAuthError("invalid_target", "audience or resource is required")
@@ -317,8 +342,6 @@ async def token_exchange(ctx: GrantContext, client: Client, params: Params) -> d
     requested = scopes(params.get("scope")) or granted
     if not set(requested) <= set(granted) or not set(requested) <= client.scopes:
         raise OAuthError("invalid_scope", "scopes can only narrow the subject token's")
-    now = ctx.clock.now()
-    lifetime = min(EXCHANGED_TOKEN_MAX_LIFETIME, subject["exp"] - now)
     act: dict[str, Any] = {"sub": subject["client_id"], "client_id": subject["client_id"]}
     if "act" in subject:
         act["act"] = subject["act"]
@@ -348,6 +371,31 @@ async def token_exchange(ctx: GrantContext, client: Client, params: Params) -> d
         "expires_in": claims["exp"] - claims["iat"],
         "scope": " ".join(requested),
     }
+
+
+async def _exchange_subject(
+    ctx: GrantContext, client: Client, token: str
+) -> tuple[dict[str, Any], float]:
+    """The subject token's claims, if this client may exchange it, and how long the
+    exchanged token may live. Every refusal is audited."""
+    try:
+        subject = await ctx.access.verify(token)
+    except OAuthError as exc:
+        ctx.emit("oauth.exchange.refused", Outcome.DENIED, client, reason="subject token")
+        raise OAuthError("invalid_grant", "the subject token is invalid") from exc
+    try:
+        exchange.check_subject(subject, client)
+        return subject, exchange.lifetime(subject["exp"], ctx.clock.now())
+    except OAuthError as exc:
+        ctx.emit(
+            "oauth.exchange.refused",
+            Outcome.DENIED,
+            client,
+            reason=exc.description,
+            subject=subject["sub"],
+            issued_to=subject["client_id"],
+        )
+        raise
 
 
 HANDLERS = {

@@ -8,7 +8,10 @@ leaves the device, instead of every install sharing one embedded identity.
 
 What a registration may claim is bounded: without a statement, scopes come from
 ``registration.default_scopes`` and no resources are granted; a statement's values
-take precedence over the request's (§2.3) and are the ceiling for later updates.
+take precedence over the request's (§2.3, §3.1.1). They are stored with the client and
+are the ceiling for every later update: statements ship inside apps, so anyone can
+register with one, and an update must not then move the trusted name and scopes to
+another redirect URI or key. Changing such a value takes a new statement.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ from bastion.oauth.clients import (
 
 STATEMENT_ALGORITHMS = ("ES256", "ES384", "Ed25519", "EdDSA", "PS256", "RS256")
 ALLOWED_AUTH_METHODS = ("none", "private_key_jwt", "client_secret_basic")
+# Metadata a statement can fix. Lists may narrow on update; the rest must stay as signed.
+BOUND_LISTS = ("redirect_uris", "grant_types", "resources", "exchange_subject_audiences")
+BOUND_VALUES = ("client_name", "logo_uri", "jwks", "jwks_uri", "token_endpoint_auth_method")
+CODE_FLOW = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN})
 
 
 def token_hash(token: str) -> str:
@@ -79,6 +86,12 @@ def verify_statement(statement: str, keys: Mapping[str, Any] | None, now: float)
     if exp is not None and (not isinstance(exp, int | float) or exp <= now):
         raise OAuthError("invalid_software_statement", "the software statement has expired")
     return claims
+
+
+def statement_values(statement: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The registration metadata a verified statement fixes."""
+    names = ("scope", *BOUND_LISTS, *BOUND_VALUES)
+    return {n: statement[n] for n in names if statement and statement.get(n) is not None}
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -137,25 +150,17 @@ def client_from_metadata(
     if merged.get("jwks_uri") is not None:
         raise OAuthError("invalid_client_metadata", "jwks_uri is not supported; send jwks")
     jwks = _public_jwks(merged.get("jwks"))
-    grants = _strings(merged.get("grant_types"), "grant_types") or (
-        AUTHORIZATION_CODE,
-        REFRESH_TOKEN,
-    )
+    grants = _strings(merged.get("grant_types"), "grant_types") or tuple(sorted(CODE_FLOW))
     # Only the operator (through a statement) may allow more than an app's code flow:
     # client credentials or token exchange from self-registration would mint API tokens.
-    grant_ceiling = _strings((statement or {}).get("grant_types"), "grant_types") or (
-        AUTHORIZATION_CODE,
-        REFRESH_TOKEN,
-    )
+    grant_ceiling = _strings((statement or {}).get("grant_types"), "grant_types") or CODE_FLOW
     if not set(grants) <= set(grant_ceiling):
         raise OAuthError("invalid_client_metadata", "a requested grant type may not be registered")
     response_types = _strings(merged.get("response_types"), "response_types")
     if response_types and set(response_types) != {"code"}:
         raise OAuthError("invalid_client_metadata", "only the code response type exists")
-    requested = tuple((_text(merged.get("scope"), "scope") or "").split())
-    ceiling = tuple((_text((statement or {}).get("scope"), "scope") or "").split()) or (
-        default_scopes
-    )
+    requested = _scope(merged)
+    ceiling = _scope(statement or {}) or default_scopes
     if not set(requested) <= set(ceiling):
         raise OAuthError("invalid_client_metadata", "a requested scope may not be registered")
     secret = secrets.token_urlsafe(32) if method == "client_secret_basic" else None
@@ -168,9 +173,17 @@ def client_from_metadata(
         scopes=frozenset(requested or ceiling),
         grant_types=frozenset(grants),
         resources=frozenset(_strings((statement or {}).get("resources"), "resources")),
+        # Whose tokens the client may exchange is the operator's word only; delegation
+        # chains are not offered to registered clients at all.
+        exchange_subject_audiences=frozenset(
+            _strings(
+                (statement or {}).get("exchange_subject_audiences"), "exchange_subject_audiences"
+            )
+        ),
         secret_hash=hash_secret(secret) if secret else None,
         jwks=jwks,
         source="registration",
+        statement_values=statement_values(statement) or None,
     )
     try:
         return check_client(client), secret
@@ -178,23 +191,81 @@ def client_from_metadata(
         raise OAuthError(exc.error, str(exc)) from exc
 
 
-def updated(client: Client, metadata: Mapping[str, Any]) -> Client:
-    """RFC 7592 §2.2: a full replacement of what the client may change; never wider."""
+def updated(
+    client: Client,
+    metadata: Mapping[str, Any],
+    statement: Mapping[str, Any] | None,
+    *,
+    default_scopes: tuple[str, ...],
+) -> Client:
+    """RFC 7592 §2.2: a full replacement of what the client may change; never wider.
+
+    ``statement`` is a new verified statement sent with the update; its values replace
+    the stored ones as the ceiling (RFC 7591 §3.1.1: statement values take precedence),
+    and what it leaves open is bounded as at a registration with it, so that the update
+    grants nothing a fresh registration with that statement would not.
+    """
     if metadata.get("client_id") not in (None, client.client_id):
         raise OAuthError("invalid_client_metadata", "client_id cannot change")
-    scope = tuple((_text(metadata.get("scope"), "scope") or "").split())
-    if not set(scope) <= client.scopes:
-        raise OAuthError("invalid_client_metadata", "scopes can only narrow")
-    if metadata.get("token_endpoint_auth_method") not in (None, client.auth_method):
+    bound = statement_values(statement) if statement else dict(client.statement_values or {})
+    _check_ceiling(metadata, bound)
+    merged = {**bound, **metadata}
+    if merged.get("token_endpoint_auth_method") not in (None, client.auth_method):
         raise OAuthError("invalid_client_metadata", "token_endpoint_auth_method cannot change")
+    if merged.get("jwks_uri") is not None:
+        raise OAuthError("invalid_client_metadata", "jwks_uri is not supported; send jwks")
+    scope_ceiling = frozenset(_scope(bound)) or (
+        frozenset(default_scopes) if statement else client.scopes
+    )
+    grant_ceiling = frozenset(_strings(bound.get("grant_types"), "grant_types")) or (
+        CODE_FLOW if statement else client.grant_types
+    )
+    scope = frozenset(_scope(merged)) or scope_ceiling
+    grants = frozenset(_strings(merged.get("grant_types"), "grant_types")) or client.grant_types
+    if not scope <= scope_ceiling or not grants <= grant_ceiling:
+        raise OAuthError("invalid_client_metadata", "scopes and grant types can only narrow")
     changed = replace(
         client,
-        name=(_text(metadata.get("client_name"), "client_name") or client.name)[:200],
-        redirect_uris=_strings(metadata.get("redirect_uris"), "redirect_uris"),
-        scopes=frozenset(scope) or client.scopes,
-        jwks=_public_jwks(metadata.get("jwks")) or client.jwks,
+        name=(_text(merged.get("client_name"), "client_name") or client.name)[:200],
+        redirect_uris=_strings(merged.get("redirect_uris"), "redirect_uris"),
+        scopes=scope,
+        grant_types=grants,
+        jwks=_public_jwks(merged.get("jwks")) or client.jwks,
+        statement_values=bound or None,
     )
+    if statement:
+        # What only the operator grants comes from the new statement alone, as at
+        # registration.
+        changed = replace(
+            changed,
+            resources=frozenset(_strings(bound.get("resources"), "resources")),
+            exchange_subject_audiences=frozenset(
+                _strings(bound.get("exchange_subject_audiences"), "exchange_subject_audiences")
+            ),
+        )
     try:
         return check_client(changed)
     except ClientMetadataError as exc:
         raise OAuthError(exc.error, str(exc)) from exc
+
+
+def _scope(metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple((_text(metadata.get("scope"), "scope") or "").split())
+
+
+def _check_ceiling(metadata: Mapping[str, Any], bound: Mapping[str, Any]) -> None:
+    """Refuse a value beyond what the statement fixed: a wider list, any other change."""
+    for name, fixed in bound.items():
+        if name not in metadata:
+            continue
+        if name == "scope":
+            within = set(_scope(metadata)) <= set(_scope(bound))
+        elif name in BOUND_LISTS:
+            within = set(_strings(metadata[name], name)) <= set(_strings(fixed, name))
+        else:
+            within = metadata[name] == fixed
+        if not within:
+            raise OAuthError(
+                "invalid_client_metadata",
+                f"{name} is fixed by the software statement; changing it needs a new one",
+            )

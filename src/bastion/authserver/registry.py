@@ -44,6 +44,8 @@ def client_from_settings(declared: ClientSettings, index: int) -> Client:
         source="config",
         may_introspect=declared.introspection,
         auth_policy=declared.auth_policy,
+        exchange_subject_audiences=frozenset(declared.exchange_subject_audiences),
+        exchange_delegation_chains=declared.exchange_delegation_chains,
     )
     try:
         return check_client(client)

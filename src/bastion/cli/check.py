@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bastion import wiring
+from bastion.authserver.lint import oauth_warnings
 from bastion.cli.output import (
     CONFIG,
     config_option,
@@ -27,13 +28,18 @@ from bastion.store.sql.sqlite_files import permission_warnings
 def check(config: Path | None, as_json: bool, strict: bool) -> None:
     """Validate the configuration; print every problem with its key path. Exit 2 on error.
 
-    Warnings (overlapping gateway routes, upstreams without declared timeouts, plain-HTTP
-    upstreams, public write routes, an SQLite database or data directory that others can
-    read) are printed too, and fail the check with --strict.
+    Warnings (a refresh grace window, overlapping gateway routes, upstreams without declared
+    timeouts, plain-HTTP upstreams, public write routes, untyped object ids, an SQLite
+    database or data directory that others can read) are printed too, and fail the check
+    with --strict.
     """
     settings = wiring.load(config)
     source = wiring.config_source(config)
-    warnings = gateway_warnings(settings.gateway) + permission_warnings(settings.database_url)
+    warnings = [
+        *oauth_warnings(settings.oauth),
+        *gateway_warnings(settings.gateway),
+        *permission_warnings(settings.database_url),
+    ]
     failed = strict and bool(warnings)
     if as_json:
         print_json(

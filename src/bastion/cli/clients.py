@@ -111,6 +111,18 @@ _metadata_options = [
         default=None,
         help="Sign-in level this app's users must reach (default: password).",
     ),
+    click.option(
+        "--exchange-subject-audience",
+        "exchange_subject_audiences",
+        multiple=True,
+        help="Token exchange: audience of a resource server this client operates, whose "
+        "users' tokens it may exchange (repeat).",
+    ),
+    click.option(
+        "--exchange-delegation-chains/--no-exchange-delegation-chains",
+        default=None,
+        help="Token exchange: accept subject tokens that already name an actor (act).",
+    ),
 ]
 
 
@@ -165,6 +177,8 @@ def create(
     require_par: bool | None,
     introspection: bool | None,
     auth_policy: str | None,
+    exchange_subject_audiences: tuple[str, ...],
+    exchange_delegation_chains: bool | None,
     config: Path | None,
     as_json: bool,
 ) -> None:
@@ -189,6 +203,8 @@ def create(
             require_pushed_authorization_requests=bool(require_par),
             may_introspect=bool(introspection),
             auth_policy=auth_policy or "password",
+            exchange_subject_audiences=frozenset(exchange_subject_audiences),
+            exchange_delegation_chains=bool(exchange_delegation_chains),
             jwks=jwks,
             source="cli",
             # A placeholder until the secret is generated, after every other check passed.
@@ -280,6 +296,8 @@ def update(
     require_par: bool | None,
     introspection: bool | None,
     auth_policy: str | None,
+    exchange_subject_audiences: tuple[str, ...],
+    exchange_delegation_chains: bool | None,
     enabled: bool | None,
     config: Path | None,
     as_json: bool,
@@ -294,6 +312,10 @@ def update(
         "require_pushed_authorization_requests": require_par,
         "may_introspect": introspection,
         "auth_policy": auth_policy,
+        "exchange_subject_audiences": (
+            frozenset(exchange_subject_audiences) if exchange_subject_audiences else None
+        ),
+        "exchange_delegation_chains": exchange_delegation_chains,
         "enabled": enabled,
     }
     changes = {k: v for k, v in changes.items() if v is not None}

@@ -124,6 +124,23 @@ def check_resources(resources: tuple[str, ...], client: Client) -> None:
             )
 
 
+def narrow_resources(
+    requested: tuple[str, ...], ceiling: tuple[str, ...], client: Client
+) -> tuple[str, ...]:
+    """The audience of a token issued from a grant (RFC 8707 §2.2).
+
+    ``ceiling`` is what the grant covers: the resources of the authorization request,
+    or the default audience when it named none. A token request may narrow it, never
+    add a resource the user did not see, even one the client may otherwise use.
+    """
+    if not requested:
+        return ceiling
+    check_resources(requested, client)
+    if not set(requested) <= set(ceiling):
+        raise OAuthError("invalid_target", "a resource was not part of the grant")
+    return requested
+
+
 def _max_age(value: str | None) -> int | None:
     if value is None:
         return None

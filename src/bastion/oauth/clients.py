@@ -32,6 +32,7 @@ AuthMethod = Literal["none", "client_secret_basic", "private_key_jwt"]
 AUTH_POLICIES = ("password", "mfa", "passkey")
 CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_RESOURCE = re.compile(r"[a-z][a-z0-9+.\-]*:[^\s#]+")
 
 
 class ClientMetadataError(ValueError):
@@ -75,6 +76,14 @@ class Client:
     may_introspect: bool = False
     # Sign-in policy for this app's users: "password", "mfa" or "passkey".
     auth_policy: str = "password"
+    # Token exchange: audiences of the resource servers this client operates. A subject
+    # token issued for one of them (or issued to this client) may be exchanged; this is
+    # not ``resources``, the audiences the client may ask for (RFC 8693 §5).
+    exchange_subject_audiences: frozenset[str] = frozenset()
+    # Whether a subject token that already names an actor (``act``) may be exchanged.
+    exchange_delegation_chains: bool = False
+    # Registration metadata a software statement fixed: the ceiling for RFC 7592 updates.
+    statement_values: Mapping[str, Any] | None = None
 
     @property
     def is_public(self) -> bool:
@@ -101,6 +110,9 @@ class Client:
             "source": self.source,
             "introspection": self.may_introspect,
             "auth_policy": self.auth_policy,
+            "exchange_subject_audiences": sorted(self.exchange_subject_audiences),
+            "exchange_delegation_chains": self.exchange_delegation_chains,
+            "statement_values": dict(self.statement_values) if self.statement_values else None,
         }
 
 
@@ -152,10 +164,13 @@ def check_client(client: Client) -> Client:
     for scope in client.scopes:
         if not _SCOPE.fullmatch(scope):
             raise ClientMetadataError("scope", "scopes are printable ASCII without spaces")
-    for resource in client.resources:
-        if not re.fullmatch(r"[a-z][a-z0-9+.\-]*:[^\s#]+", resource):
+    for name, values in (
+        ("resources", client.resources),
+        ("exchange_subject_audiences", client.exchange_subject_audiences),
+    ):
+        if not all(_RESOURCE.fullmatch(value) for value in values):
             raise ClientMetadataError(
-                "resources", "each resource is an absolute URI without a fragment (RFC 8707 §2)"
+                name, "each entry is an absolute URI without a fragment (RFC 8707 §2)"
             )
     return client
 

@@ -12,6 +12,10 @@ MAC key is derived from the master key and a random per-family salt, so:
 * a client that lost the response to a refresh and retries within the grace window gets
   the *same* successor back, computed again rather than kept in plaintext; the chain never
   forks.
+
+The grace window is off by default (as in Ory Hydra): inside it, a thief racing the app
+with the token just rotated out would win silently. When an operator turns it on, it
+forgives only a retry from the instance that made the rotation (``Instance``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import base64
 import enum
 import hashlib
 import hmac
+import json
 import re
 from dataclasses import dataclass
 
@@ -48,11 +53,34 @@ class Family:
     auth_time: float = 0.0
     acr: str = ""
     amr: tuple[str, ...] = ()
+    # Fingerprint of the instance that made the latest rotation; "" when unknown.
+    rotated_by: str = ""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The app instance behind a token request, as far as the token endpoint can tell.
+
+    Parts are named values (the source address, the User-Agent) that must all match for a
+    retry to count as the same instance; a DPoP key thumbprint becomes one more part.
+    """
+
+    parts: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, **parts: str) -> Instance:
+        return cls(tuple(sorted(parts.items())))
+
+    def fingerprint(self, salt: bytes) -> str:
+        """Keyed with the family's salt: what is stored names no address and links no
+        two families."""
+        encoded = json.dumps(self.parts, separators=(",", ":")).encode()
+        return hmac.new(salt, encoded, hashlib.sha256).hexdigest()
 
 
 class Outcome(enum.Enum):
     ROTATE = "rotate"  # the newest token: issue the next one
-    REPLAY = "replay"  # the previous token, inside the grace window: same successor
+    REPLAY = "replay"  # the previous token, inside the grace window from the same instance
     REUSE = "reuse"  # an older token: it leaked; revoke the family
     EXPIRED = "expired"  # idle or absolute lifetime passed
     REVOKED = "revoked"  # the family was revoked earlier
@@ -80,18 +108,38 @@ def authentic(key: bytes, family: Family, token: str) -> bool:
 
 
 def decide(
-    family: Family, generation: int, now: float, *, idle_lifetime: float, grace: float
+    family: Family,
+    generation: int,
+    now: float,
+    *,
+    idle_lifetime: float,
+    grace: float,
+    instance: Instance | None = None,
 ) -> Outcome:
-    """What presenting the family's token of ``generation`` means at ``now``."""
+    """What presenting the family's token of ``generation`` at ``now`` means.
+
+    ``instance`` is who presents it; without one, nothing is forgiven as a retry.
+    """
     if family.revoked_at is not None:
         return Outcome.REVOKED
     if now >= family.expires_at or now - family.last_used_at >= idle_lifetime:
         return Outcome.EXPIRED
     if generation == family.generation:
         return Outcome.ROTATE
-    if generation == family.generation - 1 and now - family.rotated_at <= grace:
+    if generation == family.generation - 1 and _forgiven(family, now, grace, instance):
         return Outcome.REPLAY
     return Outcome.REUSE
+
+
+def _forgiven(family: Family, now: float, grace: float, instance: Instance | None) -> bool:
+    """RFC 9700 §4.14.2: a retry of the previous token, inside an opted-in grace window,
+    from the instance that made the rotation. A grace of 0 forgives nothing, even at the
+    very instant of the rotation."""
+    if grace <= 0 or now - family.rotated_at > grace or instance is None:
+        return False
+    return bool(family.rotated_by) and hmac.compare_digest(
+        instance.fingerprint(family.salt), family.rotated_by
+    )
 
 
 def narrow_scope(granted: tuple[str, ...], requested: tuple[str, ...]) -> tuple[str, ...]:

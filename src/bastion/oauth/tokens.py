@@ -21,6 +21,7 @@ ACCESS_TOKEN_TYP = "at+jwt"
 ID_TOKEN_TYP = "JWT"
 SIGNING_ALGORITHMS = ("ES256", "Ed25519")
 MAX_CLOCK_SKEW = 30.0
+MIN_LIFETIME = 1.0
 
 
 def new_jti() -> str:
@@ -43,6 +44,10 @@ def access_token_claims(
     jti: str | None = None,
 ) -> dict[str, Any]:
     """RFC 9068 §2.2 claims. ``cnf`` (sender constraint) is left to the DPoP layer."""
+    if lifetime < MIN_LIFETIME:
+        # A caller computing a lifetime must refuse before it gets here; zero in
+        # particular is a lifetime, never "use the default".
+        raise ValueError("an access token must live at least one second")
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": subject,

@@ -33,6 +33,9 @@ def _row(client: Client) -> dict[str, object]:
         "source": client.source,
         "may_introspect": client.may_introspect,
         "auth_policy": client.auth_policy,
+        "exchange_subject_audiences": dump_list(sorted(client.exchange_subject_audiences)),
+        "exchange_delegation_chains": client.exchange_delegation_chains,
+        "statement_values": dump_map(client.statement_values),
     }
 
 
@@ -53,6 +56,9 @@ def _client(row: RowMapping) -> Client:
         source=row["source"],
         may_introspect=row["may_introspect"],
         auth_policy=row["auth_policy"],
+        exchange_subject_audiences=frozenset(load_tuple(row["exchange_subject_audiences"])),
+        exchange_delegation_chains=row["exchange_delegation_chains"],
+        statement_values=load_map(row["statement_values"]),
     )
 
 

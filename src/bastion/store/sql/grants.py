@@ -61,6 +61,7 @@ def _family(row: RowMapping) -> Family:
         auth_time=row["auth_time"],
         acr=row["acr"],
         amr=load_tuple(row["amr"]),
+        rotated_by=row["rotated_by"] or "",
     )
 
 
@@ -206,8 +207,11 @@ class SqlGrantStore:
             )
         return None if row is None else _family(row)
 
-    async def advance_family(self, family_id: str, generation: int, now: float) -> bool:
-        """Move from ``generation`` to the next; False if someone else already did."""
+    async def advance_family(
+        self, family_id: str, generation: int, now: float, rotated_by: str = ""
+    ) -> bool:
+        """Move from ``generation`` to the next, recording the rotating instance's
+        fingerprint; False if someone else already did."""
         async with self._db.connect() as conn:
             result = await conn.execute(
                 update(refresh_families)
@@ -218,7 +222,12 @@ class SqlGrantStore:
                         refresh_families.c.revoked_at.is_(None),
                     )
                 )
-                .values(generation=generation + 1, rotated_at=now, last_used_at=now)
+                .values(
+                    generation=generation + 1,
+                    rotated_at=now,
+                    last_used_at=now,
+                    rotated_by=rotated_by or None,
+                )
             )
             return bool(result.rowcount)
 

@@ -67,6 +67,10 @@ clients = Table(
     Column("updated_at", Double, nullable=False),
     Column("may_introspect", Boolean, nullable=False, server_default=false()),
     Column("auth_policy", String(16), nullable=False, server_default="password"),
+    Column("exchange_subject_audiences", Text, nullable=False, server_default="[]"),
+    Column("exchange_delegation_chains", Boolean, nullable=False, server_default=false()),
+    # JSON: the registration metadata a software statement fixed (RFC 7591 §2.3).
+    Column("statement_values", Text, nullable=True),
 )
 
 users = Table(
@@ -126,6 +130,8 @@ refresh_families = Table(
     Column("expires_at", Double, nullable=False),
     Column("revoked_at", Double, nullable=True),
     Column("revoked_reason", String(64), nullable=True),
+    # Keyed fingerprint of the instance that made the latest rotation (refresh grace).
+    Column("rotated_by", String(64), nullable=True),
     Index("ix_refresh_families_subject", "subject"),
     Index("ix_refresh_families_session_id", "session_id"),
     Index("ix_refresh_families_expires_at", "expires_at"),

@@ -76,17 +76,10 @@ async def register(request: Request) -> Response:
     clock = server.grants.clock
     try:
         metadata = await _json_body(request)
-        statement_jwt = metadata.pop("software_statement", None)
-        statement = None
-        if statement_jwt is not None:
-            if not isinstance(statement_jwt, str):
-                raise OAuthError("invalid_software_statement", "must be a JWT string")
-            statement = verify_statement(
-                statement_jwt,
-                load_statement_keys(settings.software_statement_jwks_file),
-                clock.now(),
-            )
-        elif not initial_token_ok(_bearer(request), server.settings.secrets.registration_token):
+        statement = _statement(server, metadata.pop("software_statement", None))
+        if statement is None and not initial_token_ok(
+            _bearer(request), server.settings.secrets.registration_token
+        ):
             _audit(server, "oauth.registration.refused", Outcome.DENIED, reason="no credential")
             return _unauthorized("an initial access token or a software statement is required")
         client, secret = client_from_metadata(
@@ -149,12 +142,42 @@ async def manage(request: Request) -> Response:
         _audit(server, "oauth.registration.deleted", Outcome.SUCCESS, client_id=client.client_id)
         return Response(status_code=204, headers={"cache-control": "no-store"})
     try:
-        changed = updated(client, await _json_body(request))
+        metadata = await _json_body(request)
+        statement = _statement(server, metadata.pop("software_statement", None))
+        changed = updated(
+            client,
+            metadata,
+            statement,
+            default_scopes=server.settings.oauth.registration.default_scopes,
+        )
     except OAuthError as exc:
+        _audit(
+            server,
+            "oauth.registration.refused",
+            Outcome.DENIED,
+            client_id=client.client_id,
+            reason=exc.description,
+        )
         return oauth_error(exc)
     await server.clients.store.update(changed, server.grants.clock.now())
-    _audit(server, "oauth.registration.updated", Outcome.SUCCESS, client_id=client.client_id)
+    _audit(
+        server,
+        "oauth.registration.updated",
+        Outcome.SUCCESS,
+        client_id=client.client_id,
+        statement=statement.get("iss") if statement else None,
+    )
     return oauth_json(_view(server, changed))
+
+
+def _statement(server: AuthServer, presented: object) -> dict[str, Any] | None:
+    """The claims of a software statement sent with a request, if it is the operator's."""
+    if presented is None:
+        return None
+    if not isinstance(presented, str):
+        raise OAuthError("invalid_software_statement", "must be a JWT string")
+    keys = load_statement_keys(server.settings.oauth.registration.software_statement_jwks_file)
+    return verify_statement(presented, keys, server.grants.clock.now())
 
 
 def _audit(server: AuthServer, action: str, outcome: Outcome, **details: object) -> None:

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.grants import HANDLERS
 from bastion.errors import OAuthError
+from bastion.oauth.refresh import Instance
 from bastion.web.oauth.common import auth_server, authenticate, form, oauth_error, oauth_json
 
 
@@ -31,7 +32,7 @@ async def token(request: Request) -> Response:
                 )
             )
             raise OAuthError("unauthorized_client", "this client may not use this grant type")
-        return oauth_json(await handler(server.grants, client, params))
+        return oauth_json(await handler(server.grants, client, params, _instance(request)))
     except OAuthError as exc:
         # One record for every refusal, whatever stage raised it (the grants add detail).
         server.grants.audit.emit(
@@ -43,6 +44,13 @@ async def token(request: Request) -> Response:
             )
         )
         return oauth_error(exc)
+
+
+def _instance(request: Request) -> Instance:
+    """What tells one app instance from another here: its address (behind a trusted proxy,
+    the forwarded one) and its User-Agent. Recorded at rotation for the refresh grace."""
+    address = request.client.host if request.client else ""
+    return Instance.of(address=address, user_agent=request.headers.get("user-agent", ""))
 
 
 routes = [Route("/token", token, methods=["POST"])]

@@ -4,7 +4,7 @@ Each pruned table is scanned by its expiry; authorization codes by their refresh
 first, since a code stays while its family does and goes with it.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
