@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from bastion.clock import FixedClock
 from tests.authserver.conftest import (
     API,
     BACKEND_SECRET,
@@ -383,3 +387,21 @@ def test_redirect_uri_is_optional_at_the_token_endpoint_when_it_was_omitted(
         },
     ).json()
     assert "access_token" in body, body
+
+
+@pytest.mark.parametrize("revoked_at", [-1.0, 5.0])
+def test_revoked_tokens_stay_refused_through_the_clock_skew(
+    tmp_path: Path, database_url: str, master_key_b64: str, revoked_at: float
+) -> None:
+    """An access token verifies up to 30 s past its exp (clock skew): a revocation just
+    before or after exp must cover that window too (RFC 7009 §2.2), or the revoked token
+    verifies again once its denylist entry is gone."""
+    clock = FixedClock(float(int(time.time())))
+    with start_server(tmp_path, database_url, master_key_b64, clock=clock) as server:
+        first = tokens(server)
+        payload = str(first["access_token"]).split(".")[1]
+        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        clock.set(claims["exp"] + revoked_at)
+        server.client.post("/revoke", data={"token": first["refresh_token"], "client_id": "mobile"})
+        clock.set(claims["exp"] + 20)  # still within the skew verification forgives
+        assert introspect(server, first["access_token"])["active"] is False

@@ -16,7 +16,12 @@ from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
 from bastion.errors import OAuthError
-from bastion.oauth.tokens import ACCESS_TOKEN_TYP, access_token_claims, verify_access_token
+from bastion.oauth.tokens import (
+    ACCESS_TOKEN_TYP,
+    MAX_CLOCK_SKEW,
+    access_token_claims,
+    verify_access_token,
+)
 from bastion.store.protocols import HotStore
 from bastion.store.sql.grants import SqlGrantStore
 from bastion.store.sql.users import SqlUserStore
@@ -113,11 +118,13 @@ class AccessTokens:
         return claims
 
     async def deny(self, tokens: Sequence[tuple[str, float]], reason: str) -> None:
-        """Denylist (jti, exp) pairs until each expires."""
+        """Denylist (jti, exp) pairs for as long as each still verifies: until ``exp`` plus
+        the clock skew verification forgives, or a revoked token would verify again."""
         now = self.clock.now()
         for jti, exp in tokens:
-            if exp > now:
-                await self.hot.set(DENYLIST_PREFIX + jti, reason.encode(), ttl=exp - now + 1)
+            remaining = exp + MAX_CLOCK_SKEW - now
+            if remaining > 0:
+                await self.hot.set(DENYLIST_PREFIX + jti, reason.encode(), ttl=remaining + 1)
 
     async def revoke_families(self, reason: str, actor: str, **selector: str) -> list[str]:
         """Revoke refresh families and every live access token they produced."""

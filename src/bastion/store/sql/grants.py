@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bastion.oauth.codes import CodeGrant
 from bastion.oauth.refresh import Family
+from bastion.oauth.tokens import MAX_CLOCK_SKEW
 from bastion.store.sql.codec import dump_list, load_tuple
 from bastion.store.sql.database import Database
 from bastion.store.sql.schema import authorization_codes, issued_tokens, refresh_families
@@ -301,8 +302,10 @@ class SqlGrantStore:
         code_hash: str | None = None,
         subject: str | None = None,
     ) -> list[tuple[str, float]]:
-        """(jti, exp) of unexpired access tokens from the given families, code or subject."""
-        conditions: list[ColumnElement[bool]] = [issued_tokens.c.expires_at > now]
+        """(jti, exp) of access tokens that still verify, from the given families, code or
+        subject."""
+        # Tokens past exp still verify within the forgiven clock skew: they are live too.
+        conditions: list[ColumnElement[bool]] = [issued_tokens.c.expires_at > now - MAX_CLOCK_SKEW]
         if family_ids is not None:
             conditions.append(issued_tokens.c.family_id.in_(family_ids))
         if code_hash is not None:
