@@ -161,3 +161,28 @@ def test_id_source_that_cannot_be_found_fails_the_check(tmp_path: Path) -> None:
     result = _check(tmp_path, body)
     assert result.exit_code == 2
     assert "objects.id_from: the route's body schema declares nothing at /id" in result.stderr
+
+
+def test_explain_prints_a_routes_steps_in_order() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "bastion.toml"
+    args = ["check", "-c", str(example), "--explain"]
+    env = {"BASTION_CONFIG": ""}
+    result = CliRunner().invoke(cli, [*args, "read-note", "--json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    steps = [step["step"] for step in orjson.loads(result.stdout)["steps"]]
+    assert steps == [
+        "authentication",
+        "authorization",
+        "identifiers",
+        "input validation",
+        "upstream credential",
+        "ownership",
+        "upstream call",
+        "shaping",
+    ]
+    text = CliRunner().invoke(cli, [*args, "GET /users/{user_id}/notes"], env=env)
+    assert text.stdout.splitlines()[0] == "route my-notes -> notes /users/{user_id}/notes"
+    assert "  4. claim bindings" in text.stdout
+    missing = CliRunner().invoke(cli, [*args, "nope"], env=env)
+    assert missing.exit_code == 5
+    assert "routes: create-note, read-note" in missing.stderr

@@ -220,7 +220,7 @@ def test_verified_tokens_are_cached_but_revocation_wins(
     for _ in range(3):
         ok = gw.client.get("/api/orders?owner=alice", headers=gw.bearer(token))
         assert ok.status_code == 200
-    assert len(gw.runtime.gateway.authenticator._cache) == 1  # type: ignore[union-attr]
+    assert len(gw.runtime.gateway.services.authenticator._cache) == 1  # type: ignore[union-attr]
     claims = _internal_claims(gw, recorder.last.headers["authorization"])
     gw.call(gw.runtime.auth.access.deny, [(claims["jti"], 0.0)], "test")  # internal: no effect
     gw.call(gw.runtime.auth.access.deny, [(_jti(token), gw.runtime.clock.now() + 60)], "test")

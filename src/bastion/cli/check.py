@@ -16,6 +16,8 @@ from bastion.cli.output import (
     print_json,
     print_line,
 )
+from bastion.config import Settings
+from bastion.gateway.explain import explain_route
 from bastion.gateway.lint import gateway_warnings
 from bastion.store.sql.sqlite_files import permission_warnings
 
@@ -24,8 +26,14 @@ from bastion.store.sql.sqlite_files import permission_warnings
 @config_option
 @json_option
 @click.option("--strict", is_flag=True, help="Treat warnings as problems (exit 2).")
+@click.option(
+    "--explain",
+    "route",
+    metavar="ROUTE",
+    help="Print the steps a gateway route runs, in order (its name or 'METHODS path').",
+)
 @handles_errors
-def check(config: Path | None, as_json: bool, strict: bool) -> None:
+def check(config: Path | None, as_json: bool, strict: bool, route: str | None) -> None:
     """Validate the configuration; print every problem with its key path. Exit 2 on error.
 
     Warnings (a refresh grace window, overlapping gateway routes, upstreams without declared
@@ -34,6 +42,9 @@ def check(config: Path | None, as_json: bool, strict: bool) -> None:
     with --strict.
     """
     settings = wiring.load(config)
+    if route is not None:
+        _explain(settings, route, as_json)
+        return
     source = wiring.config_source(config)
     warnings = [
         *oauth_warnings(settings.oauth),
@@ -59,3 +70,14 @@ def check(config: Path | None, as_json: bool, strict: bool) -> None:
             print_line(f"{click.style('ok', fg='green')}: {source} ({settings.environment})")
     if failed:
         raise SystemExit(CONFIG)
+
+
+def _explain(settings: Settings, name: str, as_json: bool) -> None:
+    found = explain_route(settings.gateway, settings.server.max_body_bytes, name)
+    if as_json:
+        steps = [{"step": step, "phases": list(phases)} for step, phases in found.steps]
+        print_json({"route": found.label, "upstream": found.target, "steps": steps})
+        return
+    print_line(f"route {found.label} -> {found.target}")
+    for number, (step, phases) in enumerate(found.steps, 1):
+        print_line(f"{number:>3}. {step:<22} {', '.join(phases)}")

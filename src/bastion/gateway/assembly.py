@@ -14,6 +14,8 @@ from bastion.config import Settings
 from bastion.errors import StoreUnavailable
 from bastion.gateway.authentication import Authenticator
 from bastion.gateway.credentials import InternalTokens
+from bastion.gateway.exchange import Services
+from bastion.gateway.guarding import StaleCache
 from bastion.gateway.jwks import MAX_JWKS_BYTES, JwksCache
 from bastion.gateway.objects import Ownership
 from bastion.gateway.pipeline import Gateway
@@ -97,10 +99,7 @@ def build_gateway(
         clock=clock,
         cache_size=gateway.token_cache_size,
     )
-    return Gateway(
-        prefix=gateway.prefix,
-        router=compile_routes(gateway, upstreams, settings.server.max_body_bytes),
-        upstreams=list(upstreams.values()),
+    services = Services(
         authenticator=authenticator,
         internal_tokens=InternalTokens(access.mint, gateway.client_id, clock),
         ownership=Ownership(SqlOwnershipStore(database), clock),
@@ -108,6 +107,13 @@ def build_gateway(
         clock=clock,
         guards=guards,
         body_timeout=settings.server.body_timeout,
+        stale=StaleCache(),
+    )
+    return Gateway(
+        prefix=gateway.prefix,
+        router=compile_routes(gateway, upstreams, settings.server.max_body_bytes),
+        upstreams=list(upstreams.values()),
+        services=services,
         closers=[fetcher.close],
     )
 

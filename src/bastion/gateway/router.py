@@ -34,7 +34,10 @@ class Match(Generic[R]):
 class Router(Generic[R]):
     def __init__(self, routes: Iterable[tuple[PathTemplate, Sequence[str], R]]) -> None:
         self._root: _Node[R] = _Node()
+        # Every route, once, in declaration order.
+        self.values: list[R] = []
         for template, methods, route in routes:
+            self.values.append(route)
             node = self._root
             for kind, text in template.segments:
                 if kind == "static":

@@ -1,0 +1,48 @@
+"""Stale fallback for ``GET`` routes (``fallback = "stale"``): while the upstream fails or
+its breaker is open, answer with the last good answer this process saw for the same
+caller and URL, marked stale (RFC 9211 ``Cache-Status``, RFC 9111 ``Age``)."""
+
+from __future__ import annotations
+
+from bastion.errors import UpstreamFailure
+from bastion.gateway.exchange import Exchange, raw_path
+from bastion.gateway.routes import Route
+from bastion.gateway.steps.base import Step
+from bastion.guards.resilience import CircuitOpen
+
+
+class StaleFallback(Step):
+    name = "stale fallback"
+
+    @classmethod
+    def wanted(cls, route: Route) -> bool:
+        return route.settings.fallback == "stale"
+
+    async def respond(self, ex: Exchange) -> None:
+        answer = ex.answer
+        if answer is not None and 200 <= answer.status < 300:
+            kept = (answer.status, answer.headers, answer.final())
+            self.services.stale.keep(_key(ex), kept, self.services.clock.now())
+
+    async def failed(self, ex: Exchange, error: BaseException) -> None:
+        if ex.started or not isinstance(error, UpstreamFailure | CircuitOpen):
+            return
+        now = self.services.clock.now()
+        kept = self.services.stale.fresh_enough(_key(ex), ex.route.settings.stale_for, now)
+        if kept is None:
+            return
+        marks = [
+            (b"cache-status", b'bastion; hit; detail="stale"'),
+            (b"age", str(int(now - kept.at)).encode()),
+        ]
+        await ex.send_whole(kept.status, kept.headers + marks + ex.extra, kept.body)
+
+
+def _key(ex: Exchange) -> tuple[str, ...]:
+    # Keyed by the caller too, so a fallback never hands one user's data to another.
+    return (
+        ex.route.label,
+        raw_path(ex.scope).decode("latin-1"),
+        ex.scope.get("query_string", b"").decode("latin-1"),
+        ex.who,
+    )
