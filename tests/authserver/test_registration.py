@@ -10,12 +10,14 @@ from typing import Any, cast
 
 import orjson
 import pytest
+from click.testing import CliRunner
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from bastion import wiring
+from bastion.cli.main import cli
 from bastion.config import load_settings
 from bastion.oauth.client_auth import JWT_BEARER
 from bastion.oauth.clients import TOKEN_EXCHANGE as EXCHANGE
@@ -361,46 +363,90 @@ def test_an_update_may_narrow_what_the_statement_fixed(registrar: TestClient) ->
     assert again.status_code == 200, "back up to the ceiling, never past it"
 
 
-def test_a_new_statement_sets_a_new_ceiling(registrar: TestClient) -> None:
-    """RFC 7592 §2.2 with RFC 7591 §2.3: changing a bound value takes the operator's word."""
+def test_a_new_statement_may_narrow_but_never_move_or_widen(registrar: TestClient) -> None:
+    """RFC 7591 §3.1.1: statement values take precedence. Statements ship inside apps, so
+    one sent with an update may restate or narrow the stored values, never replace them:
+    an older or looser statement must not undo what the operator narrowed since."""
     uri, manage = _registered(registrar)
     moved: dict[str, Any] = {**APP_STATEMENT, "redirect_uris": ["com.example.orders2:/cb"]}
     forged = statement(ECKey.generate_key("P-256", parameters={"kid": "operator"}), **moved)
     refused = registrar.put(uri, headers=manage, json={**moved, "software_statement": forged})
     assert refused.json()["error"] == "invalid_software_statement"
-    updated = registrar.put(
+    signed = registrar.put(
         uri, headers=manage, json={**moved, "software_statement": statement(**moved)}
     )
-    assert updated.status_code == 200, updated.text
-    assert updated.json()["redirect_uris"] == ["com.example.orders2:/cb"]
+    assert signed.json()["error"] == "invalid_client_metadata", "a signed move is a widening"
+    narrow: dict[str, Any] = {**APP_STATEMENT, "redirect_uris": ["com.example.orders:/cb"]}
+    narrowed = registrar.put(
+        uri, headers=manage, json={**narrow, "software_statement": statement(**narrow)}
+    )
+    assert narrowed.status_code == 200, narrowed.text
     back = registrar.put(uri, headers=manage, json=APP_STATEMENT)
-    assert back.json()["error"] == "invalid_client_metadata", "the old values are gone"
+    assert back.json()["error"] == "invalid_client_metadata", "the narrower values bind now"
 
 
-def test_a_new_statement_grants_no_more_than_a_registration_with_it(
-    registrar: TestClient,
-) -> None:
-    """A statement that leaves scope open cannot carry over the old statement's scopes
-    while it frees the redirect URIs: what it leaves open is bounded as at registration."""
+def test_a_looser_statement_frees_nothing(registrar: TestClient) -> None:
+    """A statement that leaves redirect URIs open does not free them: the stored values
+    still bind."""
     uri, manage = _registered(registrar)
     loose = statement(scope=None, resources=None, redirect_uris=None)
-    carried = registrar.put(
-        uri,
-        headers=manage,
-        json={
-            **APP_STATEMENT,
-            "redirect_uris": ["com.attacker.app:/cb"],
-            "software_statement": loose,
-        },
+    for body in (
+        {**APP_STATEMENT, "redirect_uris": ["com.attacker.app:/cb"], "software_statement": loose},
+        {"redirect_uris": ["com.attacker.app:/cb"], "software_statement": loose},
+    ):
+        refused = registrar.put(uri, headers=manage, json=body)
+        assert refused.json()["error"] == "invalid_client_metadata"
+
+
+def test_the_operators_changes_bind_the_registrant(
+    registrar: TestClient, tmp_path: Path, database_url: str, master_key_b64: str
+) -> None:
+    """What the operator narrows with `bastion clients update` stays narrowed: neither an
+    empty update nor the original statement (public: it ships in the app) brings back
+    the scope, redirect URI or grant the operator removed (RFC 7592 §2.2)."""
+    grants = ["authorization_code", "refresh_token", "client_credentials"]
+    confidential: dict[str, Any] = {
+        "token_endpoint_auth_method": "client_secret_basic",
+        "grant_types": grants,
+    }
+    uri, manage = _registered(registrar, **confidential)
+    client_id = uri.rsplit("/", 1)[1]
+    env = {
+        "BASTION_CONFIG": str(tmp_path / "bastion.toml"),
+        "BASTION_MASTER_KEY": master_key_b64,
+        "BASTION_DATABASE_URL": database_url,
+    }
+    narrowed = CliRunner().invoke(
+        cli,
+        [
+            "clients",
+            "update",
+            client_id,
+            "--scope",
+            "openid",
+            "--redirect-uri",
+            "com.example.orders:/cb",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+        ],
+        env=env,
     )
-    assert carried.json()["error"] == "invalid_client_metadata"
-    fresh = registrar.put(
-        uri,
-        headers=manage,
-        json={"redirect_uris": ["com.attacker.app:/cb"], "software_statement": loose},
-    )
-    assert fresh.status_code == 200, fresh.text
-    assert set(fresh.json()["scope"].split()) == {"openid", "profile"}, "default_scopes"
+    assert narrowed.exit_code == 0, narrowed.output
+    original = statement(**APP_STATEMENT, **confidential)
+    for body in ({}, {"software_statement": original}, APP_STATEMENT):
+        answer = registrar.put(uri, headers=manage, json=body)
+        if answer.status_code == 200:
+            kept = answer.json()
+            assert kept["scope"] == "openid", body
+            assert kept["redirect_uris"] == ["com.example.orders:/cb"], body
+            assert "client_credentials" not in kept["grant_types"], body
+        else:
+            assert answer.json()["error"] == "invalid_client_metadata", body
+    renamed = registrar.put(uri, headers=manage, json={"client_name": "Orders"})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["scope"] == "openid"
 
 
 def test_without_a_statement_the_registrant_owns_its_metadata(registrar: TestClient) -> None:

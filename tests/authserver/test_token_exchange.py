@@ -14,9 +14,17 @@ from joserfc.jwk import KeySet
 
 from bastion.authserver.access import Authentication
 from bastion.clock import FixedClock
+from bastion.errors import OAuthError
 from bastion.oauth.clients import TOKEN_EXCHANGE as EXCHANGE
 from bastion.oauth.clients import hash_secret
-from tests.authserver.conftest import API, ISSUER, Server, exchange, start_server, tokens
+from tests.authserver.conftest import (
+    API,
+    ISSUER,
+    Server,
+    exchange,
+    start_server,
+    tokens,
+)
 
 ORDERS = "https://orders.internal"
 PARTNER = ("partner", "partner-secret-0123456789abcdefghijklmnopqrstu")
@@ -201,3 +209,15 @@ def test_a_client_allowed_to_chain_nests_the_actors(services: Server) -> None:
     act = claims_of(services, response.json()["access_token"])["act"]
     assert act["sub"] == "gateway"
     assert act["act"]["sub"] == "mobile"
+
+
+def test_an_exchanged_token_is_revoked_with_its_subjects_family(server: Server) -> None:
+    """Revoking the app's grant (RFC 7009 §2.1: its refresh token and every token of the
+    family) revokes the tokens exchanged from it too, rather than leaving them live."""
+    first = tokens(server, resource=API)
+    exchanged = exchange(server, first["access_token"]).json()["access_token"]
+    verify = server.runtime.auth.access.verify
+    assert server.call(verify, exchanged)["sub"] == server.user_id
+    server.client.post("/revoke", data={"token": first["refresh_token"], "client_id": "mobile"})
+    with pytest.raises(OAuthError):
+        server.call(verify, exchanged)

@@ -6,15 +6,19 @@ import base64
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from bastion.authserver.access import DENYLIST_PREFIX
 from bastion.clock import FixedClock
+from bastion.oauth.clients import Client
 from tests.authserver.conftest import (
     API,
+    APP_REDIRECT,
     BACKEND_SECRET,
     GATEWAY_SECRET,
     ISSUER,
@@ -405,3 +409,55 @@ def test_revoked_tokens_stay_refused_through_the_clock_skew(
         server.client.post("/revoke", data={"token": first["refresh_token"], "client_id": "mobile"})
         clock.set(claims["exp"] + 20)  # still within the skew verification forgives
         assert introspect(server, first["access_token"])["active"] is False
+
+
+def test_a_token_minted_while_its_family_is_revoked_is_never_live(server: Server) -> None:
+    """RFC 9700 §4.14.2: a revocation that lands between a refresh's rotation and its
+    answer (a thief's refresh racing the app's reuse, or /revoke) must not leave the
+    access token that refresh minted live while the audit says the family is revoked."""
+    first = tokens(server)
+    access = server.runtime.auth.access
+    store = access.grants
+    recorded = store.record_token
+    minted: list[str] = []
+
+    async def revoke_then_record(jti: str, **fields: Any) -> None:
+        # The revocation's whole work happens after the rotation, before this token is
+        # recorded: its scan of live tokens cannot have seen it.
+        await access.revoke_families("test", "operator", family_id=fields["family_id"])
+        await recorded(jti, **fields)
+        minted.append(jti)
+
+    store.record_token = revoke_then_record  # type: ignore[method-assign]
+    try:
+        answer = refresh(server, first["refresh_token"])
+    finally:
+        store.record_token = recorded  # type: ignore[method-assign]
+    assert answer.json()["error"] == "invalid_grant"
+    assert minted
+    for jti in minted:
+        assert server.call(server.runtime.hot.get, DENYLIST_PREFIX + jti) is not None
+
+
+def test_refresh_follows_a_narrowed_client(server: Server) -> None:
+    """Narrowing a client (`bastion clients update`) bounds the tokens its existing
+    refresh families yield, not only new grants: no scope or audience it no longer has."""
+    store = server.runtime.auth.clients.store
+    app = Client(
+        client_id="narrowed",
+        client_type="public",
+        auth_method="none",
+        redirect_uris=(APP_REDIRECT,),
+        scopes=frozenset({"openid", "profile", "orders:read"}),
+        resources=frozenset({API}),
+    )
+    server.call(store.create, app, 0.0)
+    code = get_code(server.client, client_id="narrowed", resource=API)
+    first = redeem(server.client, code, client_id="narrowed", resource=API)
+    assert first["_status"] == 200, first
+    server.call(store.update, replace(app, scopes=frozenset({"openid"})), 1.0)
+    narrower = refresh(server, first["refresh_token"], client_id="narrowed").json()
+    assert narrower["scope"] == "openid"
+    server.call(store.update, replace(app, resources=frozenset()), 2.0)
+    refused = refresh(server, narrower["refresh_token"], client_id="narrowed").json()
+    assert refused["error"] == "invalid_grant"

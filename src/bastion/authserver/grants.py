@@ -217,8 +217,13 @@ async def refresh_token(
     generation = parsed[1]
     outcome = await _judge(ctx, client, family, generation, instance)
     # Checked before the rotation, so that a refused request does not use up the token.
-    scope = refresh.narrow_scope(family.scope, scopes(params.get("scope")))
-    audience = _audience(params.resources, family.resources, client, ctx)
+    # The client may have been narrowed since the grant: nothing beyond what it has now.
+    requested = scopes(params.get("scope"))
+    scope = tuple(s for s in refresh.narrow_scope(family.scope, requested) if s in client.scopes)
+    granted = tuple(r for r in family.resources if r in client.resources)
+    if family.resources and not granted:
+        raise OAuthError("invalid_grant", "the grant's audience is no longer allowed")
+    audience = _audience(params.resources, granted, client, ctx)
     user = await ctx.users.get(family.subject)
     if user is None or not user.enabled:
         raise OAuthError("invalid_grant", "the user's authorization is no longer valid")
@@ -226,6 +231,7 @@ async def refresh_token(
         family, outcome = await _rotate(ctx, client, family, generation, instance)
     who = Authentication(family.subject, family.auth_time, family.acr, family.amr)
     body = await _token_response(ctx, client, who, scope, audience, family=family)
+    await _still_live(ctx, family.family_id)
     ctx.emit(
         "oauth.token.issued",
         Outcome.SUCCESS,
@@ -235,6 +241,21 @@ async def refresh_token(
         replay=outcome is refresh.Outcome.REPLAY,
     )
     return body
+
+
+async def _still_live(ctx: GrantContext, family_id: str) -> None:
+    """Refuse the answer if the family was revoked while its tokens were being issued.
+
+    A revocation marks the family, then denylists the tokens it finds; this request
+    recorded its token, then looks at the family. Whichever comes second sees the other,
+    so a token minted during a revocation (a thief's refresh racing the app's) is never
+    left live.
+    """
+    current = await ctx.grants.get_family(family_id)
+    if current is None or current.revoked_at is not None:
+        live = await ctx.grants.live_tokens(ctx.clock.now(), family_ids=[family_id])
+        await ctx.access.deny(live, "family_revoked")
+        raise OAuthError("invalid_grant", "the refresh token is invalid")
 
 
 async def _judge(
@@ -348,6 +369,9 @@ async def token_exchange(
     who = Authentication(
         subject["sub"], subject.get("auth_time"), subject.get("acr"), tuple(subject.get("amr", ()))
     )
+    # The exchanged token belongs to the subject token's family and code, so revoking
+    # those (a refresh reuse, /revoke, a replayed code) revokes it too.
+    family_id, code = await ctx.grants.lineage(subject["jti"])
     token, claims = await ctx.access.mint(
         client_id=client.client_id,
         who=who,
@@ -355,6 +379,8 @@ async def token_exchange(
         audience=targets,
         lifetime=lifetime,
         act=act,
+        family_id=family_id,
+        code_hash=code,
     )
     ctx.emit(
         "oauth.token.exchanged",

@@ -192,33 +192,34 @@ def client_from_metadata(
 
 
 def updated(
-    client: Client,
-    metadata: Mapping[str, Any],
-    statement: Mapping[str, Any] | None,
-    *,
-    default_scopes: tuple[str, ...],
+    client: Client, metadata: Mapping[str, Any], statement: Mapping[str, Any] | None
 ) -> Client:
     """RFC 7592 §2.2: a full replacement of what the client may change; never wider.
 
-    ``statement`` is a new verified statement sent with the update; its values replace
-    the stored ones as the ceiling (RFC 7591 §3.1.1: statement values take precedence),
-    and what it leaves open is bounded as at a registration with it, so that the update
-    grants nothing a fresh registration with that statement would not.
+    The stored statement values are the ceiling (RFC 7591 §3.1.1: statement values take
+    precedence), as the operator last left them (``operator_ceiling``). A statement sent
+    with an update may restate or narrow them, never widen them: statements ship inside
+    apps, so an older or looser one must not undo what the operator narrowed. Widening
+    takes a new registration, or the operator.
     """
     if metadata.get("client_id") not in (None, client.client_id):
         raise OAuthError("invalid_client_metadata", "client_id cannot change")
-    bound = statement_values(statement) if statement else dict(client.statement_values or {})
+    bound = dict(client.statement_values or {})
+    if statement:
+        presented = statement_values(statement)
+        _check_ceiling(presented, bound)
+        bound |= presented
     _check_ceiling(metadata, bound)
     merged = {**bound, **metadata}
     if merged.get("token_endpoint_auth_method") not in (None, client.auth_method):
         raise OAuthError("invalid_client_metadata", "token_endpoint_auth_method cannot change")
     if merged.get("jwks_uri") is not None:
         raise OAuthError("invalid_client_metadata", "jwks_uri is not supported; send jwks")
-    scope_ceiling = frozenset(_scope(bound)) or (
-        frozenset(default_scopes) if statement else client.scopes
-    )
-    grant_ceiling = frozenset(_strings(bound.get("grant_types"), "grant_types")) or (
-        CODE_FLOW if statement else client.grant_types
+    # Scopes and grant types are the operator's: bounded by the statement's values (as
+    # the operator last left them) or, where it fixed none, by what the client has.
+    scope_ceiling = frozenset(_scope(bound)) or client.scopes
+    grant_ceiling = (
+        frozenset(_strings(bound.get("grant_types"), "grant_types")) or client.grant_types
     )
     scope = frozenset(_scope(merged)) or scope_ceiling
     grants = frozenset(_strings(merged.get("grant_types"), "grant_types")) or client.grant_types
@@ -233,20 +234,29 @@ def updated(
         jwks=_public_jwks(merged.get("jwks")) or client.jwks,
         statement_values=bound or None,
     )
-    if statement:
-        # What only the operator grants comes from the new statement alone, as at
-        # registration.
-        changed = replace(
-            changed,
-            resources=frozenset(_strings(bound.get("resources"), "resources")),
-            exchange_subject_audiences=frozenset(
-                _strings(bound.get("exchange_subject_audiences"), "exchange_subject_audiences")
-            ),
-        )
     try:
         return check_client(changed)
     except ClientMetadataError as exc:
         raise OAuthError(exc.error, str(exc)) from exc
+
+
+def operator_ceiling(client: Client) -> dict[str, Any] | None:
+    """The stored statement values after the operator changed ``client``: each value the
+    statement fixed now says what the client has, so a registrant's update can neither
+    bring back what the operator removed nor drop what the operator added."""
+    if not client.statement_values:
+        return None
+    current: dict[str, Any] = {
+        "scope": " ".join(sorted(client.scopes)),
+        "redirect_uris": list(client.redirect_uris),
+        "grant_types": sorted(client.grant_types),
+        "resources": sorted(client.resources),
+        "exchange_subject_audiences": sorted(client.exchange_subject_audiences),
+        "client_name": client.name,
+        "token_endpoint_auth_method": client.auth_method,
+        "jwks": None if client.jwks is None else dict(client.jwks),
+    }
+    return {name: current.get(name, fixed) for name, fixed in client.statement_values.items()}
 
 
 def _scope(metadata: Mapping[str, Any]) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import orjson
 
 from bastion import wiring
 from bastion.audit import AuditEvent, Outcome
+from bastion.authserver.registration import operator_ceiling
 from bastion.cli.output import (
     config_option,
     handles_errors,
@@ -328,6 +329,8 @@ def update(
 
 async def _update(runtime: Runtime, client_id: str, changes: dict[str, Any]) -> Client:
     client = _checked(replace(await _stored(runtime, client_id), **changes))
+    # The operator's word is the new ceiling for the registrant's own updates.
+    client = replace(client, statement_values=operator_ceiling(client))
     await runtime.auth.clients.store.update(client, runtime.clock.now())
     if not client.enabled:
         # A disabled client's grants end now, not when they would have expired.

@@ -272,6 +272,18 @@ class SqlGrantStore:
 
     # --- the access token index ---------------------------------------------------------------
 
+    async def lineage(self, jti: str) -> tuple[str | None, str | None]:
+        """The refresh family and code an issued token came from (``None``s if unknown)."""
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(issued_tokens.c.family_id, issued_tokens.c.code_hash).where(
+                        issued_tokens.c.jti == jti
+                    )
+                )
+            ).first()
+        return (None, None) if row is None else (row[0], row[1])
+
     async def record_token(
         self,
         jti: str,

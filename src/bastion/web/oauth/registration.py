@@ -144,12 +144,7 @@ async def manage(request: Request) -> Response:
     try:
         metadata = await _json_body(request)
         statement = _statement(server, metadata.pop("software_statement", None))
-        changed = updated(
-            client,
-            metadata,
-            statement,
-            default_scopes=server.settings.oauth.registration.default_scopes,
-        )
+        changed = updated(client, metadata, statement)
     except OAuthError as exc:
         _audit(
             server,
