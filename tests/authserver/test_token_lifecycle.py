@@ -139,10 +139,15 @@ def test_concurrent_refreshes_do_not_fork(graced: Server) -> None:
 
 
 def test_concurrent_refreshes_without_grace_are_reuse(server: Server) -> None:
-    """One request wins the rotation; every other one is a second use of the same token."""
+    """RFC 9700 §4.14.2: one request wins the rotation, every other one is a second use of
+    the same token, and reuse revokes the family, the winner's successor included: at most
+    one answer, and nothing it carried stays usable."""
     first = tokens(server)
-    assert len(concurrent_refreshes(server, first["refresh_token"])) == 1
+    won = concurrent_refreshes(server, first["refresh_token"])
+    assert len(won) <= 1
     assert server.events("oauth.refresh.reuse_detected")
+    for token in won:
+        assert refresh(server, token).json()["error"] == "invalid_grant"
 
 
 def test_refresh_scope_can_only_narrow(server: Server) -> None:

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bastion.errors import InvalidInput
-from bastion.gateway.authentication import Caller
 from bastion.gateway.bindings import Binding, Bindings
+from bastion.gateway.caller import Caller
 from bastion.gateway.identifiers import IdForm, canonical, canonical_json, form_of, schema_at
 from bastion.gateway.policy import Hidden
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bastion.clock import FixedClock
-from bastion.gateway.authentication import Caller, Unauthenticated
+from bastion.gateway.caller import Caller, Unauthenticated
 from bastion.gateway.credentials import InternalTokens
 from bastion.gateway.settings import UpstreamSettings
 

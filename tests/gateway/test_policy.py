@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bastion.accounts.levels import ACR_MFA, ACR_PASSWORD
-from bastion.gateway.authentication import Caller
+from bastion.gateway.caller import Caller
 from bastion.gateway.policy import Forbidden, StepUpRequired, authorize
 from bastion.gateway.settings import RouteSettings
 

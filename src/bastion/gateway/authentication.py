@@ -11,61 +11,25 @@ the log through the exception chain only.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
 from bastion.clock import Clock
-from bastion.errors import OAuthError, ProblemError
+from bastion.errors import OAuthError
+from bastion.gateway.caller import (
+    BASTION,
+    Caller,
+    Unauthenticated,
+)
 from bastion.gateway.jwks import JwksCache
-from bastion.gateway.settings import BASTION, IssuerSettings
-from bastion.oauth.tokens import MAX_CLOCK_SKEW, verify_access_token
-
-REALM = 'Bearer realm="bastion"'
-MAX_TOKEN_BYTES = 8192
-
-
-@dataclass(frozen=True)
-class Caller:
-    """A verified token's holder. ``issuer`` is "bastion" or an external issuer's name."""
-
-    issuer: str
-    subject: str
-    client_id: str | None
-    scopes: frozenset[str]
-    claims: Mapping[str, Any]
-    expires_at: float
-    jti: str | None
-    # Values derived from the token, computed once per cached token (hot path).
-    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
-
-
-class Unauthenticated(ProblemError):
-    status = 401
-    title = "Unauthorized"
-    type = "urn:bastion:problem:unauthenticated"
-
-    def __init__(self, detail: str, error: str | None = "invalid_token") -> None:
-        challenge = REALM if error is None else f'{REALM}, error="{error}"'
-        super().__init__(detail, headers={"www-authenticate": challenge})
-
-
-def bearer_token(authorization: str | None) -> str:
-    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1), or Unauthenticated."""
-    if not authorization:
-        raise Unauthenticated("An access token is required.", error=None)
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token or len(token) > MAX_TOKEN_BYTES:
-        raise Unauthenticated("The access token is invalid.", error="invalid_request")
-    return token
+from bastion.gateway.settings import IssuerSettings
+from bastion.oauth.tokens import MAX_CLOCK_SKEW, claims_registry, verify_access_token
 
 
 class Authenticator:
@@ -134,24 +98,6 @@ class Authenticator:
         raise Unauthenticated("The access token is invalid.") from ValueError("unknown issuer")
 
 
-def claim_text(caller: Caller, claim: str) -> str | None:
-    """A claim as text for comparisons with ids: a non-empty string or an integer only."""
-    value = caller.claims.get(claim)
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value) or None
-
-
-def principal(caller: Caller, value: str) -> str:
-    """``value`` (a subject or other owner claim) in its issuer's namespace.
-
-    Bastion's own subjects stand as they are; another issuer's are prefixed with its
-    name, so a partner's "u1" is never Bastion's user "u1" (in the ownership registry
-    and in internal tokens).
-    """
-    return value if caller.issuer == BASTION else f"{caller.issuer}|{value}"
-
-
 def _caller(issuer: str, claims: Mapping[str, Any], client_id: object) -> Caller:
     scope = claims.get("scope")
     scopes: Any = scope.split() if isinstance(scope, str) else claims.get("scp")
@@ -171,21 +117,20 @@ def _caller(issuer: str, claims: Mapping[str, Any], client_id: object) -> Caller
     )
 
 
-def _segment(token: str, index: int) -> dict[str, Any]:
-    part = token.split(".")[index]
-    decoded = orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    if not isinstance(decoded, dict):
-        raise ValueError("not a JSON object")
-    return decoded
+def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims of a compact JWS before its signature is checked: only to choose
+    the keys that verify it (RFC 7515 §7.1); everything is checked after."""
+    extracted = jws.extract_compact(token.encode())
+    claims = orjson.loads(extracted.payload)
+    if not isinstance(claims, dict):
+        raise ValueError("the payload is not a JSON object")
+    return dict(extracted.headers()), claims
 
 
 def _unverified_issuer(token: str) -> str | None:
-    """Only to choose which keys verify the token; the verified ``iss`` is checked after."""
     try:
-        if token.count(".") != 2:
-            return None
-        issuer = _segment(token, 1).get("iss")
-    except (ValueError, orjson.JSONDecodeError):
+        issuer = _peek(token)[1].get("iss")
+    except (JoseError, ValueError, orjson.JSONDecodeError):
         return None
     return issuer if isinstance(issuer, str) else None
 
@@ -194,8 +139,7 @@ async def _verify_external(
     token: str, settings: IssuerSettings, keys: JwksCache, now: float
 ) -> dict[str, Any]:
     try:
-        header = _segment(token, 0)
-        kid = header.get("kid")
+        kid = _peek(token)[0].get("kid")
         key_set = await keys.key_set(kid if isinstance(kid, str) else None)
         decoded = jwt.decode(token, key_set, algorithms=list(settings.algorithms))
     except (JoseError, ValueError, TypeError, KeyError, orjson.JSONDecodeError) as exc:
@@ -213,27 +157,17 @@ def external_claims_problem(
     typ = str(header.get("typ", ""))
     if typ.lower() not in {t.lower() for t in settings.token_types}:
         return "typ not accepted"
-    if claims.get("iss") != settings.issuer:
-        return "wrong issuer"
-    aud = claims.get("aud")
-    audiences = aud if isinstance(aud, list) else [aud]
-    if not {a for a in audiences if isinstance(a, str)} & set(settings.audience):
-        return "wrong audience"
     if "cnf" in claims:
         # A sender-constrained token (RFC 9449 DPoP, RFC 8705 mTLS) is not a bearer token:
         # accepting it without the proof would strip the constraint.
         return "sender-constrained token presented as bearer"
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool) or now >= exp + MAX_CLOCK_SKEW:
-        return "expired or no exp"
-    for name in ("nbf", "iat"):
-        value = claims.get(name)
-        if value is not None and (not _number(value) or float(value) > now + MAX_CLOCK_SKEW):
-            return f"{name} in the future"
-    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+    registry = claims_registry(
+        issuer=settings.issuer, now=now, audiences=settings.audience, required=("exp", "sub")
+    )
+    try:
+        registry.validate(dict(claims))
+    except JoseError as exc:
+        return f"{exc.error}: {exc.description}"
+    if not isinstance(claims.get("sub"), str):
         return "no sub"
     return None
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

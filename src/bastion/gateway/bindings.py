@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bastion.errors import InvalidInput
-from bastion.gateway.authentication import Caller, claim_text
+from bastion.gateway.caller import Caller, claim_text
 from bastion.gateway.identifiers import IdForm, canonical, canonical_json
 from bastion.gateway.policy import Hidden
 from bastion.gateway.shaping import pointer_value

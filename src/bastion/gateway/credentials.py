@@ -19,9 +19,9 @@ from typing import Any
 
 from bastion.authserver.access import Authentication
 from bastion.clock import Clock
-from bastion.gateway.authentication import Caller, Unauthenticated, principal
+from bastion.gateway.caller import BASTION, Caller, Unauthenticated, principal
 from bastion.gateway.renewal import Renewing, Timing
-from bastion.gateway.settings import BASTION, UpstreamSettings
+from bastion.gateway.settings import UpstreamSettings
 
 # Use a cached internal token only while it has this long to live, so it cannot expire
 # between leaving the gateway and reaching the upstream; renew it when it has less than

@@ -18,7 +18,8 @@ from starlette.types import Message, Receive, Scope, Send
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.clock import Clock
 from bastion.errors import BodyTooLarge, InvalidInput, RequestTimeout, UpstreamFailure
-from bastion.gateway.authentication import Authenticator, Caller, principal
+from bastion.gateway.authentication import Authenticator
+from bastion.gateway.caller import Caller, principal
 from bastion.gateway.credentials import InternalTokens
 from bastion.gateway.guarding import Page, StaleCache
 from bastion.gateway.objects import Ownership

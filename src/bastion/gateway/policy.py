@@ -9,10 +9,14 @@ the object exists.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bastion.accounts.stepup import Requirement, challenge
 from bastion.errors import ProblemError
-from bastion.gateway.authentication import REALM, Caller
-from bastion.gateway.settings import RouteSettings
+from bastion.gateway.caller import REALM, Caller
+
+if TYPE_CHECKING:
+    from bastion.gateway.settings import RouteSettings
 
 
 class Refusal(ProblemError):

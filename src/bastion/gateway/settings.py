@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bastion.accounts.levels import rank
 from bastion.configtypes import Duration, Section
+from bastion.gateway.caller import BASTION
 from bastion.gateway.templates import PathTemplate
 from bastion.guards.settings import (
     BreakerSettings,
@@ -26,7 +27,6 @@ from bastion.guards.settings import (
 
 NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 PUBLIC = "public"
-BASTION = "bastion"
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # Algorithms an external issuer may use; "none" and HMAC are never accepted, because a
 # shared secret would let anyone holding it mint tokens (RFC 8725 §3.1, §3.2).

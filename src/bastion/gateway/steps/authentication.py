@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bastion.gateway.authentication import bearer_token
+from bastion.gateway.caller import bearer_token
 from bastion.gateway.exchange import Exchange
 from bastion.gateway.routes import Route
 from bastion.gateway.steps.base import Step

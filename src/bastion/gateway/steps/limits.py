@@ -4,7 +4,7 @@ after it."""
 
 from __future__ import annotations
 
-from bastion.gateway.authentication import principal
+from bastion.gateway.caller import principal
 from bastion.gateway.exchange import Exchange
 from bastion.gateway.routes import Route
 from bastion.gateway.steps.base import Step

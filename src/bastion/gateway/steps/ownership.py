@@ -17,7 +17,7 @@ import logging
 import orjson
 
 from bastion.errors import UpstreamFailure
-from bastion.gateway.authentication import claim_text, principal
+from bastion.gateway.caller import claim_text, principal
 from bastion.gateway.exchange import Exchange
 from bastion.gateway.identifiers import registry_key
 from bastion.gateway.policy import Hidden

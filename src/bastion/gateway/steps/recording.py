@@ -9,7 +9,7 @@ import logging
 
 from bastion.audit import Outcome
 from bastion.errors import UpstreamFailure
-from bastion.gateway.authentication import claim_text, principal
+from bastion.gateway.caller import claim_text, principal
 from bastion.gateway.exchange import Exchange, audit_exchange
 from bastion.gateway.identifiers import canonical_json, registry_key
 from bastion.gateway.routes import BODY_METHODS, Route

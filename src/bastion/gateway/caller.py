@@ -1,0 +1,68 @@
+"""Who is calling, once a token is verified: the pure part of authentication (no JOSE,
+no I/O), so that policies and bindings depend on it alone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bastion.errors import ProblemError
+
+BASTION = "bastion"
+REALM = 'Bearer realm="bastion"'
+MAX_TOKEN_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A verified token's holder. ``issuer`` is "bastion" or an external issuer's name."""
+
+    issuer: str
+    subject: str
+    client_id: str | None
+    scopes: frozenset[str]
+    claims: Mapping[str, Any]
+    expires_at: float
+    jti: str | None
+    # Values derived from the token, computed once per cached token (hot path).
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+class Unauthenticated(ProblemError):
+    status = 401
+    title = "Unauthorized"
+    type = "urn:bastion:problem:unauthenticated"
+
+    def __init__(self, detail: str, error: str | None = "invalid_token") -> None:
+        challenge = REALM if error is None else f'{REALM}, error="{error}"'
+        super().__init__(detail, headers={"www-authenticate": challenge})
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1), or Unauthenticated."""
+    if not authorization:
+        raise Unauthenticated("An access token is required.", error=None)
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token or len(token) > MAX_TOKEN_BYTES:
+        raise Unauthenticated("The access token is invalid.", error="invalid_request")
+    return token
+
+
+def claim_text(caller: Caller, claim: str) -> str | None:
+    """A claim as text for comparisons with ids: a non-empty string or an integer only."""
+    value = caller.claims.get(claim)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None
+
+
+def principal(caller: Caller, value: str) -> str:
+    """``value`` (a subject or other owner claim) in its issuer's namespace.
+
+    Bastion's own subjects stand as they are; another issuer's are prefixed with its
+    name, so a partner's "u1" is never Bastion's user "u1" (in the ownership registry
+    and in internal tokens).
+    """
+    return value if caller.issuer == BASTION else f"{caller.issuer}|{value}"
