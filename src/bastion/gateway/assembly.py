@@ -9,13 +9,14 @@ import aiohttp
 
 from bastion.audit import AuditPipeline
 from bastion.authserver.access import DENYLIST_PREFIX, AccessTokens
+from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.errors import StoreUnavailable
 from bastion.gateway.authentication import Authenticator
 from bastion.gateway.credentials import InternalTokens
 from bastion.gateway.exchange import Services
-from bastion.gateway.guarding import StaleCache
+from bastion.gateway.guarding import STALE_ENTRIES
 from bastion.gateway.jwks import MAX_JWKS_BYTES, JwksCache
 from bastion.gateway.objects import Ownership
 from bastion.gateway.pipeline import Gateway
@@ -107,7 +108,7 @@ def build_gateway(
         clock=clock,
         guards=guards,
         body_timeout=settings.server.body_timeout,
-        stale=StaleCache(),
+        stale=TTLCache(clock, STALE_ENTRIES),
     )
     return Gateway(
         prefix=gateway.prefix,

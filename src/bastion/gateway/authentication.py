@@ -12,7 +12,6 @@ the log through the exception chain only.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ import orjson
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
+from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.errors import OAuthError
 from bastion.gateway.caller import (
@@ -52,28 +52,21 @@ class Authenticator:
         self._is_revoked = is_revoked
         self._external = {settings.issuer: (settings, cache) for settings, cache in external}
         self._clock = clock
-        self._cache: OrderedDict[bytes, Caller] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: TTLCache[bytes, Caller] = TTLCache(clock, cache_size)
 
     async def authenticate(self, token: str, accepted: tuple[str, ...]) -> Caller:
         now = self._clock.now()
         digest = hashlib.sha256(token.encode()).digest()
         caller = self._cache.get(digest)
-        if caller is None or now >= caller.expires_at + MAX_CLOCK_SKEW:
+        if caller is None:
             caller = await self._verify(token, now)
-            self._remember(digest, caller)
+            # Kept while it verifies: until exp and the clock skew forgiven past it.
+            self._cache.set(digest, caller, caller.expires_at + MAX_CLOCK_SKEW)
         if caller.issuer not in accepted:
             raise Unauthenticated("The access token is invalid.")
         if caller.issuer == BASTION and caller.jti and await self._is_revoked(caller.jti):
             raise Unauthenticated("The access token is invalid.")
         return caller
-
-    def _remember(self, digest: bytes, caller: Caller) -> None:
-        if self._cache_size == 0:
-            return
-        self._cache[digest] = caller
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
 
     async def _verify(self, token: str, now: float) -> Caller:
         claimed = _unverified_issuer(token)

@@ -16,12 +16,13 @@ import orjson
 from starlette.types import Message, Receive, Scope, Send
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
+from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.errors import BodyTooLarge, InvalidInput, RequestTimeout, UpstreamFailure
 from bastion.gateway.authentication import Authenticator
 from bastion.gateway.caller import Caller, principal
 from bastion.gateway.credentials import InternalTokens
-from bastion.gateway.guarding import Page, StaleCache
+from bastion.gateway.guarding import Kept, Page
 from bastion.gateway.objects import Ownership
 from bastion.gateway.routes import Route
 from bastion.gateway.upstream import UNAVAILABLE
@@ -41,7 +42,9 @@ class Services:
     clock: Clock
     guards: Guards
     body_timeout: float
-    stale: StaleCache
+    # The last good answer per (route, URL, caller), for stale fallbacks; keyed by the
+    # caller too, so a fallback never hands one user's data to another.
+    stale: TTLCache[tuple[str, ...], Kept]
 
 
 @dataclass

@@ -1,11 +1,10 @@
-"""The guards as gateway steps: pagination in front of list endpoints, and the last good
-answer kept for a stale fallback (rate limits, idempotency and retries live in
+"""The guards as gateway steps: pagination in front of list endpoints, and what a stale
+fallback keeps of the last good answer (rate limits, idempotency and retries live in
 ``bastion.guards``; the pipeline calls them in its order).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -128,31 +127,3 @@ class Kept:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     at: float
-
-
-class StaleCache:
-    """The last good answer per (route, URL, caller) in this process, for a stale fallback.
-
-    Keyed by the caller too, so a fallback never hands one user's data to another.
-    """
-
-    def __init__(self, entries: int = STALE_ENTRIES) -> None:
-        self._entries = entries
-        self._kept: OrderedDict[tuple[str, ...], Kept] = OrderedDict()
-
-    def keep(
-        self,
-        key: tuple[str, ...],
-        answer: tuple[int, list[tuple[bytes, bytes]], bytes],
-        now: float,
-    ) -> None:
-        self._kept[key] = Kept(*answer, now)
-        self._kept.move_to_end(key)
-        if len(self._kept) > self._entries:
-            self._kept.popitem(last=False)
-
-    def fresh_enough(self, key: tuple[str, ...], stale_for: float, now: float) -> Kept | None:
-        kept = self._kept.get(key)
-        if kept is None or now - kept.at > stale_for:
-            return None
-        return kept

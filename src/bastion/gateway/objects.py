@@ -13,8 +13,7 @@ seen that late at most, which matters only if the upstream reuses the id sooner.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
+from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.gateway.policy import Hidden
 from bastion.store.sql.ownership import SqlOwnershipStore
@@ -27,7 +26,7 @@ class Ownership:
     def __init__(self, store: SqlOwnershipStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self._known: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        self._known: TTLCache[tuple[str, str], str] = TTLCache(clock, CACHE_SIZE)
 
     async def require_owner(self, kind: str, object_id: str, subject: str) -> None:
         owner = await self.owner(kind, object_id)
@@ -39,8 +38,8 @@ class Ownership:
     async def owner(self, kind: str, object_id: str) -> str | None:
         key = (kind, object_id)
         known = self._known.get(key)
-        if known is not None and known[1] > self._clock.now():
-            return known[0]
+        if known is not None:
+            return known
         owner = await self._store.owner(kind, object_id)
         if owner is not None:
             self._remember(key, owner)
@@ -53,10 +52,8 @@ class Ownership:
         return owner, recorded
 
     async def forget(self, kind: str, object_id: str) -> None:
-        self._known.pop((kind, object_id), None)
+        self._known.pop((kind, object_id))
         await self._store.forget(kind, object_id)
 
     def _remember(self, key: tuple[str, str], owner: str) -> None:
-        self._known[key] = (owner, self._clock.now() + CACHE_SECONDS)
-        if len(self._known) > CACHE_SIZE:
-            self._known.popitem(last=False)
+        self._known.set(key, owner, self._clock.now() + CACHE_SECONDS)

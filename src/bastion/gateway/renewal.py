@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
+from bastion.caches import TTLCache
 from bastion.clock import Clock
 
 log = logging.getLogger("bastion.gateway")
@@ -45,8 +45,7 @@ class Timing:
 class Renewing:
     def __init__(self, clock: Clock, max_entries: int = 10_000) -> None:
         self._clock = clock
-        self._max = max_entries
-        self._values: OrderedDict[Hashable, tuple[str, float]] = OrderedDict()
+        self._values: TTLCache[Hashable, tuple[str, float]] = TTLCache(clock, max_entries)
         self._flights: dict[Hashable, asyncio.Future[tuple[str, float]]] = {}
 
     async def get(self, key: Hashable, fetch: Fetch, timing: Timing) -> str:
@@ -67,7 +66,7 @@ class Renewing:
         return None if found is None else found[0]
 
     def forget(self, key: Hashable) -> None:
-        self._values.pop(key, None)
+        self._values.pop(key)
 
     def _start(self, key: Hashable, fetch: Fetch) -> asyncio.Future[tuple[str, float]]:
         flight = asyncio.ensure_future(fetch())
@@ -81,10 +80,8 @@ class Renewing:
                 # Whoever waited has the error; a renewal nobody waited for is logged.
                 log.warning("renewing a credential failed: %s", type(error).__name__)
                 return
-            self._values[key] = done.result()
-            self._values.move_to_end(key)
-            if len(self._values) > self._max:
-                self._values.popitem(last=False)
+            value, expires_at = done.result()
+            self._values.set(key, (value, expires_at), expires_at)
 
         flight.add_done_callback(landed)
         return flight

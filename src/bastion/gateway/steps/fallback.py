@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bastion.errors import UpstreamFailure
 from bastion.gateway.exchange import Exchange, raw_path
+from bastion.gateway.guarding import Kept
 from bastion.gateway.routes import Route
 from bastion.gateway.steps.base import Step
 from bastion.guards.resilience import CircuitOpen
@@ -21,14 +22,15 @@ class StaleFallback(Step):
     async def respond(self, ex: Exchange) -> None:
         answer = ex.answer
         if answer is not None and 200 <= answer.status < 300:
-            kept = (answer.status, answer.headers, answer.final())
-            self.services.stale.keep(_key(ex), kept, self.services.clock.now())
+            now = self.services.clock.now()
+            kept = Kept(answer.status, answer.headers, answer.final(), now)
+            self.services.stale.set(_key(ex), kept, now + ex.route.settings.stale_for)
 
     async def failed(self, ex: Exchange, error: BaseException) -> None:
         if ex.started or not isinstance(error, UpstreamFailure | CircuitOpen):
             return
         now = self.services.clock.now()
-        kept = self.services.stale.fresh_enough(_key(ex), ex.route.settings.stale_for, now)
+        kept = self.services.stale.get(_key(ex))
         if kept is None:
             return
         marks = [
