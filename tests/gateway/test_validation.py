@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bastion.errors import InvalidInput
+from bastion.gateway.closing import strict
 from bastion.gateway.settings import InputSettings
-from bastion.gateway.validation import InputRules, UnsupportedMediaType, parse_query, strict
+from bastion.gateway.validation import InputRules, UnsupportedMediaType, parse_query
 
 SCHEMA = {
     "type": "object",

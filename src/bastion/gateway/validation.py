@@ -1,8 +1,8 @@
 """Input validation: JSON Schema 2020-12 for body, path and query, compiled once per route.
 
-- Unknown properties are refused (OWASP API3, mass assignment): every object schema that
-  lists ``properties`` and says nothing about extra ones gets ``additionalProperties:
-  false``, unless the route sets ``allow_unknown_properties``.
+- Unknown properties are refused (OWASP API3, mass assignment): schemas are closed
+  (``closing``) unless the route sets ``allow_unknown_properties``; an OpenAPI
+  operation's schemas come from ``openapi``.
 - The body must have a declared content type (415), parse as JSON and stay within a
   nesting depth and array length (400) before the schema even runs.
 - Errors name JSON pointers (RFC 6901) and the rule that failed, never the value sent:
@@ -15,11 +15,9 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping
-from copy import deepcopy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import orjson
 from jsonschema import Draft202012Validator
@@ -28,121 +26,28 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from bastion.errors import InvalidInput, ProblemError
-from bastion.gateway.documents import (
-    BUNDLE_OPENAPI,
-    BUNDLE_SCHEMA,
-    bundled,
-    openapi_version,
-    upgrade_openapi_30,
-)
+from bastion.gateway.closing import closed, closed_openapi
+from bastion.gateway.documents import BUNDLE_SCHEMA, bundled
 from bastion.gateway.identifiers import IdForm, dereferenced, form_of, schema_at
-from bastion.gateway.settings import InputSettings, is_json_media_type
+from bastion.gateway.openapi import (
+    OPENAPI,
+    answer_schemas,
+    escape,
+    load_openapi,
+    operation_schemas,
+    resolve_local,
+)
+from bastion.gateway.settings import InputSettings
 
 MAX_ERRORS = 20
 MAX_QUERY_FIELDS = 64
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_OPENAPI = "urn:bastion:openapi"
 
 
 class UnsupportedMediaType(ProblemError):
     status = 415
     title = "Unsupported Media Type"
     type = "urn:bastion:problem:unsupported-media-type"
-
-
-# Where a subschema describes the value at a location of the instance. Only there is an
-# object closed: inside "not", "if" or "contains" closing would change what the branch
-# means (a closed "if" fails, and its "then" is skipped).
-_CHILD_SCHEMAS = ("additionalProperties", "unevaluatedProperties", "items")
-_CHILD_MAPS = ("properties", "patternProperties", "$defs", "definitions")
-# Subschemas that are views of the same instance location as their parent.
-_BRANCH_LISTS = ("allOf", "anyOf", "oneOf")
-_BRANCH_SCHEMAS = ("then", "else")
-# A node that only holds a "$ref" is left open: its target is closed where it is defined,
-# and closing both would report every property twice when the target fails.
-_COMPOSED = ("properties", "allOf", "anyOf", "oneOf", "dependentSchemas")
-_OPEN = ("additionalProperties", "unevaluatedProperties")
-
-
-def strict(schema: Any, allow_unknown: bool) -> Any:
-    """A copy of ``schema`` whose objects refuse properties nothing in them evaluates.
-
-    ``unevaluatedProperties: false`` (JSON Schema 2020-12 §11.3) is added to every object
-    schema at an instance location that says nothing about extra properties. Unlike
-    ``additionalProperties`` it sees the properties that ``allOf``, ``$ref``, ``if``/
-    ``then`` and the like evaluate, so composition keeps its meaning.
-    """
-    if allow_unknown:
-        return schema
-    copy = deepcopy(schema)
-    stack = [copy]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        if any(key in node for key in _COMPOSED) and not any(key in node for key in _OPEN):
-            node["unevaluatedProperties"] = False
-        stack.extend(_children(node))
-        # Each branch of a composition is a view of the same instance location: its
-        # nested locations are closed, the branch itself is left to the parent.
-        stack.extend(_nested_in_branches(node))
-    return copy
-
-
-def _children(node: dict[str, Any]) -> list[Any]:
-    """The subschemas of ``node`` that describe deeper instance locations."""
-    found: list[Any] = []
-    for key in _CHILD_SCHEMAS:
-        if isinstance(node.get(key), dict):
-            found.append(node[key])
-    for key in _CHILD_MAPS:
-        if isinstance(node.get(key), dict):
-            found.extend(node[key].values())
-    if isinstance(node.get("prefixItems"), list):
-        found.extend(node["prefixItems"])
-    return found
-
-
-def _branches(node: dict[str, Any]) -> list[dict[str, Any]]:
-    found = [b for key in _BRANCH_LISTS for b in node.get(key) or () if isinstance(b, dict)]
-    found += [node[key] for key in _BRANCH_SCHEMAS if isinstance(node.get(key), dict)]
-    dependent = node.get("dependentSchemas")
-    if isinstance(dependent, dict):
-        found += [b for b in dependent.values() if isinstance(b, dict)]
-    return found
-
-
-def _nested_in_branches(node: dict[str, Any]) -> list[Any]:
-    """Deeper locations described inside the branches of ``node``, however deeply the
-    branches are composed themselves (an ``allOf`` inside a ``oneOf`` branch...)."""
-    found: list[Any] = []
-    pending = _branches(node)
-    seen = 0
-    while pending and seen < 10_000:
-        branch = pending.pop()
-        seen += 1
-        found.extend(_children(branch))
-        pending.extend(_branches(branch))
-    return found
-
-
-def _strict_openapi(document: Any, allow_unknown: bool) -> Any:
-    """Close the schemas of an OpenAPI document: components, request bodies, and every
-    schema a reference points at."""
-    if allow_unknown or not isinstance(document, dict):
-        return document
-    schemas = (document.get("components") or {}).get("schemas")
-    if isinstance(schemas, dict):
-        for name, schema in schemas.items():
-            schemas[name] = strict(schema, allow_unknown=False)
-    for item in (document.get("paths") or {}).values():
-        for operation in item.values() if isinstance(item, dict) else ():
-            body = operation.get("requestBody") if isinstance(operation, dict) else None
-            content = body.get("content") if isinstance(body, dict) else None
-            for media in content.values() if isinstance(content, dict) else ():
-                if isinstance(media, dict) and "schema" in media:
-                    media["schema"] = strict(media["schema"], allow_unknown=False)
-    return _close_ref_targets(document)
 
 
 @dataclass(frozen=True)
@@ -164,16 +69,19 @@ class InputRules:
         registry: Registry[Any] = Registry()
         document = None
         if settings.openapi is not None and settings.operation is not None:
-            document = _strict_openapi(
-                _load_openapi(settings.openapi), settings.allow_unknown_properties
+            document = closed_openapi(
+                load_openapi(settings.openapi), settings.allow_unknown_properties
             )
             registry = registry.with_resource(
-                _OPENAPI, Resource.from_contents(document, default_specification=DRAFT202012)
+                OPENAPI, Resource.from_contents(document, default_specification=DRAFT202012)
             )
-            body, query, path = _operation_schemas(document, settings.operation)
+            body, query, path = operation_schemas(document, settings.operation)
         else:
             body, query, path = (
-                _closed(inline if file is None else bundled(file, BUNDLE_SCHEMA), settings)
+                closed(
+                    inline if file is None else bundled(file, BUNDLE_SCHEMA),
+                    settings.allow_unknown_properties,
+                )
                 for inline, file in (
                     (settings.body, settings.body_file),
                     (settings.query, settings.query_file),
@@ -190,7 +98,7 @@ class InputRules:
             openapi=document,
             answers=()
             if document is None or settings.operation is None
-            else _answer_schemas(document, settings.operation),
+            else answer_schemas(document, settings.operation),
         )
 
     def check_body(self, content_type: str | None, raw: bytes) -> Any:
@@ -253,7 +161,7 @@ class InputRules:
 
     def _resolver(self, root: Any) -> Callable[[str], object]:
         # In an OpenAPI document, local references point into the document itself.
-        documents = {"": root if self.openapi is None else self.openapi, _OPENAPI: self.openapi}
+        documents = {"": root if self.openapi is None else self.openapi, OPENAPI: self.openapi}
 
         def resolve(ref: str) -> object:
             base, _, fragment = ref.partition("#")
@@ -261,7 +169,7 @@ class InputRules:
             if document is None or not fragment.startswith("/"):
                 return None
             try:
-                return _resolve_local(document, "#" + fragment)
+                return resolve_local(document, "#" + fragment)
             except (KeyError, IndexError, TypeError):
                 return None
 
@@ -309,53 +217,6 @@ def parse_query(query: bytes) -> dict[str, str | list[str]]:
     return values
 
 
-def _load_openapi(path: Path) -> Any:
-    document = bundled(path, BUNDLE_OPENAPI)
-    if openapi_version(document) == "3.0":
-        upgrade_openapi_30(document)
-    return document
-
-
-def _closed(schema: Any, settings: InputSettings) -> Any:
-    if schema is None or settings.allow_unknown_properties:
-        return schema
-    return _close_ref_targets(strict(schema, allow_unknown=False))
-
-
-def _close_ref_targets(document: Any) -> Any:
-    """Close every schema a local ``$ref`` points at, wherever it sits in the document
-    (a file brought in by ``bundled`` may hold a map of schemas strict() does not walk)."""
-    targets = {
-        node["$ref"][1:]
-        for node in _ref_nodes(document)
-        if node["$ref"].startswith("#/") and node["$ref"] != "#/"
-    }
-    for pointer in sorted(targets, key=len):
-        # The fragment is a URI fragment first (RFC 6901 §6): percent-decoded, then ~-escaped.
-        tokens = [unquote(t).replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
-        *parents, last = tokens
-        holder = document
-        with contextlib.suppress(KeyError, IndexError, TypeError, ValueError):
-            for token in parents:
-                holder = holder[int(token)] if isinstance(holder, list) else holder[token]
-            key: Any = int(last) if isinstance(holder, list) else last
-            if isinstance(holder[key], dict):
-                holder[key] = strict(holder[key], allow_unknown=False)
-    return document
-
-
-def _ref_nodes(document: Any) -> Iterator[dict[str, Any]]:
-    stack = [document]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("$ref"), str):
-                yield node
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-
-
 def _validator(schema: Any, registry: Registry[Any]) -> Draft202012Validator | None:
     if schema is None:
         return None
@@ -366,99 +227,6 @@ def _validator(schema: Any, registry: Registry[Any]) -> Draft202012Validator | N
     return Draft202012Validator(
         schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
     )
-
-
-def _find_operation(document: Any, operation_id: str) -> tuple[str, str, dict[str, Any]]:
-    """Path, method and operation object of an ``operationId``, or ``ValueError``."""
-    for path, item in (document.get("paths") or {}).items():
-        for method, operation in item.items() if isinstance(item, dict) else ():
-            if isinstance(operation, dict) and operation.get("operationId") == operation_id:
-                return path, method, operation
-    raise ValueError(f"no operation {operation_id!r} in the OpenAPI document")
-
-
-def _operation_schemas(
-    document: Any, operation_id: str
-) -> tuple[Any | None, Any | None, Any | None]:
-    """Body, query and path schemas of an OpenAPI operation, by ``operationId``."""
-    path, method, operation = _find_operation(document, operation_id)
-    item = document["paths"][path]
-    base = f"{_OPENAPI}#/paths/{_escape(path)}/{method}"
-    body = None
-    content = (operation.get("requestBody") or {}).get("content") or {}
-    json_types = [t for t in content if is_json_media_type(t.split(";")[0].strip())]
-    if content and not json_types:
-        raise ValueError(f"operation {operation_id!r} takes no JSON body to validate")
-    if json_types:
-        pointer = f"{base}/requestBody/content/{_escape(json_types[0])}/schema"
-        body = {"$ref": pointer}
-    params = [*item.get("parameters", []), *operation.get("parameters", [])]
-    return (
-        body,
-        _params_schema(document, params, "query"),
-        _params_schema(document, params, "path"),
-    )
-
-
-def _answer_schemas(document: Any, operation_id: str) -> tuple[Any, ...]:
-    """The JSON schemas of an operation's 2xx answers."""
-    _, _, operation = _find_operation(document, operation_id)
-    found = []
-    for status, answer in (operation.get("responses") or {}).items():
-        if isinstance(answer, dict) and "$ref" in answer:
-            answer = _resolve_local(document, answer["$ref"])
-        if not str(status).startswith("2") or not isinstance(answer, dict):
-            continue
-        for media, described in (answer.get("content") or {}).items():
-            if is_json_media_type(media.split(";")[0].strip()) and isinstance(described, dict):
-                found.append(described.get("schema"))
-    return tuple(found)
-
-
-def _params_schema(document: Any, params: list[Any], where: str) -> Any | None:
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for param in params:
-        if isinstance(param, dict) and "$ref" in param:
-            param = _resolve_local(document, param["$ref"])
-        if not isinstance(param, dict) or param.get("in") != where:
-            continue
-        schema = param.get("schema", {})
-        # Inline a top-level reference so text values can be coerced to its type.
-        while isinstance(schema, dict) and str(schema.get("$ref", "")).startswith("#/"):
-            schema = _resolve_local(document, schema["$ref"])
-        properties[param["name"]] = schema
-        if param.get("required"):
-            required.append(param["name"])
-    if not properties:
-        return None
-    combined: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
-    if where == "query":
-        combined["additionalProperties"] = False
-    return _absolute_refs(combined)
-
-
-def _absolute_refs(schema: Any) -> Any:
-    """Local ``$ref``s of a parameter point into the OpenAPI document it came from."""
-    if isinstance(schema, dict):
-        return {
-            k: f"{_OPENAPI}{v}"
-            if k == "$ref" and isinstance(v, str) and v.startswith("#")
-            else _absolute_refs(v)
-            for k, v in schema.items()
-        }
-    if isinstance(schema, list):
-        return [_absolute_refs(v) for v in schema]
-    return schema
-
-
-def _resolve_local(document: Any, ref: str) -> Any:
-    if not ref.startswith("#/"):
-        raise ValueError(f"only local references are supported in parameters: {ref}")
-    node = document
-    for part in ref[2:].split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
 
 
 def _coerced(schema: Any, values: Mapping[str, str | list[str]]) -> dict[str, Any]:
@@ -492,7 +260,7 @@ def _raise_errors(
 ) -> None:
     # Local references resolve in the OpenAPI document, or else in the schema itself.
     root = validator.schema if openapi is None else openapi
-    documents = {"": root, _OPENAPI: openapi}
+    documents = {"": root, OPENAPI: openapi}
     errors = list(_describe(validator, instance, documents))
     if errors:
         raise InvalidInput(
@@ -528,7 +296,7 @@ def _declared(schema: Any, documents: Mapping[str, Any], depth: int) -> set[str]
         document = documents.get(base)
         if document is not None and fragment.startswith("/"):
             with contextlib.suppress(KeyError, IndexError, TypeError, ValueError):
-                branches.append(_resolve_local(document, "#" + fragment))
+                branches.append(resolve_local(document, "#" + fragment))
     for branch in branches:
         names |= _declared(branch, documents, depth + 1)
     return names
@@ -540,7 +308,7 @@ def _explain(error: ValidationError, documents: Mapping[str, Any]) -> Iterator[t
     if keyword == "required" and isinstance(error.instance, dict):
         for name in expected:
             if name not in error.instance:
-                yield f"{where}/{_escape(str(name))}", "is required"
+                yield f"{where}/{escape(str(name))}", "is required"
     elif keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(
         error.instance, dict
     ):
@@ -579,10 +347,6 @@ def _listing(expected: object) -> str:
     return " or ".join(map(str, expected)) if isinstance(expected, list) else str(expected)
 
 
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
 def _child(where: str, name: object) -> str:
     # A key the caller made up is echoed only when it is a plain identifier.
     return f"{where}/{name}" if isinstance(name, str) and _SAFE_KEY.match(name) else where
@@ -594,7 +358,7 @@ def _pointer(path: Any) -> str:
         if isinstance(part, int):
             out += f"/{part}"
         elif _SAFE_KEY.match(str(part)):
-            out += f"/{_escape(str(part))}"
+            out += f"/{escape(str(part))}"
         else:
             break  # stop at the first segment we would not repeat back
     return out
