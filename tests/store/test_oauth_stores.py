@@ -7,17 +7,19 @@ import os
 
 import pytest
 
+from bastion.accounts.records import BrowserSession, UserExists
+from bastion.authserver.stores import ClientExists
 from bastion.oauth import pkce
 from bastion.oauth.clients import Client, hash_secret
 from bastion.oauth.codes import CodeGrant, code_hash
 from bastion.oauth.refresh import Family
 from bastion.oauth.tokens import MAX_CLOCK_SKEW
-from bastion.store.sql.clients import ClientExists, SqlClientStore
+from bastion.store.sql.clients import SqlClientStore
 from bastion.store.sql.consents import SqlConsentStore
 from bastion.store.sql.database import Database
 from bastion.store.sql.grants import SqlGrantStore
-from bastion.store.sql.sessions import BrowserSession, SqlSessionStore
-from bastion.store.sql.users import SqlUserStore, UserExists
+from bastion.store.sql.sessions import SqlSessionStore
+from bastion.store.sql.users import SqlUserStore
 
 NOW = 1_700_000_000.0
 

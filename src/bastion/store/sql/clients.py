@@ -1,4 +1,4 @@
-"""Clients created at run time (CLI, dynamic registration); config clients live in memory."""
+"""Clients created at run time in SQL (``bastion.authserver.stores.ClientStore``)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from bastion.errors import StoreError
+from bastion.authserver.stores import ClientExists
 from bastion.oauth.clients import Client
 from bastion.store.sql.codec import dump_list, dump_map, load_map, load_tuple
 from bastion.store.sql.database import Database
 from bastion.store.sql.schema import clients
-
-
-class ClientExists(StoreError):
-    """A client with that id already exists."""
 
 
 def _row(client: Client) -> dict[str, object]:

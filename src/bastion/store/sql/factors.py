@@ -1,4 +1,5 @@
-"""Second factors and recovery: TOTP credentials, recovery codes, passkeys, recovery tickets.
+"""Second factors and recovery in SQL (``bastion.accounts.stores.FactorStore``): TOTP
+credentials, recovery codes, passkeys, recovery tickets.
 
 Every "use once" rule is one conditional UPDATE, so two concurrent attempts with the same
 code cannot both succeed (RFC 6238 §5.2; NIST SP 800-63B §5.1.2.2 and §5.1.4.2).
@@ -6,49 +7,13 @@ code cannot both succeed (RFC 6238 §5.2; NIST SP 800-63B §5.1.2.2 and §5.1.4.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from bastion.accounts.records import Passkey, RecoveryTicket, TotpCredential
 from bastion.store.sql.codec import dump_list, load_tuple
 from bastion.store.sql.database import Database
 from bastion.store.sql.schema import passkeys, recovery_codes, recovery_tickets, totp_credentials
-
-
-@dataclass(frozen=True)
-class TotpCredential:
-    user_id: str
-    sealed_secret: bytes = field(repr=False)
-    created_at: float
-    confirmed_at: float | None
-    last_used_step: int | None
-
-    @property
-    def confirmed(self) -> bool:
-        """Enrolment ends with a first valid code; until then it is no factor."""
-        return self.confirmed_at is not None
-
-
-@dataclass(frozen=True)
-class Passkey:
-    credential_id: str
-    user_id: str
-    public_key: bytes = field(repr=False)
-    sign_count: int
-    name: str
-    transports: tuple[str, ...]
-    backed_up: bool
-    created_at: float
-    last_used_at: float | None
-
-
-@dataclass(frozen=True)
-class RecoveryTicket:
-    user_id: str
-    reset_mfa: bool
-    created_by: str
-    expires_at: float
 
 
 class SqlFactorStore:

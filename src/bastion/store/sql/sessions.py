@@ -1,34 +1,14 @@
-"""Browser sessions at the authorization server (the login cookie's server side).
-
-The cookie holds a random value; only its SHA-256 is stored, so a database dump yields
-no usable session. ``session_id`` is a separate public handle that tokens and the
-account page refer to.
-"""
+"""Browser sessions in SQL (``bastion.accounts.stores.SessionStore``), by cookie hash."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 
+from bastion.accounts.records import BrowserSession
 from bastion.store.sql.codec import dump_list, load_tuple
 from bastion.store.sql.database import Database
 from bastion.store.sql.schema import browser_sessions
-
-
-@dataclass(frozen=True)
-class BrowserSession:
-    session_id: str
-    subject: str
-    auth_time: float
-    acr: str
-    amr: tuple[str, ...]
-    created_at: float
-    last_seen_at: float
-    expires_at: float
-    revoked_at: float | None
-    user_agent: str = ""
 
 
 def _session(row: RowMapping) -> BrowserSession:

@@ -1,33 +1,17 @@
-"""User accounts (the accounts area extends them; the authorization server needs these)."""
+"""User accounts in SQL (``bastion.accounts.stores.UserStore``)."""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from bastion.errors import StoreError
+from bastion.accounts.records import User, UserExists
 from bastion.store.sql.database import Database
 from bastion.store.sql.schema import users
-
-
-class UserExists(StoreError):
-    """A user with that username already exists."""
-
-
-@dataclass(frozen=True)
-class User:
-    user_id: str
-    username: str
-    enabled: bool
-    created_at: float
-    tokens_valid_after: float
-    password_hash: str | None = field(default=None, repr=False)
-    auth_policy: str = "password"
 
 
 def _user(row: RowMapping) -> User:
