@@ -25,10 +25,10 @@ class SqlIdempotencyStore:
             async with self._rows.transaction() as tx:
                 found = await tx.one(
                     select(records.c.record, records.c.expires_at).where(records.c.key == key),
-                    lambda row: (bytes(row["record"]), float(row["expires_at"])),
+                    lambda row: row,
                 )
-                if found is not None and found[1] > now:
-                    return found[0]
+                if found is not None and found["expires_at"] > now:
+                    return bytes(found["record"])
                 if found is not None:
                     await tx.run(
                         delete(records).where(
