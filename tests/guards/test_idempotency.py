@@ -22,10 +22,11 @@ from bastion.guards.idempotency import (
     fingerprint,
     parse_key,
 )
-from bastion.guards.idempotency_stores import HotIdempotencyStore, SqlIdempotencyStore
+from bastion.guards.idempotency_stores import HotIdempotencyStore
 from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.redis.hot import RedisHotStore
 from bastion.store.sql.database import Database
+from bastion.store.sql.idempotency import SqlIdempotencyStore
 from tests.support.services import unique_name
 
 TTL = 60.0

@@ -14,19 +14,20 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from bastion import wiring
+from bastion.accounts.records import BrowserSession, RecoveryTicket
 from bastion.cli.main import cli
 from bastion.clock import FixedClock
 from bastion.config import load_settings
-from bastion.guards.idempotency_stores import SqlIdempotencyStore
 from bastion.oauth.codes import CodeGrant
 from bastion.oauth.refresh import Family
 from bastion.oauth.tokens import MAX_CLOCK_SKEW
 from bastion.store.sql.database import Database
-from bastion.store.sql.factors import RecoveryTicket, SqlFactorStore
+from bastion.store.sql.factors import SqlFactorStore
 from bastion.store.sql.grants import SqlGrantStore
+from bastion.store.sql.idempotency import SqlIdempotencyStore
 from bastion.store.sql.pruning import TABLES, Pruner, prune_expired
 from bastion.store.sql.schema import metadata
-from bastion.store.sql.sessions import BrowserSession, SqlSessionStore
+from bastion.store.sql.sessions import SqlSessionStore
 from tests.conftest import write_config
 
 T0 = 1_800_000_000.0

@@ -8,9 +8,8 @@ import os
 import pytest
 
 from bastion.errors import SchemaNotCurrent, StoreUnavailable
-from bastion.store.protocols import StoredKey
+from bastion.store.protocols import SigningKeyStore, StoredKey
 from bastion.store.sql.database import Database
-from bastion.store.sql.keys import SqlSigningKeyStore
 from tests.support.services import free_port
 
 
@@ -56,8 +55,8 @@ def _row(kid: str, activates_at: float, sealed: bytes) -> StoredKey:
     )
 
 
-async def test_signing_key_rows_round_trip(migrated: Database) -> None:
-    store = SqlSigningKeyStore(migrated)
+async def test_signing_key_rows_round_trip(signing_key_store: SigningKeyStore) -> None:
+    store = signing_key_store
     sealed = os.urandom(200) + b"\x00\xff"
     await store.add_key(_row("b", 2_000_000_000.25, sealed))
     await store.add_key(_row("a", 1_000_000_000.75, b"x"))

@@ -34,7 +34,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from bastion.store.sql.factors import Passkey
+from bastion.accounts.records import Passkey
 
 MAX_CREDENTIAL_JSON = 16_384
 

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bastion.accounts.stores import UserStore
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
+from bastion.authserver.stores import GrantStore
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
@@ -23,8 +25,6 @@ from bastion.oauth.tokens import (
     verify_access_token,
 )
 from bastion.store.protocols import HotStore
-from bastion.store.sql.grants import SqlGrantStore
-from bastion.store.sql.users import SqlUserStore
 
 DENYLIST_PREFIX = "revoked-jti:"
 
@@ -44,8 +44,8 @@ class AccessTokens:
         self,
         settings: Settings,
         keys: SigningKeys,
-        grants: SqlGrantStore,
-        users: SqlUserStore,
+        grants: GrantStore,
+        users: UserStore,
         hot: HotStore,
         audit: AuditPipeline,
         clock: Clock,

@@ -13,13 +13,12 @@ from urllib.parse import urlencode
 
 from bastion.accounts import recovery_codes, totp
 from bastion.accounts.levels import Policy
+from bastion.accounts.records import RecoveryTicket, User
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver import lifecycle
 from bastion.authserver.server import AuthServer
 from bastion.authserver.signin import totp_aad
 from bastion.errors import NotFound
-from bastion.store.sql.factors import RecoveryTicket
-from bastion.store.sql.users import User
 
 
 class AccountRuleError(ValueError):

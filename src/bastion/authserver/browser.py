@@ -26,10 +26,9 @@ import orjson
 from starlette.responses import Response
 
 from bastion.accounts.levels import ACR_PASSWORD
+from bastion.accounts.records import BrowserSession, User
 from bastion.authserver.server import AuthServer
 from bastion.oauth.authorize import AuthorizationRequest
-from bastion.store.sql.sessions import BrowserSession
-from bastion.store.sql.users import User
 
 # Local pages an interaction may return to once sign-in completes; anything else would be
 # an open redirect.

@@ -12,8 +12,10 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bastion.accounts.stores import UserStore
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.authserver.access import AccessTokens, Authentication
+from bastion.authserver.stores import GrantStore
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
@@ -31,8 +33,6 @@ from bastion.oauth.codes import check_redemption, code_hash
 from bastion.oauth.params import Params, scopes
 from bastion.oauth.refresh import Family
 from bastion.oauth.tokens import ID_TOKEN_TYP, id_token_claims
-from bastion.store.sql.grants import SqlGrantStore
-from bastion.store.sql.users import SqlUserStore
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
@@ -43,8 +43,8 @@ class GrantContext:
     settings: Settings
     access: AccessTokens
     keys: SigningKeys
-    grants: SqlGrantStore
-    users: SqlUserStore
+    grants: GrantStore
+    users: UserStore
     audit: AuditPipeline
     clock: Clock
     refresh_key: bytes

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bastion.accounts.stores import SessionStore
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.grants import GrantContext
 from bastion.errors import OAuthError
 from bastion.oauth import refresh
 from bastion.oauth.clients import Client
-from bastion.store.sql.sessions import SqlSessionStore
 
 HINTS = (None, "access_token", "refresh_token")
 
@@ -104,7 +104,7 @@ async def introspect(ctx: GrantContext, client: Client, token: str) -> dict[str,
 
 
 async def revoke_user(
-    ctx: GrantContext, sessions: SqlSessionStore, user_id: str, actor: str
+    ctx: GrantContext, sessions: SessionStore, user_id: str, actor: str
 ) -> dict[str, int]:
     """Everything a user holds stops working: sessions, refresh families, access tokens."""
     now = ctx.clock.now()

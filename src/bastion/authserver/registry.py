@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 
+from bastion.authserver.stores import ClientStore
 from bastion.config import ClientSettings
 from bastion.errors import ConfigError, ConfigProblem
 from bastion.oauth.clients import (
@@ -17,7 +18,6 @@ from bastion.oauth.clients import (
     ClientMetadataError,
     check_client,
 )
-from bastion.store.sql.clients import SqlClientStore
 
 
 def client_from_settings(declared: ClientSettings, index: int) -> Client:
@@ -77,7 +77,7 @@ def _read_jwks(path: Path, where: str) -> dict[str, object]:
 class ClientRegistry:
     """Declared clients are fixed by the file; the CLI and registration manage the rest."""
 
-    def __init__(self, declared: Iterable[Client], store: SqlClientStore) -> None:
+    def __init__(self, declared: Iterable[Client], store: ClientStore) -> None:
         self.declared = {client.client_id: client for client in declared}
         self.store = store
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bastion.accounts.passwords import Passwords
+from bastion.accounts.stores import FactorStore, SessionStore, UserStore
 from bastion.accounts.throttle import LoginThrottle, ThrottleLimits
 from bastion.audit import AuditPipeline
 from bastion.authserver.access import AccessTokens
 from bastion.authserver.grants import GrantContext
 from bastion.authserver.registry import ClientRegistry, client_from_settings
+from bastion.authserver.stores import ConsentStore
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.derive import derive_key
@@ -29,14 +31,14 @@ from bastion.store.sql.users import SqlUserStore
 class AuthServer:
     settings: Settings
     clients: ClientRegistry
-    users: SqlUserStore
-    consents: SqlConsentStore
-    sessions: SqlSessionStore
+    users: UserStore
+    consents: ConsentStore
+    sessions: SessionStore
     hot: HotStore
     grants: GrantContext
     cookie_key: bytes
     passwords: Passwords
-    factors: SqlFactorStore
+    factors: FactorStore
     throttle: LoginThrottle
     # Seals TOTP secrets at rest; recovery codes and tickets are keyed hashes under
     # ``recovery_key``.

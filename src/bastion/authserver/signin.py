@@ -24,10 +24,10 @@ from bastion.accounts.levels import (
     needed,
     satisfies,
 )
+from bastion.accounts.records import User
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Interaction
 from bastion.authserver.server import AuthServer
-from bastion.store.sql.users import User
 
 # One message for every password failure, whether or not the account exists
 # (OWASP ASVS V2.2; the response must not aid enumeration).

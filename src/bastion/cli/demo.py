@@ -16,6 +16,7 @@ import click
 
 from bastion import wiring
 from bastion.accounts.passwords import Passwords
+from bastion.accounts.stores import UserStore
 from bastion.cli.output import err_console, handles_errors
 from bastion.cli.serve import override_server, run_server
 from bastion.config import Settings
@@ -66,7 +67,7 @@ async def _demo_user(settings: Settings, directory: Path) -> str:
     """A user named ``demo`` whose password is kept in a file only its owner can read."""
     database = wiring.open_database(settings)
     try:
-        users = SqlUserStore(database)
+        users: UserStore = SqlUserStore(database)
         user = await users.by_username("demo")
         if user is None:
             password = secrets.token_urlsafe(12)

@@ -11,6 +11,7 @@ import click
 from bastion import wiring
 from bastion.accounts.levels import Policy
 from bastion.accounts.passwords import WeakPassword
+from bastion.accounts.records import User
 from bastion.authserver.accounts import AccountRuleError, Accounts, describe
 from bastion.cli.output import (
     config_option,
@@ -22,7 +23,6 @@ from bastion.cli.output import (
     with_runtime,
 )
 from bastion.errors import NotFound
-from bastion.store.sql.users import User
 from bastion.wiring import Runtime
 
 OPERATOR = "operator:cli"

@@ -13,17 +13,35 @@ seen that late at most, which matters only if the upstream reuses the id sooner.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.gateway.policy import Hidden
-from bastion.store.sql.ownership import SqlOwnershipStore
 
 CACHE_SIZE = 100_000
 CACHE_SECONDS = 5.0
 
 
+class OwnershipStore(Protocol):
+    """The registry (SQL: ``bastion.store.sql.ownership``; contract in ``tests/store``).
+
+    Every id the gateway forwards fits (``identifiers.MAX_ID_LENGTH``); a longer one is
+    never recorded: ``owner`` finds none and ``record`` raises ``ValueError``.
+    """
+
+    async def owner(self, kind: str, object_id: str) -> str | None: ...
+
+    async def record(self, kind: str, object_id: str, owner: str, now: float) -> tuple[str, bool]:
+        """Record ``owner`` unless the object already has one; the owner on record, and
+        whether this call recorded it. Of creates racing for one id, one is recorded."""
+        ...
+
+    async def forget(self, kind: str, object_id: str) -> None: ...
+
+
 class Ownership:
-    def __init__(self, store: SqlOwnershipStore, clock: Clock) -> None:
+    def __init__(self, store: OwnershipStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
         self._known: TTLCache[tuple[str, str], str] = TTLCache(clock, CACHE_SIZE)

@@ -10,10 +10,11 @@ from bastion.config import Settings
 from bastion.crypto.derive import derive_key
 from bastion.guards.cursors import Cursors
 from bastion.guards.idempotency import Idempotency, IdempotencyStore
-from bastion.guards.idempotency_stores import HotIdempotencyStore, SqlIdempotencyStore
+from bastion.guards.idempotency_stores import HotIdempotencyStore
 from bastion.guards.limiter import RateLimiter
 from bastion.store.protocols import HotStore
 from bastion.store.sql.database import Database
+from bastion.store.sql.idempotency import SqlIdempotencyStore
 
 
 @dataclass

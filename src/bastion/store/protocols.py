@@ -4,6 +4,12 @@ Durable data goes through SQL (SQLite embedded, PostgreSQL scaled). Hot state, w
 be lost without harm beyond a reset counter or a repeated challenge, goes through
 ``HotStore`` (memory embedded, Redis scaled). Every implementation translates its
 client library's connection errors into ``StoreUnavailable``.
+
+The hot store and the signing keys serve everyone, so their Protocols are here; the
+others live beside the records they keep and the services that use them:
+``bastion.accounts.stores`` (users, browser sessions, second factors),
+``bastion.authserver.stores`` (clients, consents, grants),
+``bastion.gateway.objects.OwnershipStore`` and ``bastion.guards.idempotency.IdempotencyStore``.
 """
 
 from __future__ import annotations

@@ -1,20 +1,16 @@
-"""Clients created at run time (CLI, dynamic registration); config clients live in memory."""
+"""Clients created at run time in SQL (``bastion.authserver.stores.ClientStore``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 
-from bastion.errors import StoreError
+from bastion.authserver.stores import ClientExists
 from bastion.oauth.clients import Client
 from bastion.store.sql.codec import dump_list, dump_map, load_map, load_tuple
 from bastion.store.sql.database import Database
+from bastion.store.sql.rows import Rows
 from bastion.store.sql.schema import clients
-
-
-class ClientExists(StoreError):
-    """A client with that id already exists."""
 
 
 def _row(client: Client) -> dict[str, object]:
@@ -64,56 +60,43 @@ def _client(row: RowMapping) -> Client:
 
 class SqlClientStore:
     def __init__(self, database: Database) -> None:
-        self._db = database
+        self._rows = Rows(database)
 
     async def get(self, client_id: str) -> Client | None:
-        async with self._db.connect() as conn:
-            row = (
-                (await conn.execute(select(clients).where(clients.c.client_id == client_id)))
-                .mappings()
-                .first()
-            )
-        return None if row is None else _client(row)
+        return await self._rows.one(
+            select(clients).where(clients.c.client_id == client_id), _client
+        )
 
     async def list(self) -> list[Client]:
-        async with self._db.connect() as conn:
-            rows = (await conn.execute(select(clients).order_by(clients.c.client_id))).mappings()
-            return [_client(row) for row in rows]
+        return await self._rows.all(select(clients).order_by(clients.c.client_id), _client)
 
     async def create(
         self, client: Client, now: float, registration_token_hash: str | None = None
     ) -> None:
-        try:
-            async with self._db.connect() as conn:
-                await conn.execute(
-                    insert(clients).values(
-                        client_id=client.client_id,
-                        created_at=now,
-                        updated_at=now,
-                        registration_token_hash=registration_token_hash,
-                        **_row(client),
-                    )
-                )
-        except IntegrityError as exc:
-            raise ClientExists(f"client {client.client_id!r} already exists") from exc
+        if not await self._rows.insert_new(
+            clients,
+            client_id=client.client_id,
+            created_at=now,
+            updated_at=now,
+            registration_token_hash=registration_token_hash,
+            **_row(client),
+        ):
+            raise ClientExists(f"client {client.client_id!r} already exists")
 
     async def update(self, client: Client, now: float) -> bool:
-        async with self._db.connect() as conn:
-            result = await conn.execute(
+        return bool(
+            await self._rows.run(
                 update(clients)
                 .where(clients.c.client_id == client.client_id)
                 .values(updated_at=now, **_row(client))
             )
-            return bool(result.rowcount)
+        )
 
     async def delete(self, client_id: str) -> bool:
-        async with self._db.connect() as conn:
-            result = await conn.execute(delete(clients).where(clients.c.client_id == client_id))
-            return bool(result.rowcount)
+        return bool(await self._rows.run(delete(clients).where(clients.c.client_id == client_id)))
 
     async def registration_token_hash(self, client_id: str) -> str | None:
-        async with self._db.connect() as conn:
-            value = await conn.scalar(
-                select(clients.c.registration_token_hash).where(clients.c.client_id == client_id)
-            )
-            return None if value is None else str(value)
+        value = await self._rows.value(
+            select(clients.c.registration_token_hash).where(clients.c.client_id == client_id)
+        )
+        return None if value is None else str(value)

@@ -1,4 +1,5 @@
-"""Grants in SQL: authorization codes, refresh families, and the index of access tokens.
+"""Grants in SQL (``bastion.authserver.stores.GrantStore``): authorization codes, refresh
+families, and the index of access tokens.
 
 The two races that matter are settled by the database with conditional updates, so they
 hold across any number of processes:
@@ -11,6 +12,8 @@ hold across any number of processes:
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
@@ -20,6 +23,7 @@ from bastion.oauth.refresh import Family
 from bastion.oauth.tokens import MAX_CLOCK_SKEW
 from bastion.store.sql.codec import dump_list, load_tuple
 from bastion.store.sql.database import Database
+from bastion.store.sql.rows import Rows
 from bastion.store.sql.schema import authorization_codes, issued_tokens, refresh_families
 
 
@@ -68,161 +72,120 @@ def _family(row: RowMapping) -> Family:
 
 class SqlGrantStore:
     def __init__(self, database: Database) -> None:
-        self._db = database
+        self._rows = Rows(database)
 
     # --- codes ---------------------------------------------------------------------------
 
     async def save_code(self, grant: CodeGrant) -> None:
-        async with self._db.connect() as conn:
-            await conn.execute(
-                insert(authorization_codes).values(
-                    code_hash=grant.code_hash,
-                    client_id=grant.client_id,
-                    redirect_uri=grant.redirect_uri,
-                    code_challenge=grant.code_challenge,
-                    scope=dump_list(grant.scope),
-                    resources=dump_list(grant.resources),
-                    subject=grant.subject,
-                    session_id=grant.session_id,
-                    auth_time=grant.auth_time,
-                    acr=grant.acr,
-                    amr=dump_list(grant.amr),
-                    nonce=grant.nonce,
-                    issued_at=grant.issued_at,
-                    expires_at=grant.expires_at,
-                    redirect_uri_given=grant.redirect_uri_given,
-                )
+        await self._rows.run(
+            insert(authorization_codes).values(
+                code_hash=grant.code_hash,
+                client_id=grant.client_id,
+                redirect_uri=grant.redirect_uri,
+                code_challenge=grant.code_challenge,
+                scope=dump_list(grant.scope),
+                resources=dump_list(grant.resources),
+                subject=grant.subject,
+                session_id=grant.session_id,
+                auth_time=grant.auth_time,
+                acr=grant.acr,
+                amr=dump_list(grant.amr),
+                nonce=grant.nonce,
+                issued_at=grant.issued_at,
+                expires_at=grant.expires_at,
+                redirect_uri_given=grant.redirect_uri_given,
             )
+        )
 
     async def consume_code(self, code_hash: str, now: float) -> tuple[CodeGrant | None, bool]:
-        """The grant, and whether this call consumed it (False: already used, or absent)."""
-        async with self._db.connect() as conn:
-            result = await conn.execute(
+        code = authorization_codes.c.code_hash == code_hash
+        async with self._rows.transaction() as tx:
+            consumed = await tx.run(
                 update(authorization_codes)
-                .where(
-                    and_(
-                        authorization_codes.c.code_hash == code_hash,
-                        authorization_codes.c.consumed_at.is_(None),
-                    )
-                )
+                .where(and_(code, authorization_codes.c.consumed_at.is_(None)))
                 .values(consumed_at=now)
             )
-            row = (
-                (
-                    await conn.execute(
-                        select(authorization_codes).where(
-                            authorization_codes.c.code_hash == code_hash
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return (None if row is None else _code(row)), bool(result.rowcount)
+            grant = await tx.one(select(authorization_codes).where(code), _code)
+        return grant, bool(consumed)
 
     async def mark_replayed(self, code_hash: str, now: float) -> None:
-        async with self._db.connect() as conn:
-            await conn.execute(
-                update(authorization_codes)
-                .where(authorization_codes.c.code_hash == code_hash)
-                .values(replayed_at=now)
-            )
+        await self._set_code(code_hash, replayed_at=now)
 
     async def was_replayed(self, code_hash: str) -> bool:
-        async with self._db.connect() as conn:
-            value = await conn.scalar(
-                select(authorization_codes.c.replayed_at).where(
-                    authorization_codes.c.code_hash == code_hash
-                )
-            )
-            return value is not None
+        return await self._code_value(authorization_codes.c.replayed_at, code_hash) is not None
 
     async def link_code_family(self, code_hash: str, family_id: str) -> None:
-        async with self._db.connect() as conn:
-            await conn.execute(
-                update(authorization_codes)
-                .where(authorization_codes.c.code_hash == code_hash)
-                .values(family_id=family_id)
-            )
+        await self._set_code(code_hash, family_id=family_id)
 
     async def family_of_code(self, code_hash: str) -> str | None:
-        async with self._db.connect() as conn:
-            value = await conn.scalar(
-                select(authorization_codes.c.family_id).where(
-                    authorization_codes.c.code_hash == code_hash
-                )
-            )
-            return None if value is None else str(value)
+        value = await self._code_value(authorization_codes.c.family_id, code_hash)
+        return None if value is None else str(value)
+
+    async def _set_code(self, code_hash: str, **values: object) -> None:
+        await self._rows.run(
+            update(authorization_codes)
+            .where(authorization_codes.c.code_hash == code_hash)
+            .values(**values)
+        )
+
+    async def _code_value(self, column: ColumnElement[Any], code_hash: str) -> Any:
+        return await self._rows.value(
+            select(column).where(authorization_codes.c.code_hash == code_hash)
+        )
 
     # --- refresh families -------------------------------------------------------------------
 
     async def create_family(self, family: Family) -> None:
-        async with self._db.connect() as conn:
-            await conn.execute(
-                insert(refresh_families).values(
-                    family_id=family.family_id,
-                    salt=family.salt,
-                    client_id=family.client_id,
-                    subject=family.subject,
-                    session_id=family.session_id,
-                    scope=dump_list(family.scope),
-                    resources=dump_list(family.resources),
-                    auth_time=family.auth_time,
-                    acr=family.acr,
-                    amr=dump_list(family.amr),
-                    generation=family.generation,
-                    rotated_at=family.rotated_at,
-                    created_at=family.created_at,
-                    last_used_at=family.last_used_at,
-                    expires_at=family.expires_at,
-                )
+        await self._rows.run(
+            insert(refresh_families).values(
+                family_id=family.family_id,
+                salt=family.salt,
+                client_id=family.client_id,
+                subject=family.subject,
+                session_id=family.session_id,
+                scope=dump_list(family.scope),
+                resources=dump_list(family.resources),
+                auth_time=family.auth_time,
+                acr=family.acr,
+                amr=dump_list(family.amr),
+                generation=family.generation,
+                rotated_at=family.rotated_at,
+                created_at=family.created_at,
+                last_used_at=family.last_used_at,
+                expires_at=family.expires_at,
             )
+        )
 
     async def active_families(self, subject: str, now: float) -> list[Family]:
-        """The subject's live refresh families (the apps holding a sign-in), newest first."""
         condition = and_(
             refresh_families.c.subject == subject,
             refresh_families.c.revoked_at.is_(None),
             refresh_families.c.expires_at > now,
         )
-        async with self._db.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(refresh_families)
-                    .where(condition)
-                    .order_by(refresh_families.c.last_used_at.desc())
-                )
-            ).mappings()
-            return [_family(row) for row in rows]
+        return await self._rows.all(
+            select(refresh_families)
+            .where(condition)
+            .order_by(refresh_families.c.last_used_at.desc()),
+            _family,
+        )
 
     async def get_family(self, family_id: str) -> Family | None:
-        async with self._db.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(refresh_families).where(refresh_families.c.family_id == family_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return None if row is None else _family(row)
+        return await self._rows.one(
+            select(refresh_families).where(refresh_families.c.family_id == family_id), _family
+        )
 
     async def advance_family(
         self, family_id: str, generation: int, now: float, rotated_by: str = ""
     ) -> bool:
-        """Move from ``generation`` to the next, recording the rotating instance's
-        fingerprint; False if someone else already did."""
-        async with self._db.connect() as conn:
-            result = await conn.execute(
+        current = and_(
+            refresh_families.c.family_id == family_id,
+            refresh_families.c.generation == generation,
+            refresh_families.c.revoked_at.is_(None),
+        )
+        return bool(
+            await self._rows.run(
                 update(refresh_families)
-                .where(
-                    and_(
-                        refresh_families.c.family_id == family_id,
-                        refresh_families.c.generation == generation,
-                        refresh_families.c.revoked_at.is_(None),
-                    )
-                )
+                .where(current)
                 .values(
                     generation=generation + 1,
                     rotated_at=now,
@@ -230,7 +193,7 @@ class SqlGrantStore:
                     rotated_by=rotated_by or None,
                 )
             )
-            return bool(result.rowcount)
+        )
 
     async def revoke_families(
         self,
@@ -242,7 +205,6 @@ class SqlGrantStore:
         session_id: str | None = None,
         client_id: str | None = None,
     ) -> list[str]:
-        """Revoke the matching live families; return their ids."""
         conditions: list[ColumnElement[bool]] = [refresh_families.c.revoked_at.is_(None)]
         for column, value in (
             (refresh_families.c.family_id, family_id),
@@ -254,35 +216,26 @@ class SqlGrantStore:
                 conditions.append(column == value)
         if len(conditions) == 1:
             raise ValueError("revoke_families needs at least one selector")
-        async with self._db.connect() as conn:
-            ids = list(
-                (
-                    await conn.execute(
-                        select(refresh_families.c.family_id).where(and_(*conditions))
-                    )
-                ).scalars()
-            )
+        async with self._rows.transaction() as tx:
+            ids = await tx.values(select(refresh_families.c.family_id).where(and_(*conditions)))
             if ids:
-                await conn.execute(
+                await tx.run(
                     update(refresh_families)
                     .where(refresh_families.c.family_id.in_(ids))
                     .values(revoked_at=now, revoked_reason=reason)
                 )
-            return [str(i) for i in ids]
+        return [str(i) for i in ids]
 
     # --- the access token index ---------------------------------------------------------------
 
     async def lineage(self, jti: str) -> tuple[str | None, str | None]:
-        """The refresh family and code an issued token came from (``None``s if unknown)."""
-        async with self._db.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(issued_tokens.c.family_id, issued_tokens.c.code_hash).where(
-                        issued_tokens.c.jti == jti
-                    )
-                )
-            ).first()
-        return (None, None) if row is None else (row[0], row[1])
+        found = await self._rows.one(
+            select(issued_tokens.c.family_id, issued_tokens.c.code_hash).where(
+                issued_tokens.c.jti == jti
+            ),
+            lambda row: (row["family_id"], row["code_hash"]),
+        )
+        return found or (None, None)
 
     async def record_token(
         self,
@@ -294,17 +247,16 @@ class SqlGrantStore:
         family_id: str | None = None,
         code_hash: str | None = None,
     ) -> None:
-        async with self._db.connect() as conn:
-            await conn.execute(
-                insert(issued_tokens).values(
-                    jti=jti,
-                    client_id=client_id,
-                    subject=subject,
-                    family_id=family_id,
-                    code_hash=code_hash,
-                    expires_at=expires_at,
-                )
+        await self._rows.run(
+            insert(issued_tokens).values(
+                jti=jti,
+                client_id=client_id,
+                subject=subject,
+                family_id=family_id,
+                code_hash=code_hash,
+                expires_at=expires_at,
             )
+        )
 
     async def live_tokens(
         self,
@@ -314,8 +266,6 @@ class SqlGrantStore:
         code_hash: str | None = None,
         subject: str | None = None,
     ) -> list[tuple[str, float]]:
-        """(jti, exp) of access tokens that still verify, from the given families, code or
-        subject."""
         # Tokens past exp still verify within the forgiven clock skew: they are live too.
         conditions: list[ColumnElement[bool]] = [issued_tokens.c.expires_at > now - MAX_CLOCK_SKEW]
         if family_ids is not None:
@@ -324,8 +274,7 @@ class SqlGrantStore:
             conditions.append(issued_tokens.c.code_hash == code_hash)
         if subject is not None:
             conditions.append(issued_tokens.c.subject == subject)
-        async with self._db.connect() as conn:
-            rows = await conn.execute(
-                select(issued_tokens.c.jti, issued_tokens.c.expires_at).where(and_(*conditions))
-            )
-            return [(str(jti), float(exp)) for jti, exp in rows]
+        return await self._rows.all(
+            select(issued_tokens.c.jti, issued_tokens.c.expires_at).where(and_(*conditions)),
+            lambda row: (str(row["jti"]), float(row["expires_at"])),
+        )

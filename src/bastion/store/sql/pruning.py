@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from bastion.clock import Clock
 from bastion.oauth.tokens import MAX_CLOCK_SKEW
 from bastion.store.sql.database import Database
+from bastion.store.sql.rows import Rows
 from bastion.store.sql.schema import (
     authorization_codes,
     browser_sessions,
@@ -114,11 +115,12 @@ async def prune_expired(
     database: Database, now: float, *, max_token_lifetime: float, batch: int = BATCH
 ) -> dict[str, int]:
     """Delete every expired row that nothing needs any more; rows deleted per table."""
+    rows = Rows(database)
     limits = horizons(now, max_token_lifetime=max_token_lifetime)
     counts = dict.fromkeys(TABLES, 0)
     for rule in RULES:
         while True:
-            deleted, cascaded = await _delete_batch(database, rule, limits, batch)
+            deleted, cascaded = await _delete_batch(rows, rule, limits, batch)
             counts[str(rule.table.name)] += deleted
             counts[str(authorization_codes.name)] += cascaded
             if deleted < batch:
@@ -127,29 +129,24 @@ async def prune_expired(
 
 
 async def _delete_batch(
-    database: Database, rule: Expiring, limits: Horizons, batch: int
+    rows: Rows, rule: Expiring, limits: Horizons, batch: int
 ) -> tuple[int, int]:
     """One transaction: up to ``batch`` rows of the rule's table, and their codes."""
-    async with database.connect() as conn:
-        keys = list(
-            (
-                await conn.execute(
-                    select(rule.key)
-                    .where(rule.deletable(limits))
-                    .limit(batch)
-                    .with_for_update(skip_locked=True)
-                )
-            ).scalars()
+    async with rows.transaction() as tx:
+        keys = await tx.values(
+            select(rule.key)
+            .where(rule.deletable(limits))
+            .limit(batch)
+            .with_for_update(skip_locked=True)
         )
         if not keys:
             return 0, 0
         cascaded = 0
         if rule.table is refresh_families:
-            result = await conn.execute(
+            cascaded = await tx.run(
                 delete(authorization_codes).where(authorization_codes.c.family_id.in_(keys))
             )
-            cascaded = result.rowcount
-        await conn.execute(delete(rule.table).where(rule.key.in_(keys)))
+        await tx.run(delete(rule.table).where(rule.key.in_(keys)))
     return len(keys), cascaded
 
 

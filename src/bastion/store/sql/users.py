@@ -1,33 +1,17 @@
-"""User accounts (the accounts area extends them; the authorization server needs these)."""
+"""User accounts in SQL (``bastion.accounts.stores.UserStore``)."""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from bastion.errors import StoreError
+from bastion.accounts.records import User, UserExists
 from bastion.store.sql.database import Database
+from bastion.store.sql.rows import Rows
 from bastion.store.sql.schema import users
-
-
-class UserExists(StoreError):
-    """A user with that username already exists."""
-
-
-@dataclass(frozen=True)
-class User:
-    user_id: str
-    username: str
-    enabled: bool
-    created_at: float
-    tokens_valid_after: float
-    password_hash: str | None = field(default=None, repr=False)
-    auth_policy: str = "password"
 
 
 def _user(row: RowMapping) -> User:
@@ -44,24 +28,20 @@ def _user(row: RowMapping) -> User:
 
 class SqlUserStore:
     def __init__(self, database: Database) -> None:
-        self._db = database
+        self._rows = Rows(database)
 
     async def create(self, username: str, password_hash: str | None, now: float) -> User:
         user = User(secrets.token_hex(16), username, True, now, 0.0, password_hash)
-        try:
-            async with self._db.connect() as conn:
-                await conn.execute(
-                    insert(users).values(
-                        user_id=user.user_id,
-                        username=username,
-                        password_hash=password_hash,
-                        enabled=True,
-                        created_at=now,
-                        tokens_valid_after=0.0,
-                    )
-                )
-        except IntegrityError as exc:
-            raise UserExists(f"user {username!r} already exists") from exc
+        if not await self._rows.insert_new(
+            users,
+            user_id=user.user_id,
+            username=username,
+            password_hash=password_hash,
+            enabled=True,
+            created_at=now,
+            tokens_valid_after=0.0,
+        ):
+            raise UserExists(f"user {username!r} already exists")
         return user
 
     async def get(self, user_id: str) -> User | None:
@@ -71,14 +51,10 @@ class SqlUserStore:
         return await self._one(users.c.username == username)
 
     async def _one(self, condition: ColumnElement[bool]) -> User | None:
-        async with self._db.connect() as conn:
-            row = (await conn.execute(select(users).where(condition))).mappings().first()
-        return None if row is None else _user(row)
+        return await self._rows.one(select(users).where(condition), _user)
 
     async def list(self) -> list[User]:
-        async with self._db.connect() as conn:
-            rows = (await conn.execute(select(users).order_by(users.c.username))).mappings()
-            return [_user(row) for row in rows]
+        return await self._rows.all(select(users).order_by(users.c.username), _user)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._set(user_id, password_hash=password_hash)
@@ -90,17 +66,12 @@ class SqlUserStore:
         return await self._set(user_id, enabled=enabled)
 
     async def invalidate_tokens(self, user_id: str, now: float) -> bool:
-        """Every token and session issued before ``now`` stops working (lost phone)."""
         return await self._set(user_id, tokens_valid_after=now)
 
     async def _set(self, user_id: str, **values: object) -> bool:
-        async with self._db.connect() as conn:
-            result = await conn.execute(
-                update(users).where(users.c.user_id == user_id).values(**values)
-            )
-            return bool(result.rowcount)
+        return bool(
+            await self._rows.run(update(users).where(users.c.user_id == user_id).values(**values))
+        )
 
     async def delete(self, user_id: str) -> bool:
-        async with self._db.connect() as conn:
-            result = await conn.execute(delete(users).where(users.c.user_id == user_id))
-            return bool(result.rowcount)
+        return bool(await self._rows.run(delete(users).where(users.c.user_id == user_id)))

@@ -15,12 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bastion.accounts.records import BrowserSession, User
 from bastion.authserver.accounts import AccountRuleError, Accounts
 from bastion.authserver.browser import Browser
 from bastion.errors import OAuthError, ProblemError
 from bastion.oauth.params import Params, parse
-from bastion.store.sql.sessions import BrowserSession
-from bastion.store.sql.users import User
 from bastion.web.oauth.authorize import error_page, interact
 from bastion.web.oauth.common import auth_server, json_object, page_params
 from bastion.web.pages import page

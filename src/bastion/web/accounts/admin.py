@@ -20,10 +20,10 @@ from starlette.routing import Route
 
 from bastion.accounts.levels import Policy
 from bastion.accounts.passwords import WeakPassword
+from bastion.accounts.records import User, UserExists
 from bastion.authserver.accounts import AccountRuleError, Accounts, describe
 from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError, ProblemError
-from bastion.store.sql.users import User, UserExists
 from bastion.web.oauth.common import auth_server, json_object
 from bastion.web.problems import problem_response
 

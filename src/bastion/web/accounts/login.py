@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from bastion.accounts.records import BrowserSession
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Browser, Interaction
 from bastion.authserver.signin import (
@@ -24,7 +25,6 @@ from bastion.authserver.signin import (
     SignIn,
 )
 from bastion.errors import OAuthError
-from bastion.store.sql.sessions import BrowserSession
 from bastion.web.oauth.authorize import (
     PageRequest,
     after_login,

@@ -25,6 +25,7 @@ from bastion.accounts.levels import (
     satisfies,
     strongest,
 )
+from bastion.accounts.records import BrowserSession
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Browser, Interaction
 from bastion.errors import OAuthError
@@ -38,7 +39,6 @@ from bastion.oauth.authorize import (
 from bastion.oauth.clients import Client
 from bastion.oauth.codes import CODE_LIFETIME, CodeGrant, code_hash, new_code
 from bastion.oauth.params import Params, parse
-from bastion.store.sql.sessions import BrowserSession
 from bastion.web.oauth.common import (
     auth_server,
     authenticate,

@@ -1,0 +1,186 @@
+"""The GrantStore contract (codes, refresh families, the access token index), run against
+every implementation. Races across processes: tests/store/test_oauth_stores.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import replace
+
+import pytest
+
+from bastion.authserver.stores import GrantStore
+from bastion.oauth import pkce
+from bastion.oauth.codes import CodeGrant, code_hash
+from bastion.oauth.refresh import Family
+from bastion.oauth.tokens import MAX_CLOCK_SKEW
+
+NOW = 1_700_000_000.0
+
+
+def grant(code: str = "c") -> CodeGrant:
+    return CodeGrant(
+        code_hash=code_hash(code),
+        client_id="app",
+        redirect_uri="x:/cb",
+        code_challenge=pkce.s256("v" * 43),
+        scope=("openid",),
+        resources=("https://api",),
+        subject="u1",
+        session_id="s1",
+        auth_time=NOW,
+        acr="pwd",
+        amr=("pwd", "otp"),
+        nonce="n",
+        issued_at=NOW,
+        expires_at=NOW + 60,
+        redirect_uri_given=False,
+    )
+
+
+def family(**changes: object) -> Family:
+    created = Family(
+        family_id="fam_" + os.urandom(8).hex(),
+        salt=os.urandom(16),
+        client_id="app",
+        subject="u1",
+        scope=("openid",),
+        resources=("https://api",),
+        generation=0,
+        rotated_at=NOW,
+        created_at=NOW,
+        last_used_at=NOW,
+        expires_at=NOW + 86400,
+        session_id="s1",
+        auth_time=NOW,
+        acr="pwd",
+        amr=("pwd",),
+    )
+    return replace(created, **changes)  # type: ignore[arg-type]
+
+
+async def test_a_code_is_consumed_once(grant_store: GrantStore) -> None:
+    """RFC 6749 §4.1.2: single use; of parallel redemptions exactly one succeeds."""
+    await grant_store.save_code(grant())
+    results = await asyncio.gather(
+        *(grant_store.consume_code(code_hash("c"), NOW + 1) for _ in range(6))
+    )
+    assert [won for _, won in results].count(True) == 1
+    assert all(found == replace(grant(), consumed_at=NOW + 1) for found, _ in results)
+    assert await grant_store.consume_code(code_hash("nope"), NOW) == (None, False)
+
+
+async def test_code_replay_and_family_links(grant_store: GrantStore) -> None:
+    await grant_store.save_code(grant())
+    assert not await grant_store.was_replayed(code_hash("c"))
+    await grant_store.mark_replayed(code_hash("c"), NOW)
+    assert await grant_store.was_replayed(code_hash("c"))
+    assert not await grant_store.was_replayed(code_hash("unknown"))
+    assert await grant_store.family_of_code(code_hash("c")) is None
+    await grant_store.link_code_family(code_hash("c"), "fam_1")
+    assert await grant_store.family_of_code(code_hash("c")) == "fam_1"
+    assert await grant_store.family_of_code(code_hash("unknown")) is None
+
+
+async def test_a_family_round_trips_and_advances_once_per_generation(
+    grant_store: GrantStore,
+) -> None:
+    created = family()
+    await grant_store.create_family(created)
+    assert await grant_store.get_family(created.family_id) == created
+    assert await grant_store.get_family("fam_unknown") is None
+    wins = await asyncio.gather(
+        *(grant_store.advance_family(created.family_id, 0, NOW + 1, f"fp{i}") for i in range(6))
+    )
+    assert wins.count(True) == 1
+    assert await grant_store.get_family(created.family_id) == replace(
+        created,
+        generation=1,
+        rotated_at=NOW + 1,
+        last_used_at=NOW + 1,
+        rotated_by=f"fp{wins.index(True)}",
+    )
+    assert not await grant_store.advance_family(created.family_id, 0, NOW + 2), "stale"
+    assert await grant_store.advance_family(created.family_id, 1, NOW + 2)
+    advanced = await grant_store.get_family(created.family_id)
+    assert advanced is not None
+    assert (advanced.generation, advanced.rotated_by) == (2, ""), "no instance: unknown"
+
+
+async def test_active_families_are_live_and_most_recently_used_first(
+    grant_store: GrantStore,
+) -> None:
+    older, newer = family(last_used_at=NOW + 1), family(last_used_at=NOW + 2)
+    ended, revoked, others = family(expires_at=NOW + 5), family(), family(subject="u2")
+    for created in (older, newer, ended, revoked, others):
+        await grant_store.create_family(created)
+    await grant_store.revoke_families(NOW, "test", family_id=revoked.family_id)
+    active = await grant_store.active_families("u1", NOW + 5)
+    assert [f.family_id for f in active] == [newer.family_id, older.family_id]
+
+
+async def test_revocation_and_the_token_index(grant_store: GrantStore) -> None:
+    first, second = family(), family(subject="u2")
+    await grant_store.create_family(first)
+    await grant_store.create_family(second)
+    await grant_store.record_token(
+        "j1", client_id="app", subject="u1", expires_at=NOW + 300, family_id=first.family_id
+    )
+    await grant_store.record_token(
+        "j2",
+        client_id="app",
+        subject="u1",
+        expires_at=NOW - MAX_CLOCK_SKEW - 1,
+        family_id=first.family_id,
+    )
+    await grant_store.record_token(
+        "j3", client_id="app", subject="u2", expires_at=NOW + 300, code_hash="ch"
+    )
+    assert await grant_store.revoke_families(NOW, "reuse", family_id=first.family_id) == [
+        first.family_id
+    ]
+    assert await grant_store.revoke_families(NOW, "again", family_id=first.family_id) == []
+    assert not await grant_store.advance_family(first.family_id, 0, NOW), "revoked stay put"
+    revoked = await grant_store.get_family(first.family_id)
+    assert revoked is not None
+    assert revoked.revoked_at == NOW
+    assert await grant_store.live_tokens(NOW, family_ids=[first.family_id]) == [("j1", NOW + 300)]
+    assert await grant_store.live_tokens(NOW, code_hash="ch") == [("j3", NOW + 300)]
+    assert await grant_store.revoke_families(NOW, "user", subject="u2") == [second.family_id]
+    with pytest.raises(ValueError, match="selector"):
+        await grant_store.revoke_families(NOW, "everything")
+
+
+async def test_revocation_selectors_combine(grant_store: GrantStore) -> None:
+    mine = family(session_id="s1", client_id="app")
+    other_session = family(session_id="s2", client_id="app")
+    other_client = family(session_id="s1", client_id="web")
+    for created in (mine, other_session, other_client):
+        await grant_store.create_family(created)
+    assert await grant_store.revoke_families(NOW, "logout", session_id="s1", client_id="app") == [
+        mine.family_id
+    ]
+    assert sorted(await grant_store.revoke_families(NOW, "user", subject="u1")) == sorted(
+        [other_session.family_id, other_client.family_id]
+    )
+
+
+async def test_tokens_within_the_clock_skew_are_live(grant_store: GrantStore) -> None:
+    """A token past ``exp`` still verifies within the forgiven skew, so revoking must
+    still reach it; one past that is gone."""
+    await grant_store.record_token("live", client_id="app", subject="u1", expires_at=NOW - 1)
+    await grant_store.record_token(
+        "dead", client_id="app", subject="u1", expires_at=NOW - MAX_CLOCK_SKEW - 1
+    )
+    await grant_store.record_token("theirs", client_id="app", subject="u2", expires_at=NOW + 9)
+    assert await grant_store.live_tokens(NOW, subject="u1") == [("live", NOW - 1)]
+
+
+async def test_lineage(grant_store: GrantStore) -> None:
+    await grant_store.record_token(
+        "j1", client_id="app", subject="u1", expires_at=NOW, family_id="f", code_hash="ch"
+    )
+    await grant_store.record_token("j2", client_id="svc", subject="svc", expires_at=NOW)
+    assert await grant_store.lineage("j1") == ("f", "ch")
+    assert await grant_store.lineage("j2") == (None, None)
+    assert await grant_store.lineage("unknown") == (None, None)
