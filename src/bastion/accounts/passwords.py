@@ -20,7 +20,7 @@ from functools import cache
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from bastion.config import PasswordSettings
+from bastion.accounts.settings import PasswordSettings
 
 # Context words that make a password guessable for this service in particular.
 SERVICE_WORDS = ("bastion",)

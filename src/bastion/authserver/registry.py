@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from bastion.config import ClientSettings
+from bastion.authserver.settings import ClientSettings
 from bastion.errors import ConfigError, ConfigProblem
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
