@@ -14,14 +14,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo
-from pydantic_core import ErrorDetails
 
 if TYPE_CHECKING:
     from bastion.config import Settings
@@ -84,7 +83,7 @@ def remote_plain_http(url: str | None) -> bool:
     return url.startswith("http://") and host not in ("127.0.0.1", "::1", "localhost")
 
 
-def validation_message(error: ErrorDetails) -> str:
+def validation_message(error: Mapping[str, Any]) -> str:
     """The message for one of pydantic's errors, as ``bastion check`` shows it."""
     if error["type"] == "extra_forbidden":
         return "unknown key (a misspelt option would silently keep its default)"

@@ -145,8 +145,8 @@ def resolve_secrets(environ: Mapping[str, str]) -> tuple[Secrets, list[ConfigPro
         )
         secrets = Secrets(**{name: v for name, v in values.items() if name not in failed})
     if secrets.master_key is not None:
-        key_file = environ.get(f"{PREFIX}MASTER_KEY_FILE", "")
-        development = bool(key_file) and Path(key_file).name == DEV_MASTER_KEY_FILENAME
+        key_file = Path(environ.get(f"{PREFIX}MASTER_KEY_FILE", ""))
+        development = key_file.name == DEV_MASTER_KEY_FILENAME
         source_name: MasterKeySource = "development" if development else "environment"
         secrets = secrets.model_copy(update={"master_key_source": source_name})
     return secrets, problems
