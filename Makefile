@@ -10,7 +10,7 @@ fmt: install
 	.venv/bin/ruff check --fix src tests bench examples
 bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	.venv/bin/python -m pip install -q -e '.[dev,bench]'
+	.venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	.venv/bin/python -m bench.hot_store
 	.venv/bin/python -m bench.server
 	.venv/bin/python -m bench.token_endpoint

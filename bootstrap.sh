@@ -2,11 +2,16 @@
 # One entry point for a fresh Debian machine with Python 3.11:
 #   ./bootstrap.sh demo   install everything, run Bastion on the embedded default
 #   ./bootstrap.sh test   install everything, run lint, type checks and the test suite
+#   ./bootstrap.sh lock   refresh constraints.txt from pyproject.toml (needs PyPI)
+#
+# Installs take exact versions from constraints.txt (the lock file) while the ranges stay
+# in pyproject.toml, so the tests and the demo run on the versions the suite passed on.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+LOCK=constraints.txt
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -27,12 +32,22 @@ ensure_python() {
 install() {
   ensure_python
   local stamp="$VENV/.installed"
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$LOCK" -nt "$stamp" ]; then
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    "$VENV/bin/python" -m pip install -q -c "$LOCK" -e '.[dev]'
     touch "$stamp"
   fi
+}
+
+lock() {
+  # uv resolves for every platform and Python >= 3.11 at once (markers in the file) and
+  # keeps existing pins unless asked: pass --upgrade, or --upgrade-package NAME.
+  ensure_python
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q 'uv>=0.9,<1'
+  "$VENV/bin/uv" pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+    --custom-compile-command './bootstrap.sh lock' --quiet --output-file "$LOCK" "$@"
 }
 
 ensure_chromium() {
@@ -47,6 +62,7 @@ ensure_chromium() {
 
 case "${1:-}" in
   install) install ;;
+  lock) shift; lock "$@" ;;
   demo) install; shift; exec "$VENV/bin/bastion" demo "$@" ;;
   test)
     install
@@ -57,5 +73,5 @@ case "${1:-}" in
     shift
     exec "$VENV/bin/pytest" "$@"
     ;;
-  *) echo "usage: $0 demo|test|install" >&2; exit 2 ;;
+  *) echo "usage: $0 demo|test|install|lock" >&2; exit 2 ;;
 esac

@@ -3,7 +3,7 @@ default; ``bastion check`` prints them (and fails on them with ``--strict``)."""
 
 from __future__ import annotations
 
-from bastion.config import OAuthSettings
+from bastion.authserver.settings import OAuthSettings
 from bastion.errors import ConfigProblem
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import orjson
 
+from bastion.authserver.settings import ClientSettings
 from bastion.authserver.stores import ClientStore
-from bastion.config import ClientSettings
 from bastion.errors import ConfigError, ConfigProblem
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,

@@ -21,8 +21,8 @@ from bastion.cli.output import (
     print_rows,
     with_runtime,
 )
-from bastion.config import encode_master_key
 from bastion.crypto.keyring import Algorithm, KeyRing, SigningKey
+from bastion.crypto.settings import encode_master_key
 from bastion.wiring import Runtime
 
 T = TypeVar("T")

@@ -16,9 +16,9 @@ from typing import Any
 from joserfc import jwt
 
 from bastion.clock import Clock
-from bastion.config import KeySettings
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.keyring import Algorithm, KeyRing, SigningKey
+from bastion.crypto.settings import KeySettings
 from bastion.errors import KeyRingError, StoreUnavailable
 from bastion.store.protocols import SigningKeyStore, StoredKey
 

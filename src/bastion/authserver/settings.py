@@ -1,0 +1,70 @@
+"""The ``[oauth]`` tables: token lifetimes, declared clients and dynamic registration.
+
+See docs/configuration.md#oauth and docs/oauth.md. Declared clients are checked by the
+same rules as CLI and registered clients when the app is built (``authserver.registry``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from bastion.configtypes import AnchoredPath, Duration, Section
+
+
+class ClientSettings(Section):
+    """A client declared in the file (see docs/oauth.md). Its secret, if any, is given as a
+    SHA-256 hash: the secret itself never needs to be in the file."""
+
+    client_id: str
+    type: Literal["public", "confidential"] = "public"
+    name: str = ""
+    auth_method: Literal["none", "client_secret_basic", "private_key_jwt"] | None = None
+    redirect_uris: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ("openid",)
+    grant_types: tuple[str, ...] | None = None
+    resources: tuple[str, ...] = ()
+    require_pushed_authorization_requests: bool = False
+    secret_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    jwks_file: AnchoredPath | None = None
+    introspection: bool = False
+    auth_policy: Literal["password", "mfa", "passkey"] = "password"
+    exchange_subject_audiences: tuple[str, ...] = ()
+    exchange_delegation_chains: bool = False
+
+
+class RegistrationSettings(Section):
+    enabled: bool = False
+    software_statement_jwks_file: AnchoredPath | None = None
+    default_scopes: tuple[str, ...] = ("openid",)
+
+
+class OAuthSettings(Section):
+    access_token_lifetime: Duration = 300.0
+    id_token_lifetime: Duration = 300.0
+    refresh_idle_lifetime: Duration = 14 * 86_400.0
+    refresh_absolute_lifetime: Duration = 90 * 86_400.0
+    # Off by default: inside a grace window the token just rotated out still works, so a
+    # thief racing the app is not detected (RFC 9700 §4.14.2). Opt-in, same instance only.
+    refresh_grace: Duration = 0.0
+    par_lifetime: Duration = 60.0
+    login_timeout: Duration = 600.0
+    session_idle: Duration = 3_600.0
+    session_absolute: Duration = 12 * 3_600.0
+    default_audience: str | None = None
+    clients: tuple[ClientSettings, ...] = ()
+    registration: RegistrationSettings = RegistrationSettings()
+
+    @model_validator(mode="after")
+    def _lifetimes(self) -> OAuthSettings:
+        if not 1 <= self.access_token_lifetime <= 3600:
+            raise ValueError("access_token_lifetime must be between 1 second and 1 hour")
+        if self.refresh_grace > 60:
+            raise ValueError("refresh_grace above 60 s would let a stolen token fork a family")
+        if self.refresh_idle_lifetime > self.refresh_absolute_lifetime:
+            raise ValueError("refresh_idle_lifetime cannot exceed refresh_absolute_lifetime")
+        ids = [c.client_id for c in self.clients]
+        if len(ids) != len(set(ids)):
+            raise ValueError("client_id values must be unique")
+        return self
