@@ -16,6 +16,7 @@ errors are translated at the boundary where they occur and chained with ``from``
     │   ├── BodyTooLarge            request body over the configured limit (413)
     │   ├── RequestTimeout          a client that sends its request too slowly (408)
     │   ├── InvalidInput            a request the gateway's validation refused (400)
+    │   ├── SignInRequired          a page or its script needs a (recently) signed-in user
     │   └── UpstreamFailure         an upstream that failed, timed out or answered 5xx
     └── OAuthError                  an OAuth error code (RFC 6749 §4.1.2.1, §5.2) for the wire
 
@@ -137,6 +138,15 @@ class InvalidInput(ProblemError):
     status = 400
     title = "Invalid Request"
     type = "urn:bastion:problem:invalid-input"
+
+
+class SignInRequired(ProblemError):
+    """Pages answer with the sign-in page; their scripts with 401 and, in
+    ``extensions["redirect"]``, where the page goes to sign in."""
+
+    status = 401
+    title = "Unauthorized"
+    type = "urn:bastion:problem:sign-in-required"
 
 
 class UpstreamFailure(ProblemError):

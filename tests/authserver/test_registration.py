@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from bastion import wiring
@@ -22,6 +21,7 @@ from bastion.config import load_settings
 from bastion.oauth.client_auth import JWT_BEARER
 from bastion.oauth.clients import TOKEN_EXCHANGE as EXCHANGE
 from bastion.oauth.clients import Client
+from bastion.web.app import BastionApp
 from tests.authserver.conftest import ISSUER, Server, authorize_params
 from tests.conftest import write_config
 
@@ -201,9 +201,9 @@ def test_a_per_install_key_authenticates_the_install(registrar: TestClient) -> N
 async def _stored_push(client: TestClient, handle: str) -> bytes:
     """What the server kept for a pushed request (the embedded hot store is in memory)."""
     app: Any = client.app
-    while not isinstance(app, Starlette):
+    while not isinstance(app, BastionApp):
         app = app.app
-    value = await app.state.runtime.hot.get(f"par:{handle}")
+    value = await app.runtime.hot.get(f"par:{handle}")
     assert value is not None
     return bytes(value)
 
@@ -263,9 +263,9 @@ def test_control_characters_in_metadata(registrar: TestClient) -> None:
 
 def _stored_client(client: TestClient, client_id: str) -> Client:
     app: Any = client.app
-    while not isinstance(app, Starlette):
+    while not isinstance(app, BastionApp):
         app = app.app
-    found = client.portal.call(app.state.runtime.auth.clients.store.get, client_id)  # type: ignore[union-attr]
+    found = client.portal.call(app.runtime.auth.clients.store.get, client_id)  # type: ignore[union-attr]
     assert found is not None
     return cast(Client, found)
 

@@ -22,8 +22,8 @@ from bastion.audit.sinks import MemorySink
 from bastion.authserver.access import Authentication
 from bastion.clock import Clock
 from bastion.config import Settings, load_settings
+from bastion.runtime import Runtime
 from bastion.web.app import build_app
-from bastion.wiring import Runtime
 from tests.conftest import write_config
 from tests.support.recorder import Recorder
 from tests.support.upstream import serve_in_thread

@@ -23,7 +23,7 @@ from bastion.cli.output import (
     with_runtime,
 )
 from bastion.errors import NotFound
-from bastion.wiring import Runtime
+from bastion.runtime import Runtime
 
 OPERATOR = "operator:cli"
 

@@ -11,6 +11,7 @@ Users are addressed by their opaque ``user_id``, which never changes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import wraps
 from typing import Any
 
 import orjson
@@ -24,47 +25,53 @@ from bastion.accounts.records import User, UserExists
 from bastion.authserver.accounts import AccountRuleError, Accounts, describe
 from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError, ProblemError
-from bastion.web.oauth.common import auth_server, json_object
-from bastion.web.problems import problem_response
+from bastion.web.oauth.common import json_object
+from bastion.web.problems import http_problem
 
-Handler = Callable[[Request], Awaitable[Response]]
+AdminHandler = Callable[[Accounts, Request], Awaitable[Response]]
 
 
 def _json(data: dict[str, Any], status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-def _unauthorized(error: str, status: int) -> Response:
+def _refused(error: str, status: int) -> ProblemError:
     header = f'Bearer realm="bastion-admin", error="{error}"'
-    return problem_response(status, headers={"www-authenticate": header}, detail=error)
+    return http_problem(status, error, headers={"www-authenticate": header})
 
 
-def admin(handler: Callable[[Request, Accounts], Awaitable[Response]]) -> Handler:
+async def _administrator(server: AuthServer, request: Request) -> Accounts:
+    """The accounts service acting for the calling client, once its token says it may
+    administer users (RFC 6750 §3.1 errors otherwise)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _refused("invalid_token", 401)
+    try:
+        claims = await server.access.verify(
+            token.strip(), audience=f"{server.settings.issuer}/admin"
+        )
+    except OAuthError as exc:
+        raise _refused("invalid_token", 401) from exc
+    if "auth_time" in claims or "act" in claims or claims["sub"] != claims["client_id"]:
+        # A user's token, or one exchanged for a service, never administers accounts.
+        raise _refused("invalid_token", 401)
+    if server.settings.accounts.admin_scope not in str(claims.get("scope", "")).split():
+        raise _refused("insufficient_scope", 403)
+    return Accounts(server, actor=f"client:{claims['client_id']}")
+
+
+def admin_route(path: str, handler: AdminHandler, server: AuthServer, method: str) -> Route:
+    @wraps(handler)
     async def endpoint(request: Request) -> Response:
-        server = auth_server(request)
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _unauthorized("invalid_token", 401)
+        accounts = await _administrator(server, request)
         try:
-            claims = await server.access.verify(
-                token.strip(), audience=f"{server.settings.issuer}/admin"
-            )
-        except OAuthError:
-            return _unauthorized("invalid_token", 401)
-        if "auth_time" in claims or "act" in claims or claims["sub"] != claims["client_id"]:
-            # A user's token, or one exchanged for a service, never administers accounts.
-            return _unauthorized("invalid_token", 401)
-        if server.settings.accounts.admin_scope not in str(claims.get("scope", "")).split():
-            return _unauthorized("insufficient_scope", 403)
-        accounts = Accounts(server, actor=f"client:{claims['client_id']}")
-        try:
-            return await handler(request, accounts)
+            return await handler(accounts, request)
         except (WeakPassword, AccountRuleError) as exc:
-            return problem_response(422, detail=str(exc))
-        except UserExists:
-            return problem_response(409, detail="a user with that username exists")
+            raise http_problem(422, str(exc)) from exc
+        except UserExists as exc:
+            raise http_problem(409, "a user with that username exists") from exc
 
-    return endpoint
+    return Route(path, endpoint, methods=[method])
 
 
 async def _target(request: Request, server: AuthServer) -> User:
@@ -74,40 +81,35 @@ async def _target(request: Request, server: AuthServer) -> User:
     return user
 
 
-@admin
-async def list_users(request: Request, accounts: Accounts) -> Response:
+async def list_users(accounts: Accounts, _request: Request) -> Response:
     return _json({"users": [describe(u) for u in await accounts.server.users.list()]})
 
 
-@admin
-async def create_user(request: Request, accounts: Accounts) -> Response:
+async def create_user(accounts: Accounts, request: Request) -> Response:
     body = await json_object(request)
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
-        return problem_response(
+        raise http_problem(
             400,
-            detail="username and password are required strings",
+            "username and password are required strings",
             errors=["/username", "/password"],
         )
     return _json(describe(await accounts.create(username, password)), 201)
 
 
-@admin
-async def show_user(request: Request, accounts: Accounts) -> Response:
+async def show_user(accounts: Accounts, request: Request) -> Response:
     user = await _target(request, accounts.server)
     consents = await accounts.server.consents.of_subject(user.user_id)
     return _json(describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}})
 
 
-@admin
-async def delete_user(request: Request, accounts: Accounts) -> Response:
+async def delete_user(accounts: Accounts, request: Request) -> Response:
     user = await _target(request, accounts.server)
     await accounts.delete(user)
     return Response(status_code=204)
 
 
-@admin
-async def user_action(request: Request, accounts: Accounts) -> Response:
+async def user_action(accounts: Accounts, request: Request) -> Response:
     user = await _target(request, accounts.server)
     action = request.path_params["action"]
     if action in ("disable", "enable"):
@@ -120,23 +122,24 @@ async def user_action(request: Request, accounts: Accounts) -> Response:
         try:
             policy = Policy(str(body.get("policy")))
         except ValueError:
-            return problem_response(
-                400, detail="policy is password, mfa or passkey", errors=["/policy"]
-            )
+            raise http_problem(
+                400, "policy is password, mfa or passkey", errors=["/policy"]
+            ) from None
         await accounts.set_policy(user, policy)
         return _json({"ok": True, "auth_policy": policy.value})
     if action == "recovery-link":
         reset = body.get("reset_mfa", False)
         if not isinstance(reset, bool):
-            return problem_response(400, detail="reset_mfa is a boolean", errors=["/reset_mfa"])
+            raise http_problem(400, "reset_mfa is a boolean", errors=["/reset_mfa"])
         return _json({"ok": True, "link": await accounts.recovery_link(user, reset_mfa=reset)})
-    return problem_response(404, detail="no such action")
+    raise http_problem(404, "no such action")
 
 
-routes = [
-    Route("/admin/users", list_users, methods=["GET"]),
-    Route("/admin/users", create_user, methods=["POST"]),
-    Route("/admin/users/{user_id}", show_user, methods=["GET"]),
-    Route("/admin/users/{user_id}", delete_user, methods=["DELETE"]),
-    Route("/admin/users/{user_id}/{action}", user_action, methods=["POST"]),
-]
+def routes(server: AuthServer) -> list[Route]:
+    return [
+        admin_route("/admin/users", list_users, server, "GET"),
+        admin_route("/admin/users", create_user, server, "POST"),
+        admin_route("/admin/users/{user_id}", show_user, server, "GET"),
+        admin_route("/admin/users/{user_id}", delete_user, server, "DELETE"),
+        admin_route("/admin/users/{user_id}/{action}", user_action, server, "POST"),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -23,15 +24,13 @@ from bastion.authserver.registration import (
 from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError, ProblemError
 from bastion.oauth.clients import CLIENT_ID, Client
-from bastion.web.oauth.common import auth_server, json_object, oauth_error, oauth_json
+from bastion.web.oauth.common import json_object, oauth_error, oauth_json
 
 
-def _enabled(request: Request) -> AuthServer:
-    server = auth_server(request)
+def _enabled(server: AuthServer) -> None:
     if not server.settings.oauth.registration.enabled:
         # Deny by default: an endpoint that is not enabled does not exist.
         raise ProblemError("Not Found", status=404, title="Not Found")
-    return server
 
 
 def _bearer(request: Request) -> str | None:
@@ -70,8 +69,8 @@ def _unauthorized(description: str) -> Response:
     )
 
 
-async def register(request: Request) -> Response:
-    server = _enabled(request)
+async def register(server: AuthServer, request: Request) -> Response:
+    _enabled(server)
     settings = server.settings.oauth.registration
     clock = server.grants.clock
     try:
@@ -126,8 +125,8 @@ async def _managed(request: Request, server: AuthServer) -> Client | None:
     return await server.clients.store.get(client_id)
 
 
-async def manage(request: Request) -> Response:
-    server = _enabled(request)
+async def manage(server: AuthServer, request: Request) -> Response:
+    _enabled(server)
     client = await _managed(request, server)
     if client is None:
         # RFC 7592 §2: unknown client and wrong token are the same 401.
@@ -179,7 +178,8 @@ def _audit(server: AuthServer, action: str, outcome: Outcome, **details: object)
     server.grants.audit.emit(AuditEvent(action, outcome, actor="registration", details=details))
 
 
-routes = [
-    Route("/register", register, methods=["POST"]),
-    Route("/register/{client_id}", manage, methods=["GET", "PUT", "DELETE"]),
-]
+def routes(server: AuthServer) -> list[Route]:
+    return [
+        Route("/register", partial(register, server), methods=["POST"]),
+        Route("/register/{client_id}", partial(manage, server), methods=["GET", "PUT", "DELETE"]),
+    ]
