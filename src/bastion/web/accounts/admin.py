@@ -3,36 +3,34 @@
 Callers present a Bastion access token obtained with client credentials (no user in it),
 whose scope holds ``accounts.admin_scope`` (default ``bastion:admin``) and whose audience
 is ``<issuer>/admin`` (RFC 8707: declare that resource on the admin client). Anything else
-answers 401 or 403 with an RFC 6750 challenge. Answers are JSON; errors are problem+json
-(bodies that are not a JSON object: 415 or 400; unknown users: 404).
+answers 401 or 403 with an RFC 6750 challenge. Answers are JSON; errors are problem+json.
 Users are addressed by their opaque ``user_id``, which never changes.
+
+What each operation takes and answers is declared once in ``admin_schema``; the handlers
+validate and answer through those models, and ``/openapi/admin.json`` is made from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any
 
-import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bastion.accounts.levels import Policy
 from bastion.accounts.passwords import WeakPassword
 from bastion.accounts.records import User, UserExists
 from bastion.authserver.accounts import AccountRuleError, Accounts, describe
 from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError, ProblemError
+from bastion.web.accounts import admin_schema as schema
 from bastion.web.oauth.common import json_object
+from bastion.web.openapi import Operation, document_route
 from bastion.web.problems import http_problem
 
 AdminHandler = Callable[[Accounts, Request], Awaitable[Response]]
-
-
-def _json(data: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 def _refused(error: str, status: int) -> ProblemError:
@@ -60,7 +58,9 @@ async def _administrator(server: AuthServer, request: Request) -> Accounts:
     return Accounts(server, actor=f"client:{claims['client_id']}")
 
 
-def admin_route(path: str, handler: AdminHandler, server: AuthServer, method: str) -> Route:
+def admin_route(operation: Operation, handler: AdminHandler, server: AuthServer) -> Route:
+    """The route of one declared operation (``admin_schema``), for admin tokens only."""
+
     @wraps(handler)
     async def endpoint(request: Request) -> Response:
         accounts = await _administrator(server, request)
@@ -71,7 +71,15 @@ def admin_route(path: str, handler: AdminHandler, server: AuthServer, method: st
         except UserExists as exc:
             raise http_problem(409, "a user with that username exists") from exc
 
-    return Route(path, endpoint, methods=[method])
+    return Route(operation.path, endpoint, methods=[operation.method])
+
+
+def _answer(model: BaseModel, status: int = 200) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+
+
+def _user(user: User) -> schema.User:
+    return schema.User.model_validate(describe(user))
 
 
 async def _target(request: Request, server: AuthServer) -> User:
@@ -82,25 +90,20 @@ async def _target(request: Request, server: AuthServer) -> User:
 
 
 async def list_users(accounts: Accounts, _request: Request) -> Response:
-    return _json({"users": [describe(u) for u in await accounts.server.users.list()]})
+    users = await accounts.server.users.list()
+    return _answer(schema.UserList(users=[_user(u) for u in users]))
 
 
 async def create_user(accounts: Accounts, request: Request) -> Response:
-    body = await json_object(request)
-    username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not isinstance(password, str):
-        raise http_problem(
-            400,
-            "username and password are required strings",
-            errors=["/username", "/password"],
-        )
-    return _json(describe(await accounts.create(username, password)), 201)
+    new = schema.validated(schema.NewUser, await json_object(request))
+    return _answer(_user(await accounts.create(new.username, new.password)), 201)
 
 
 async def show_user(accounts: Accounts, request: Request) -> Response:
     user = await _target(request, accounts.server)
     consents = await accounts.server.consents.of_subject(user.user_id)
-    return _json(describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}})
+    detail = describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}}
+    return _answer(schema.UserDetail.model_validate(detail))
 
 
 async def delete_user(accounts: Accounts, request: Request) -> Response:
@@ -109,37 +112,56 @@ async def delete_user(accounts: Accounts, request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def user_action(accounts: Accounts, request: Request) -> Response:
+async def disable_user(accounts: Accounts, request: Request) -> Response:
+    await accounts.set_enabled(await _target(request, accounts.server), False)
+    return _answer(schema.Enabled(ok=True, enabled=False))
+
+
+async def enable_user(accounts: Accounts, request: Request) -> Response:
+    await accounts.set_enabled(await _target(request, accounts.server), True)
+    return _answer(schema.Enabled(ok=True, enabled=True))
+
+
+async def revoke_sessions(accounts: Accounts, request: Request) -> Response:
+    revoked = await accounts.revoke_all(await _target(request, accounts.server))
+    return _answer(schema.Revoked(ok=True, **revoked))
+
+
+async def set_policy(accounts: Accounts, request: Request) -> Response:
     user = await _target(request, accounts.server)
-    action = request.path_params["action"]
-    if action in ("disable", "enable"):
-        await accounts.set_enabled(user, action == "enable")
-        return _json({"ok": True, "enabled": action == "enable"})
-    if action == "revoke-sessions":
-        return _json({"ok": True, **await accounts.revoke_all(user)})
-    body = await json_object(request)
-    if action == "policy":
-        try:
-            policy = Policy(str(body.get("policy")))
-        except ValueError:
-            raise http_problem(
-                400, "policy is password, mfa or passkey", errors=["/policy"]
-            ) from None
-        await accounts.set_policy(user, policy)
-        return _json({"ok": True, "auth_policy": policy.value})
-    if action == "recovery-link":
-        reset = body.get("reset_mfa", False)
-        if not isinstance(reset, bool):
-            raise http_problem(400, "reset_mfa is a boolean", errors=["/reset_mfa"])
-        return _json({"ok": True, "link": await accounts.recovery_link(user, reset_mfa=reset)})
+    change = schema.validated(schema.PolicyChange, await json_object(request))
+    await accounts.set_policy(user, change.policy)
+    return _answer(schema.PolicySet(ok=True, auth_policy=change.policy))
+
+
+async def recovery_link(accounts: Accounts, request: Request) -> Response:
+    user = await _target(request, accounts.server)
+    asked = schema.validated(schema.RecoveryLinkRequest, await json_object(request))
+    link = await accounts.recovery_link(user, reset_mfa=asked.reset_mfa)
+    return _answer(schema.RecoveryLink(ok=True, link=link))
+
+
+async def no_such_action(accounts: Accounts, request: Request) -> Response:
+    await _target(request, accounts.server)
     raise http_problem(404, "no such action")
 
 
 def routes(server: AuthServer) -> list[Route]:
+    handlers: list[tuple[Operation, AdminHandler]] = [
+        (schema.LIST_USERS, list_users),
+        (schema.CREATE_USER, create_user),
+        (schema.SHOW_USER, show_user),
+        (schema.DELETE_USER, delete_user),
+        (schema.DISABLE_USER, disable_user),
+        (schema.ENABLE_USER, enable_user),
+        (schema.REVOKE_SESSIONS, revoke_sessions),
+        (schema.SET_POLICY, set_policy),
+        (schema.RECOVERY_LINK, recovery_link),
+    ]
+    # An action that is not declared is still answered only to administrators.
+    fallback = Operation("POST", f"{schema.USER}/{{action}}", "", "", {})
     return [
-        admin_route("/admin/users", list_users, server, "GET"),
-        admin_route("/admin/users", create_user, server, "POST"),
-        admin_route("/admin/users/{user_id}", show_user, server, "GET"),
-        admin_route("/admin/users/{user_id}", delete_user, server, "DELETE"),
-        admin_route("/admin/users/{user_id}/{action}", user_action, server, "POST"),
+        *(admin_route(operation, handler, server) for operation, handler in handlers),
+        admin_route(fallback, no_such_action, server),
+        document_route("/openapi/admin.json", schema.ADMIN_API, server.settings.issuer),
     ]
