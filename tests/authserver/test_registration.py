@@ -125,6 +125,67 @@ def test_refused_metadata(registrar: TestClient, body: dict[str, Any], error: st
     assert response.json()["error"] == error
 
 
+@pytest.mark.parametrize(
+    ("member", "value", "error", "description"),
+    [
+        (
+            "redirect_uris",
+            "com.example.x:/cb",
+            "invalid_client_metadata",
+            "redirect_uris must be a list of strings",
+        ),
+        (
+            "grant_types",
+            ["authorization_code", 7],
+            "invalid_client_metadata",
+            "grant_types must be a list of strings",
+        ),
+        ("client_name", ["Install"], "invalid_client_metadata", "client_name must be a string"),
+        ("scope", 1, "invalid_client_metadata", "scope must be a string"),
+        ("jwks", {"keys": "none"}, "invalid_client_metadata", "jwks must be a JWK Set"),
+        (
+            "jwks",
+            {"keys": [1]},
+            "invalid_client_metadata",
+            "jwks must hold public EC, OKP or RSA keys only",
+        ),
+        (
+            "jwks_uri",
+            "https://x/jwks",
+            "invalid_client_metadata",
+            "jwks_uri is not supported; send jwks",
+        ),
+        ("software_statement", 42, "invalid_software_statement", "must be a JWT string"),
+    ],
+)
+def test_members_of_the_wrong_type_get_rfc7591_errors(
+    registrar: TestClient, member: str, value: Any, error: str, description: str
+) -> None:
+    """RFC 7591 §3.2.2: the metadata model refuses with the registration error body, the
+    same one the registration core gives, never a framework's 422."""
+    response = register(registrar, {**NATIVE, member: value})
+    assert response.status_code == 400
+    assert response.json() == {"error": error, "error_description": description}
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_an_update_cannot_rename_the_client_id(registrar: TestClient) -> None:
+    """RFC 7592 §2.2: the client_id in an update is the client's own."""
+    body = register(registrar, NATIVE).json()
+    manage = {"authorization": f"Bearer {body['registration_access_token']}"}
+    for client_id in ("another", 5):
+        response = registrar.put(
+            f"/register/{body['client_id']}",
+            headers=manage,
+            json={**NATIVE, "client_id": client_id},
+        )
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": "invalid_client_metadata",
+            "error_description": "client_id cannot change",
+        }
+
+
 def test_malformed_bodies(registrar: TestClient) -> None:
     headers = {"authorization": f"Bearer {INITIAL_TOKEN}", "content-type": "application/json"}
     for content in (b"{", b"[]", b"null", b"\xff"):
