@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
 
 from bastion.errors import OAuthError
 from bastion.oauth.clients import AuthMethod
@@ -80,8 +79,9 @@ _ORDER = (
 )
 
 
-def _refusal(error: ErrorDetails) -> OAuthError:
-    name = str(error["loc"][0])
+def _refusal(where: tuple[int | str, ...]) -> OAuthError:
+    """The error the registration core gives for the member at ``where``."""
+    name = str(where[0])
     if name == "software_statement":
         return OAuthError("invalid_software_statement", "must be a JWT string")
     if name == "client_id":
@@ -89,7 +89,7 @@ def _refusal(error: ErrorDetails) -> OAuthError:
     if name == "jwks_uri":
         return OAuthError("invalid_client_metadata", "jwks_uri is not supported; send jwks")
     if name == "jwks":
-        if error["loc"][1:2] == ("keys",) and len(error["loc"]) > 2:
+        if where[1:2] == ("keys",) and len(where) > 2:
             return OAuthError(
                 "invalid_client_metadata", "jwks must hold public EC, OKP or RSA keys only"
             )
@@ -104,8 +104,8 @@ def metadata(model: type[ClientMetadata], body: dict[str, Any]) -> dict[str, Any
     try:
         return model.model_validate(body).model_dump(exclude_unset=True)
     except ValidationError as exc:
-        errors = sorted(exc.errors(), key=lambda e: _ORDER.index(str(e["loc"][0])))
-        raise _refusal(errors[0]) from None
+        places = sorted((e["loc"] for e in exc.errors()), key=lambda loc: _ORDER.index(str(loc[0])))
+        raise _refusal(places[0]) from None
 
 
 class ClientInformation(BaseModel):
