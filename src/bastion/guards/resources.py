@@ -22,18 +22,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
-from bastion.errors import ProblemError
+from bastion.errors import HeadersTooLarge, ProblemError
 from bastion.web.context import correlation_id
 from bastion.web.middleware import send_problem
 from bastion.web.problems import PROBLEM_JSON, problem_body
 
 log = logging.getLogger("bastion.guards")
-
-
-class HeadersTooLarge(ProblemError):
-    status = 431
-    title = "Request Header Fields Too Large"
-    type = "urn:bastion:problem:headers-too-large"
 
 
 def refusal_auditor(audit: AuditPipeline) -> Callable[[Scope, ProblemError], None]:

@@ -95,9 +95,7 @@ def _schemas(operations: Sequence[Operation]) -> tuple[References, dict[str, Any
         for answer in operation.answers.values():
             if answer.model is not None:
                 wanted[(answer.model, "serialization")] = None
-    references, top = models_json_schema(
-        list(wanted), ref_template="#/components/schemas/{model}"
-    )
+    references, top = models_json_schema(list(wanted), ref_template="#/components/schemas/{model}")
     return references, dict(top.get("$defs", {}))
 
 

@@ -8,8 +8,6 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from bastion.errors import ProblemError
-
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -46,17 +44,4 @@ def problem_response(
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
-    )
-
-
-def http_problem(
-    status: int, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
-) -> ProblemError:
-    """A ``ProblemError`` titled with the status's reason phrase, as ``problem_response``."""
-    return ProblemError(
-        detail,
-        status=status,
-        title=HTTPStatus(status).phrase,
-        headers=headers,
-        extensions=extensions,
     )

@@ -17,9 +17,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bastion.accounts.records import BrowserSession, User
-from bastion.authserver.accounts import AccountRuleError, Accounts
+from bastion.authserver.accounts import Accounts
 from bastion.authserver.browser import Browser
-from bastion.errors import OAuthError, ProblemError, SignInRequired
+from bastion.errors import AccountRuleError, Forbidden, OAuthError, SignInRequired
 from bastion.oauth.params import Params, parse
 from bastion.web.accounts.scripts import string_field
 from bastion.web.oauth.answers import PageHandler, page_route
@@ -88,7 +88,7 @@ async def account_request_json(
     session, user = await _signed_in(request, browser)
     body = await json_object(request)
     if not browser.session_csrf_ok(session, string_field(body, "csrf")):
-        raise ProblemError("the page expired; reload it", status=403)
+        raise Forbidden("the page expired; reload it", reason="session CSRF expired")
     found = AccountRequest(browser, session, user, parse([]))
     if not found.recent:
         raise SignInRequired(

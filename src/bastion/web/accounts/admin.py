@@ -20,56 +20,70 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bastion.accounts.passwords import WeakPassword
-from bastion.accounts.records import User, UserExists
-from bastion.authserver.accounts import AccountRuleError, Accounts, describe
+from bastion.accounts.records import User
+from bastion.authserver.accounts import Accounts, describe
 from bastion.authserver.server import AuthServer
-from bastion.errors import OAuthError, ProblemError
+from bastion.errors import (
+    AccountRuleError,
+    OAuthError,
+    ResourceNotFound,
+    UserExists,
+    WeakPassword,
+)
 from bastion.web.accounts import admin_schema as schema
 from bastion.web.oauth.common import json_object
 from bastion.web.openapi import Operation, document_route
-from bastion.web.problems import http_problem
+from bastion.web.problems import problem_response
 
 AdminHandler = Callable[[Accounts, Request], Awaitable[Response]]
 
 
-def _refused(error: str, status: int) -> ProblemError:
-    header = f'Bearer realm="bastion-admin", error="{error}"'
-    return http_problem(status, error, headers={"www-authenticate": header})
+def _refused(exc: OAuthError) -> Response:
+    """RFC 6750 §3.1: the error code in the challenge and as the problem's detail."""
+    header = f'Bearer realm="bastion-admin", error="{exc.error}"'
+    return problem_response(exc.status, headers={"www-authenticate": header}, detail=exc.error)
+
+
+def _invalid_token() -> OAuthError:
+    return OAuthError("invalid_token", "not an admin token", status=401)
 
 
 async def _administrator(server: AuthServer, request: Request) -> Accounts:
     """The accounts service acting for the calling client, once its token says it may
-    administer users (RFC 6750 §3.1 errors otherwise)."""
+    administer users; ``OAuthError`` (RFC 6750 §3.1 codes) otherwise."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _refused("invalid_token", 401)
+        raise _invalid_token()
     try:
         claims = await server.access.verify(
             token.strip(), audience=f"{server.settings.issuer}/admin"
         )
     except OAuthError as exc:
-        raise _refused("invalid_token", 401) from exc
+        raise _invalid_token() from exc
     if "auth_time" in claims or "act" in claims or claims["sub"] != claims["client_id"]:
         # A user's token, or one exchanged for a service, never administers accounts.
-        raise _refused("invalid_token", 401)
+        raise _invalid_token()
     if server.settings.accounts.admin_scope not in str(claims.get("scope", "")).split():
-        raise _refused("insufficient_scope", 403)
+        raise OAuthError("insufficient_scope", "the admin scope is missing", status=403)
     return Accounts(server, actor=f"client:{claims['client_id']}")
 
 
 def admin_route(operation: Operation, handler: AdminHandler, server: AuthServer) -> Route:
-    """The route of one declared operation (``admin_schema``), for admin tokens only."""
+    """The route of one declared operation (``admin_schema``), for admin tokens only: the
+    boundary that answers refused tokens and refused account changes."""
 
     @wraps(handler)
     async def endpoint(request: Request) -> Response:
-        accounts = await _administrator(server, request)
+        try:
+            accounts = await _administrator(server, request)
+        except OAuthError as exc:
+            return _refused(exc)
         try:
             return await handler(accounts, request)
         except (WeakPassword, AccountRuleError) as exc:
-            raise http_problem(422, str(exc)) from exc
-        except UserExists as exc:
-            raise http_problem(409, "a user with that username exists") from exc
+            return problem_response(422, detail=str(exc))
+        except UserExists:
+            return problem_response(409, detail="a user with that username exists")
 
     return Route(operation.path, endpoint, methods=[operation.method])
 
@@ -85,7 +99,7 @@ def _user(user: User) -> schema.User:
 async def _target(request: Request, server: AuthServer) -> User:
     user = await server.users.get(request.path_params["user_id"])
     if user is None:
-        raise ProblemError("no such user", status=404, title="Not Found")
+        raise ResourceNotFound("no such user")
     return user
 
 
@@ -143,7 +157,7 @@ async def recovery_link(accounts: Accounts, request: Request) -> Response:
 
 async def no_such_action(accounts: Accounts, request: Request) -> Response:
     await _target(request, accounts.server)
-    raise http_problem(404, "no such action")
+    raise ResourceNotFound("no such action")
 
 
 def routes(server: AuthServer) -> list[Route]:

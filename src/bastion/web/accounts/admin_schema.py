@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from bastion.accounts.levels import Policy
+from bastion.errors import ProblemError
 from bastion.web.openapi import BEARER, Answer, Api, Operation, problem
-from bastion.web.problems import http_problem
 
 
 class AdminBody(BaseModel):
@@ -53,7 +53,7 @@ def validated(model: type[Body], body: dict[str, Any]) -> Body:
         return model.model_validate(body)
     except ValidationError as exc:
         pointers = sorted({f"/{error['loc'][0]}" for error in exc.errors() if error["loc"]})
-        raise http_problem(400, model.invalid, errors=pointers) from None
+        raise ProblemError(model.invalid, extensions={"errors": pointers}) from None
 
 
 class User(BaseModel):

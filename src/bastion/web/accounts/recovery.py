@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from bastion.accounts.passwords import WeakPassword
 from bastion.authserver.accounts import Accounts, ticket_hash
 from bastion.authserver.browser import Browser
+from bastion.errors import WeakPassword
 from bastion.web.oauth.answers import page_route
 from bastion.web.oauth.common import page_params
 from bastion.web.pages import page

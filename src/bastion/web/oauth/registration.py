@@ -26,7 +26,7 @@ from bastion.authserver.registration import (
     verify_statement,
 )
 from bastion.authserver.server import AuthServer
-from bastion.errors import OAuthError, ProblemError
+from bastion.errors import OAuthError, ProblemError, ResourceNotFound
 from bastion.oauth.clients import CLIENT_ID, Client
 from bastion.web.oauth import registration_schema as schema
 from bastion.web.oauth.common import json_object, oauth_error, oauth_json
@@ -36,7 +36,7 @@ from bastion.web.openapi import document_route
 def _enabled(server: AuthServer) -> None:
     if not server.settings.oauth.registration.enabled:
         # Deny by default: an endpoint that is not enabled does not exist.
-        raise ProblemError("Not Found", status=404, title="Not Found")
+        raise ResourceNotFound("Not Found")
 
 
 def _bearer(request: Request) -> str | None:

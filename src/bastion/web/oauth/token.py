@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bastion.audit import AuditEvent, Outcome
-from bastion.authserver.grants import HANDLERS
+from bastion.authserver.grant_types import HANDLERS
 from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError
 from bastion.oauth.refresh import Instance
