@@ -39,7 +39,6 @@ from bastion.gateway.pipeline import Gateway
 from bastion.gateway.routes import id_source_problems, object_forms
 from bastion.gateway.service_credentials import service_credential
 from bastion.gateway.validation import InputRules
-from bastion.guards.resources import GuardedHttpTools
 from bastion.guards.service import Guards, build_guards
 from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.protocols import HotStore
@@ -370,8 +369,4 @@ async def open_runtime(
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The served app; with no argument, settings come from ``BASTION_CONFIG`` (workers)."""
     resolved = settings or load()
-    # The connection limits live in the protocol class each worker process imports.
-    GuardedHttpTools.configure(
-        resolved.server.header_timeout, resolved.server.max_requests_per_connection
-    )
     return build_app(resolved, lambda: open_runtime(resolved), served=True)
