@@ -38,6 +38,7 @@ from bastion.gateway.assembly import build_gateway
 from bastion.gateway.pipeline import Gateway
 from bastion.gateway.routes import id_source_problems, object_forms
 from bastion.gateway.service_credentials import service_credential
+from bastion.gateway.transport import TCP, UpstreamTransport
 from bastion.gateway.validation import InputRules
 from bastion.guards.service import Guards, build_guards
 from bastion.store.memory.hot import MemoryHotStore
@@ -300,11 +301,13 @@ async def open_runtime(
     key_ring: Literal["ensure", "load", "none"] = "ensure",
     audit_sinks: tuple[AuditSink, ...] = (),
     environ: Mapping[str, str] | None = None,
+    transport: UpstreamTransport = TCP,
 ) -> AsyncIterator[Runtime]:
     """Open stores and unlock the key ring, or raise before anything is served.
 
     ``key_ring``: "ensure" loads it and creates the first key if it is empty (serving),
     "load" only loads it (read-only commands), "none" leaves it empty (diagnostics).
+    ``transport``: how the gateway connects to upstreams (tests pass an in-process one).
 
     Raises ``SchemaNotCurrent`` on an unmigrated database, ``MasterKeyError`` when the
     master key does not open the ring (the ring is left untouched), ``StoreUnavailable``
@@ -353,6 +356,7 @@ async def open_runtime(
                 clock=clock,
                 environ=os.environ if environ is None else environ,
                 guards=guards,
+                transport=transport,
             )
             await gateway.start()
         try:
