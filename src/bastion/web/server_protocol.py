@@ -25,7 +25,8 @@ Configuration is per connection, not per class: the served app publishes a
 (``lifespan_state``), and uvicorn hands that state to every protocol it builds. Several
 apps can thus be served in one process with different limits, and under ``--workers``
 each process publishes its own. A server that runs the app without this protocol (the
-uvicorn CLI without ``--http``, granian) enforces neither limit: see docs/guards.md.
+uvicorn CLI without ``--http``, granian) ignores both settings; granian has a header
+timeout of its own but no request cap (docs/performance.md).
 """
 
 from __future__ import annotations
