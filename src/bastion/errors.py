@@ -1,32 +1,68 @@
 """Bastion's exception tree.
 
-Every error Bastion raises on purpose derives from ``BastionError``; third-party
-errors are translated at the boundary where they occur and chained with ``from``::
+Every error Bastion raises on purpose derives from ``BastionError`` and is declared
+here, so that the whole tree is read in one place; third-party errors are translated
+at the boundary where they occur and chained with ``from``::
 
     BastionError
     ├── ConfigError                 invalid configuration; carries every ConfigProblem
+    ├── InvalidValue                a value a rule refuses (also a ValueError, so that
+    │   │                           pydantic reports it as a field error)
+    │   ├── ClientMetadataError     client metadata (RFC 7591 §2) that cannot be accepted
+    │   ├── RedirectUriError        a redirect URI that cannot be registered
+    │   ├── AccountRuleError        an account change the rules refuse
+    │   ├── WeakPassword            a password the policy refuses
+    │   ├── PasskeyError            a WebAuthn credential that does not verify
+    │   ├── BadPath                 a request path no route can match safely
+    │   └── DocumentError           an OpenAPI or schema document that cannot be read
     ├── StoreError
     │   ├── StoreUnavailable        a store (database, hot state) cannot be reached
-    │   └── SchemaNotCurrent        the database schema is not at the code's revision
+    │   ├── SchemaNotCurrent        the database schema is not at the code's revision
+    │   ├── ClientExists            a client with that id already exists
+    │   └── UserExists              a user with that username already exists
     ├── KeyRingError
     │   ├── MasterKeyError          master key missing, malformed, wrong or not the ring's
     │   └── KeyNotFound             no key with that id (also a NotFound)
     ├── NotFound                    no client, user or key by that name
-    ├── ProblemError                an HTTP answer as RFC 9457 problem details
-    │   ├── BodyTooLarge            request body over the configured limit (413)
-    │   ├── RequestTimeout          a client that sends its request too slowly (408)
+    ├── ReadOnlyClient              a client declared in bastion.toml, changed elsewhere
+    ├── ProblemError                an HTTP answer as RFC 9457 problem details (400)
     │   ├── InvalidInput            a request the gateway's validation refused (400)
-    │   └── UpstreamFailure         an upstream that failed, timed out or answered 5xx
+    │   ├── Unauthenticated         no valid access token (401, RFC 6750 §3)
+    │   ├── Refusal                 refused by policy; ``reason`` is for the audit trail
+    │   │   ├── Forbidden           scope, role, claim or client missing (403)
+    │   │   ├── Hidden              refused as if it did not exist (404, BOLA)
+    │   │   └── StepUpRequired      authentication too weak or old (401, RFC 9470)
+    │   ├── ResourceNotFound        no such resource (404)
+    │   ├── RequestTimeout          a client that sends its request too slowly (408)
+    │   ├── IdempotencyConflict     the same Idempotency-Key still in progress (409)
+    │   │   └── IdempotencyOutcomeUnknown   its first use may or may not have happened
+    │   ├── BodyTooLarge            request body over the configured limit (413)
+    │   ├── UnsupportedMediaType    a body that is not of an accepted type (415)
+    │   ├── IdempotencyMismatch     an Idempotency-Key reused for another request (422)
+    │   ├── RateLimited             over a rate limit or quota (429)
+    │   │   ├── QuotaExceeded       over a limit the client is told about
+    │   │   └── AbnormalUsage       over a hidden limit
+    │   ├── HeadersTooLarge         too many or too large header fields (431)
+    │   ├── CircuitOpen             the upstream's circuit breaker is open (503)
+    │   └── UpstreamFailure         an upstream that failed or answered 5xx (502)
+    │       └── GatewayTimeout      an upstream that did not answer in time (504)
     └── OAuthError                  an OAuth error code (RFC 6749 §4.1.2.1, §5.2) for the wire
+        └── UnsafeRedirect          shown on Bastion's page, never sent to a redirect URI
 
-Messages of ``StoreError`` and ``KeyRingError`` are for operators (logs, CLI); the
-HTTP layer never sends them to clients. ``ProblemError`` messages are client-safe.
+``ProblemError`` subclasses declare their status, title and type as class data; an
+instance adds only what varies (``detail``, headers, extension members). Messages of
+``StoreError`` and ``KeyRingError`` are for operators (logs, CLI); the HTTP layer never
+sends them to clients. ``ProblemError`` and ``InvalidValue`` messages are safe to show
+to whoever sent the request or value.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+# The RFC 6750 §3 challenge of the gateway's protected resources.
+BEARER_REALM = 'Bearer realm="bastion"'
 
 
 class BastionError(Exception):
@@ -56,6 +92,50 @@ class ConfigError(BastionError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
+class InvalidValue(BastionError, ValueError):
+    """A value a rule refuses; the message is safe to show to whoever supplied it.
+
+    Also a ``ValueError``: raised inside a pydantic validator it becomes a field error
+    of the configuration or request being validated.
+    """
+
+
+class ClientMetadataError(InvalidValue):
+    """Registration metadata that cannot be accepted; the message names the field."""
+
+    def __init__(
+        self, field_name: str, message: str, *, error: str = "invalid_client_metadata"
+    ) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        # The RFC 7591 §3.2.2 error code a registration answer carries.
+        self.error = error
+
+
+class RedirectUriError(InvalidValue):
+    """Why a redirect URI cannot be registered."""
+
+
+class AccountRuleError(InvalidValue):
+    """An account change the rules refuse; the message is safe to show."""
+
+
+class WeakPassword(InvalidValue):
+    """A password the policy refuses; the message is safe to show to its owner."""
+
+
+class PasskeyError(InvalidValue):
+    """A credential that does not verify; one message for every reason."""
+
+
+class BadPath(InvalidValue):
+    """A request path that no route can match safely."""
+
+
+class DocumentError(InvalidValue):
+    """An OpenAPI or JSON Schema document that cannot be read or is not supported."""
+
+
 class StoreError(BastionError):
     """A durable or hot store failed."""
 
@@ -70,6 +150,14 @@ class StoreUnavailable(StoreError):
 
 class SchemaNotCurrent(StoreError):
     """The database schema is not at the revision this code needs."""
+
+
+class ClientExists(StoreError):
+    """A client with that id already exists."""
+
+
+class UserExists(StoreError):
+    """A user with that username already exists."""
 
 
 class KeyRingError(BastionError):
@@ -88,8 +176,15 @@ class KeyNotFound(KeyRingError, NotFound):
     """No key with the given id exists in the ring."""
 
 
+class ReadOnlyClient(BastionError):
+    """The client is declared in bastion.toml; change it there."""
+
+
 class ProblemError(BastionError):
-    """An error to answer as RFC 9457 problem details; ``detail`` is client-safe."""
+    """An error to answer as RFC 9457 problem details; ``detail`` is client-safe.
+
+    A kind of answer is a subclass declaring ``status``, ``title`` and ``type``.
+    """
 
     status: int = 400
     type: str = "about:blank"
@@ -99,9 +194,6 @@ class ProblemError(BastionError):
         self,
         detail: str,
         *,
-        status: int | None = None,
-        title: str | None = None,
-        type: str | None = None,
         headers: dict[str, str] | None = None,
         extensions: dict[str, Any] | None = None,
     ) -> None:
@@ -111,24 +203,6 @@ class ProblemError(BastionError):
         # members; both are client-safe like ``detail``.
         self.headers = headers or {}
         self.extensions = extensions or {}
-        if status is not None:
-            self.status = status
-        if title is not None:
-            self.title = title
-        if type is not None:
-            self.type = type
-
-
-class BodyTooLarge(ProblemError):
-    status = 413
-    title = "Content Too Large"
-    type = "urn:bastion:problem:body-too-large"
-
-
-class RequestTimeout(ProblemError):
-    status = 408
-    title = "Request Timeout"
-    type = "urn:bastion:problem:request-timeout"
 
 
 class InvalidInput(ProblemError):
@@ -139,12 +213,131 @@ class InvalidInput(ProblemError):
     type = "urn:bastion:problem:invalid-input"
 
 
+class Unauthenticated(ProblemError):
+    """No usable access token; the challenge names the RFC 6750 §3.1 error code."""
+
+    status = 401
+    title = "Unauthorized"
+    type = "urn:bastion:problem:unauthenticated"
+
+    def __init__(self, detail: str, error: str | None = "invalid_token") -> None:
+        challenge = BEARER_REALM if error is None else f'{BEARER_REALM}, error="{error}"'
+        super().__init__(detail, headers={"www-authenticate": challenge})
+
+
+class Refusal(ProblemError):
+    """A refused request; ``reason`` is for the audit trail, never for the client."""
+
+    def __init__(self, detail: str, reason: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, headers=headers)
+        self.reason = reason
+
+
+class Forbidden(Refusal):
+    status = 403
+    title = "Forbidden"
+    type = "urn:bastion:problem:forbidden"
+
+
+class Hidden(Refusal):
+    """Answered exactly like a route or object that does not exist."""
+
+    status = 404
+    title = "Not Found"
+    type = "about:blank"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("No such resource.", reason)
+
+
+class StepUpRequired(Refusal):
+    status = 401
+    title = "Unauthorized"
+    type = "urn:bastion:problem:step-up-required"
+
+
+class ResourceNotFound(ProblemError):
+    status = 404
+    title = "Not Found"
+    type = "about:blank"
+
+
+class RequestTimeout(ProblemError):
+    status = 408
+    title = "Request Timeout"
+    type = "urn:bastion:problem:request-timeout"
+
+
+class IdempotencyConflict(ProblemError):
+    status = 409
+    title = "Conflict"
+    type = "urn:bastion:problem:idempotency-in-progress"
+
+
+class IdempotencyOutcomeUnknown(IdempotencyConflict):
+    type = "urn:bastion:problem:idempotency-outcome-unknown"
+
+
+class BodyTooLarge(ProblemError):
+    status = 413
+    title = "Content Too Large"
+    type = "urn:bastion:problem:body-too-large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported Media Type"
+    type = "urn:bastion:problem:unsupported-media-type"
+
+
+class IdempotencyMismatch(ProblemError):
+    status = 422
+    title = "Unprocessable Content"
+    type = "urn:bastion:problem:idempotency-key-reused"
+
+
+class RateLimited(ProblemError):
+    status = 429
+    title = "Too Many Requests"
+
+
+class QuotaExceeded(RateLimited):
+    """Over a limit the client is told about (RateLimit-Policy names it)."""
+
+    type = "https://iana.org/assignments/http-problem-types#quota-exceeded"
+
+
+class AbnormalUsage(RateLimited):
+    """Over a hidden limit: the client learns only that its usage looks abnormal."""
+
+    type = "https://iana.org/assignments/http-problem-types#abnormal-usage-detected"
+
+
+class HeadersTooLarge(ProblemError):
+    status = 431
+    title = "Request Header Fields Too Large"
+    type = "urn:bastion:problem:headers-too-large"
+
+
+class CircuitOpen(ProblemError):
+    status = 503
+    title = "Service Unavailable"
+    type = "urn:bastion:problem:circuit-open"
+
+
 class UpstreamFailure(ProblemError):
     status = 502
     title = "Bad Gateway"
     type = "urn:bastion:problem:upstream-failure"
     # False only when the request provably never reached the upstream (no connection).
     maybe_processed = True
+
+
+class GatewayTimeout(UpstreamFailure):
+    # Its own type: RFC 9457 §3.1.3 keeps a type's title the same on every occurrence.
+    status = 504
+    title = "Gateway Timeout"
+    type = "urn:bastion:problem:upstream-timeout"
 
 
 class OAuthError(BastionError):
@@ -159,3 +352,7 @@ class OAuthError(BastionError):
         self.error = error
         self.description = description
         self.status = status
+
+
+class UnsafeRedirect(OAuthError):
+    """An error that must be shown on Bastion's page, never sent to a redirect URI."""

@@ -7,8 +7,9 @@ from argon2 import PasswordHasher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bastion.accounts.passwords import Passwords, WeakPassword, check_policy, common_passwords
+from bastion.accounts.passwords import Passwords, check_policy, common_passwords
 from bastion.config import PasswordSettings
+from bastion.errors import WeakPassword
 
 FAST = PasswordSettings(argon2_time_cost=1, argon2_memory_kib=8_192)
 

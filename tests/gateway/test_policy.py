@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from bastion.accounts.levels import ACR_MFA, ACR_PASSWORD
+from bastion.errors import Forbidden, StepUpRequired
 from bastion.gateway.caller import Caller
-from bastion.gateway.policy import Forbidden, StepUpRequired, authorize
+from bastion.gateway.policy import authorize
 from bastion.gateway.settings import RouteSettings
 
 NOW = 1_700_000_000.0

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bastion.errors import BadPath
 from bastion.gateway.router import Router, overlaps
-from bastion.gateway.templates import BadPath, PathTemplate, split_path
+from bastion.gateway.templates import PathTemplate, split_path
 
 
 def _router(*templates: str) -> Router[str]:

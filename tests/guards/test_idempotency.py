@@ -11,12 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bastion.clock import FixedClock
-from bastion.errors import InvalidInput
+from bastion.errors import IdempotencyConflict, IdempotencyMismatch, InvalidInput
 from bastion.guards.idempotency import (
     Claim,
     Idempotency,
-    IdempotencyConflict,
-    IdempotencyMismatch,
     IdempotencyStore,
     Stored,
     fingerprint,

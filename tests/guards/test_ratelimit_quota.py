@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from bastion.audit import AuditPipeline
 from bastion.clock import FixedClock
-from bastion.guards.limiter import Facts, RateLimited, RateLimiter
+from bastion.errors import RateLimited
+from bastion.guards.limiter import Facts, RateLimiter
 from bastion.guards.ratelimit_headers import Advertised, ratelimit_field
 from bastion.guards.settings import LimitSettings
 from bastion.store.memory.hot import MemoryHotStore

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.errors import OAuthError
+from bastion.errors import OAuthError, UnsafeRedirect
 from bastion.oauth import pkce
-from bastion.oauth.authorize import UnsafeRedirect, identify, narrow_resources, validate
+from bastion.oauth.authorize import identify, narrow_resources, validate
 from bastion.oauth.clients import Client
 from bastion.oauth.params import parse
 

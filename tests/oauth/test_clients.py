@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from bastion.errors import ClientMetadataError
 from bastion.oauth.clients import (
     CLIENT_CREDENTIALS,
     TOKEN_EXCHANGE,
     Client,
-    ClientMetadataError,
     check_client,
     hash_secret,
     secret_matches,

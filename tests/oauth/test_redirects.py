@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.oauth.redirects import RedirectUriError, matches, validate
+from bastion.errors import RedirectUriError
+from bastion.oauth.redirects import matches, validate
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from bastion.authserver.stores import ClientExists, ClientStore
+from bastion.authserver.stores import ClientStore
+from bastion.errors import ClientExists
 from bastion.oauth.clients import Client, hash_secret
 
 NOW = 1_700_000_000.0

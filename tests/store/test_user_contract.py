@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.accounts.records import UserExists
 from bastion.accounts.stores import UserStore
+from bastion.errors import UserExists
 
 NOW = 1_700_000_000.0
 

@@ -35,12 +35,9 @@ from webauthn.helpers.structs import (
 )
 
 from bastion.accounts.records import Passkey
+from bastion.errors import PasskeyError
 
 MAX_CREDENTIAL_JSON = 16_384
-
-
-class PasskeyError(ValueError):
-    """A credential that does not verify; one message for every reason."""
 
 
 def _descriptor(passkey: Passkey) -> PublicKeyCredentialDescriptor:

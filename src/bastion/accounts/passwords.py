@@ -22,13 +22,10 @@ from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bastion.accounts.settings import PasswordSettings
+from bastion.errors import WeakPassword
 
 # Context words that make a password guessable for this service in particular.
 SERVICE_WORDS = ("bastion",)
-
-
-class WeakPassword(ValueError):
-    """A password the policy refuses; the message is safe to show to its owner."""
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bastion.errors import StoreError
-
-
-class UserExists(StoreError):
-    """A user with that username already exists."""
-
 
 @dataclass(frozen=True)
 class User:

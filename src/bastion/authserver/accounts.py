@@ -18,11 +18,7 @@ from bastion.audit import AuditEvent, Outcome
 from bastion.authserver import lifecycle
 from bastion.authserver.server import AuthServer
 from bastion.authserver.signin import totp_aad
-from bastion.errors import NotFound
-
-
-class AccountRuleError(ValueError):
-    """An account change the rules refuse; the message is safe to show."""
+from bastion.errors import AccountRuleError, NotFound
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The token endpoint's grants (RFC 6749 §4.1.3, §4.4, §6; RFC 8693), bound to the stores.
+"""The token endpoint's grants (RFC 6749 §4.1.3, §4.4, §6), bound to the stores; token
+exchange (RFC 8693) is in ``token_exchange``, the table by name in ``grant_types``.
 
 Each handler receives an authenticated client and the request parameters, and returns
 the JSON body of a successful answer or raises ``OAuthError``. Every outcome, success
@@ -20,13 +21,12 @@ from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
 from bastion.errors import OAuthError
-from bastion.oauth import exchange, refresh
+from bastion.oauth import refresh
 from bastion.oauth.authorize import check_resources, narrow_resources
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
     REFRESH_TOKEN,
-    TOKEN_EXCHANGE,
     Client,
 )
 from bastion.oauth.codes import check_redemption, code_hash
@@ -342,91 +342,3 @@ async def client_credentials(
         "expires_in": claims["exp"] - claims["iat"],
         "scope": " ".join(requested),
     }
-
-
-async def token_exchange(
-    ctx: GrantContext, client: Client, params: Params, instance: refresh.Instance
-) -> dict[str, Any]:
-    """RFC 8693 §2: a narrower token for another audience, naming the original app in ``act``."""
-    if params.require("subject_token_type") != ACCESS_TOKEN_TYPE:
-        raise OAuthError("invalid_request", "subject_token_type must be an access token")
-    if params.get("actor_token") is not None:
-        raise OAuthError("invalid_request", "actor tokens are not supported")
-    if params.get("requested_token_type") not in (None, ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE):
-        raise OAuthError("invalid_request", "only access tokens can be requested")
-    subject, lifetime = await _exchange_subject(ctx, client, params.require("subject_token"))
-    targets = params.resources + tuple(filter(None, [params.get("audience")]))
-    if not targets:
-        raise OAuthError("invalid_target", "audience or resource is required")
-    check_resources(targets, client)
-    granted = tuple(subject.get("scope", "").split())
-    requested = scopes(params.get("scope")) or granted
-    if not set(requested) <= set(granted) or not set(requested) <= client.scopes:
-        raise OAuthError("invalid_scope", "scopes can only narrow the subject token's")
-    act: dict[str, Any] = {"sub": subject["client_id"], "client_id": subject["client_id"]}
-    if "act" in subject:
-        act["act"] = subject["act"]
-    who = Authentication(
-        subject["sub"], subject.get("auth_time"), subject.get("acr"), tuple(subject.get("amr", ()))
-    )
-    # The exchanged token belongs to the subject token's family and code, so revoking
-    # those (a refresh reuse, /revoke, a replayed code) revokes it too.
-    family_id, code = await ctx.grants.lineage(subject["jti"])
-    token, claims = await ctx.access.mint(
-        client_id=client.client_id,
-        who=who,
-        scope=requested,
-        audience=targets,
-        lifetime=lifetime,
-        act=act,
-        family_id=family_id,
-        code_hash=code,
-    )
-    ctx.emit(
-        "oauth.token.exchanged",
-        Outcome.SUCCESS,
-        client,
-        subject=subject["sub"],
-        audience=list(targets),
-        scope=list(requested),
-    )
-    return {
-        "access_token": token,
-        "issued_token_type": ACCESS_TOKEN_TYPE,
-        "token_type": "Bearer",
-        "expires_in": claims["exp"] - claims["iat"],
-        "scope": " ".join(requested),
-    }
-
-
-async def _exchange_subject(
-    ctx: GrantContext, client: Client, token: str
-) -> tuple[dict[str, Any], float]:
-    """The subject token's claims, if this client may exchange it, and how long the
-    exchanged token may live. Every refusal is audited."""
-    try:
-        subject = await ctx.access.verify(token)
-    except OAuthError as exc:
-        ctx.emit("oauth.exchange.refused", Outcome.DENIED, client, reason="subject token")
-        raise OAuthError("invalid_grant", "the subject token is invalid") from exc
-    try:
-        exchange.check_subject(subject, client)
-        return subject, exchange.lifetime(subject["exp"], ctx.clock.now())
-    except OAuthError as exc:
-        ctx.emit(
-            "oauth.exchange.refused",
-            Outcome.DENIED,
-            client,
-            reason=exc.description,
-            subject=subject["sub"],
-            issued_to=subject["client_id"],
-        )
-        raise
-
-
-HANDLERS = {
-    AUTHORIZATION_CODE: authorization_code,
-    REFRESH_TOKEN: refresh_token,
-    CLIENT_CREDENTIALS: client_credentials,
-    TOKEN_EXCHANGE: token_exchange,
-}

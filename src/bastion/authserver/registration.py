@@ -30,12 +30,11 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from bastion.errors import OAuthError
+from bastion.errors import ClientMetadataError, OAuthError
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
     REFRESH_TOKEN,
     Client,
-    ClientMetadataError,
     check_client,
     hash_secret,
 )

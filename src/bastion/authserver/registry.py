@@ -9,13 +9,12 @@ import orjson
 
 from bastion.authserver.settings import ClientSettings
 from bastion.authserver.stores import ClientStore
-from bastion.errors import ConfigError, ConfigProblem
+from bastion.errors import ClientMetadataError, ConfigError, ConfigProblem
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
     REFRESH_TOKEN,
     Client,
-    ClientMetadataError,
     check_client,
 )
 

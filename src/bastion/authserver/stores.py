@@ -13,14 +13,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bastion.errors import StoreError
 from bastion.oauth.clients import Client
 from bastion.oauth.codes import CodeGrant
 from bastion.oauth.refresh import Family
-
-
-class ClientExists(StoreError):
-    """A client with that id already exists."""
 
 
 class ClientStore(Protocol):

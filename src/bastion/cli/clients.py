@@ -24,23 +24,18 @@ from bastion.cli.output import (
     print_rows,
     with_runtime,
 )
-from bastion.errors import BastionError, NotFound
+from bastion.errors import ClientMetadataError, NotFound, ReadOnlyClient
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
     REFRESH_TOKEN,
     Client,
-    ClientMetadataError,
     check_client,
     hash_secret,
 )
 from bastion.wiring import Runtime
 
 OPERATOR = "operator:cli"
-
-
-class ReadOnlyClient(BastionError):
-    """The client is declared in bastion.toml; change it there."""
 
 
 def _show(client: Client) -> None:

@@ -10,9 +10,8 @@ import click
 
 from bastion import wiring
 from bastion.accounts.levels import Policy
-from bastion.accounts.passwords import WeakPassword
 from bastion.accounts.records import User
-from bastion.authserver.accounts import AccountRuleError, Accounts, describe
+from bastion.authserver.accounts import Accounts, describe
 from bastion.cli.output import (
     config_option,
     handles_errors,
@@ -22,7 +21,7 @@ from bastion.cli.output import (
     print_rows,
     with_runtime,
 )
-from bastion.errors import NotFound
+from bastion.errors import AccountRuleError, NotFound, WeakPassword
 from bastion.wiring import Runtime
 
 OPERATOR = "operator:cli"

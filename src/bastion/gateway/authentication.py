@@ -21,12 +21,8 @@ from joserfc.errors import JoseError
 
 from bastion.caches import TTLCache
 from bastion.clock import Clock
-from bastion.errors import OAuthError
-from bastion.gateway.caller import (
-    BASTION,
-    Caller,
-    Unauthenticated,
-)
+from bastion.errors import OAuthError, Unauthenticated
+from bastion.gateway.caller import BASTION, Caller
 from bastion.gateway.jwks import JwksCache
 from bastion.gateway.settings import IssuerSettings
 from bastion.oauth.tokens import MAX_CLOCK_SKEW, claims_registry, verify_access_token

@@ -19,10 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.errors import InvalidInput
+from bastion.errors import Hidden, InvalidInput
 from bastion.gateway.caller import Caller, claim_text
 from bastion.gateway.identifiers import IdForm, canonical, canonical_json
-from bastion.gateway.policy import Hidden
 from bastion.gateway.shaping import pointer_value
 
 _LOOK_ALIKE = re.compile(r"[.\s\[\]-]")

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bastion.errors import ProblemError
+from bastion.errors import BEARER_REALM, Unauthenticated
 
 BASTION = "bastion"
-REALM = 'Bearer realm="bastion"'
+REALM = BEARER_REALM
 MAX_TOKEN_BYTES = 8192
 
 
@@ -27,16 +27,6 @@ class Caller:
     jti: str | None
     # Values derived from the token, computed once per cached token (hot path).
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
-
-
-class Unauthenticated(ProblemError):
-    status = 401
-    title = "Unauthorized"
-    type = "urn:bastion:problem:unauthenticated"
-
-    def __init__(self, detail: str, error: str | None = "invalid_token") -> None:
-        challenge = REALM if error is None else f'{REALM}, error="{error}"'
-        super().__init__(detail, headers={"www-authenticate": challenge})
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 
 from bastion.authserver.access import Authentication
 from bastion.clock import Clock
-from bastion.gateway.caller import BASTION, Caller, Unauthenticated, principal
+from bastion.errors import Unauthenticated
+from bastion.gateway.caller import BASTION, Caller, principal
 from bastion.gateway.renewal import Renewing, Timing
 from bastion.gateway.settings import UpstreamSettings
 

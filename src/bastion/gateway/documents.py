@@ -21,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 import orjson
 import yaml
 
+from bastion.errors import DocumentError
+
 MAX_FILES = 256
 # Where other files' contents go inside the document that refers to them.
 BUNDLE_SCHEMA = "$defs"
@@ -75,7 +77,7 @@ def load_document(path: Path) -> Any:
         else:
             document = orjson.loads(raw)
     except (OSError, orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: not a readable JSON or YAML document ({exc})") from exc
+        raise DocumentError(f"{path}: not a readable JSON or YAML document ({exc})") from exc
     _require_json(document, path)
     return document
 
@@ -86,14 +88,14 @@ def _require_json(node: Any, path: Path) -> None:
         item = stack.pop()
         if isinstance(item, dict):
             if not all(isinstance(key, str) for key in item):
-                raise ValueError(f"{path}: keys must be strings")
+                raise DocumentError(f"{path}: keys must be strings")
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, float) and not math.isfinite(item):
-            raise ValueError(f"{path}: numbers must be finite")
+            raise DocumentError(f"{path}: numbers must be finite")
         elif item is not None and not isinstance(item, str | int | float | bool):
-            raise ValueError(f"{path}: {type(item).__name__} is not JSON data")
+            raise DocumentError(f"{path}: {type(item).__name__} is not JSON data")
 
 
 def bundled(path: Path, holder: str) -> Any:
@@ -108,17 +110,17 @@ def bundled(path: Path, holder: str) -> Any:
         for node in _ref_holders(document):
             target, _, fragment = node["$ref"].partition("#")
             if fragment and not fragment.startswith("/"):
-                raise ValueError(f"{source}: only JSON pointer fragments are supported")
+                raise DocumentError(f"{source}: only JSON pointer fragments are supported")
             if not target:
                 node["$ref"] = f"#{prefix}{fragment}"
                 continue
             parts = urlsplit(target)
             if parts.scheme or parts.netloc:
-                raise ValueError(f"{source}: only references to local files are supported")
+                raise DocumentError(f"{source}: only references to local files are supported")
             found = (source.parent / unquote(parts.path)).resolve()
             if found not in keys:
                 if len(keys) > MAX_FILES:
-                    raise ValueError(f"{path}: refers to more than {MAX_FILES} files")
+                    raise DocumentError(f"{path}: refers to more than {MAX_FILES} files")
                 keys[found] = f"file{len(keys)}"
                 other = load_document(found)
                 bundle[keys[found]] = other
@@ -127,7 +129,7 @@ def bundled(path: Path, holder: str) -> Any:
             node["$ref"] = f"#{f'/{holder}/{key}' if key else ''}{fragment}"
     if bundle:
         if not isinstance(root, dict):
-            raise ValueError(f"{path}: a document that refers to other files must be an object")
+            raise DocumentError(f"{path}: a document that refers to other files must be an object")
         root.setdefault(holder, {}).update(bundle)
     return root
 
@@ -152,8 +154,8 @@ def openapi_version(document: Any) -> str:
     if isinstance(version, str) and version[:4] in ("3.0.", "3.1."):
         return version[:3]
     if isinstance(document, dict) and "swagger" in document:
-        raise ValueError("Swagger 2.0 documents are not supported: convert them to OpenAPI 3")
-    raise ValueError("not an OpenAPI 3.0 or 3.1 document (no openapi: 3.x.y field)")
+        raise DocumentError("Swagger 2.0 documents are not supported: convert them to OpenAPI 3")
+    raise DocumentError("not an OpenAPI 3.0 or 3.1 document (no openapi: 3.x.y field)")
 
 
 def upgrade_openapi_30(document: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from bastion.caches import TTLCache
 from bastion.clock import Clock
-from bastion.gateway.policy import Hidden
+from bastion.errors import Hidden
 
 CACHE_SIZE = 100_000
 CACHE_SECONDS = 5.0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from starlette.types import Receive, Scope, Send
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
-from bastion.errors import BodyTooLarge, InvalidInput, ProblemError
+from bastion.errors import BadPath, BodyTooLarge, Hidden, InvalidInput, ProblemError, Refusal
 from bastion.gateway import cors
 from bastion.gateway.exchange import (
     Exchange,
@@ -28,11 +28,10 @@ from bastion.gateway.exchange import (
     request_headers,
     send_whole,
 )
-from bastion.gateway.policy import Hidden, Refusal
 from bastion.gateway.router import Router
 from bastion.gateway.routes import Route
 from bastion.gateway.steps import ORDER, Step
-from bastion.gateway.templates import BadPath, split_path
+from bastion.gateway.templates import split_path
 from bastion.gateway.upstream import Upstream
 from bastion.gateway.validation import parse_query
 from bastion.web.context import correlation_id

@@ -12,42 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bastion.accounts.stepup import Requirement, challenge
-from bastion.errors import ProblemError
+from bastion.errors import Forbidden, StepUpRequired
 from bastion.gateway.caller import REALM, Caller
 
 if TYPE_CHECKING:
     from bastion.gateway.settings import RouteSettings
-
-
-class Refusal(ProblemError):
-    """A refused request; ``reason`` is for the audit trail, never for the client."""
-
-    def __init__(self, detail: str, reason: str, **kwargs: object) -> None:
-        super().__init__(detail, **kwargs)  # type: ignore[arg-type]
-        self.reason = reason
-
-
-class Forbidden(Refusal):
-    status = 403
-    title = "Forbidden"
-    type = "urn:bastion:problem:forbidden"
-
-
-class Hidden(Refusal):
-    """Answered exactly like a route or object that does not exist."""
-
-    status = 404
-    title = "Not Found"
-    type = "about:blank"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__("No such resource.", reason)
-
-
-class StepUpRequired(Refusal):
-    status = 401
-    title = "Unauthorized"
-    type = "urn:bastion:problem:step-up-required"
 
 
 def _forbidden(reason: str, scopes: tuple[str, ...] = ()) -> Forbidden:

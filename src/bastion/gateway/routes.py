@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bastion.errors import Hidden
 from bastion.gateway.bindings import Binding, Bindings
 from bastion.gateway.identifiers import IdForm, canonical
-from bastion.gateway.policy import Hidden
 from bastion.gateway.router import Router
 from bastion.gateway.settings import GatewaySettings, RouteSettings
 from bastion.gateway.shaping import compile_allowlist

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes
 
+from bastion.errors import BadPath
+
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]{0,63})\}$")
 # RFC 3986 unreserved characters plus the sub-delimiters that are safe in a segment.
 _STATIC = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
@@ -20,10 +22,6 @@ MAX_SEGMENTS = 32
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
 # Printable ASCII without backslash: such a path needs no decoding.
 _PLAIN = re.compile(rb"[\x21-\x5b\x5d-\x7e]*")
-
-
-class BadPath(ValueError):
-    """A request path that no route can match safely."""
 
 
 @dataclass(frozen=True)

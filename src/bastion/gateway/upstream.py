@@ -25,7 +25,7 @@ import aiohttp
 from yarl import URL
 
 from bastion.clock import Clock
-from bastion.errors import UpstreamFailure
+from bastion.errors import GatewayTimeout, UpstreamFailure
 from bastion.gateway.service_credentials import ServiceCredential
 from bastion.gateway.settings import UpstreamSettings
 from bastion.gateway.transport import TCP, UpstreamTransport
@@ -260,7 +260,7 @@ class UpstreamCall:
 def _translated(exc: BaseException, name: str) -> UpstreamFailure:
     if isinstance(exc, TimeoutError):
         log.warning("upstream %s timed out", name)
-        failure = UpstreamFailure(TIMED_OUT, status=504, title="Gateway Timeout")
+        failure: UpstreamFailure = GatewayTimeout(TIMED_OUT)
     else:
         log.warning("upstream %s failed: %s", name, type(exc).__name__)
         failure = UpstreamFailure(UNAVAILABLE)
@@ -278,7 +278,7 @@ async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
         try:
             return await response.read()  # the declared length is within the limit
         except TimeoutError as exc:
-            raise UpstreamFailure(TIMED_OUT, status=504, title="Gateway Timeout") from exc
+            raise GatewayTimeout(TIMED_OUT) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamFailure(UNAVAILABLE) from exc
     chunks: list[bytes] = []
@@ -291,7 +291,7 @@ async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
                 raise UpstreamFailure(UNAVAILABLE)
             chunks.append(chunk)
     except TimeoutError as exc:
-        raise UpstreamFailure(TIMED_OUT, status=504, title="Gateway Timeout") from exc
+        raise GatewayTimeout(TIMED_OUT) from exc
     except aiohttp.ClientError as exc:
         raise UpstreamFailure(UNAVAILABLE) from exc
     return b"".join(chunks)

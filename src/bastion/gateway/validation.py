@@ -25,7 +25,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from bastion.errors import InvalidInput, ProblemError
+from bastion.errors import InvalidInput, UnsupportedMediaType
 from bastion.gateway.closing import closed, closed_openapi
 from bastion.gateway.documents import BUNDLE_SCHEMA, bundled
 from bastion.gateway.identifiers import IdForm, dereferenced, form_of, schema_at
@@ -42,12 +42,6 @@ from bastion.gateway.settings import InputSettings
 MAX_ERRORS = 20
 MAX_QUERY_FIELDS = 64
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-class UnsupportedMediaType(ProblemError):
-    status = 415
-    title = "Unsupported Media Type"
-    type = "urn:bastion:problem:unsupported-media-type"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.guards.limiter import Facts, RateLimited
+from bastion.errors import RateLimited
+from bastion.guards.limiter import Facts
 from bastion.guards.service import Guards
 from bastion.web.context import correlation_id
 from bastion.web.middleware import send_problem

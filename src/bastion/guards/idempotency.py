@@ -27,7 +27,12 @@ import http_sf
 import orjson
 
 from bastion.clock import Clock
-from bastion.errors import InvalidInput, ProblemError
+from bastion.errors import (
+    IdempotencyConflict,
+    IdempotencyMismatch,
+    IdempotencyOutcomeUnknown,
+    InvalidInput,
+)
 
 HEADER = "idempotency-key"
 MAX_KEY_CHARS = 255
@@ -40,18 +45,6 @@ _SYNTAX = (
     f"The Idempotency-Key header must be a quoted string of 1-{MAX_KEY_CHARS} printable "
     "characters (RFC 9651 §3.3.3)."
 )
-
-
-class IdempotencyConflict(ProblemError):
-    status = 409
-    title = "Conflict"
-    type = "urn:bastion:problem:idempotency-in-progress"
-
-
-class IdempotencyMismatch(ProblemError):
-    status = 422
-    title = "Unprocessable Content"
-    type = "urn:bastion:problem:idempotency-key-reused"
 
 
 class IdempotencyStore(Protocol):
@@ -154,10 +147,9 @@ class Idempotency:
         )
         if record.get("state") == "unknown" or stale:
             # Running for longer than any call can take: the process that owned it died.
-            raise IdempotencyConflict(
+            raise IdempotencyOutcomeUnknown(
                 "The first request with this Idempotency-Key may or may not have been "
-                "processed. Check the resource, or use a new key.",
-                type="urn:bastion:problem:idempotency-outcome-unknown",
+                "processed. Check the resource, or use a new key."
             )
         raise IdempotencyConflict(
             "A request with this Idempotency-Key is still being processed.",

@@ -19,10 +19,9 @@ from typing import Any, Literal
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.clock import Clock
-from bastion.errors import ProblemError, StoreUnavailable
+from bastion.errors import AbnormalUsage, QuotaExceeded, StoreUnavailable
 from bastion.guards.gcra import Rate, decide
 from bastion.guards.ratelimit_headers import (
-    QUOTA_EXCEEDED,
     Advertised,
     delay_seconds,
     policy_field,
@@ -35,7 +34,6 @@ from bastion.store.protocols import HotStore
 log = logging.getLogger("bastion.guards")
 
 RETRY_DOWN_STORE = 1.0
-ABNORMAL_USAGE = "https://iana.org/assignments/http-problem-types#abnormal-usage-detected"
 
 
 @dataclass(frozen=True)
@@ -47,11 +45,6 @@ class Facts:
     client: str | None = None
     route: str = ""
     claims: Mapping[str, Any] | None = None
-
-
-class RateLimited(ProblemError):
-    status = 429
-    title = "Too Many Requests"
 
 
 @dataclass(frozen=True)
@@ -167,9 +160,9 @@ class RateLimiter:
                 details={"scope": scope, "client": facts.client},
             )
         )
-        raise RateLimited(
+        refusal = QuotaExceeded if visible else AbnormalUsage
+        raise refusal(
             "Too many requests. Wait before trying again.",
-            type=QUOTA_EXCEEDED if visible else ABNORMAL_USAGE,
             headers={**headers, "retry-after": str(max(1, delay_seconds(wait)))},
             extensions={"violated-policies": visible} if visible else {},
         )

@@ -20,7 +20,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 # sf-string: printable ASCII; backslash and double quote escaped (RFC 9651 §3.3.3).
 _NAME = re.compile(r"^[\x20-\x7e]{1,64}$")
 

@@ -13,7 +13,7 @@ import logging
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.clock import Clock
-from bastion.errors import ProblemError, StoreError
+from bastion.errors import CircuitOpen, StoreError
 from bastion.guards.breaker import Breaker, BreakerPolicy, State
 from bastion.guards.ratelimit_headers import delay_seconds
 from bastion.guards.settings import BreakerSettings
@@ -23,12 +23,6 @@ log = logging.getLogger("bastion.guards")
 
 SYNC_INTERVAL = 1.0
 USER_SAFE = "This service is temporarily unavailable. Please try again in a few seconds."
-
-
-class CircuitOpen(ProblemError):
-    status = 503
-    title = "Service Unavailable"
-    type = "urn:bastion:problem:circuit-open"
 
 
 class SharedBreaker:

@@ -18,15 +18,9 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
-from bastion.errors import ProblemError
+from bastion.errors import HeadersTooLarge, ProblemError
 from bastion.web.context import correlation_id
 from bastion.web.middleware import send_problem
-
-
-class HeadersTooLarge(ProblemError):
-    status = 431
-    title = "Request Header Fields Too Large"
-    type = "urn:bastion:problem:headers-too-large"
 
 
 def refusal_auditor(

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bastion.errors import OAuthError
+from bastion.errors import OAuthError, UnsafeRedirect
 from bastion.oauth import pkce
 from bastion.oauth.clients import AUTHORIZATION_CODE, Client
 from bastion.oauth.params import Params, scopes
@@ -24,10 +24,6 @@ from bastion.oauth.redirects import is_loopback, matches
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 PAR_URN_PREFIX = "urn:ietf:params:oauth:request_uri:"
 _RESOURCE = re.compile(r"[a-z][a-z0-9+.\-]*:[^\s#]+")
-
-
-class UnsafeRedirect(OAuthError):
-    """An error that must be shown on Bastion's page, never sent to a redirect URI."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bastion.oauth.redirects import RedirectUriError, validate
+from bastion.errors import ClientMetadataError, RedirectUriError
+from bastion.oauth.redirects import validate
 
 AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
@@ -33,15 +34,6 @@ AUTH_POLICIES = ("password", "mfa", "passkey")
 CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _RESOURCE = re.compile(r"[a-z][a-z0-9+.\-]*:[^\s#]+")
-
-
-class ClientMetadataError(ValueError):
-    """Registration metadata that cannot be accepted; the message names the field."""
-
-    def __init__(self, field_name: str, message: str, *, error: str = "invalid_client_metadata"):
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.error = error
 
 
 def hash_secret(secret: str) -> str:

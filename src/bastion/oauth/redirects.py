@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import SplitResult, urlsplit
 
+from bastion.errors import RedirectUriError
+
 MAX_LENGTH = 2048
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]"})
 # Schemes that execute or read locally; also refused when they happen to contain a period.
@@ -39,10 +41,6 @@ FORBIDDEN_SCHEMES = frozenset(
 )
 _SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*")
 _SAFE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces or controls
-
-
-class RedirectUriError(ValueError):
-    """Why a redirect URI cannot be registered."""
 
 
 def _host_of(parts: SplitResult) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
+from bastion.errors import RequestTimeout
 from bastion.web.problems import PROBLEM_JSON, problem_body
 from bastion.web.settings import ServerSettings
 
@@ -71,12 +72,13 @@ def lifespan_state(server: ServerSettings, audit: AuditPipeline | None) -> dict[
 
 def _timeout_answer() -> bytes:
     body = problem_body(
-        408,
+        RequestTimeout.status,
         detail="The request headers arrived too slowly.",
-        type="urn:bastion:problem:request-timeout",
+        title=RequestTimeout.title,
+        type=RequestTimeout.type,
     )
     head = (
-        "HTTP/1.1 408 Request Timeout\r\n"
+        f"HTTP/1.1 {RequestTimeout.status} {RequestTimeout.title}\r\n"
         f"content-type: {PROBLEM_JSON}\r\n"
         f"content-length: {len(body)}\r\n"
         "connection: close\r\n\r\n"

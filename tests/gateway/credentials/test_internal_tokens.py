@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from bastion.clock import FixedClock
-from bastion.gateway.caller import Caller, Unauthenticated
+from bastion.errors import Unauthenticated
+from bastion.gateway.caller import Caller
 from bastion.gateway.credentials import InternalTokens
 from bastion.gateway.settings import UpstreamSettings
 

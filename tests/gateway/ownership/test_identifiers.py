@@ -10,11 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.errors import InvalidInput
+from bastion.errors import Hidden, InvalidInput
 from bastion.gateway.bindings import Binding, Bindings
 from bastion.gateway.caller import Caller
 from bastion.gateway.identifiers import IdForm, canonical, canonical_json, form_of, schema_at
-from bastion.gateway.policy import Hidden
 
 NOW = 1_700_000_000.0
 UPPER = "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"

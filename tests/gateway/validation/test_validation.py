@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.errors import InvalidInput
+from bastion.errors import InvalidInput, UnsupportedMediaType
 from bastion.gateway.closing import strict
 from bastion.gateway.settings import InputSettings
-from bastion.gateway.validation import InputRules, UnsupportedMediaType, parse_query
+from bastion.gateway.validation import InputRules, parse_query
 
 SCHEMA = {
     "type": "object",

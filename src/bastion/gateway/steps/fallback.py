@@ -4,12 +4,11 @@ caller and URL, marked stale (RFC 9211 ``Cache-Status``, RFC 9111 ``Age``)."""
 
 from __future__ import annotations
 
-from bastion.errors import UpstreamFailure
+from bastion.errors import CircuitOpen, UpstreamFailure
 from bastion.gateway.exchange import Exchange, raw_path
 from bastion.gateway.guarding import Kept
 from bastion.gateway.routes import Route
 from bastion.gateway.steps.base import Step
-from bastion.guards.resilience import CircuitOpen
 
 
 class StaleFallback(Step):

@@ -9,12 +9,11 @@ leave its key "running" for the app's retry to trip over.
 
 from __future__ import annotations
 
-from bastion.errors import InvalidInput
+from bastion.errors import CircuitOpen, InvalidInput
 from bastion.gateway.exchange import Exchange, raw_path
 from bastion.gateway.routes import Route
 from bastion.gateway.steps.base import Step
 from bastion.guards.idempotency import HEADER, Stored, fingerprint, parse_key
-from bastion.guards.resilience import CircuitOpen
 
 # Beyond the longest a call can take, a "running" idempotency record means a crash.
 LEASE_MARGIN = 5.0

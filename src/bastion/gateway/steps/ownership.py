@@ -16,16 +16,14 @@ import logging
 
 import orjson
 
-from bastion.errors import UpstreamFailure
+from bastion.errors import CircuitOpen, Hidden, UpstreamFailure
 from bastion.gateway.caller import claim_text, principal
 from bastion.gateway.exchange import Exchange
 from bastion.gateway.identifiers import registry_key
-from bastion.gateway.policy import Hidden
 from bastion.gateway.routes import Route
 from bastion.gateway.shaping import pointer_value
 from bastion.gateway.steps.base import Step
 from bastion.gateway.upstream import UNAVAILABLE, read_limited
-from bastion.guards.resilience import CircuitOpen
 
 log = logging.getLogger("bastion.gateway")
 

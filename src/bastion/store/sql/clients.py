@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import RowMapping
 
-from bastion.authserver.stores import ClientExists
+from bastion.errors import ClientExists
 from bastion.oauth.clients import Client
 from bastion.store.sql.codec import dump_list, dump_map, load_map, load_tuple
 from bastion.store.sql.database import Database

@@ -8,7 +8,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
-from bastion.accounts.records import User, UserExists
+from bastion.accounts.records import User
+from bastion.errors import UserExists
 from bastion.store.sql.database import Database
 from bastion.store.sql.rows import Rows
 from bastion.store.sql.schema import users

@@ -16,9 +16,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bastion.accounts.records import BrowserSession, User
-from bastion.authserver.accounts import AccountRuleError, Accounts
+from bastion.authserver.accounts import Accounts
 from bastion.authserver.browser import Browser
-from bastion.errors import OAuthError, ProblemError
+from bastion.errors import AccountRuleError, OAuthError, ProblemError
 from bastion.oauth.params import Params, parse
 from bastion.web.oauth.authorize import error_page, interact
 from bastion.web.oauth.common import auth_server, json_object, page_params

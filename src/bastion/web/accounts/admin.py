@@ -19,11 +19,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bastion.accounts.levels import Policy
-from bastion.accounts.passwords import WeakPassword
-from bastion.accounts.records import User, UserExists
-from bastion.authserver.accounts import AccountRuleError, Accounts, describe
+from bastion.accounts.records import User
+from bastion.authserver.accounts import Accounts, describe
 from bastion.authserver.server import AuthServer
-from bastion.errors import OAuthError, ProblemError
+from bastion.errors import (
+    AccountRuleError,
+    OAuthError,
+    ResourceNotFound,
+    UserExists,
+    WeakPassword,
+)
 from bastion.web.oauth.common import auth_server, json_object
 from bastion.web.problems import problem_response
 
@@ -70,7 +75,7 @@ def admin(handler: Callable[[Request, Accounts], Awaitable[Response]]) -> Handle
 async def _target(request: Request, server: AuthServer) -> User:
     user = await server.users.get(request.path_params["user_id"])
     if user is None:
-        raise ProblemError("no such user", status=404, title="Not Found")
+        raise ResourceNotFound("no such user")
     return user
 
 

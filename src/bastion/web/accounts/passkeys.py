@@ -20,6 +20,7 @@ from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Browser
 from bastion.authserver.server import AuthServer
 from bastion.authserver.signin import SignIn
+from bastion.errors import PasskeyError
 from bastion.oauth.params import parse
 from bastion.web.accounts.account import (
     account_request_json,
@@ -99,10 +100,10 @@ async def login_finish(request: Request) -> Response:
         assertion = passkeys.parse_assertion(body.get("credential"))
         stored = await server.factors.passkey(assertion.credential_id)
         if stored is None:
-            raise passkeys.PasskeyError("unknown credential")
+            raise PasskeyError("unknown credential")
         pending = page_request.interaction.pending_subject
         if pending is not None and stored.user_id != pending:
-            raise passkeys.PasskeyError("a passkey of another account")
+            raise PasskeyError("a passkey of another account")
         sign_count = passkeys.verify_assertion(
             assertion,
             challenge=challenge,
@@ -110,7 +111,7 @@ async def login_finish(request: Request) -> Response:
             origin=server.settings.origin,
             stored=stored,
         )
-    except passkeys.PasskeyError:
+    except PasskeyError:
         server.audit.emit(
             AuditEvent(
                 "login.failed", Outcome.FAILURE, actor="browser", details={"method": "passkey"}
@@ -165,7 +166,7 @@ async def register_finish(request: Request) -> Response:
             name=name if isinstance(name, str) else "",
             now=server.clock.now(),
         )
-    except passkeys.PasskeyError:
+    except PasskeyError:
         return script_error("the passkey could not be verified")
     if await server.factors.passkey(passkey.credential_id) is not None:
         return script_error("this passkey is already registered", 409)

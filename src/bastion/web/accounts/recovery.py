@@ -12,10 +12,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from bastion.accounts.passwords import WeakPassword
 from bastion.authserver.accounts import Accounts, ticket_hash
 from bastion.authserver.browser import Browser
-from bastion.errors import OAuthError
+from bastion.errors import OAuthError, WeakPassword
 from bastion.web.oauth.authorize import error_page
 from bastion.web.oauth.common import auth_server, page_params
 from bastion.web.pages import page

@@ -28,14 +28,8 @@ from bastion.accounts.levels import (
 from bastion.accounts.records import BrowserSession
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Browser, Interaction
-from bastion.errors import OAuthError
-from bastion.oauth.authorize import (
-    PAR_URN_PREFIX,
-    AuthorizationRequest,
-    UnsafeRedirect,
-    identify,
-    validate,
-)
+from bastion.errors import OAuthError, UnsafeRedirect
+from bastion.oauth.authorize import PAR_URN_PREFIX, AuthorizationRequest, identify, validate
 from bastion.oauth.clients import Client
 from bastion.oauth.codes import CODE_LIFETIME, CodeGrant, code_hash, new_code
 from bastion.oauth.params import Params, parse

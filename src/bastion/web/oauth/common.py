@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.server import AuthServer
-from bastion.errors import OAuthError, ProblemError
+from bastion.errors import OAuthError, ProblemError, UnsupportedMediaType
 from bastion.oauth import client_auth
 from bastion.oauth.clients import Client
 from bastion.oauth.params import Params, parse
@@ -73,7 +73,7 @@ async def page_params(request: Request) -> Params:
 async def json_object(request: Request) -> dict[str, Any]:
     """A JSON object body; ``ProblemError`` (415 or 400, client-safe) for anything else."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise ProblemError("the body must be application/json", status=415)
+        raise UnsupportedMediaType("the body must be application/json")
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:

@@ -21,7 +21,7 @@ from bastion.authserver.registration import (
     verify_statement,
 )
 from bastion.authserver.server import AuthServer
-from bastion.errors import OAuthError, ProblemError
+from bastion.errors import OAuthError, ProblemError, ResourceNotFound
 from bastion.oauth.clients import CLIENT_ID, Client
 from bastion.web.oauth.common import auth_server, json_object, oauth_error, oauth_json
 
@@ -30,7 +30,7 @@ def _enabled(request: Request) -> AuthServer:
     server = auth_server(request)
     if not server.settings.oauth.registration.enabled:
         # Deny by default: an endpoint that is not enabled does not exist.
-        raise ProblemError("Not Found", status=404, title="Not Found")
+        raise ResourceNotFound("Not Found")
     return server
 
 

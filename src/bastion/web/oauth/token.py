@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bastion.audit import AuditEvent, Outcome
-from bastion.authserver.grants import HANDLERS
+from bastion.authserver.grant_types import HANDLERS
 from bastion.errors import OAuthError
 from bastion.oauth.refresh import Instance
 from bastion.web.oauth.common import auth_server, authenticate, form, oauth_error, oauth_json
