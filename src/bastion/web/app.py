@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.config import Settings
 from bastion.guards.endpoints import EndpointLimits
-from bastion.guards.resources import GuardedHttpTools, RequestLimits, refusal_auditor
+from bastion.guards.resources import RequestLimits, refusal_auditor
 from bastion.web import health, jwks, static
 from bastion.web.accounts import account, admin, login, logout, passkeys, recovery
 from bastion.web.context import correlation_id
@@ -33,6 +33,7 @@ from bastion.web.oauth import (
     userinfo,
 )
 from bastion.web.problems import problem_response
+from bastion.web.server_protocol import lifespan_state
 
 RuntimeOpener = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -118,17 +119,18 @@ def build_app(
     """Assemble the app; ``open_runtime`` yields the stores and services for its lifetime."""
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         async with open_runtime() as runtime:
             app.state.runtime = runtime
+            # The server's connection protocol reads its limits from the lifespan state.
+            state = lifespan_state(settings.server, runtime.audit)
             if not served:
-                yield
+                yield state
                 return
             settle_garbage_collector()
-            GuardedHttpTools.audit = runtime.audit
             with on_hangup(runtime.reload):
                 async with runtime.housekeeping():
-                    yield
+                    yield state
 
     inner = Starlette(
         routes=[
