@@ -35,8 +35,8 @@ from bastion.errors import ConfigError, ConfigProblem, MasterKeyError
 from bastion.gateway.assembly import build_gateway
 from bastion.gateway.routes import id_source_problems, object_forms
 from bastion.gateway.service_credentials import service_credential
+from bastion.gateway.transport import TCP, UpstreamTransport
 from bastion.gateway.validation import InputRules
-from bastion.guards.resources import GuardedHttpTools
 from bastion.guards.service import build_guards
 from bastion.runtime import Runtime
 from bastion.store.memory.hot import MemoryHotStore
@@ -244,11 +244,13 @@ async def open_runtime(
     key_ring: Literal["ensure", "load", "none"] = "ensure",
     audit_sinks: tuple[AuditSink, ...] = (),
     environ: Mapping[str, str] | None = None,
+    transport: UpstreamTransport = TCP,
 ) -> AsyncIterator[Runtime]:
     """Open stores and unlock the key ring, or raise before anything is served.
 
     ``key_ring``: "ensure" loads it and creates the first key if it is empty (serving),
     "load" only loads it (read-only commands), "none" leaves it empty (diagnostics).
+    ``transport``: how the gateway connects to upstreams (tests pass an in-process one).
 
     Raises ``SchemaNotCurrent`` on an unmigrated database, ``MasterKeyError`` when the
     master key does not open the ring (the ring is left untouched), ``StoreUnavailable``
@@ -297,6 +299,7 @@ async def open_runtime(
                 clock=clock,
                 environ=os.environ if environ is None else environ,
                 guards=guards,
+                transport=transport,
             )
             await gateway.start()
         try:
@@ -313,8 +316,4 @@ async def open_runtime(
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The served app; with no argument, settings come from ``BASTION_CONFIG`` (workers)."""
     resolved = settings or load()
-    # The connection limits live in the protocol class each worker process imports.
-    GuardedHttpTools.configure(
-        resolved.server.header_timeout, resolved.server.max_requests_per_connection
-    )
     return build_app(resolved, lambda: open_runtime(resolved), served=True)

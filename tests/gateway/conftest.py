@@ -1,8 +1,11 @@
-"""Bastion's gateway in front of real upstreams on loopback sockets.
+"""Bastion's gateway in front of upstreams served in process.
 
-``gateway`` builds the app from a TOML text, runs it under Starlette's TestClient (the
-whole ASGI stack, lifespan included) and mints access tokens through the runtime, so
-tests exercise real signatures, stores and upstream connections.
+``gateway_app`` builds the app from a TOML text, runs it under Starlette's TestClient
+(the whole ASGI stack, lifespan included) and mints access tokens through the runtime,
+so tests exercise real signatures, stores and HTTP/1.1 to the upstream. Upstreams are
+ASGI apps behind ``InProcess`` (tests/support/inprocess.py): real HTTP without a socket
+or a server thread. Tests about the socket itself (TLS, resets, the full served stack)
+use ``serve_in_thread`` and the default TCP transport.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from bastion.audit.sinks import MemorySink
 from bastion.authserver.access import Authentication
 from bastion.clock import Clock
 from bastion.config import Settings, load_settings
+from bastion.gateway.transport import TCP, UpstreamTransport
 from bastion.runtime import Runtime
 from bastion.web.app import build_app
 from tests.conftest import write_config
+from tests.support.inprocess import InProcess
 from tests.support.recorder import Recorder
-from tests.support.upstream import serve_in_thread
 
 ISSUER = "http://127.0.0.1:8000"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -85,6 +89,7 @@ def gateway_app(
     *,
     clock: Clock | None = None,
     raise_server_exceptions: bool = True,
+    transport: UpstreamTransport = TCP,
 ) -> Iterator[GatewayHarness]:
     settings = load_settings(write_config(tmp_path, body), environ)
     asyncio.run(wiring.migrate(settings))
@@ -94,7 +99,7 @@ def gateway_app(
     @asynccontextmanager
     async def open_runtime() -> AsyncIterator[Runtime]:
         async with wiring.open_runtime(
-            settings, environ=environ, clock=clock, audit_sinks=(sink,)
+            settings, environ=environ, clock=clock, audit_sinks=(sink,), transport=transport
         ) as runtime:
             opened["runtime"] = runtime
             yield runtime
@@ -113,11 +118,13 @@ def behind_recorder(
     recorder: Recorder,
     environ: dict[str, str],
     clock: Clock,
+    upstreams: InProcess | None = None,
     **values: Any,
 ) -> Iterator[GatewayHarness]:
-    """The gateway configured by ``template`` (``{url}`` = the recorder's address)."""
-    with (
-        serve_in_thread(recorder) as url,
-        gateway_app(tmp_path, template.format(url=url, **values), environ, clock=clock) as harness,
-    ):
+    """The gateway configured by ``template`` (``{url}`` = the recorder's address, served
+    in process next to whatever ``upstreams`` already serves)."""
+    upstreams = upstreams or InProcess()
+    url = upstreams.serve(recorder)
+    body = template.format(url=url, **values)
+    with gateway_app(tmp_path, body, environ, clock=clock, transport=upstreams) as harness:
         yield harness

@@ -1,4 +1,5 @@
-"""The gateway pipeline end to end: a recording upstream on a real socket behind Bastion."""
+"""The gateway pipeline end to end: a recording upstream behind Bastion (served in
+process; one test serves both on real sockets)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from joserfc.jwk import KeySet
 from bastion.accounts.levels import ACR_MFA, ACR_PASSWORD
 from bastion.clock import FixedClock
 from tests.gateway.conftest import GatewayHarness, gateway_app
+from tests.support.inprocess import InProcess
 from tests.support.recorder import Answer, Recorder
 from tests.support.services import free_port
 from tests.support.upstream import serve_in_thread
@@ -146,11 +148,11 @@ READ = ("orders:read",)
 def gw(
     tmp_path: Path, recorder: Recorder, environ: dict[str, str], now: FixedClock
 ) -> Iterator[GatewayHarness]:
-    with serve_in_thread(recorder) as url:
-        body = CONFIG.format(url=url, closed=free_port(), mfa=ACR_MFA)
-        env = {**environ, "LEGACY_KEY": "legacy-key-0123456789"}
-        with gateway_app(tmp_path, body, env, clock=now) as harness:
-            yield harness
+    upstreams = InProcess()
+    body = CONFIG.format(url=upstreams.serve(recorder), closed=free_port(), mfa=ACR_MFA)
+    env = {**environ, "LEGACY_KEY": "legacy-key-0123456789"}
+    with gateway_app(tmp_path, body, env, clock=now, transport=upstreams) as harness:
+        yield harness
 
 
 def _internal_claims(gw: GatewayHarness, authorization: str) -> dict[str, object]:

@@ -13,10 +13,10 @@ import pytest
 
 from bastion.clock import FixedClock
 from tests.gateway.conftest import GatewayHarness, gateway_app
+from tests.support.inprocess import InProcess
 from tests.support.recorder import Answer, Recorder
 from tests.support.services import unique_name
 from tests.support.tcpproxy import TcpProxy, via
-from tests.support.upstream import serve_in_thread
 
 CONFIG = """
 issuer = "http://127.0.0.1:8000"
@@ -62,10 +62,13 @@ def gw(
         "BASTION_DATABASE_URL": via(postgres_url, database),
         "BASTION_REDIS_URL": via(redis_url, hot),
     }
-    with serve_in_thread(recorder) as url:
-        body = CONFIG.format(url=url, prefix=unique_name("gw"))
-        with gateway_app(tmp_path, body, env, clock=now, raise_server_exceptions=False) as h:
-            yield h, recorder
+    # The stores sit behind TCP proxies (the sockets are the point); the upstream does not.
+    upstreams = InProcess()
+    body = CONFIG.format(url=upstreams.serve(recorder), prefix=unique_name("gw"))
+    with gateway_app(
+        tmp_path, body, env, clock=now, raise_server_exceptions=False, transport=upstreams
+    ) as h:
+        yield h, recorder
 
 
 def test_redis_outage_fails_closed(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -11,10 +10,10 @@ import pytest
 
 from bastion.clock import FixedClock
 from tests.gateway.conftest import GatewayHarness, gateway_app
+from tests.support.inprocess import InProcess
 from tests.support.recorder import Answer, Recorder
 from tests.support.services import unique_name
 from tests.support.tcpproxy import TcpProxy, via
-from tests.support.upstream import serve_in_thread
 
 ROUTE = """
 issuer = "http://127.0.0.1:8000"
@@ -48,23 +47,35 @@ limits = [{{ name = "per-ip", by = ["ip"], rate = 2, window = "1h" }}]
 
 
 @pytest.fixture
-def upstream() -> Iterator[tuple[str, Recorder]]:
+def upstreams() -> InProcess:
+    """One in-process upstream that every gateway of a test reaches (Redis is the point)."""
+    return InProcess()
+
+
+@pytest.fixture
+def upstream(upstreams: InProcess) -> tuple[str, Recorder]:
     recorder = Recorder()
-    with serve_in_thread(recorder) as url:
-        yield url, recorder
+    return upstreams.serve(recorder), recorder
 
 
 def _harness(
-    tmp_path: Path, name: str, url: str, env: dict[str, str], prefix: str, mode: str = "local"
+    tmp_path: Path,
+    name: str,
+    upstreams: InProcess,
+    url: str,
+    env: dict[str, str],
+    prefix: str,
+    mode: str = "local",
 ) -> AbstractContextManager[GatewayHarness]:
     directory = tmp_path / name
     directory.mkdir(exist_ok=True)
     body = ROUTE.format(url=url, prefix=prefix, mode=mode)
-    return gateway_app(directory, body, env, clock=FixedClock(1_800_000_000))
+    return gateway_app(directory, body, env, clock=FixedClock(1_800_000_000), transport=upstreams)
 
 
 def test_two_gateways_share_counters_and_breakers(
     tmp_path: Path,
+    upstreams: InProcess,
     upstream: tuple[str, Recorder],
     environ: dict[str, str],
     redis_url: str,
@@ -74,8 +85,8 @@ def test_two_gateways_share_counters_and_breakers(
     env = {**environ, "BASTION_REDIS_URL": redis_url, "BASTION_DATABASE_URL": postgres_url}
     prefix = unique_name("shared")
     with (
-        _harness(tmp_path, "a", url, env, prefix) as one,
-        _harness(tmp_path, "b", url, env, prefix) as two,
+        _harness(tmp_path, "a", upstreams, url, env, prefix) as one,
+        _harness(tmp_path, "b", upstreams, url, env, prefix) as two,
     ):
         token = one.bearer(one.mint("alice"))
         assert one.client.get("/api/search", headers=token).status_code == 200
@@ -100,6 +111,7 @@ def test_two_gateways_share_counters_and_breakers(
 @pytest.mark.parametrize(("mode", "status"), [("local", 200), ("closed", 503)])
 def test_redis_cut_off_mid_run(
     tmp_path: Path,
+    upstreams: InProcess,
     upstream: tuple[str, Recorder],
     environ: dict[str, str],
     proxies: tuple[TcpProxy, TcpProxy],
@@ -112,7 +124,7 @@ def test_redis_cut_off_mid_run(
     url, _recorder = upstream
     _, hot = proxies
     env = {**environ, "BASTION_REDIS_URL": via(redis_url, hot)}
-    with _harness(tmp_path, "c", url, env, unique_name("cut"), mode) as gw:
+    with _harness(tmp_path, "c", upstreams, url, env, unique_name("cut"), mode) as gw:
         assert gw.client.get("/api/open").status_code == 200
         hot.stop()
         answers = [gw.client.get("/api/open").status_code for _ in range(3)]
@@ -128,13 +140,14 @@ def test_redis_cut_off_mid_run(
 
 
 def test_default_limits_on_the_token_endpoint(
-    tmp_path: Path, upstream: tuple[str, Recorder], environ: dict[str, str]
+    tmp_path: Path, upstreams: InProcess, upstream: tuple[str, Recorder], environ: dict[str, str]
 ) -> None:
     url, _ = upstream
     body = ROUTE.format(url=url, prefix="t", mode="local") + (
         '[[guards.endpoints.token]]\nname = "token"\nrate = 3\nwindow = "1m"\n'
     )
-    with gateway_app(tmp_path, body, environ, clock=FixedClock(1_800_000_000)) as gw:
+    clock = FixedClock(1_800_000_000)
+    with gateway_app(tmp_path, body, environ, clock=clock, transport=upstreams) as gw:
         answers = [gw.client.post("/token", data={"grant_type": "x"}) for _ in range(4)]
         # Refused for a missing client (RFC 6749 §5.2), but counted all the same.
         assert [a.status_code for a in answers[:3]] == [401, 401, 401]

@@ -16,7 +16,7 @@ import uvicorn
 from bastion import logs, wiring
 from bastion.cli.output import config_option, handles_errors, print_line
 from bastion.config import Settings
-from bastion.guards.resources import GuardedHttpTools
+from bastion.web.server_protocol import GuardedHttpTools
 
 # TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all modern.
 MODERN_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS:!RC4:!3DES"
@@ -66,6 +66,7 @@ def run_server(settings: Settings, config: Path | None) -> None:
         forwarded_allow_ips=[str(n) for n in server.trusted_proxies] or None,
         lifespan="on",
         timeout_keep_alive=5,
+        # Slow headers and the request cap, with the limits the app publishes at start.
         http=GuardedHttpTools,
         access_log=server.access_log,
         log_level="info",

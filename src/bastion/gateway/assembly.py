@@ -23,6 +23,7 @@ from bastion.gateway.pipeline import Gateway
 from bastion.gateway.routes import compile_routes
 from bastion.gateway.service_credentials import service_credential
 from bastion.gateway.settings import UpstreamSettings
+from bastion.gateway.transport import DEFAULT_KEEPALIVE, DEFAULT_LIMIT, TCP, UpstreamTransport
 from bastion.gateway.upstream import Resilience, Upstream, tls_context
 from bastion.guards.resilience import SharedBreaker
 from bastion.guards.retries import RetryBudget, RetryPolicy
@@ -35,12 +36,18 @@ from bastion.store.sql.ownership import SqlOwnershipStore
 class JwksFetcher:
     """GETs JWKS documents over one pooled session; failures are ``StoreUnavailable``."""
 
-    def __init__(self) -> None:
+    def __init__(self, transport: UpstreamTransport = TCP) -> None:
+        self._transport = transport
         self._session: aiohttp.ClientSession | None = None
 
     async def __call__(self, url: str, timeout: float) -> bytes:  # noqa: ASYNC109 - aiohttp's own
         if self._session is None:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            connector = self._transport.connector(
+                ssl=True, limit=DEFAULT_LIMIT, keepalive_timeout=DEFAULT_KEEPALIVE
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
         try:
             async with self._session.get(
                 url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
@@ -72,19 +79,24 @@ def build_gateway(
     clock: Clock,
     environ: Mapping[str, str],
     guards: Guards,
+    transport: UpstreamTransport = TCP,
 ) -> Gateway:
     """Raises ``ValueError`` when a route's schema or OpenAPI operation does not compile, or
-    an upstream's own credential cannot be read."""
+    an upstream's own credential cannot be read. Every outbound connection goes through
+    ``transport``."""
     gateway = settings.gateway
     upstreams = {
         u.name: Upstream(
             u,
-            service_credential(u, environ, clock, tls_context(u, u.credential.token_url)),
+            service_credential(
+                u, environ, clock, tls_context(u, u.credential.token_url), transport
+            ),
             _resilience(u, hot, audit, clock),
+            transport,
         )
         for u in gateway.upstreams
     }
-    fetcher = JwksFetcher()
+    fetcher = JwksFetcher(transport)
     keys = access.keys
 
     async def is_revoked(jti: str) -> bool:

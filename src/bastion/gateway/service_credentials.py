@@ -32,6 +32,7 @@ from bastion.clock import Clock
 from bastion.errors import UpstreamFailure
 from bastion.gateway.renewal import Renewing, Timing
 from bastion.gateway.settings import CredentialSettings, UpstreamSettings
+from bastion.gateway.transport import DEFAULT_KEEPALIVE, DEFAULT_LIMIT, TCP, UpstreamTransport
 
 log = logging.getLogger("bastion.gateway")
 
@@ -156,7 +157,12 @@ class ClientCredentials:
     header = "authorization"
 
     def __init__(
-        self, upstream: UpstreamSettings, secret: Secret, clock: Clock, tls: ssl.SSLContext | None
+        self,
+        upstream: UpstreamSettings,
+        secret: Secret,
+        clock: Clock,
+        tls: ssl.SSLContext | None,
+        transport: UpstreamTransport = TCP,
     ) -> None:
         settings = upstream.credential
         if settings.token_url is None or settings.client_id is None:
@@ -168,6 +174,7 @@ class ClientCredentials:
         self._secret = secret
         self._clock = clock
         self._tls = tls
+        self._transport = transport
         self._timeout = aiohttp.ClientTimeout(
             total=upstream.total_timeout, connect=upstream.connect_timeout
         )
@@ -222,7 +229,9 @@ class ClientCredentials:
             self._session = aiohttp.ClientSession(
                 cookie_jar=aiohttp.DummyCookieJar(),
                 # Without a context of the upstream's own, https is verified as usual.
-                connector=aiohttp.TCPConnector(ssl=self._tls or True),
+                connector=self._transport.connector(
+                    ssl=self._tls or True, limit=DEFAULT_LIMIT, keepalive_timeout=DEFAULT_KEEPALIVE
+                ),
             )
         started = self._clock.now()
         try:
@@ -277,6 +286,7 @@ def service_credential(
     environ: Mapping[str, str],
     clock: Clock,
     tls: ssl.SSLContext | None = None,
+    transport: UpstreamTransport = TCP,
 ) -> ServiceCredential | None:
     """The upstream's own credential, or ``None``; ``ValueError`` when its secret cannot be
     read at start (``bastion check`` reports it)."""
@@ -284,5 +294,5 @@ def service_credential(
     if settings.type == "static":
         return StaticCredential(settings, Secret(settings, environ, clock))
     if settings.type == "client_credentials":
-        return ClientCredentials(upstream, Secret(settings, environ, clock), clock, tls)
+        return ClientCredentials(upstream, Secret(settings, environ, clock), clock, tls, transport)
     return None

@@ -28,6 +28,7 @@ from bastion.clock import Clock
 from bastion.errors import GatewayTimeout, UpstreamFailure
 from bastion.gateway.service_credentials import ServiceCredential
 from bastion.gateway.settings import UpstreamSettings
+from bastion.gateway.transport import TCP, UpstreamTransport
 from bastion.guards.resilience import SharedBreaker
 from bastion.guards.retries import (
     RETRYABLE_STATUS,
@@ -77,10 +78,12 @@ class Upstream:
         settings: UpstreamSettings,
         credential: ServiceCredential | None = None,
         resilience: Resilience | None = None,
+        transport: UpstreamTransport = TCP,
     ) -> None:
         self.settings = settings
         self.credential = credential
         self.resilience = resilience
+        self._transport = transport
         self._base = settings.url
         self._timeout = aiohttp.ClientTimeout(
             total=settings.total_timeout,
@@ -94,9 +97,9 @@ class Upstream:
         return self.settings.name
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.max_connections,
+        connector = self._transport.connector(
             ssl=tls_context(self.settings) or False,
+            limit=self.settings.max_connections,
             keepalive_timeout=30,
         )
         self._session = aiohttp.ClientSession(

@@ -24,12 +24,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bastion.config import Settings
 from bastion.gateway.pipeline import Gateway
 from bastion.guards.endpoints import EndpointLimits
-from bastion.guards.resources import GuardedHttpTools, RequestLimits, refusal_auditor
+from bastion.guards.resources import RequestLimits, refusal_auditor
 from bastion.runtime import Runtime
 from bastion.web.context import correlation_id
 from bastion.web.middleware import BodyLimit, ErrorBoundary, SecurityHeaders, problem_for
 from bastion.web.problems import problem_response
 from bastion.web.routes import routes
+from bastion.web.server_protocol import lifespan_state
 
 RuntimeOpener = Callable[[], AbstractAsyncContextManager[Runtime]]
 ExtraRoutes = Callable[[Runtime], Sequence[BaseRoute]]
@@ -133,19 +134,19 @@ class BastionApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await self._lifespan(scope, receive, send)
             return
         if self._app is None:
             raise RuntimeError("requests arrived before the ASGI lifespan started the app")
         await self._app(scope, receive, send)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The ASGI lifespan protocol, as Starlette's router speaks it: a failure is
         # reported to the server with its traceback and raised again.
         started = False
         await receive()  # lifespan.startup
         try:
-            async with self._running():
+            async with self._running(scope):
                 await send({"type": "lifespan.startup.complete"})
                 started = True
                 await receive()  # lifespan.shutdown
@@ -156,17 +157,20 @@ class BastionApp:
         await send({"type": "lifespan.shutdown.complete"})
 
     @asynccontextmanager
-    async def _running(self) -> AsyncIterator[None]:
+    async def _running(self, scope: Scope) -> AsyncIterator[None]:
+        if "state" not in scope:
+            raise RuntimeError('the server does not support "state" in the lifespan scope')
         async with self._open_runtime() as runtime:
             extra = self._extra_routes(runtime) if self._extra_routes else ()
             self._runtime = runtime
             self._app = assemble(self.settings, runtime, extra)
+            # The server's connection protocol reads its limits from the lifespan state.
+            scope["state"].update(lifespan_state(self.settings.server, runtime.audit))
             try:
                 if not self._served:
                     yield
                     return
                 settle_garbage_collector()
-                GuardedHttpTools.audit = runtime.audit
                 with on_hangup(runtime.reload):
                     async with runtime.housekeeping():
                         yield

@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from bastion.clock import FixedClock
 from tests.conftest import write_config
 from tests.gateway.conftest import GatewayHarness, behind_recorder
+from tests.support.inprocess import InProcess
 from tests.support.recorder import Answer, Recorder
 from tests.support.services import free_port
 from tests.support.upstream import serve_in_thread
@@ -262,12 +263,11 @@ def oauth_gw(
         'scope = "items.read"\nresource = "https://api.internal"\n'
         + (ROUTE + LOOKUP_ROUTE).replace("{", "{{").replace("}", "}}")
     )
-    with (
-        serve_in_thread(endpoint) as token_url,
-        behind_recorder(
-            tmp_path, template, recorder, environ, now, token_url=token_url, file=secret_file
-        ) as harness,
-    ):
+    upstreams = InProcess()
+    token_url = upstreams.serve(endpoint)
+    with behind_recorder(
+        tmp_path, template, recorder, environ, now, upstreams, token_url=token_url, file=secret_file
+    ) as harness:
         yield harness
 
 

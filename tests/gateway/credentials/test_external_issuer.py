@@ -1,4 +1,5 @@
-"""Tokens from an external issuer, verified with its JWKS fetched over a real socket."""
+"""Tokens from an external issuer, verified with its JWKS fetched over HTTP (from an
+upstream served in process)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from joserfc.jwk import RSAKey
 
 from bastion.clock import FixedClock
 from tests.gateway.conftest import GatewayHarness, gateway_app
+from tests.support.inprocess import InProcess
 from tests.support.recorder import Answer, Recorder
-from tests.support.upstream import serve_in_thread
 
 PARTNER = "https://idp.partner.example"
 AUDIENCE = "https://api.example.com"
@@ -66,10 +67,10 @@ def recorder(partner_key: RSAKey) -> Recorder:
 def gw(
     tmp_path: Path, recorder: Recorder, environ: dict[str, str], now: FixedClock
 ) -> Iterator[GatewayHarness]:
-    with serve_in_thread(recorder) as url:
-        body = CONFIG.format(url=url, partner=PARTNER, audience=AUDIENCE)
-        with gateway_app(tmp_path, body, environ, clock=now) as harness:
-            yield harness
+    upstreams = InProcess()
+    body = CONFIG.format(url=upstreams.serve(recorder), partner=PARTNER, audience=AUDIENCE)
+    with gateway_app(tmp_path, body, environ, clock=now, transport=upstreams) as harness:
+        yield harness
 
 
 def _token(key: Any, now: float, alg: str = "RS256", **changes: Any) -> str:
@@ -187,13 +188,13 @@ def test_no_jwks_at_all_fails_closed_with_503(
 ) -> None:
     recorder = Recorder()
     recorder.answers["/jwks"] = Answer(status=500, body={})
-    with serve_in_thread(recorder) as url:
-        body = CONFIG.format(url=url, partner=PARTNER, audience=AUDIENCE)
-        with gateway_app(tmp_path, body, environ, clock=now) as gw:
-            token = _token(partner_key, now.now())
-            answer = gw.client.get("/api/partner", headers=gw.bearer(token))
-            assert answer.status_code == 503
-            assert answer.headers["retry-after"]
+    upstreams = InProcess()
+    body = CONFIG.format(url=upstreams.serve(recorder), partner=PARTNER, audience=AUDIENCE)
+    with gateway_app(tmp_path, body, environ, clock=now, transport=upstreams) as gw:
+        token = _token(partner_key, now.now())
+        answer = gw.client.get("/api/partner", headers=gw.bearer(token))
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"]
 
 
 def test_internal_token_names_the_partner_user_in_its_own_namespace(
@@ -238,10 +239,9 @@ def test_a_large_key_set_is_read_whole(
     keys = [ECKey.generate_key("P-256", parameters={"kid": f"k{i}"}) for i in range(150)]
     recorder = Recorder()
     recorder.answers["/jwks"] = Answer(body={"keys": [k.as_dict(private=False) for k in keys]})
-    with serve_in_thread(recorder) as url:
-        body = CONFIG.format(url=url, partner=PARTNER, audience=AUDIENCE).replace(
-            'algorithms = ["RS256"]', 'algorithms = ["ES256"]'
-        )
-        with gateway_app(tmp_path, body, environ, clock=now) as gw:
-            token = _token(keys[-1], now.now(), alg="ES256", kid="k149")
-            assert gw.client.get("/api/partner", headers=gw.bearer(token)).status_code == 200
+    upstreams = InProcess()
+    body = CONFIG.format(url=upstreams.serve(recorder), partner=PARTNER, audience=AUDIENCE)
+    body = body.replace('algorithms = ["RS256"]', 'algorithms = ["ES256"]')
+    with gateway_app(tmp_path, body, environ, clock=now, transport=upstreams) as gw:
+        token = _token(keys[-1], now.now(), alg="ES256", kid="k149")
+        assert gw.client.get("/api/partner", headers=gw.bearer(token)).status_code == 200

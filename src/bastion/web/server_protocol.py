@@ -1,0 +1,150 @@
+"""The one place Bastion reaches into its HTTP server: uvicorn's connection protocol with a
+header deadline and a per-connection request cap.
+
+An ASGI app first sees a request once its headers are complete, so it cannot stop a
+client that sends them slowly (slowloris), and it cannot close a kept-alive connection
+whose requests were all answered. uvicorn has no public hook for either, so
+``GuardedHttpTools`` subclasses its httptools protocol. It relies on these private
+parts of uvicorn, which ``tests/server_protocol/test_uvicorn_contract.py`` checks and
+which are why pyproject.toml bounds uvicorn (``<0.56``):
+
+- ``uvicorn.protocols.http.httptools_impl.HttpToolsProtocol``, which the server builds
+  per connection as ``cls(config=..., server_state=..., app_state=...)``;
+- its attributes ``loop``, ``transport``, ``client``, ``cycle`` (the request being
+  answered, or None) and ``app_state`` (the ASGI lifespan state, see below);
+- its parser callbacks ``connection_made``, ``connection_lost``, ``on_message_begin``
+  and ``on_headers_complete``, each extended here around uvicorn's own;
+- ``RequestResponseCycle.response_complete``, and ``RequestResponseCycle.keep_alive``,
+  which set to False makes uvicorn answer with ``connection: close`` and close after it.
+
+The 408 is written to the transport as raw HTTP/1.1 bytes because no ASGI request
+exists yet to answer through.
+
+Configuration is per connection, not per class: the served app publishes a
+``ConnectionGuard`` (limits and audit pipeline) in the ASGI lifespan state
+(``lifespan_state``), and uvicorn hands that state to every protocol it builds. Several
+apps can thus be served in one process with different limits, and under ``--workers``
+each process publishes its own. A server that runs the app without this protocol (the
+uvicorn CLI without ``--http``, granian) ignores both settings; granian has a header
+timeout of its own but no request cap (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from bastion.audit import AuditEvent, AuditPipeline, Outcome
+from bastion.errors import RequestTimeout
+from bastion.web.problems import PROBLEM_JSON, problem_body
+from bastion.web.settings import ServerSettings
+
+log = logging.getLogger("bastion.guards")
+
+STATE_KEY = "bastion.connection_guard"
+
+
+@dataclass(frozen=True)
+class ConnectionGuard:
+    """What each connection enforces, and where its refusals are audited."""
+
+    header_timeout: float
+    max_requests: int
+    audit: AuditPipeline | None = None
+
+
+# What a connection enforces when the app published nothing (ServerSettings' defaults).
+UNPUBLISHED = ConnectionGuard(
+    header_timeout=ServerSettings.model_fields["header_timeout"].default,
+    max_requests=ServerSettings.model_fields["max_requests_per_connection"].default,
+)
+
+
+def lifespan_state(server: ServerSettings, audit: AuditPipeline | None) -> dict[str, Any]:
+    """The lifespan state entry that hands the ``[server]`` limits to each connection."""
+    guard = ConnectionGuard(server.header_timeout, server.max_requests_per_connection, audit)
+    return {STATE_KEY: guard}
+
+
+def _timeout_answer() -> bytes:
+    body = problem_body(
+        RequestTimeout.status,
+        detail="The request headers arrived too slowly.",
+        title=RequestTimeout.title,
+        type=RequestTimeout.type,
+    )
+    head = (
+        f"HTTP/1.1 {RequestTimeout.status} {RequestTimeout.title}\r\n"
+        f"content-type: {PROBLEM_JSON}\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header deadline and a request cap
+    (``bastion serve`` passes it as ``http=``)."""
+
+    _guard: ConnectionGuard
+    _header_timer: asyncio.TimerHandle | None
+    _served: int
+
+    def connection_made(self, transport: Any) -> None:
+        # The lifespan has completed before uvicorn accepts a connection, so the state
+        # holds whatever the app published.
+        self._guard = self.app_state.get(STATE_KEY, UNPUBLISHED)
+        self._header_timer = None
+        self._served = 0
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        self._served += 1
+        super().on_headers_complete()
+        if self._served >= self._guard.max_requests and self.cycle is not None:
+            # The answer says "connection: close" and the connection ends after it.
+            self.cycle.keep_alive = False
+
+    def _arm(self) -> None:
+        self._header_timer = self.loop.call_later(self._guard.header_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered: its headers were complete
+        log.warning("closing a connection whose request headers were too slow")
+        audit = self._guard.audit
+        if audit is not None:
+            address = self.client[0] if self.client else "unknown"
+            audit.emit(
+                AuditEvent(
+                    "guards.resource.refused",
+                    Outcome.DENIED,
+                    actor=f"ip:{address}",
+                    details={"limit": "header_timeout", "status": 408},
+                )
+            )
+        self.transport.write(_timeout_answer())
+        self.transport.close()
