@@ -482,7 +482,6 @@ def test_the_operators_changes_bind_the_registrant(
         [
             "clients",
             "update",
-            client_id,
             "--scope",
             "openid",
             "--redirect-uri",
@@ -491,6 +490,9 @@ def test_the_operators_changes_bind_the_registrant(
             "authorization_code",
             "--grant-type",
             "refresh_token",
+            # A registered client id may begin with "-"; after "--" it is never an option.
+            "--",
+            client_id,
         ],
         env=env,
     )
