@@ -18,13 +18,13 @@ import pyotp
 import pytest
 from anyio.from_thread import BlockingPortal
 from sqlalchemy import update
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from bastion.accounts.levels import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT, Policy
 from bastion.authserver.accounts import Accounts
+from bastion.runtime import Runtime
 from bastion.store.sql.schema import browser_sessions
-from bastion.wiring import Runtime
+from bastion.web.app import BastionApp
 from tests.authserver.conftest import (
     ADMIN_SECRET,
     APP_REDIRECT,
@@ -44,10 +44,9 @@ from tests.authserver.conftest import (
 
 def runtime(client: TestClient) -> Runtime:
     app: Any = client.app
-    while not isinstance(app, Starlette):
+    while not isinstance(app, BastionApp):
         app = app.app
-    found: Runtime = app.state.runtime
-    return found
+    return app.runtime
 
 
 def portal(client: TestClient) -> BlockingPortal:

@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from bastion import wiring
@@ -22,6 +21,7 @@ from bastion.config import load_settings
 from bastion.oauth.client_auth import JWT_BEARER
 from bastion.oauth.clients import TOKEN_EXCHANGE as EXCHANGE
 from bastion.oauth.clients import Client
+from bastion.web.app import BastionApp
 from tests.authserver.conftest import ISSUER, Server, authorize_params
 from tests.conftest import write_config
 
@@ -125,6 +125,67 @@ def test_refused_metadata(registrar: TestClient, body: dict[str, Any], error: st
     assert response.json()["error"] == error
 
 
+@pytest.mark.parametrize(
+    ("member", "value", "error", "description"),
+    [
+        (
+            "redirect_uris",
+            "com.example.x:/cb",
+            "invalid_client_metadata",
+            "redirect_uris must be a list of strings",
+        ),
+        (
+            "grant_types",
+            ["authorization_code", 7],
+            "invalid_client_metadata",
+            "grant_types must be a list of strings",
+        ),
+        ("client_name", ["Install"], "invalid_client_metadata", "client_name must be a string"),
+        ("scope", 1, "invalid_client_metadata", "scope must be a string"),
+        ("jwks", {"keys": "none"}, "invalid_client_metadata", "jwks must be a JWK Set"),
+        (
+            "jwks",
+            {"keys": [1]},
+            "invalid_client_metadata",
+            "jwks must hold public EC, OKP or RSA keys only",
+        ),
+        (
+            "jwks_uri",
+            "https://x/jwks",
+            "invalid_client_metadata",
+            "jwks_uri is not supported; send jwks",
+        ),
+        ("software_statement", 42, "invalid_software_statement", "must be a JWT string"),
+    ],
+)
+def test_members_of_the_wrong_type_get_rfc7591_errors(
+    registrar: TestClient, member: str, value: Any, error: str, description: str
+) -> None:
+    """RFC 7591 §3.2.2: the metadata model refuses with the registration error body, the
+    same one the registration core gives, never a framework's 422."""
+    response = register(registrar, {**NATIVE, member: value})
+    assert response.status_code == 400
+    assert response.json() == {"error": error, "error_description": description}
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_an_update_cannot_rename_the_client_id(registrar: TestClient) -> None:
+    """RFC 7592 §2.2: the client_id in an update is the client's own."""
+    body = register(registrar, NATIVE).json()
+    manage = {"authorization": f"Bearer {body['registration_access_token']}"}
+    for client_id in ("another", 5):
+        response = registrar.put(
+            f"/register/{body['client_id']}",
+            headers=manage,
+            json={**NATIVE, "client_id": client_id},
+        )
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": "invalid_client_metadata",
+            "error_description": "client_id cannot change",
+        }
+
+
 def test_malformed_bodies(registrar: TestClient) -> None:
     headers = {"authorization": f"Bearer {INITIAL_TOKEN}", "content-type": "application/json"}
     for content in (b"{", b"[]", b"null", b"\xff"):
@@ -201,9 +262,9 @@ def test_a_per_install_key_authenticates_the_install(registrar: TestClient) -> N
 async def _stored_push(client: TestClient, handle: str) -> bytes:
     """What the server kept for a pushed request (the embedded hot store is in memory)."""
     app: Any = client.app
-    while not isinstance(app, Starlette):
+    while not isinstance(app, BastionApp):
         app = app.app
-    value = await app.state.runtime.hot.get(f"par:{handle}")
+    value = await app.runtime.hot.get(f"par:{handle}")
     assert value is not None
     return bytes(value)
 
@@ -263,9 +324,9 @@ def test_control_characters_in_metadata(registrar: TestClient) -> None:
 
 def _stored_client(client: TestClient, client_id: str) -> Client:
     app: Any = client.app
-    while not isinstance(app, Starlette):
+    while not isinstance(app, BastionApp):
         app = app.app
-    found = client.portal.call(app.state.runtime.auth.clients.store.get, client_id)  # type: ignore[union-attr]
+    found = client.portal.call(app.runtime.auth.clients.store.get, client_id)  # type: ignore[union-attr]
     assert found is not None
     return cast(Client, found)
 
@@ -421,7 +482,6 @@ def test_the_operators_changes_bind_the_registrant(
         [
             "clients",
             "update",
-            client_id,
             "--scope",
             "openid",
             "--redirect-uri",
@@ -430,6 +490,9 @@ def test_the_operators_changes_bind_the_registrant(
             "authorization_code",
             "--grant-type",
             "refresh_token",
+            # A registered client id may begin with "-"; after "--" it is never an option.
+            "--",
+            client_id,
         ],
         env=env,
     )

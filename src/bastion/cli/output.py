@@ -48,7 +48,7 @@ from bastion.errors import (
 OK, FAILURE, CONFIG, STORE, KEYS, NOT_FOUND = 0, 1, 2, 3, 4, 5
 
 if TYPE_CHECKING:
-    from bastion.wiring import Runtime
+    from bastion.runtime import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")

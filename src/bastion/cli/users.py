@@ -22,7 +22,7 @@ from bastion.cli.output import (
     with_runtime,
 )
 from bastion.errors import AccountRuleError, NotFound, WeakPassword
-from bastion.wiring import Runtime
+from bastion.runtime import Runtime
 
 OPERATOR = "operator:cli"
 

@@ -14,20 +14,16 @@ from starlette.routing import Route
 
 from bastion.authserver.accounts import Accounts, ticket_hash
 from bastion.authserver.browser import Browser
-from bastion.errors import OAuthError, WeakPassword
-from bastion.web.oauth.authorize import error_page
-from bastion.web.oauth.common import auth_server, page_params
+from bastion.errors import WeakPassword
+from bastion.web.oauth.answers import page_route
+from bastion.web.oauth.common import page_params
 from bastion.web.pages import page
 
 INVALID = "This recovery link is invalid, used or expired; ask the operator for a new one."
 
 
-async def recover(request: Request) -> Response:
-    browser = Browser(auth_server(request))
-    try:
-        values = await page_params(request)
-    except OAuthError as exc:
-        return error_page(browser, exc)
+async def recover(browser: Browser, request: Request) -> Response:
+    values = await page_params(request)
     ticket = values.get("ticket") or ""
     server = browser.server
     found = await server.factors.ticket(ticket_hash(ticket), server.clock.now()) if ticket else None
@@ -51,4 +47,5 @@ async def recover(request: Request) -> Response:
     return response
 
 
-routes = [Route("/recover", recover, methods=["GET", "POST"])]
+def routes(browser: Browser) -> list[Route]:
+    return [page_route("/recover", recover, browser, ["GET", "POST"])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -76,12 +77,14 @@ def metadata(settings: Settings) -> dict[str, Any]:
     return document
 
 
-async def server_metadata(request: Request) -> Response:
-    document = metadata(request.app.state.runtime.settings)
+async def server_metadata(document: dict[str, Any], _request: Request) -> Response:
     return JSONResponse(document, headers={"cache-control": "public, max-age=300"})
 
 
-routes = [
-    Route("/.well-known/oauth-authorization-server", server_metadata, methods=["GET"]),
-    Route("/.well-known/openid-configuration", server_metadata, methods=["GET"]),
-]
+def routes(settings: Settings) -> list[Route]:
+    # The document depends on the settings alone, so it is computed once.
+    endpoint = partial(server_metadata, metadata(settings))
+    return [
+        Route("/.well-known/oauth-authorization-server", endpoint, methods=["GET"]),
+        Route("/.well-known/openid-configuration", endpoint, methods=["GET"]),
+    ]
