@@ -60,6 +60,19 @@ ensure_chromium() {
   fi
 }
 
+ensure_axe() {
+  # The page tests inject axe-core (npm) into Chromium; the lock file pins its version.
+  local axe=tests/e2e/axe
+  [ -f "$axe/node_modules/axe-core/axe.min.js" ] && return 0
+  if ! command -v npm >/dev/null; then
+    if (as_root apt-get update -qq && as_root apt-get install -y -qq nodejs npm); then :; else
+      echo "bootstrap: could not install npm; the accessibility tests will skip (fail in CI)" >&2
+      return 0
+    fi
+  fi
+  npm ci --prefix "$axe" --no-audit --no-fund --loglevel=error
+}
+
 case "${1:-}" in
   install) install ;;
   lock) shift; lock "$@" ;;
@@ -67,6 +80,7 @@ case "${1:-}" in
   test)
     install
     ensure_chromium
+    ensure_axe
     "$VENV/bin/ruff" check src tests bench examples
     "$VENV/bin/ruff" format --check src tests bench examples
     "$VENV/bin/mypy"

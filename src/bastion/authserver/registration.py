@@ -33,7 +33,9 @@ from joserfc.jwk import KeySet
 from bastion.errors import ClientMetadataError, OAuthError
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
+    BRANDING,
     REFRESH_TOKEN,
+    Branding,
     Client,
     check_client,
     hash_secret,
@@ -114,6 +116,11 @@ def _text(value: Any, name: str) -> str | None:
     return value
 
 
+def _branding(metadata: Mapping[str, Any]) -> Branding:
+    """The branding members sent (RFC 7591 §2); checked with the rest of the client."""
+    return Branding.from_metadata({name: _text(metadata.get(name), name) for name in BRANDING})
+
+
 def _public_jwks(value: Any) -> dict[str, Any] | None:
     """A JWK Set of public asymmetric keys, or ``invalid_client_metadata``."""
     if value is None:
@@ -183,6 +190,7 @@ def client_from_metadata(
         jwks=jwks,
         source="registration",
         statement_values=statement_values(statement) or None,
+        branding=_branding(merged),
     )
     try:
         return check_client(client), secret
@@ -232,6 +240,7 @@ def updated(
         grant_types=grants,
         jwks=_public_jwks(merged.get("jwks")) or client.jwks,
         statement_values=bound or None,
+        branding=_branding(merged),
     )
     try:
         return check_client(changed)

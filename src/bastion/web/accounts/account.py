@@ -21,11 +21,20 @@ from bastion.authserver.accounts import Accounts
 from bastion.authserver.browser import Browser
 from bastion.errors import AccountRuleError, Forbidden, OAuthError, SignInRequired
 from bastion.oauth.params import Params, parse
+from bastion.texts import Text
 from bastion.web.accounts.scripts import string_field
 from bastion.web.oauth.answers import PageHandler, page_route
 from bastion.web.oauth.authorize import interact
 from bastion.web.oauth.common import json_object, page_params
-from bastion.web.pages import page
+from bastion.web.pages import View, page
+from bastion.web.presentation import describe_scopes, view_of
+
+# How the account page names each sign-in policy (bastion.accounts.levels.Policy).
+POLICY_LABELS = {
+    "password": Text("a password"),
+    "mfa": Text("a password and a second step"),
+    "passkey": Text("a passkey"),
+}
 
 ACCOUNT = "/account"
 
@@ -36,6 +45,7 @@ class AccountRequest:
     session: BrowserSession
     user: User
     values: Params
+    view: View
 
     @property
     def accounts(self) -> Accounts:
@@ -78,7 +88,7 @@ async def _account_request(browser: Browser, request: Request) -> AccountRequest
     values = await page_params(request)
     if request.method == "POST" and not browser.session_csrf_ok(session, values.get("csrf")):
         raise OAuthError("invalid_request", "the form expired; reload the page")
-    return AccountRequest(browser, session, user, values)
+    return AccountRequest(browser, session, user, values, view_of(browser, request))
 
 
 async def account_request_json(
@@ -89,7 +99,7 @@ async def account_request_json(
     body = await json_object(request)
     if not browser.session_csrf_ok(session, string_field(body, "csrf")):
         raise Forbidden("the page expired; reload it", reason="session CSRF expired")
-    found = AccountRequest(browser, session, user, parse([]))
+    found = AccountRequest(browser, session, user, parse([]), view_of(browser, request))
     if not found.recent:
         raise SignInRequired(
             "sign in again to change your passkeys",
@@ -112,17 +122,22 @@ async def render(found: AccountRequest, *, message: str = "", status: int = 200)
     families = await server.grants.grants.active_families(user.user_id, now)
     consents = await server.consents.of_subject(user.user_id)
     apps: dict[str, dict[str, object]] = {}
+    described = server.settings.oauth.scope_descriptions
     for client_id in sorted(set(consents) | {f.client_id for f in families}):
         client = await server.clients.get(client_id)
         apps[client_id] = {
             "name": (client.name if client else "") or client_id,
-            "scopes": sorted(consents.get(client_id, ())),
+            "scopes": describe_scopes(
+                sorted(consents.get(client_id, ())), found.view.language, described
+            ),
             "signed_in": sum(1 for f in families if f.client_id == client_id),
         }
     return page(
         "account.html",
         status,
+        view=found.view,
         user=user,
+        policy_label=POLICY_LABELS.get(user.auth_policy, user.auth_policy),
         message=message,
         csrf=found.browser.csrf_for_session(found.session),
         current=found.session.session_id,
@@ -154,7 +169,8 @@ async def action(browser: Browser, request: Request) -> Response:
         try:
             return await _sensitive(found, name)
         except AccountRuleError as exc:
-            return await render(found, message=str(exc), status=409)
+            # The Text the rule raised, so the page shows it in the reader's language.
+            return await render(found, message=exc.args[0], status=409)
     return RedirectResponse(ACCOUNT, status_code=303)
 
 
@@ -163,7 +179,7 @@ async def _sensitive(found: AccountRequest, name: str) -> Response:
     csrf = found.browser.csrf_for_session(found.session)
     if name == "totp-start":
         enrolment = await accounts.start_totp(user)
-        return page("totp_enrol.html", enrolment=enrolment, csrf=csrf, message="")
+        return page("totp_enrol.html", view=found.view, enrolment=enrolment, csrf=csrf, message="")
     if name == "totp-confirm":
         codes = await accounts.confirm_totp(user, values.get("code") or "")
         if codes is None:
@@ -173,15 +189,17 @@ async def _sensitive(found: AccountRequest, name: str) -> Response:
             return page(
                 "totp_enrol.html",
                 400,
+                view=found.view,
                 enrolment=pending,
                 csrf=csrf,
-                message="That code is not right; check the time on your phone and try again.",
+                message=Text("That code is not right; check the time on your phone and try again."),
             )
-        return page("recovery_codes.html", codes=codes)
+        return page("recovery_codes.html", view=found.view, codes=codes)
     if name == "totp-remove":
         await accounts.remove_totp(user)
     elif name == "recovery-codes":
-        return page("recovery_codes.html", codes=await accounts.new_recovery_codes(user))
+        codes = await accounts.new_recovery_codes(user)
+        return page("recovery_codes.html", view=found.view, codes=codes)
     elif name == "passkey-remove":
         await accounts.remove_passkey(user, values.get("credential_id") or "")
     else:
@@ -189,8 +207,8 @@ async def _sensitive(found: AccountRequest, name: str) -> Response:
     return RedirectResponse(ACCOUNT, status_code=303)
 
 
-async def logged_out(_request: Request) -> Response:
-    return page("logged_out.html")
+async def logged_out(browser: Browser, request: Request) -> Response:
+    return page("logged_out.html", view=view_of(browser, request))
 
 
 def routes(browser: Browser) -> list[Route]:
@@ -198,5 +216,5 @@ def routes(browser: Browser) -> list[Route]:
         account_route(ACCOUNT, account, browser, ["GET"]),
         Route("/account/reauthenticate", partial(reauthenticate, browser), methods=["GET"]),
         account_route("/account/{action}", action, browser, ["POST"]),
-        Route("/logged-out", logged_out, methods=["GET"]),
+        Route("/logged-out", partial(logged_out, browser), methods=["GET"]),
     ]

@@ -49,6 +49,7 @@ def login_page(
     return page(
         "login.html",
         status,
+        view=found.view,
         client_name=_title(found),
         interaction=found.interaction_id,
         csrf=found.browser.csrf_token(found.interaction_id, found.nonce),
@@ -63,12 +64,13 @@ async def verify_page(found: PageRequest, *, message: str = "", status: int = 20
     user = await server.users.get(interaction.pending_subject or "")
     if user is None:
         return error_page(
-            found.browser, OAuthError("invalid_request", "sign in again from the start")
+            found.browser, OAuthError("invalid_request", "sign in again from the start"), found.view
         )
     methods = await SignIn(server).second_factors(user, SignIn.required_level(interaction, user))
     return page(
         "verify.html",
         status,
+        view=found.view,
         interaction=found.interaction_id,
         csrf=found.browser.csrf_token(found.interaction_id, found.nonce),
         message=message,
@@ -79,7 +81,7 @@ async def verify_page(found: PageRequest, *, message: str = "", status: int = 20
 
 def _csrf_refused(found: PageRequest) -> Response:
     return error_page(
-        found.browser, OAuthError("invalid_request", "the form expired; sign in again")
+        found.browser, OAuthError("invalid_request", "the form expired; sign in again"), found.view
     )
 
 

@@ -24,6 +24,7 @@ from bastion.oauth.tokens import verify_id_token_hint
 from bastion.web.oauth.answers import page_route
 from bastion.web.oauth.common import page_params
 from bastion.web.pages import page
+from bastion.web.presentation import view_of
 
 FORWARDED = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
 
@@ -70,6 +71,7 @@ async def logout(browser: Browser, request: Request) -> Response:
     if not confirmed and (claims is None or claims.get("sub") != session.subject):
         return page(
             "logout.html",
+            view=view_of(browser, request),
             csrf=browser.csrf_for_session(session),
             fields={name: params.get(name) for name in FORWARDED if params.get(name)},
         )

@@ -21,7 +21,8 @@ from starlette.routing import Route
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Browser
 from bastion.errors import OAuthError
-from bastion.web.pages import page
+from bastion.web.pages import View, page
+from bastion.web.presentation import explain, view_of
 
 PageHandler = Callable[[Browser, Request], Awaitable[Response]]
 
@@ -30,11 +31,20 @@ def audit(browser: Browser, action: str, outcome: Outcome, **details: object) ->
     browser.server.audit.emit(AuditEvent(action, outcome, actor="browser", details=details))
 
 
-def error_page(browser: Browser, exc: OAuthError) -> Response:
+def error_page(browser: Browser, exc: OAuthError, view: View) -> Response:
     audit(
         browser, "oauth.authorize.refused", Outcome.DENIED, error=exc.error, reason=exc.description
     )
-    return page("error.html", 400, error=exc.error, description=exc.description)
+    explained = explain(exc)
+    return page(
+        "error.html",
+        400,
+        view=view,
+        error=exc.error,
+        description=exc.description,
+        heading=explained.heading,
+        advice=explained.advice,
+    )
 
 
 def redirect_to_client(browser: Browser, redirect_uri: str, **values: str | None) -> Response:
@@ -67,6 +77,6 @@ def page_route(path: str, handler: PageHandler, browser: Browser, methods: list[
         try:
             return await handler(browser, request)
         except OAuthError as exc:
-            return error_page(browser, exc)
+            return error_page(browser, exc, view_of(browser, request))
 
     return Route(path, endpoint, methods=methods)

@@ -20,6 +20,7 @@ from bastion.web.oauth.answers import audit, page_route, redirect_error
 from bastion.web.oauth.authorize import complete_authorization
 from bastion.web.oauth.interactions import expired, page_request
 from bastion.web.pages import page
+from bastion.web.presentation import describe_scopes
 
 
 async def consent(browser: Browser, request: Request) -> Response:
@@ -42,8 +43,14 @@ async def consent(browser: Browser, request: Request) -> Response:
     if request.method != "POST":
         return page(
             "consent.html",
+            view=found.view,
             client_name=client.name or client.client_id,
-            scopes=auth_request.scope,
+            username=user.username if user else "",
+            scopes=describe_scopes(
+                auth_request.scope,
+                found.view.language,
+                browser.server.settings.oauth.scope_descriptions,
+            ),
             interaction=interaction_id,
             csrf=browser.csrf_token(interaction_id, nonce),
             action="/consent",

@@ -13,6 +13,7 @@ from bastion.accounts.levels import ACR_VALUES
 from bastion.config import Settings
 from bastion.oauth.clients import GRANT_TYPES
 from bastion.oauth.tokens import SIGNING_ALGORITHMS
+from bastion.web.i18n import available
 
 
 def metadata(settings: Settings) -> dict[str, Any]:
@@ -70,6 +71,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "claims_parameter_supported": False,
+        # OIDC Discovery §3: languages of the pages (BCP 47), chosen with ui_locales.
+        "ui_locales_supported": [language.replace("_", "-") for language in available()],
         "tls_client_certificate_bound_access_tokens": False,
     }
     if settings.oauth.registration.enabled:

@@ -15,6 +15,8 @@ from bastion.errors import OAuthError
 from bastion.oauth.clients import Client
 from bastion.oauth.params import Params
 from bastion.web.oauth.common import page_params
+from bastion.web.pages import View
+from bastion.web.presentation import view_of
 
 
 def expired() -> OAuthError:
@@ -33,6 +35,8 @@ class PageRequest:
     interaction: Interaction
     nonce: str
     client: Client | None
+    # The page's language and the app's brand (bastion.web.presentation).
+    view: View
 
     @property
     def interaction_id(self) -> str:
@@ -62,4 +66,5 @@ async def find_interaction(
         client = await browser.server.clients.get(interaction.request.client_id)
         if client is None or not client.enabled:
             return None
-    return PageRequest(browser, values, interaction, nonce, client)
+    view = view_of(browser, request, client=client, authorization=interaction.request)
+    return PageRequest(browser, values, interaction, nonce, client, view)

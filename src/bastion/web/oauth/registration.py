@@ -64,6 +64,7 @@ def _information(server: AuthServer, client: Client) -> dict[str, Any]:
         "scope": metadata["scope"],
         "jwks": metadata["jwks"],
         "registration_client_uri": f"{server.settings.issuer}/register/{client.client_id}",
+        **client.branding.to_metadata(),
     }
 
 

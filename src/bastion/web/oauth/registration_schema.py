@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bastion.errors import OAuthError
-from bastion.oauth.clients import AuthMethod
+from bastion.oauth.clients import BRANDING, AuthMethod
 from bastion.web.openapi import BEARER, Answer, Api, Operation, problem
 
 
@@ -46,6 +46,13 @@ class ClientMetadata(BaseModel):
     )
     response_types: list[str] | None = Field(None, description='only ["code"]')
     client_name: str | None = None
+    logo_uri: str | None = Field(None, description="https; shown on sign-in and consent")
+    client_uri: str | None = Field(None, description="https; the way back on error pages")
+    policy_uri: str | None = Field(None, description="https; linked from sign-in and consent")
+    tos_uri: str | None = Field(None, description="https; linked from sign-in and consent")
+    accent_color: str | None = Field(
+        None, description="Bastion's extension: #rrggbb for the pages' primary buttons"
+    )
     scope: str | None = Field(
         None, description="space-separated; within the default scopes or the statement's"
     )
@@ -75,6 +82,7 @@ _ORDER = (
     "response_types",
     "scope",
     "client_name",
+    *BRANDING,
     "redirect_uris",
 )
 
@@ -113,6 +121,11 @@ class ClientInformation(BaseModel):
 
     client_id: str
     client_name: str
+    logo_uri: str | None = None
+    client_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
+    accent_color: str | None = None
     redirect_uris: list[str]
     token_endpoint_auth_method: AuthMethod
     grant_types: list[str]
