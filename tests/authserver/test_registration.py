@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -519,3 +520,50 @@ def test_without_a_statement_the_registrant_owns_its_metadata(registrar: TestCli
     uri = f"/register/{created['client_id']}"
     moved = registrar.put(uri, headers=manage, json={**NATIVE, "redirect_uris": ["com.x.y:/cb"]})
     assert moved.json()["redirect_uris"] == ["com.x.y:/cb"]
+
+
+def test_registered_client_ids_are_one_hex_word(registrar: TestClient) -> None:
+    # Never a leading "-" that a shell reads as an option (bastion clients update ID).
+    # Five: the registration endpoint's own rate limit stays out of the way.
+    ids = {register(registrar, NATIVE).json()["client_id"] for _ in range(5)}
+    assert len(ids) == 5
+    assert all(re.fullmatch(r"[0-9a-f]{32}", client_id) for client_id in ids)
+
+
+def test_branding_is_registered_shown_and_replaced(registrar: TestClient) -> None:
+    # RFC 7591 §2: logo_uri, client_uri, policy_uri, tos_uri; accent_color is Bastion's.
+    branded = {
+        **NATIVE,
+        "logo_uri": "https://cdn.example/logo.png",
+        "policy_uri": "https://install.example/privacy",
+        "tos_uri": "https://install.example/terms",
+        "client_uri": "https://install.example",
+        "accent_color": "#0b6e4f",
+    }
+    created = register(registrar, branded)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    for name in ("logo_uri", "policy_uri", "tos_uri", "client_uri", "accent_color"):
+        assert body[name] == branded[name]
+    manage = {"authorization": f"Bearer {body['registration_access_token']}"}
+    uri = f"/register/{body['client_id']}"
+    # RFC 7592 §2.2: an update replaces the metadata; what it leaves out is removed.
+    replaced = registrar.put(uri, headers=manage, json={**NATIVE, "client_id": body["client_id"]})
+    assert replaced.status_code == 200, replaced.text
+    assert "logo_uri" not in replaced.json()
+
+
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("logo_uri", "http://cdn.example/logo.png"),
+        ("policy_uri", "javascript:alert(1)"),
+        ("tos_uri", "https://cdn.example;img-src */x"),
+        ("accent_color", "red"),
+        ("logo_uri", 42),
+    ],
+)
+def test_unsafe_branding_is_refused(registrar: TestClient, member: str, value: object) -> None:
+    refused = register(registrar, {**NATIVE, member: value})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_client_metadata"

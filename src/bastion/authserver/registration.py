@@ -49,6 +49,12 @@ BOUND_VALUES = ("client_name", "logo_uri", "jwks", "jwks_uri", "token_endpoint_a
 CODE_FLOW = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN})
 
 
+def new_client_id() -> str:
+    """128 random bits in hex: no leading '-' for a shell to read as an option, and one
+    word to double-click and copy."""
+    return secrets.token_hex(16)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

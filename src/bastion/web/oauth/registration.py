@@ -21,6 +21,7 @@ from bastion.authserver.registration import (
     client_from_metadata,
     initial_token_ok,
     load_statement_keys,
+    new_client_id,
     token_hash,
     updated,
     verify_statement,
@@ -96,7 +97,7 @@ async def register(server: AuthServer, request: Request) -> Response:
             return _unauthorized("an initial access token or a software statement is required")
         client, secret = client_from_metadata(
             _metadata(schema.ClientMetadata, body),
-            client_id=secrets.token_urlsafe(16),
+            client_id=new_client_id(),
             statement=statement,
             default_scopes=settings.default_scopes,
         )
