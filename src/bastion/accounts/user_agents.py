@@ -16,39 +16,37 @@ from __future__ import annotations
 
 import re
 
-# (pattern, label), first match wins. Tokens as documented by each vendor.
-_BROWSERS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), label)
-    for pattern, label in (
-        (r"\bEdg(?:e|A|iOS)?/", "Edge"),
-        (r"\bOPR/|\bOpera\b", "Opera"),
-        (r"\bSamsungBrowser/", "Samsung Internet"),
-        (r"\bFxiOS/|\bFirefox/", "Firefox"),
-        (r"\bCriOS/|(?:\b|Headless)Chrom(?:e|ium)/", "Chrome"),
-        (r"\bVersion/[\d.]+.*\bSafari/", "Safari"),
-    )
+Rules = tuple[tuple[re.Pattern[str], str], ...]
+
+
+def _rules(*pairs: tuple[str, str]) -> Rules:
+    """(pattern, label) pairs, tested in order: the first match wins."""
+    return tuple((re.compile(pattern), label) for pattern, label in pairs)
+
+
+# Tokens as documented by each vendor.
+_BROWSERS = _rules(
+    (r"\bEdg(?:e|A|iOS)?/", "Edge"),
+    (r"\bOPR/|\bOpera\b", "Opera"),
+    (r"\bSamsungBrowser/", "Samsung Internet"),
+    (r"\bFxiOS/|\bFirefox/", "Firefox"),
+    (r"\bCriOS/|(?:\b|Headless)Chrom(?:e|ium)/", "Chrome"),
+    (r"\bVersion/[\d.]+.*\bSafari/", "Safari"),
 )
-_SYSTEMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), label)
-    for pattern, label in (
-        (r"\bAndroid\b", "Android"),
-        (r"\biPhone\b|\biPod\b", "iPhone"),
-        (r"\biPad\b", "iPad"),
-        (r"\bCrOS\b", "ChromeOS"),
-        (r"\bWindows\b", "Windows"),
-        (r"\bMac OS X\b|\bMacintosh\b", "macOS"),
-        (r"\bLinux\b", "Linux"),
-    )
+_SYSTEMS = _rules(
+    (r"\bAndroid\b", "Android"),
+    (r"\biPhone\b|\biPod\b", "iPhone"),
+    (r"\biPad\b", "iPad"),
+    (r"\bCrOS\b", "ChromeOS"),
+    (r"\bWindows\b", "Windows"),
+    (r"\bMac OS X\b|\bMacintosh\b", "macOS"),
+    (r"\bLinux\b", "Linux"),
 )
 MAX_RAW = 512
 
 
-def browser_of(user_agent: str) -> str | None:
-    return next((label for pattern, label in _BROWSERS if pattern.search(user_agent)), None)
-
-
-def system_of(user_agent: str) -> str | None:
-    return next((label for pattern, label in _SYSTEMS if pattern.search(user_agent)), None)
+def _first(rules: Rules, user_agent: str) -> str | None:
+    return next((label for pattern, label in rules if pattern.search(user_agent)), None)
 
 
 def label(user_agent: str | None) -> tuple[str | None, str | None]:
@@ -57,4 +55,4 @@ def label(user_agent: str | None) -> tuple[str | None, str | None]:
         return None, None
     # Bounded input: the header is attacker-chosen and the patterns scan it.
     text = user_agent[:MAX_RAW]
-    return browser_of(text), system_of(text)
+    return _first(_BROWSERS, text), _first(_SYSTEMS, text)
