@@ -36,6 +36,7 @@ from bastion.demo.sessions import COOKIE, IDLE_SECONDS, Answer, Session, Session
 from bastion.web.middleware import SecurityHeaders
 
 MAX_FORM_BYTES = 1024
+SAME = b"same-origin"
 ANSWER = "/#answer"
 SIGNED_IN = (
     "The app checked the answer's state and iss (RFC 9207), then redeemed the code with "
@@ -146,10 +147,13 @@ def _unreachable(exc: BaseException) -> str:
 
 
 class SameOrigin:
-    """Requests must name the app's own host; POSTs from another origin are refused.
+    """Requests must name the app's own host; POSTs from another site are refused.
 
     The host check also stops DNS rebinding: a page elsewhere whose name comes to
-    resolve to 127.0.0.1 cannot use the app's session.
+    resolve to 127.0.0.1 cannot use the app's session. POSTs are judged by their fetch
+    metadata (``Sec-Fetch-Site``), because under ``Referrer-Policy: no-referrer`` a
+    browser sends ``Origin: null`` even for the page's own forms; a browser without
+    fetch metadata still withholds the SameSite=Lax cookie from another site's POST.
     """
 
     def __init__(self, app: ASGIApp, origin: str) -> None:
@@ -170,10 +174,8 @@ class SameOrigin:
                 response = RedirectResponse(target, status_code=307)
             else:
                 response = PlainTextResponse("Unknown host.", status_code=421)
-        elif scope["method"] == "POST" and headers.get(b"origin", self.origin.encode()) != (
-            self.origin.encode()
-        ):
-            response = PlainTextResponse("Cross-origin request refused.", status_code=403)
+        elif scope["method"] == "POST" and headers.get(b"sec-fetch-site", SAME) != SAME:
+            response = PlainTextResponse("Cross-site request refused.", status_code=403)
         if response is not None:
             await response(scope, receive, send)
             return

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,18 @@ def _quiet_logs() -> None:
     logging.getLogger("uvicorn.access").addFilter(SkipUnlogged())
 
 
+@contextmanager
+def _unlogged_setup() -> Iterator[None]:
+    """The note the demo creates for the other user is setup, not part of the walkthrough
+    the access log narrates."""
+    access = logging.getLogger("uvicorn.access")
+    access.disabled = True
+    try:
+        yield
+    finally:
+        access.disabled = False
+
+
 async def run(
     demo: Demo, sockets: tuple[socket.socket, socket.socket], ready: Callable[[], None]
 ) -> None:
@@ -84,6 +97,7 @@ async def run(
     settings = demo.settings
     bastion = build_app(settings, lambda: wiring.open_runtime(settings), served=True)
     bastion_config = uvicorn.Config(bastion, **uvicorn_options(settings))
+    _quiet_logs()  # after the Config, which configures uvicorn's logging
     app_facts = PageFacts(
         issuer=settings.issuer,
         stylesheet=settings.issuer + stylesheet_url(),
@@ -93,7 +107,8 @@ async def run(
     async with serving() as servers:
         await servers.start(bastion_config, sockets[0])
         await _reachable(demo.upstream_port, UPSTREAM_WAIT)
-        note = await seed_note(bastion.runtime, demo.gateway, demo.user_ids[OTHER_USER])
+        with _unlogged_setup():
+            note = await seed_note(bastion.runtime, demo.gateway, demo.user_ids[OTHER_USER])
         app = demo_app(
             AppSettings(
                 origin=demo.app_origin,
@@ -108,7 +123,6 @@ async def run(
         app_config = uvicorn.Config(
             Unlogged(app), log_config=None, lifespan="on", server_header=False
         )
-        _quiet_logs()
         await servers.start(app_config, sockets[1])
         ready()
         await servers.wait()

@@ -54,6 +54,8 @@ def _environment() -> Environment:
     return Environment(
         loader=PackageLoader("bastion.demo", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
 
 
