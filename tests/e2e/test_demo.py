@@ -18,15 +18,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.e2e.conftest import TIMEOUT_MS, enter_password
-from tests.e2e.test_pages import PHONE, check_page
+from tests.e2e.test_pages import check_page
 from tests.support.server import BASTION
 from tests.support.services import free_port
 
 APP_NAME = "Bastion demo app"
 START_TIMEOUT = 30.0
+PHONE = ViewportSize(width=390, height=844)
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 REFRESH_TOKEN = re.compile(r"rt1\.[\w-]{16,}\.\d+\.")
 
