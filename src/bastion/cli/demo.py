@@ -68,7 +68,7 @@ Bastion demo (development; data in {directory})
   public keys  {base}/jwks.json
   health       {base}/healthz  {base}/readyz
   gateway      {demo.gateway}  (routes in {config})
-  upstream     {demo.upstream}  (naive on purpose: try /notes/1, /debug/config)
+  upstream     {demo.upstream}  (naive on purpose: /debug/config)
 
 Bastion's access log follows. Ctrl-C stops the demo.
 """,
