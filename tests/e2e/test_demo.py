@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +21,7 @@ from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, ex
 
 from tests.e2e.conftest import TIMEOUT_MS, enter_password
 from tests.e2e.test_pages import check_page
-from tests.support.server import BASTION
+from tests.support.server import BASTION, interrupt
 from tests.support.services import free_port
 
 APP_NAME = "Bastion demo app"
@@ -78,12 +77,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
             time.sleep(0.2)
         yield running
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        interrupt(process)
 
 
 @pytest.fixture
