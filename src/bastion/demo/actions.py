@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -36,6 +36,24 @@ class Action:
     name: str
     label: str
     run: Run
+    # Whether its lesson assumes a live access token (the token buttons end it on purpose).
+    needs_access: bool = True
+
+    async def perform(self, session: Session, client: AppClient, scenario: Scenario) -> Answer:
+        """Run for a signed-in session; a 401 where the lesson assumed a live token says
+        why instead (the token expires after a few minutes)."""
+        if session.tokens is None:
+            return Answer(self.label, "Sign in first.", ())
+        answer = await self.run(session, session.tokens, client, scenario)
+        if self.needs_access and answer.exchanges and answer.exchanges[-1].status == 401:
+            return replace(answer, lesson=STALE, links=())
+        return answer
+
+
+STALE = (
+    "Refused with 401: the access token has expired or was revoked, and the gateway "
+    "checks both on every call. Refresh the tokens, or sign in again."
+)
 
 
 async def create_note(
@@ -44,8 +62,9 @@ async def create_note(
     note = {"title": "Hello from the demo app", "body": f"Written at {time.strftime('%H:%M:%S')}"}
     exchange = await client.call("POST", "/notes", tokens.access_token, note)
     links: tuple[tuple[str, str], ...] = ()
-    if exchange.status == 201:
-        session.note_id = orjson.loads(exchange.body)["id"]
+    created = orjson.loads(exchange.body) if exchange.status == 201 else None
+    if isinstance(created, dict) and isinstance(created.get("id"), int):
+        session.note_id = created["id"]
         direct = f"{scenario.upstream}/notes/{session.note_id}"
         links = (("The same note, asked of the upstream directly", direct),)
     return Answer(
@@ -128,10 +147,8 @@ async def reuse_spent_refresh(
     reused, _ = await client.refresh(spent)
     exchanges = [reused]
     if tokens.refresh_token is not None:
-        current, renewed = await client.refresh(tokens.refresh_token)
+        current, _ = await client.refresh(tokens.refresh_token)
         exchanges.append(current)
-        if renewed is not None:  # not revoked after all: keep what the app was given
-            session.tokens = tokens = renewed
     exchanges.append(await _own_notes(tokens, client))
     session.tokens = session.spent_refresh = None
     return Answer(
@@ -166,8 +183,10 @@ ACTIONS = (
     Action("read-note", "Read my note", read_note),
     Action("read-other-note", "Read another user's note", read_other_note),
     Action("undeclared-path", "Call an undeclared path", undeclared_path),
-    Action("refresh", "Refresh the tokens", refresh),
-    Action("reuse-refresh", "Reuse the spent refresh token", reuse_spent_refresh),
-    Action("revoke", "Revoke (sign out)", revoke),
+    Action("refresh", "Refresh the tokens", refresh, needs_access=False),
+    Action(
+        "reuse-refresh", "Reuse the spent refresh token", reuse_spent_refresh, needs_access=False
+    ),
+    Action("revoke", "Revoke (sign out)", revoke, needs_access=False),
 )
 BY_NAME = {action.name: action for action in ACTIONS}

@@ -136,7 +136,7 @@ class DemoApp:
         if action is None or session is None or session.tokens is None:
             return RedirectResponse("/", status_code=303)
         try:
-            session.answer = await action.run(session, session.tokens, self.client, self.scenario)
+            session.answer = await action.perform(session, self.client, self.scenario)
         except (aiohttp.ClientError, TimeoutError) as exc:
             session.answer = Answer(action.label, _unreachable(exc), ())
         return RedirectResponse(ANSWER, status_code=303)
