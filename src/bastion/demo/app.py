@@ -30,9 +30,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bastion.clock import Clock, SystemClock
 from bastion.demo import client as oauth
 from bastion.demo.actions import BY_NAME, Scenario
-from bastion.demo.client import AppClient, CallbackRefused
+from bastion.demo.client import AppClient
 from bastion.demo.pages import PageFacts, page, static_file
 from bastion.demo.sessions import COOKIE, IDLE_SECONDS, Answer, Session, Sessions
+from bastion.errors import CallbackRefused
 from bastion.web.middleware import SecurityHeaders
 
 MAX_FORM_BYTES = 1024

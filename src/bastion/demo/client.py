@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 
 from bastion.demo.tokens import fingerprint
+from bastion.errors import CallbackRefused
 from bastion.oauth import pkce
 
 # What the page shows of an answer's headers: those that explain the outcome.
@@ -35,10 +36,6 @@ SHOWN_HEADERS = (
 )
 TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "token")
 TIMEOUT = aiohttp.ClientTimeout(total=10)
-
-
-class CallbackRefused(Exception):
-    """The redirect back to the app is not the answer to the app's own request."""
 
 
 @dataclass(frozen=True)
