@@ -11,7 +11,6 @@ from typing import Any
 import click
 import orjson
 
-from bastion import wiring
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.registration import operator_ceiling
 from bastion.cli.output import (
@@ -22,6 +21,7 @@ from bastion.cli.output import (
     print_json,
     print_line,
     print_rows,
+    settings_from,
     with_runtime,
 )
 from bastion.errors import ClientMetadataError, NotFound, ReadOnlyClient
@@ -179,7 +179,7 @@ def create(
     as_json: bool,
 ) -> None:
     """Create a client. A generated secret is written to --secret-out, never printed."""
-    settings = wiring.load(config)
+    settings = settings_from(config)
     public = client_type == "public"
     method = "none" if public else (auth_method or "client_secret_basic")
     if method == "client_secret_basic" and secret_out is None:
@@ -234,7 +234,9 @@ def create(
 @handles_errors
 def list_clients(config: Path | None, as_json: bool) -> None:
     """List every client, from the file and the database."""
-    found = with_runtime(wiring.load(config), lambda runtime: runtime.auth.clients.all())
+    found = with_runtime(
+        settings_from(config), lambda runtime: runtime.auth.clients.all(), read_only=True
+    )
     if as_json:
         print_json({"clients": [c.to_metadata() for c in found]})
         return
@@ -268,7 +270,7 @@ def show(client_id: str, config: Path | None, as_json: bool) -> None:
             raise NotFound(f"no client {client_id!r}")
         return client
 
-    client = with_runtime(wiring.load(config), action)
+    client = with_runtime(settings_from(config), action, read_only=True)
     if as_json:
         print_json(client.to_metadata())
     else:
@@ -315,7 +317,9 @@ def update(
         "enabled": enabled,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
-    client = with_runtime(wiring.load(config), lambda runtime: _update(runtime, client_id, changes))
+    client = with_runtime(
+        settings_from(config), lambda runtime: _update(runtime, client_id, changes)
+    )
     if as_json:
         print_json(client.to_metadata())
     else:
@@ -349,7 +353,7 @@ async def _update(runtime: Runtime, client_id: str, changes: dict[str, Any]) -> 
 @handles_errors
 def disable(client_id: str, config: Path | None, as_json: bool) -> None:
     """Disable a client and revoke its refresh tokens."""
-    with_runtime(wiring.load(config), lambda rt: _update(rt, client_id, {"enabled": False}))
+    with_runtime(settings_from(config), lambda rt: _update(rt, client_id, {"enabled": False}))
     if as_json:
         print_json({"ok": True, "client_id": client_id, "enabled": False})
     else:
@@ -372,7 +376,7 @@ def delete(client_id: str, config: Path | None, as_json: bool) -> None:
             AuditEvent("clients.delete", Outcome.SUCCESS, actor=OPERATOR, target=client_id)
         )
 
-    with_runtime(wiring.load(config), action)
+    with_runtime(settings_from(config), action)
     if as_json:
         print_json({"ok": True, "client_id": client_id, "deleted": True})
     else:

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import click
 
-from bastion import wiring
 from bastion.audit import AuditEvent, Outcome
 from bastion.cli.output import (
     config_option,
@@ -19,6 +18,7 @@ from bastion.cli.output import (
     print_json,
     print_line,
     print_rows,
+    settings_from,
     with_runtime,
 )
 from bastion.crypto.keyring import Algorithm, KeyRing, SigningKey
@@ -57,14 +57,14 @@ def keys() -> None:
 @handles_errors
 def list_keys(config: Path | None, as_json: bool) -> None:
     """List every key with its state (next, active, retired, expired)."""
-    settings = wiring.load(config)
+    settings = settings_from(config)
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
         ring, now = runtime.keys.ring, runtime.clock.now()
         signing = ring.signing_kid(now)
         return [describe(k, ring, now) | {"signing": k.kid == signing} for k in ring.keys]
 
-    rows = with_runtime(settings, action)
+    rows = with_runtime(settings, action, read_only=True)
     if as_json:
         print_json({"keys": rows})
         return
@@ -102,7 +102,7 @@ def list_keys(config: Path | None, as_json: bool) -> None:
 @handles_errors
 def rotate(config: Path | None, as_json: bool, alg: Algorithm | None, immediate: bool) -> None:
     """Add a key: published now, signing after keys.publish_ahead; the old key retires then."""
-    settings = wiring.load(config)
+    settings = settings_from(config)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         key = await runtime.keys.rotate(alg, immediate=immediate)
@@ -139,7 +139,7 @@ def rotate(config: Path | None, as_json: bool, alg: Algorithm | None, immediate:
 @handles_errors
 def retire(kid: str, config: Path | None, as_json: bool, unpublish: bool, force: bool) -> None:
     """Stop signing with KID; it stays published until its tokens have expired."""
-    settings = wiring.load(config)
+    settings = settings_from(config)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         await runtime.keys.retire(kid, unpublish=unpublish, force=force)

@@ -35,6 +35,7 @@ from rich.text import Text
 
 from bastion import wiring
 from bastion.config import Settings
+from bastion.config_source import ConfigSource, Origin
 from bastion.errors import (
     BastionError,
     ConfigError,
@@ -46,6 +47,11 @@ from bastion.errors import (
 )
 
 OK, FAILURE, CONFIG, STORE, KEYS, NOT_FOUND = 0, 1, 2, 3, 4, 5
+
+WRONG_DATABASE_HINT = (
+    "if this is not the database you meant, point at the right one: -c FILE or "
+    "BASTION_CONFIG=FILE (its data_dir or database.url), or BASTION_DATABASE_URL=URL"
+)
 
 if TYPE_CHECKING:
     from bastion.wiring import Runtime
@@ -62,7 +68,8 @@ config_option = click.option(
     "config",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Path to bastion.toml (default: $BASTION_CONFIG, else built-in defaults).",
+    help="Path to bastion.toml (default: $BASTION_CONFIG, else ./bastion.toml or the nearest "
+    "in a parent directory, else built-in defaults).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 
@@ -102,6 +109,21 @@ def print_rows(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     print_line("\n\n".join(blocks))
 
 
+def config_from(option: Path | None) -> ConfigSource:
+    """The configuration to use; says on stderr which one when ``--config`` was not given.
+
+    Stderr, so that standard output stays the command's answer for scripts.
+    """
+    source = wiring.find_config(option)
+    if source.origin is not Origin.OPTION:
+        print_line(source.describe(), err=True)
+    return source
+
+
+def settings_from(option: Path | None) -> Settings:
+    return wiring.load(config_from(option))
+
+
 def exit_code_for(exc: BastionError) -> int:
     if isinstance(exc, ConfigError):
         return CONFIG
@@ -116,47 +138,68 @@ def exit_code_for(exc: BastionError) -> int:
     return FAILURE
 
 
-def fail(exc: BastionError, as_json: bool) -> NoReturn:
-    code = exit_code_for(exc)
+def fail(exc: BastionError | click.ClickException, as_json: bool) -> NoReturn:
+    """Print the error (JSON on stdout with ``--json``) and exit with its code."""
+    if isinstance(exc, click.ClickException):
+        code, name, message = FAILURE, "Refused", exc.format_message()
+    else:
+        code, name, message = exit_code_for(exc), type(exc).__name__, str(exc)
     problems = exc.problems if isinstance(exc, ConfigError) else []
+    hint = WRONG_DATABASE_HINT if isinstance(exc, SchemaNotCurrent) else None
     if as_json:
         print_json(
             {
                 "ok": False,
-                "error": type(exc).__name__,
-                "message": str(exc) if not problems else "invalid configuration",
+                "error": name,
+                "message": message if not problems else "invalid configuration",
                 "problems": [
                     {"path": p.path, "line": p.line, "message": p.message} for p in problems
                 ],
             }
+            | ({"hint": hint} if hint else {})
         )
     elif problems:
-        click.echo(f"error: {len(problems)} configuration problem(s):", err=True)
+        print_line(f"error: {len(problems)} configuration problem(s):", err=True)
         for problem in problems:
-            click.echo(f"  {problem}", err=True)
+            print_line(f"  {problem}", err=True)
     else:
-        click.echo(f"error: {exc}", err=True)
+        print_line(f"error: {message}", err=True)
+        if hint:
+            print_line(f"hint: {hint}", err=True)
     raise SystemExit(code)
 
 
 def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn Bastion's errors into a message and the documented exit code."""
+    """Turn Bastion's errors and refusals into a message and the documented exit code.
+
+    A usage error (a missing or contradictory option) stays click's, with the usage line
+    and exit code 2; anything refused after the command line was understood, a weak
+    password say, is a plain error with exit code 1.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except BastionError as exc:
+        except click.UsageError:
+            raise
+        except (BastionError, click.ClickException) as exc:
             fail(exc, bool(kwargs.get("as_json", False)))
 
     return wrapper
 
 
-def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[R]]) -> R:
-    """Run one admin action against an opened runtime (stores, key ring, services)."""
+def with_runtime(
+    settings: Settings, action: Callable[[Runtime], Awaitable[R]], *, read_only: bool = False
+) -> R:
+    """Run one admin action against an opened runtime (stores, key ring, services).
+
+    ``read_only`` for commands that only look: they create no database, master key or
+    audit file, wherever the configuration points.
+    """
 
     async def run() -> R:
-        async with wiring.open_runtime(settings, key_ring="load") as runtime:
+        async with wiring.open_runtime(settings, key_ring="load", read_only=read_only) as runtime:
             return await action(runtime)
 
     return asyncio.run(run())

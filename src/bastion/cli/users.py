@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from bastion import wiring
 from bastion.accounts.levels import Policy
 from bastion.accounts.records import User
 from bastion.authserver.accounts import Accounts, describe
@@ -19,6 +18,7 @@ from bastion.cli.output import (
     print_json,
     print_line,
     print_rows,
+    settings_from,
     with_runtime,
 )
 from bastion.errors import AccountRuleError, NotFound, WeakPassword
@@ -67,7 +67,7 @@ def create(username: str, password_stdin: bool, config: Path | None, as_json: bo
         except (WeakPassword, AccountRuleError) as exc:
             raise click.UsageError(f"password refused: {exc}") from exc
 
-    user = with_runtime(wiring.load(config), action)
+    user = with_runtime(settings_from(config), action)
     _done(as_json, describe(user), f"created user {username} ({user.user_id})")
 
 
@@ -77,7 +77,9 @@ def create(username: str, password_stdin: bool, config: Path | None, as_json: bo
 @handles_errors
 def list_users(config: Path | None, as_json: bool) -> None:
     """List users."""
-    found = with_runtime(wiring.load(config), lambda runtime: runtime.auth.users.list())
+    found = with_runtime(
+        settings_from(config), lambda runtime: runtime.auth.users.list(), read_only=True
+    )
     if as_json:
         print_json({"users": [describe(u) for u in found]})
         return
@@ -100,7 +102,7 @@ def show(username: str, config: Path | None, as_json: bool) -> None:
         consents = await runtime.auth.consents.of_subject(user.user_id)
         return describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}}
 
-    data = with_runtime(wiring.load(config), action)
+    data = with_runtime(settings_from(config), action, read_only=True)
     _done(as_json, data, "\n".join(f"{k:<20} {v}" for k, v in data.items()))
 
 
@@ -108,7 +110,7 @@ def _set_enabled(username: str, enabled: bool, config: Path | None, as_json: boo
     async def action(runtime: Runtime) -> None:
         await Accounts(runtime.auth, OPERATOR).set_enabled(await _user(runtime, username), enabled)
 
-    with_runtime(wiring.load(config), action)
+    with_runtime(settings_from(config), action)
     state = "enabled" if enabled else "disabled"
     _done(
         as_json, {"ok": True, "username": username, "enabled": enabled}, f"{state} user {username}"
@@ -146,7 +148,7 @@ def revoke_sessions(username: str, config: Path | None, as_json: bool) -> None:
     async def action(runtime: Runtime) -> dict[str, int]:
         return await Accounts(runtime.auth, OPERATOR).revoke_all(await _user(runtime, username))
 
-    counts = with_runtime(wiring.load(config), action)
+    counts = with_runtime(settings_from(config), action)
     _done(
         as_json,
         {"ok": True, "username": username, **counts},
@@ -174,7 +176,7 @@ def revoke_consent(
         await runtime.auth.access.revoke_families("consent_revoked", OPERATOR, **selector)
         return removed
 
-    removed = with_runtime(wiring.load(config), action)
+    removed = with_runtime(settings_from(config), action)
     _done(
         as_json,
         {"ok": True, "username": username, "revoked": removed},
@@ -193,7 +195,7 @@ def delete(username: str, config: Path | None, as_json: bool) -> None:
     async def action(runtime: Runtime) -> None:
         await Accounts(runtime.auth, OPERATOR).delete(await _user(runtime, username))
 
-    with_runtime(wiring.load(config), action)
+    with_runtime(settings_from(config), action)
     _done(as_json, {"ok": True, "username": username, "deleted": True}, f"deleted user {username}")
 
 
@@ -214,7 +216,7 @@ def set_policy(username: str, policy: str, config: Path | None, as_json: bool) -
         except AccountRuleError as exc:
             raise click.UsageError(str(exc)) from exc
 
-    with_runtime(wiring.load(config), action)
+    with_runtime(settings_from(config), action)
     _done(
         as_json,
         {"ok": True, "username": username, "auth_policy": policy},
@@ -244,5 +246,5 @@ def recovery_link(username: str, reset_mfa: bool, config: Path | None, as_json: 
             await _user(runtime, username), reset_mfa=reset_mfa
         )
 
-    link = with_runtime(wiring.load(config), action)
+    link = with_runtime(settings_from(config), action)
     _done(as_json, {"ok": True, "username": username, "link": link, "reset_mfa": reset_mfa}, link)
