@@ -151,3 +151,22 @@ def test_a_path_in_a_message_is_whole(tmp_path: Path, master_key_b64: str) -> No
     written = run(["keys", "new-master-key", "--out", str(deep)], master_key_b64).stdout
     assert len(written.splitlines()) == 1, written
     assert f"BASTION_MASTER_KEY_FILE={deep}" in written
+
+
+def test_lists_in_an_80_column_terminal(config: Path, master_key_b64: str) -> None:
+    """Key ids fit the default key table; a long user name turns its row into a block; with
+    --wide the table stays a table and the terminal, not Bastion, folds the long lines."""
+    c = ["-c", str(config)]
+    kids = [k["kid"] for k in data(run(["keys", "list", *c, "--json"], master_key_b64))["keys"]]
+    keys = _in_terminal(["keys", "list", *c], master_key_b64)
+    assert keys.splitlines()[0].split() == ["KID", "STATE", "ACTIVATES"]
+    assert all(len(line) <= 80 for line in keys.splitlines())
+    for kid in kids:
+        assert _lines_holding(keys, kid)
+    users = _in_terminal(["users", "list", *c], master_key_b64)
+    assert f"username  {USERNAME}" in users.splitlines()
+    wide = _in_terminal(["keys", "list", "--wide", *c], master_key_b64)
+    assert wide.splitlines()[0].split()[:3] == ["KID", "ALG", "STATE"]
+    for kid in kids:
+        (line,) = _lines_holding(wide, kid)
+        assert len(line) > 80

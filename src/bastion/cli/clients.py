@@ -20,11 +20,11 @@ from bastion.cli.output import (
     many,
     print_json,
     print_line,
-    print_rows,
     settings_from,
     with_runtime,
 )
-from bastion.errors import ClientMetadataError, NotFound, ReadOnlyClient
+from bastion.cli.tables import Column, print_fields, print_rows, wide_option
+from bastion.errors import NotFound, ReadOnlyClient
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
@@ -39,13 +39,19 @@ OPERATOR = "operator:cli"
 
 
 def _show(client: Client) -> None:
+    fields = []
     for name, value in client.to_metadata().items():
         # Lists as space-separated values and key sets as JSON, so each can be copied.
-        if isinstance(value, list):
-            value = " ".join(map(str, value))
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, list):
+            text = " ".join(map(str, value)) or "none"
         elif isinstance(value, dict):
-            value = orjson.dumps(value).decode()
-        print_line(f"{name:<40} {'' if value is None else value}".rstrip())
+            text = orjson.dumps(value).decode()
+        else:
+            text = "none" if value is None or value == "" else str(value)
+        fields.append((name, text))
+    print_fields(fields)
 
 
 def _write_secret(path: Path) -> str:
@@ -58,13 +64,6 @@ def _write_secret(path: Path) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(secret + "\n")
     return hash_secret(secret)
-
-
-def _checked(client: Client) -> Client:
-    try:
-        return check_client(client)
-    except ClientMetadataError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 async def _stored(runtime: Runtime, client_id: str) -> Client:
@@ -186,7 +185,8 @@ def create(
         raise click.UsageError("client_secret_basic needs --secret-out FILE for the secret")
     jwks = orjson.loads(jwks_file.read_bytes()) if jwks_file else None
     default_grants = (AUTHORIZATION_CODE, REFRESH_TOKEN) if public else (CLIENT_CREDENTIALS,)
-    client = _checked(
+    # Metadata the client rules refuse is a refusal (ClientMetadataError, exit 1).
+    client = check_client(
         Client(
             client_id=client_id,
             client_type="public" if public else "confidential",
@@ -231,9 +231,10 @@ def create(
 @clients.command("list")
 @config_option
 @json_option
+@wide_option
 @handles_errors
-def list_clients(config: Path | None, as_json: bool) -> None:
-    """List every client, from the file and the database."""
+def list_clients(config: Path | None, as_json: bool, wide: bool) -> None:
+    """List every client, from the file and the database (--wide: with auth and grants)."""
     found = with_runtime(
         settings_from(config), lambda runtime: runtime.auth.clients.all(), read_only=True
     )
@@ -241,18 +242,27 @@ def list_clients(config: Path | None, as_json: bool) -> None:
         print_json({"clients": [c.to_metadata() for c in found]})
         return
     print_rows(
-        ("client_id", "type", "auth", "grants", "enabled", "source"),
+        (
+            Column("CLIENT ID"),
+            Column("TYPE"),
+            Column("ENABLED"),
+            Column("SOURCE"),
+            Column("AUTH", wide_only=True),
+            Column("GRANTS", wide_only=True),
+        ),
         [
             (
                 c.client_id,
                 c.client_type,
-                c.auth_method,
-                " ".join(sorted(c.grant_types)),
                 "yes" if c.enabled else "no",
                 c.source,
+                c.auth_method,
+                ",".join(sorted(c.grant_types)),
             )
             for c in found
         ],
+        wide=wide,
+        empty="no clients",
     )
 
 
@@ -277,9 +287,26 @@ def show(client_id: str, config: Path | None, as_json: bool) -> None:
         _show(client)
 
 
+# --clear NAME: the list option it empties, and the Client field behind it.
+CLEARABLE = {
+    "redirect-uri": ("redirect_uris", ()),
+    "scope": ("scopes", frozenset()),
+    "grant-type": ("grant_types", frozenset()),
+    "resource": ("resources", frozenset()),
+    "exchange-subject-audience": ("exchange_subject_audiences", frozenset()),
+}
+
+
 @clients.command()
 @click.argument("client_id")
 @metadata_options
+@click.option(
+    "--clear",
+    "cleared",
+    multiple=True,
+    type=click.Choice(sorted(CLEARABLE)),
+    help="Empty that list, named as its option is (repeat for several).",
+)
 @click.option("--enable/--disable", "enabled", default=None)
 @config_option
 @json_option
@@ -296,11 +323,15 @@ def update(
     auth_policy: str | None,
     exchange_subject_audiences: tuple[str, ...],
     exchange_delegation_chains: bool | None,
+    cleared: tuple[str, ...],
     enabled: bool | None,
     config: Path | None,
     as_json: bool,
 ) -> None:
-    """Change a client; a repeated option replaces that whole list."""
+    """Change a client; a repeated option replaces that whole list, --clear empties it.
+
+    Example: clients update my-app --clear resource --scope openid --scope orders:read
+    """
     changes: dict[str, Any] = {
         "name": name,
         "redirect_uris": many(redirect_uris),
@@ -317,6 +348,11 @@ def update(
         "enabled": enabled,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
+    for name in cleared:
+        field, empty = CLEARABLE[name]
+        if field in changes:
+            raise click.UsageError(f"--clear {name} and --{name} contradict each other")
+        changes[field] = empty
     client = with_runtime(
         settings_from(config), lambda runtime: _update(runtime, client_id, changes)
     )
@@ -327,7 +363,7 @@ def update(
 
 
 async def _update(runtime: Runtime, client_id: str, changes: dict[str, Any]) -> Client:
-    client = _checked(replace(await _stored(runtime, client_id), **changes))
+    client = check_client(replace(await _stored(runtime, client_id), **changes))
     # The operator's word is the new ceiling for the registrant's own updates.
     client = replace(client, statement_values=operator_ceiling(client))
     await runtime.auth.clients.store.update(client, runtime.clock.now())

@@ -18,9 +18,9 @@ from bastion.cli.output import (
     json_option,
     print_json,
     print_line,
-    print_rows,
     settings_from,
 )
+from bastion.cli.tables import print_fields
 from bastion.clock import SystemClock
 from bastion.store.sql.database import Database
 from bastion.store.sql.pruning import prune_expired
@@ -39,7 +39,7 @@ def upgrade(config: Path | None, as_json: bool) -> None:
     """Apply every pending migration (one transaction each)."""
     settings = settings_from(config)
 
-    async def run() -> tuple[list[str], str | None]:
+    async def run() -> tuple[list[str], str | None, str]:
         database = wiring.open_database(settings)
         try:
             current = await database.current_revision()
@@ -49,17 +49,17 @@ def upgrade(config: Path | None, as_json: bool) -> None:
             with Progress(console=err_console, disable=quiet) as progress:
                 task = progress.add_task("migrating", total=len(pending))
                 applied = await database.upgrade(lambda _rev: progress.advance(task))
-            return applied, await database.current_revision()
+            return applied, await database.current_revision(), database.name
         finally:
             await database.close()
 
-    applied, revision = asyncio.run(run())
+    applied, revision, name = asyncio.run(run())
     if as_json:
-        print_json({"ok": True, "applied": applied, "revision": revision})
+        print_json({"ok": True, "applied": applied, "revision": revision, "database": name})
     elif applied:
-        print_line(f"applied {len(applied)} migration(s); schema at revision {revision}")
+        print_line(f"{name} is at revision {revision}: applied {len(applied)} migration(s).")
     else:
-        print_line(f"schema already current at revision {revision}")
+        print_line(f"{name} was already up to date (revision {revision}).")
 
 
 @db.command()
@@ -129,4 +129,4 @@ def prune(config: Path | None, as_json: bool) -> None:
         print_json({"ok": True, "deleted": counts})
         return
     print_line(f"deleted {sum(counts.values())} expired row(s)")
-    print_rows(("table", "deleted"), [(table, str(n)) for table, n in counts.items()])
+    print_fields([(table, str(n)) for table, n in counts.items()])

@@ -2,8 +2,7 @@
 
 Output is printed so that values meant to be copied (links, ids, key ids, paths, URLs)
 survive the copy: lines are written as they are, never wrapped, cropped or ellipsised
-to the terminal's width, and lists fall back from a table to one block per row when a
-table could not show every value whole (``print_line``, ``print_rows``).
+to the terminal's width (``print_line``; tables in ``bastion.cli.tables``).
 
 Exit codes (stable, for scripts):
 
@@ -22,16 +21,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
 import orjson
 from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Column, Table
-from rich.text import Text
 
 from bastion import wiring
 from bastion.config import Settings
@@ -83,30 +80,13 @@ def print_line(text: str, *, err: bool = False) -> None:
     click.echo(text, err=err)
 
 
-def print_rows(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """A table when every value fits in it whole; otherwise one block per row.
-
-    A table squeezed into the terminal folds or ellipsises its cells, which breaks the
-    ids and key ids people copy from it, so a list too wide for a table is printed as
-    ``column  value`` lines instead.
-    """
-    table = Table(*(Column(name, no_wrap=True) for name in columns))
-    listed = [tuple(row) for row in rows]
-    for row in listed:
-        table.add_row(*(Text(value) for value in row))
-    # Measured without the terminal's limit: the width the table needs with nothing cut.
-    unlimited = out_console.options.update_width(sys.maxsize)
-    if Measurement.get(out_console, unlimited, table).maximum <= out_console.width:
-        out_console.print(table)
-        return
-    width = max(len(name) for name in columns)
-    blocks = (
-        "\n".join(
-            f"{name:<{width}}  {value}".rstrip() for name, value in zip(columns, row, strict=True)
-        )
-        for row in listed
-    )
-    print_line("\n\n".join(blocks))
+def iso(timestamp: float | None) -> str | None:
+    """A timestamp as ISO 8601 in UTC to the second (``2025-06-01T12:00:00Z``), for tables
+    and JSON alike; None stays None."""
+    if timestamp is None:
+        return None
+    moment = datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+    return moment.removesuffix("+00:00") + "Z"
 
 
 def config_from(option: Path | None) -> ConfigSource:
