@@ -196,3 +196,20 @@ def test_the_report_goes_to_stderr_so_json_stays_parseable(
         assert result.exit_code == 0, result.output
         orjson.loads(result.stdout)
         assert config_line(result).startswith("config: ")
+
+
+def test_looking_at_a_migrated_database_writes_no_master_key_or_audit_file(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    assert run(["db", "upgrade", "-c", str(config)]).exit_code == 0
+    data = tmp_path / "data"
+    before = sorted(p.name for p in data.iterdir())
+    for args in (["users", "list"], ["keys", "list"], ["clients", "list"], ["db", "status"]):
+        assert run([*args, "-c", str(config)]).exit_code == 0
+    assert sorted(p.name for p in data.iterdir()) == before
+    assert not (data / DEV_MASTER_KEY_FILENAME).exists()
+    assert not (data / "audit.jsonl").exists()
+    # The first command that needs the key makes it.
+    assert run(["keys", "rotate", "-c", str(config)]).exit_code == 0
+    assert (data / DEV_MASTER_KEY_FILENAME).exists()
