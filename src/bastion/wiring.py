@@ -393,6 +393,6 @@ async def open_runtime(
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
-    """The served app; with no argument, settings come from ``BASTION_CONFIG`` (workers)."""
+    """The served app; with no argument (workers), settings are found as the CLI finds them."""
     resolved = settings or load()
     return build_app(resolved, lambda: open_runtime(resolved), served=True)
