@@ -4,12 +4,13 @@ is doing during the install."""
 from __future__ import annotations
 
 import os
-import pty
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.support.terminal import in_terminal
 
 BOOTSTRAP = Path(__file__).resolve().parents[1] / "bootstrap.sh"
 
@@ -137,26 +138,6 @@ def test_the_install_says_each_step_and_keeps_pips_lines_out_of_a_log(tmp_path: 
 
 
 def test_on_a_terminal_pips_lines_become_a_counter() -> None:
-    main, secondary = pty.openpty()
-    process = subprocess.Popen(
-        [
-            "bash",
-            "-c",
-            f'source "{BOOTSTRAP}"; printf "Collecting a\\nx\\nCollecting b\\n" | pip_progress',
-        ],
-        stderr=secondary,
-    )
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:  # the terminal closes when the process ends
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(main)
-    assert process.wait(timeout=60) == 0
-    shown = b"".join(chunks).decode()
-    assert shown == "\r  packages collected: 1\r  packages collected: 2\r\n"
+    script = f'source "{BOOTSTRAP}"; printf "Collecting a\\nx\\nCollecting b\\n" | pip_progress'
+    shown = in_terminal(["bash", "-c", script], stream="stderr")
+    assert shown == "\r  packages collected: 1\r  packages collected: 2\n"

@@ -3,13 +3,9 @@ cropped or ellipsised, whether the output is an 80-column terminal or captured."
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from bastion.cli.main import cli
 from tests.conftest import write_config
+from tests.support.terminal import in_terminal
 
 ISSUER = "https://sign-in.example-company-with-a-long-name.com/identity/bastion-gateway"
 USERNAME = "dana-the-operator-with-a-rather-long-username@example.com"
@@ -68,29 +65,7 @@ def _captured(args: list[str], key: str) -> str:
 
 def _in_terminal(args: list[str], key: str) -> str:
     """The command's output in an 80-column terminal, as an operator reads it."""
-    main, secondary = pty.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bastion", *args],
-        env={**_environment(key), "TERM": "xterm"},
-        stdin=subprocess.DEVNULL,
-        stdout=secondary,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:  # the terminal closes when the process ends
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(main)
-    assert process.wait(timeout=60) == 0
-    # The terminal turns each line feed into CR LF.
-    return b"".join(chunks).decode().replace("\r\n", "\n")
+    return in_terminal([sys.executable, "-m", "bastion", *args], env=_environment(key))
 
 
 def _lines_holding(text: str, value: str) -> list[str]:
