@@ -1,4 +1,4 @@
-.PHONY: demo test install lint fmt bench clean
+.PHONY: demo test install lint fmt bench clean messages
 demo:
 	./bootstrap.sh demo
 test:
@@ -16,5 +16,10 @@ bench: install
 	.venv/bin/python -m bench.token_endpoint
 	.venv/bin/python -m bench.guards
 	.venv/bin/python -m bench.gateway
+messages: install
+	.venv/bin/pybabel extract -F babel.cfg -k Text -k _ -k ngettext:1,2 --no-location \
+	  --sort-output --omit-header -o src/bastion/web/locales/messages.pot .
+	.venv/bin/pybabel update -D messages -i src/bastion/web/locales/messages.pot \
+	  -d src/bastion/web/locales --no-location --ignore-obsolete
 clean:
 	rm -rf .venv .demo .pytest_cache .mypy_cache .ruff_cache

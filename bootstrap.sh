@@ -105,6 +105,20 @@ ensure_chromium() {
   fi
 }
 
+ensure_axe() {
+  # The page tests inject axe-core (npm) into Chromium; the lock file pins its version.
+  local axe=tests/e2e/axe
+  [ -f "$axe/node_modules/axe-core/axe.min.js" ] && return 0
+  if ! command -v npm >/dev/null; then
+    if (apt_install nodejs npm); then :; else
+      echo "bootstrap: could not install npm; the accessibility tests will skip (fail in CI)" >&2
+      return 0
+    fi
+  fi
+  step "installing axe-core for the accessibility tests"
+  npm ci --prefix "$axe" --no-audit --no-fund --loglevel=error
+}
+
 # Sourced (tests/test_bootstrap.py): the functions only.
 if [[ ${BASH_SOURCE[0]} != "$0" ]]; then return 0; fi
 
@@ -115,6 +129,7 @@ case "${1:-}" in
   test)
     install
     ensure_chromium
+    ensure_axe
     step "checking lint, formatting and types"
     "$VENV/bin/ruff" check src tests bench examples
     "$VENV/bin/ruff" format --check src tests bench examples

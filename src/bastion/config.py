@@ -69,6 +69,7 @@ from bastion.store.settings import (
     check_redis_url,
     normalise_database_url,
 )
+from bastion.web.page_settings import PageSettings
 from bastion.web.settings import ServerSettings
 
 __all__ = [
@@ -119,6 +120,7 @@ class Settings(Section):
     accounts: AccountSettings = AccountSettings()
     gateway: GatewaySettings = GatewaySettings()
     guards: GuardSettings = GuardSettings()
+    pages: PageSettings = PageSettings()
     secrets: Secrets = Field(Secrets(), exclude=True)
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ at the boundary where they occur and chained with ``from``::
     ├── ProblemError                an HTTP answer as RFC 9457 problem details (400)
     │   ├── InvalidInput            a request the gateway's validation refused (400)
     │   ├── Unauthenticated         no valid access token (401, RFC 6750 §3)
+    │   ├── SignInRequired          a page or its script needs a signed-in user (401)
     │   ├── Refusal                 refused by policy; ``reason`` is for the audit trail
     │   │   ├── Forbidden           scope, role, claim or client missing (403)
     │   │   ├── Hidden              refused as if it did not exist (404, BOLA)
@@ -223,6 +224,15 @@ class Unauthenticated(ProblemError):
     def __init__(self, detail: str, error: str | None = "invalid_token") -> None:
         challenge = BEARER_REALM if error is None else f'{BEARER_REALM}, error="{error}"'
         super().__init__(detail, headers={"www-authenticate": challenge})
+
+
+class SignInRequired(ProblemError):
+    """Pages answer with the sign-in page; their scripts with 401 and, in
+    ``extensions["redirect"]``, where the page goes to sign in."""
+
+    status = 401
+    title = "Unauthorized"
+    type = "urn:bastion:problem:sign-in-required"
 
 
 class Refusal(ProblemError):

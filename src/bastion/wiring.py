@@ -6,14 +6,12 @@ else receives settings, stores and a clock from here.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +21,7 @@ from bastion import config_source
 from bastion.audit import AuditEvent, AuditPipeline, JsonLinesSink, Outcome
 from bastion.audit.sinks import AuditSink, LoggingSink
 from bastion.authserver.registry import client_from_settings
-from bastion.authserver.server import AuthServer, build_auth_server
+from bastion.authserver.server import build_auth_server
 from bastion.clock import Clock, SystemClock
 from bastion.config import (
     DEV_MASTER_KEY_FILENAME,
@@ -35,25 +33,22 @@ from bastion.config import (
 from bastion.config_source import ConfigSource
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
-from bastion.errors import ConfigError, ConfigProblem, MasterKeyError, StoreUnavailable
+from bastion.errors import ConfigError, ConfigProblem, MasterKeyError
 from bastion.gateway.assembly import build_gateway
-from bastion.gateway.pipeline import Gateway
 from bastion.gateway.routes import id_source_problems, object_forms
 from bastion.gateway.service_credentials import service_credential
 from bastion.gateway.transport import TCP, UpstreamTransport
 from bastion.gateway.validation import InputRules
-from bastion.guards.service import Guards, build_guards
+from bastion.guards.service import build_guards
+from bastion.runtime import Runtime
 from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.protocols import HotStore
 from bastion.store.redis.hot import RedisHotStore
 from bastion.store.sql.database import Database
 from bastion.store.sql.keys import SqlSigningKeyStore
-from bastion.store.sql.pruning import Pruner
 from bastion.web.app import build_app
 
 log = logging.getLogger("bastion")
-
-READINESS_TIMEOUT = 2.0
 
 
 def find_config(option: Path | None, environ: Mapping[str, str] | None = None) -> ConfigSource:
@@ -251,59 +246,6 @@ async def migrate(settings: Settings) -> list[str]:
         return await database.upgrade()
     finally:
         await database.close()
-
-
-@dataclass
-class Runtime:
-    """Everything a request may need, built once per process."""
-
-    settings: Settings
-    clock: Clock
-    database: Database
-    hot: HotStore
-    keys: SigningKeys
-    audit: AuditPipeline
-    auth: AuthServer
-    guards: Guards
-    gateway: Gateway | None = None
-
-    def reload(self) -> None:
-        """Re-read what changes on disk without a restart (``SIGHUP``): secret files."""
-        log.info("reloading secret files")
-        if self.gateway is not None:
-            self.gateway.reload_credentials()
-
-    @asynccontextmanager
-    async def housekeeping(self) -> AsyncIterator[None]:
-        """Background work of a served process: deleting expired rows every interval."""
-        interval = self.settings.database.prune_interval
-        if interval <= 0:
-            yield
-            return
-        pruner = Pruner(
-            self.database,
-            self.clock,
-            interval=interval,
-            max_token_lifetime=self.settings.keys.max_token_lifetime,
-        )
-        async with pruner.running():
-            yield
-
-    async def check_stores(self) -> dict[str, str]:
-        async def probe(check: Awaitable[None]) -> str:
-            try:
-                async with asyncio.timeout(READINESS_TIMEOUT):
-                    await check
-            except (StoreUnavailable, TimeoutError):
-                return "unavailable"
-            except Exception:
-                # A store that answers with errors is no more usable than a silent one.
-                log.exception("readiness probe failed")
-                return "unavailable"
-            return "ok"
-
-        database, hot = await asyncio.gather(probe(self.database.ping()), probe(self.hot.ping()))
-        return {"database": database, "hot_state": hot}
 
 
 @asynccontextmanager

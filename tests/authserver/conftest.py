@@ -23,9 +23,9 @@ from bastion.clock import Clock
 from bastion.config import Settings, load_settings
 from bastion.oauth import pkce
 from bastion.oauth.clients import hash_secret
+from bastion.runtime import Runtime
 from bastion.store.sql.users import SqlUserStore
 from bastion.web.app import build_app
-from bastion.wiring import Runtime
 from tests.conftest import write_config
 
 ISSUER = "http://127.0.0.1:8000"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from bastion import wiring
@@ -22,6 +22,7 @@ from bastion.config import load_settings
 from bastion.oauth.client_auth import JWT_BEARER
 from bastion.oauth.clients import TOKEN_EXCHANGE as EXCHANGE
 from bastion.oauth.clients import Client
+from bastion.web.app import BastionApp
 from tests.authserver.conftest import ISSUER, Server, authorize_params
 from tests.conftest import write_config
 
@@ -125,6 +126,67 @@ def test_refused_metadata(registrar: TestClient, body: dict[str, Any], error: st
     assert response.json()["error"] == error
 
 
+@pytest.mark.parametrize(
+    ("member", "value", "error", "description"),
+    [
+        (
+            "redirect_uris",
+            "com.example.x:/cb",
+            "invalid_client_metadata",
+            "redirect_uris must be a list of strings",
+        ),
+        (
+            "grant_types",
+            ["authorization_code", 7],
+            "invalid_client_metadata",
+            "grant_types must be a list of strings",
+        ),
+        ("client_name", ["Install"], "invalid_client_metadata", "client_name must be a string"),
+        ("scope", 1, "invalid_client_metadata", "scope must be a string"),
+        ("jwks", {"keys": "none"}, "invalid_client_metadata", "jwks must be a JWK Set"),
+        (
+            "jwks",
+            {"keys": [1]},
+            "invalid_client_metadata",
+            "jwks must hold public EC, OKP or RSA keys only",
+        ),
+        (
+            "jwks_uri",
+            "https://x/jwks",
+            "invalid_client_metadata",
+            "jwks_uri is not supported; send jwks",
+        ),
+        ("software_statement", 42, "invalid_software_statement", "must be a JWT string"),
+    ],
+)
+def test_members_of_the_wrong_type_get_rfc7591_errors(
+    registrar: TestClient, member: str, value: Any, error: str, description: str
+) -> None:
+    """RFC 7591 §3.2.2: the metadata model refuses with the registration error body, the
+    same one the registration core gives, never a framework's 422."""
+    response = register(registrar, {**NATIVE, member: value})
+    assert response.status_code == 400
+    assert response.json() == {"error": error, "error_description": description}
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_an_update_cannot_rename_the_client_id(registrar: TestClient) -> None:
+    """RFC 7592 §2.2: the client_id in an update is the client's own."""
+    body = register(registrar, NATIVE).json()
+    manage = {"authorization": f"Bearer {body['registration_access_token']}"}
+    for client_id in ("another", 5):
+        response = registrar.put(
+            f"/register/{body['client_id']}",
+            headers=manage,
+            json={**NATIVE, "client_id": client_id},
+        )
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": "invalid_client_metadata",
+            "error_description": "client_id cannot change",
+        }
+
+
 def test_malformed_bodies(registrar: TestClient) -> None:
     headers = {"authorization": f"Bearer {INITIAL_TOKEN}", "content-type": "application/json"}
     for content in (b"{", b"[]", b"null", b"\xff"):
@@ -201,9 +263,9 @@ def test_a_per_install_key_authenticates_the_install(registrar: TestClient) -> N
 async def _stored_push(client: TestClient, handle: str) -> bytes:
     """What the server kept for a pushed request (the embedded hot store is in memory)."""
     app: Any = client.app
-    while not isinstance(app, Starlette):
+    while not isinstance(app, BastionApp):
         app = app.app
-    value = await app.state.runtime.hot.get(f"par:{handle}")
+    value = await app.runtime.hot.get(f"par:{handle}")
     assert value is not None
     return bytes(value)
 
@@ -263,9 +325,9 @@ def test_control_characters_in_metadata(registrar: TestClient) -> None:
 
 def _stored_client(client: TestClient, client_id: str) -> Client:
     app: Any = client.app
-    while not isinstance(app, Starlette):
+    while not isinstance(app, BastionApp):
         app = app.app
-    found = client.portal.call(app.state.runtime.auth.clients.store.get, client_id)  # type: ignore[union-attr]
+    found = client.portal.call(app.runtime.auth.clients.store.get, client_id)  # type: ignore[union-attr]
     assert found is not None
     return cast(Client, found)
 
@@ -421,7 +483,6 @@ def test_the_operators_changes_bind_the_registrant(
         [
             "clients",
             "update",
-            client_id,
             "--scope",
             "openid",
             "--redirect-uri",
@@ -430,6 +491,9 @@ def test_the_operators_changes_bind_the_registrant(
             "authorization_code",
             "--grant-type",
             "refresh_token",
+            # A registered client id may begin with "-"; after "--" it is never an option.
+            "--",
+            client_id,
         ],
         env=env,
     )
@@ -456,3 +520,50 @@ def test_without_a_statement_the_registrant_owns_its_metadata(registrar: TestCli
     uri = f"/register/{created['client_id']}"
     moved = registrar.put(uri, headers=manage, json={**NATIVE, "redirect_uris": ["com.x.y:/cb"]})
     assert moved.json()["redirect_uris"] == ["com.x.y:/cb"]
+
+
+def test_registered_client_ids_are_one_hex_word(registrar: TestClient) -> None:
+    # Never a leading "-" that a shell reads as an option (bastion clients update ID).
+    # Five: the registration endpoint's own rate limit stays out of the way.
+    ids = {register(registrar, NATIVE).json()["client_id"] for _ in range(5)}
+    assert len(ids) == 5
+    assert all(re.fullmatch(r"[0-9a-f]{32}", client_id) for client_id in ids)
+
+
+def test_branding_is_registered_shown_and_replaced(registrar: TestClient) -> None:
+    # RFC 7591 §2: logo_uri, client_uri, policy_uri, tos_uri; accent_color is Bastion's.
+    branded = {
+        **NATIVE,
+        "logo_uri": "https://cdn.example/logo.png",
+        "policy_uri": "https://install.example/privacy",
+        "tos_uri": "https://install.example/terms",
+        "client_uri": "https://install.example",
+        "accent_color": "#0b6e4f",
+    }
+    created = register(registrar, branded)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    for name in ("logo_uri", "policy_uri", "tos_uri", "client_uri", "accent_color"):
+        assert body[name] == branded[name]
+    manage = {"authorization": f"Bearer {body['registration_access_token']}"}
+    uri = f"/register/{body['client_id']}"
+    # RFC 7592 §2.2: an update replaces the metadata; what it leaves out is removed.
+    replaced = registrar.put(uri, headers=manage, json={**NATIVE, "client_id": body["client_id"]})
+    assert replaced.status_code == 200, replaced.text
+    assert "logo_uri" not in replaced.json()
+
+
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("logo_uri", "http://cdn.example/logo.png"),
+        ("policy_uri", "javascript:alert(1)"),
+        ("tos_uri", "https://cdn.example;img-src */x"),
+        ("accent_color", "red"),
+        ("logo_uri", 42),
+    ],
+)
+def test_unsafe_branding_is_refused(registrar: TestClient, member: str, value: object) -> None:
+    refused = register(registrar, {**NATIVE, member: value})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_client_metadata"

@@ -60,6 +60,11 @@ PASSWORD = "a passphrase for the browser tests"
 CLIENT_ID = "browser-app"
 CLIENT_NAME = "Browser Test App"
 SCOPE = "openid profile"
+# The app's branding (RFC 7591 §2 metadata and Bastion's accent colour).
+BRAND_LOGO = "https://brand.example/logo.png"
+BRAND_POLICY = "https://brand.example/privacy"
+BRAND_TERMS = "https://brand.example/terms"
+BRAND_ACCENT = "#0b6e4f"
 
 ACR_PASSWORD = "urn:bastion:acr:password"
 ACR_MFA = "urn:bastion:acr:mfa"
@@ -105,7 +110,13 @@ client_id = "{CLIENT_ID}"
 name = "{CLIENT_NAME}"
 type = "public"
 redirect_uris = ["http://127.0.0.1/callback"]
-scopes = ["openid", "profile"]
+scopes = ["openid", "profile", "notes:read"]
+logo_uri = "{BRAND_LOGO}"
+policy_uri = "{BRAND_POLICY}"
+tos_uri = "{BRAND_TERMS}"
+accent_color = "{BRAND_ACCENT}"
+[oauth.scope_descriptions]
+"notes:read" = {{ en = "Read your notes", de = "Ihre Notizen lesen" }}
 ''',
     )
     env = {
@@ -142,9 +153,9 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-async def new_context(browser: Browser, server: Server) -> BrowserContext:
+async def new_context(browser: Browser, server: Server, **options: Any) -> BrowserContext:
     """A fresh browser profile whose navigations to the app's redirect URI are caught."""
-    context = await browser.new_context()
+    context = await browser.new_context(**options)
     context.set_default_timeout(TIMEOUT_MS)
 
     async def app_page(route: Route) -> None:

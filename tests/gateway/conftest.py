@@ -26,8 +26,8 @@ from bastion.authserver.access import Authentication
 from bastion.clock import Clock
 from bastion.config import Settings, load_settings
 from bastion.gateway.transport import TCP, UpstreamTransport
+from bastion.runtime import Runtime
 from bastion.web.app import build_app
-from bastion.wiring import Runtime
 from tests.conftest import write_config
 from tests.support.inprocess import InProcess
 from tests.support.recorder import Recorder

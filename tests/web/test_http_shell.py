@@ -36,7 +36,7 @@ def client_for(settings: Settings, base_url: str = "http://testserver") -> TestC
     app = build_app(
         settings,
         lambda: wiring.open_runtime(settings),
-        extra_routes=[
+        extra_routes=lambda _runtime: [
             Route("/explode", explode),
             Route("/store-down", store_down),
             Route("/echo", echo_length, methods=["POST"]),

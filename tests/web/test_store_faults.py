@@ -18,18 +18,21 @@ from starlette.testclient import TestClient
 
 from bastion import wiring
 from bastion.config import Settings, load_settings
+from bastion.runtime import Runtime
 from bastion.web.app import build_app
 from tests.support.services import POSTGRES_URL, REDIS_URL
 
 
-async def uses_database(request: Request) -> Response:
-    await request.app.state.runtime.database.ping()
-    return Response("ok")
+def store_routes(runtime: Runtime) -> list[Route]:
+    async def uses_database(_request: Request) -> Response:
+        await runtime.database.ping()
+        return Response("ok")
 
+    async def uses_hot_state(_request: Request) -> Response:
+        await runtime.hot.incr("faults")
+        return Response("ok")
 
-async def uses_hot_state(request: Request) -> Response:
-    await request.app.state.runtime.hot.incr("faults")
-    return Response("ok")
+    return [Route("/db", uses_database), Route("/hot", uses_hot_state)]
 
 
 def serve(settings: Settings) -> TestClient:
@@ -37,7 +40,7 @@ def serve(settings: Settings) -> TestClient:
     app = build_app(
         settings,
         lambda: wiring.open_runtime(settings, require_schema=False, key_ring="none"),
-        extra_routes=[Route("/db", uses_database), Route("/hot", uses_hot_state)],
+        extra_routes=store_routes,
     )
     return TestClient(app, raise_server_exceptions=False)
 

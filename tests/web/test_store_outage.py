@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from bastion import wiring
 from bastion.config import Settings, load_settings
+from bastion.runtime import Runtime
 from bastion.web.app import build_app
 from tests.support.services import unique_name
 from tests.support.tcpproxy import TcpProxy, via
@@ -26,15 +27,16 @@ from tests.support.tcpproxy import TcpProxy, via
 RECOVERY_SECONDS = 15.0
 
 
-async def uses_hot_state(request: Request) -> Response:
-    runtime = request.app.state.runtime
-    count = await runtime.hot.incr("outage-test", ttl=60)
-    return Response(str(count))
+def store_routes(runtime: Runtime) -> list[Route]:
+    async def uses_hot_state(_request: Request) -> Response:
+        count = await runtime.hot.incr("outage-test", ttl=60)
+        return Response(str(count))
 
+    async def uses_database(_request: Request) -> Response:
+        await runtime.keys.load()  # reads the signing_keys table
+        return Response("ok")
 
-async def uses_database(request: Request) -> Response:
-    await request.app.state.runtime.keys.load()  # reads the signing_keys table
-    return Response("ok")
+    return [Route("/count", uses_hot_state, methods=["POST"]), Route("/keys", uses_database)]
 
 
 @pytest.fixture
@@ -61,10 +63,7 @@ def outage_client(
     app = build_app(
         settings,
         lambda: wiring.open_runtime(settings),
-        extra_routes=[
-            Route("/count", uses_hot_state, methods=["POST"]),
-            Route("/keys", uses_database),
-        ],
+        extra_routes=store_routes,
     )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client

@@ -23,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from bastion.accounts.settings import PasswordSettings
 from bastion.errors import WeakPassword
+from bastion.texts import Text
 
 # Context words that make a password guessable for this service in particular.
 SERVICE_WORDS = ("bastion",)
@@ -80,17 +81,17 @@ class Passwords:
 def check_policy(password: str, username: str, settings: PasswordSettings) -> None:
     # Length counts characters (code points), as NIST SP 800-63B §5.1.1.2 asks.
     if len(password) < settings.min_length:
-        raise WeakPassword(f"use at least {settings.min_length} characters")
+        raise WeakPassword(Text("use at least %(n)d characters", n=settings.min_length))
     if len(password) > settings.max_length:
-        raise WeakPassword(f"use at most {settings.max_length} characters")
+        raise WeakPassword(Text("use at most %(n)d characters", n=settings.max_length))
     folded = password.casefold()
     name = username.casefold()
     if len(name) >= 3 and name in folded:
-        raise WeakPassword("a password cannot contain the username")
+        raise WeakPassword(Text("a password cannot contain the username"))
     if any(word in folded for word in SERVICE_WORDS):
-        raise WeakPassword("a password cannot contain the name of this service")
+        raise WeakPassword(Text("a password cannot contain the name of this service"))
     if folded in common_passwords():
-        raise WeakPassword("this password is too common; choose another")
+        raise WeakPassword(Text("this password is too common; choose another"))
 
 
 @cache

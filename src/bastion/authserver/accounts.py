@@ -19,6 +19,7 @@ from bastion.authserver import lifecycle
 from bastion.authserver.server import AuthServer
 from bastion.authserver.signin import totp_aad
 from bastion.errors import AccountRuleError, NotFound
+from bastion.texts import Text
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,9 @@ class Accounts:
     async def create(self, username: str, password: str) -> User:
         """Raises ``WeakPassword`` (policy) or ``UserExists``."""
         if not username or len(username) > 200 or username != username.strip():
-            raise AccountRuleError("a username has 1-200 characters and no surrounding spaces")
+            raise AccountRuleError(
+                Text("a username has 1-200 characters and no surrounding spaces")
+            )
         self.server.passwords.check_policy(password, username)
         hashed = self.server.passwords.hash(password)
         user = await self.server.users.create(username, hashed, self.server.clock.now())
@@ -98,9 +101,11 @@ class Accounts:
         passkeys = await self.server.factors.passkeys(user.user_id)
         has_totp = await self.server.factors.has_totp(user.user_id)
         if policy is Policy.PASSKEY and not passkeys:
-            raise AccountRuleError("the user has no passkey; register one first")
+            raise AccountRuleError(Text("the user has no passkey; register one first"))
         if policy is Policy.MFA and not (passkeys or has_totp):
-            raise AccountRuleError("the user has no second factor; enrol TOTP or a passkey first")
+            raise AccountRuleError(
+                Text("the user has no second factor; enrol TOTP or a passkey first")
+            )
         await self.server.users.set_policy(user.user_id, policy.value)
         self._audit("accounts.policy.changed", user.user_id, policy=policy.value)
 
@@ -143,7 +148,7 @@ class Accounts:
 
     async def start_totp(self, user: User) -> TotpEnrolment:
         if await self.server.factors.has_totp(user.user_id):
-            raise AccountRuleError("an authenticator app is already set up; remove it first")
+            raise AccountRuleError(Text("an authenticator app is already set up; remove it first"))
         secret = totp.new_secret()
         sealed = self.server.envelope.seal(secret.encode(), totp_aad(user.user_id))
         await self.server.factors.start_totp(user.user_id, sealed, self.server.clock.now())
@@ -181,7 +186,9 @@ class Accounts:
         if Policy(user.auth_policy) is Policy.MFA and not await self.server.factors.passkeys(
             user.user_id
         ):
-            raise AccountRuleError("this account requires a second factor; add a passkey first")
+            raise AccountRuleError(
+                Text("this account requires a second factor; add a passkey first")
+            )
         await self.server.factors.remove_totp(user.user_id)
         self._audit("accounts.totp.removed", user.user_id)
 
@@ -206,7 +213,9 @@ class Accounts:
         policy = Policy(user.auth_policy)
         has_totp = await self.server.factors.has_totp(user.user_id)
         if not remaining and (policy is Policy.PASSKEY or (policy is Policy.MFA and not has_totp)):
-            raise AccountRuleError("this account's policy needs this passkey; add another first")
+            raise AccountRuleError(
+                Text("this account's policy needs this passkey; add another first")
+            )
         removed = await self.server.factors.remove_passkey(user.user_id, credential_id)
         if removed:
             self._audit("accounts.passkey.removed", user.user_id)

@@ -33,7 +33,9 @@ from joserfc.jwk import KeySet
 from bastion.errors import ClientMetadataError, OAuthError
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
+    BRANDING,
     REFRESH_TOKEN,
+    Branding,
     Client,
     check_client,
     hash_secret,
@@ -45,6 +47,12 @@ ALLOWED_AUTH_METHODS = ("none", "private_key_jwt", "client_secret_basic")
 BOUND_LISTS = ("redirect_uris", "grant_types", "resources", "exchange_subject_audiences")
 BOUND_VALUES = ("client_name", "logo_uri", "jwks", "jwks_uri", "token_endpoint_auth_method")
 CODE_FLOW = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN})
+
+
+def new_client_id() -> str:
+    """128 random bits in hex: no leading '-' for a shell to read as an option, and one
+    word to double-click and copy."""
+    return secrets.token_hex(16)
 
 
 def token_hash(token: str) -> str:
@@ -112,6 +120,11 @@ def _text(value: Any, name: str) -> str | None:
     if value is not None and (_CONTROL.search(value) or len(value) > 2048):
         raise OAuthError("invalid_client_metadata", f"{name} is too long or has control characters")
     return value
+
+
+def _branding(metadata: Mapping[str, Any]) -> Branding:
+    """The branding members sent (RFC 7591 §2); checked with the rest of the client."""
+    return Branding.from_metadata({name: _text(metadata.get(name), name) for name in BRANDING})
 
 
 def _public_jwks(value: Any) -> dict[str, Any] | None:
@@ -183,6 +196,7 @@ def client_from_metadata(
         jwks=jwks,
         source="registration",
         statement_values=statement_values(statement) or None,
+        branding=_branding(merged),
     )
     try:
         return check_client(client), secret
@@ -232,6 +246,7 @@ def updated(
         grant_types=grants,
         jwks=_public_jwks(merged.get("jwks")) or client.jwks,
         statement_values=bound or None,
+        branding=_branding(merged),
     )
     try:
         return check_client(changed)

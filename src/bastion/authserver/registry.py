@@ -14,6 +14,7 @@ from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
     REFRESH_TOKEN,
+    Branding,
     Client,
     check_client,
 )
@@ -45,6 +46,13 @@ def client_from_settings(declared: ClientSettings, index: int) -> Client:
         auth_policy=declared.auth_policy,
         exchange_subject_audiences=frozenset(declared.exchange_subject_audiences),
         exchange_delegation_chains=declared.exchange_delegation_chains,
+        branding=Branding(
+            logo_uri=declared.logo_uri,
+            client_uri=declared.client_uri,
+            policy_uri=declared.policy_uri,
+            tos_uri=declared.tos_uri,
+            accent_color=declared.accent_color,
+        ),
     )
     try:
         return check_client(client)

@@ -32,6 +32,12 @@ class ClientSettings(Section):
     auth_policy: Literal["password", "mfa", "passkey"] = "password"
     exchange_subject_audiences: tuple[str, ...] = ()
     exchange_delegation_chains: bool = False
+    # Shown on sign-in and consent pages (docs/pages.md): RFC 7591 §2 names, https only.
+    logo_uri: str | None = None
+    client_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
+    accent_color: str | None = None
 
 
 class RegistrationSettings(Section):
@@ -55,6 +61,9 @@ class OAuthSettings(Section):
     default_audience: str | None = None
     clients: tuple[ClientSettings, ...] = ()
     registration: RegistrationSettings = RegistrationSettings()
+    # What each scope lets an app do, in words people read on the consent and account
+    # pages: one text for every language, or a table of language -> text (docs/pages.md).
+    scope_descriptions: dict[str, str | dict[str, str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _lifetimes(self) -> OAuthSettings:

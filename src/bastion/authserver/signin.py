@@ -28,11 +28,12 @@ from bastion.accounts.records import User
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Interaction
 from bastion.authserver.server import AuthServer
+from bastion.texts import Text
 
 # One message for every password failure, whether or not the account exists
 # (OWASP ASVS V2.2; the response must not aid enumeration).
-GENERIC_FAILURE = "The username or password is incorrect."
-CODE_FAILURE = "The code is incorrect or was already used."
+GENERIC_FAILURE = Text("The username or password is incorrect.")
+CODE_FAILURE = Text("The code is incorrect or was already used.")
 TOTP = "totp"
 PASSKEY = "passkey"
 
@@ -73,7 +74,11 @@ class SignIn:
         if verdict.allowed:
             return None
         wait = max(1, round(verdict.retry_after))
-        return Failed(f"Too many attempts. Try again in {wait} seconds.", 429, verdict.retry_after)
+        return Failed(
+            Text("Too many attempts. Try again in %(wait)d seconds.", wait=wait),
+            429,
+            verdict.retry_after,
+        )
 
     async def password(
         self,
@@ -102,7 +107,7 @@ class SignIn:
             self._audit(
                 "login.refused", Outcome.DENIED, subject=user.user_id, reason="passkey_required"
             )
-            return Failed("This account signs in with a passkey.")
+            return Failed(Text("This account signs in with a passkey."))
         return await self.next_step(interaction, user, ("pwd",))
 
     async def next_step(self, interaction: Interaction, user: User, amr: tuple[str, ...]) -> Step:
@@ -117,11 +122,13 @@ class SignIn:
                 "login.refused", Outcome.DENIED, subject=user.user_id, reason="no_second_factor"
             )
             return Failed(
-                "This sign-in needs a second factor (an authenticator app or a passkey) that "
-                "this account has not set up. Set one up on the account page, or ask the "
-                "operator for a recovery link."
+                Text(
+                    "This sign-in needs a second factor (an authenticator app or a passkey) "
+                    "that this account has not set up. Set one up on the account page, or ask "
+                    "the operator for a recovery link."
+                )
                 if required != ACR_PHISHING_RESISTANT
-                else "This sign-in needs a passkey, and this account has none.",
+                else Text("This sign-in needs a passkey, and this account has none."),
                 403,
             )
         return NeedsSecondFactor(user, amr, methods)
@@ -149,7 +156,7 @@ class SignIn:
         if user is None or not user.enabled:
             return Failed(CODE_FAILURE)
         if TOTP not in await self.second_factors(user, self.required_level(interaction, user)):
-            return Failed("A code cannot complete this sign-in; use a passkey.", 403)
+            return Failed(Text("A code cannot complete this sign-in; use a passkey."), 403)
         if throttled := await self._throttled(user.username, ip, device_trusted=False):
             return throttled
         now = server.clock.now()

@@ -33,7 +33,7 @@ from bastion.oauth.clients import (
     check_client,
     hash_secret,
 )
-from bastion.wiring import Runtime
+from bastion.runtime import Runtime
 
 OPERATOR = "operator:cli"
 

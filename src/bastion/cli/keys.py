@@ -23,7 +23,7 @@ from bastion.cli.output import (
 from bastion.cli.tables import Column, print_rows, wide_option
 from bastion.crypto.keyring import Algorithm, KeyRing, SigningKey
 from bastion.crypto.settings import encode_master_key
-from bastion.wiring import Runtime
+from bastion.runtime import Runtime
 
 T = TypeVar("T")
 OPERATOR = "operator:cli"

@@ -51,7 +51,7 @@ WRONG_DATABASE_HINT = (
 )
 
 if TYPE_CHECKING:
-    from bastion.wiring import Runtime
+    from bastion.runtime import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -23,7 +23,7 @@ from bastion.cli.output import (
 )
 from bastion.cli.tables import Column, print_fields, print_rows, wide_option
 from bastion.errors import NotFound, WeakPassword
-from bastion.wiring import Runtime
+from bastion.runtime import Runtime
 
 OPERATOR = "operator:cli"
 

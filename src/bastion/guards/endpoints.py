@@ -8,8 +8,6 @@ visible limits, the RateLimit fields (draft-ietf-httpapi-ratelimit-headers-10).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.errors import RateLimited
@@ -41,21 +39,20 @@ def group_of(method: str, path: str) -> str | None:
 
 
 class EndpointLimits:
-    def __init__(self, app: ASGIApp, guards: Callable[[], Guards | None]) -> None:
+    def __init__(self, app: ASGIApp, guards: Guards) -> None:
         self.app = app
-        self._guards = guards
+        self.guards = guards
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         group = group_of(scope["method"], scope["path"]) if scope["type"] == "http" else None
-        guards = self._guards() if group is not None else None
-        if group is None or guards is None:
+        if group is None:
             await self.app(scope, receive, send)
             return
-        limits = getattr(guards.settings.guards.endpoints, group)
+        limits = getattr(self.guards.settings.guards.endpoints, group)
         client = scope.get("client")
         facts = Facts(ip=client[0] if client else None, route=group)
         try:
-            verdict = await guards.limiter.check(f"endpoint:{group}", limits, facts)
+            verdict = await self.guards.limiter.check(f"endpoint:{group}", limits, facts)
         except RateLimited as exc:
             await send_problem(send, exc, correlation_id(scope))
             return

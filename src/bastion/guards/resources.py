@@ -23,17 +23,12 @@ from bastion.web.context import correlation_id
 from bastion.web.middleware import send_problem
 
 
-def refusal_auditor(
-    audit: Callable[[], AuditPipeline | None],
-) -> Callable[[Scope, ProblemError], None]:
-    """Emit ``guards.resource.refused`` for a refused request, once the runtime exists."""
+def refusal_auditor(audit: AuditPipeline) -> Callable[[Scope, ProblemError], None]:
+    """Emit ``guards.resource.refused`` for a refused request."""
 
     def record(scope: Scope, exc: ProblemError) -> None:
-        pipeline = audit()
-        if pipeline is None:
-            return
         client = scope.get("client")
-        pipeline.emit(
+        audit.emit(
             AuditEvent(
                 "guards.resource.refused",
                 Outcome.DENIED,
@@ -53,7 +48,7 @@ class RequestLimits:
         *,
         max_headers: int,
         max_header_bytes: int,
-        audit: Callable[[], AuditPipeline | None],
+        audit: AuditPipeline,
     ) -> None:
         self.app = app
         self.max_headers = max_headers

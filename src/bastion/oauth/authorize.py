@@ -24,6 +24,8 @@ from bastion.oauth.redirects import is_loopback, matches
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 PAR_URN_PREFIX = "urn:ietf:params:oauth:request_uri:"
 _RESOURCE = re.compile(r"[a-z][a-z0-9+.\-]*:[^\s#]+")
+# Enough for a dozen language tags; the rest of a longer value is ignored.
+MAX_UI_LOCALES = 256
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class AuthorizationRequest:
     max_age: int | None = None
     acr_values: tuple[str, ...] = ()
     redirect_uri_given: bool = True
+    # OIDC Core §3.1.2.1: the languages the app prefers for Bastion's pages, in order.
+    ui_locales: str | None = None
 
     @property
     def wants_openid(self) -> bool:
@@ -106,6 +110,7 @@ def validate(
         max_age=max_age,
         acr_values=tuple((params.get("acr_values") or "").split()),
         redirect_uri_given=params.get("redirect_uri") is not None,
+        ui_locales=(params.get("ui_locales") or "")[:MAX_UI_LOCALES] or None,
     )
 
 

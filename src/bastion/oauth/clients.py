@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from bastion.errors import ClientMetadataError, RedirectUriError
 from bastion.oauth.redirects import validate
@@ -49,6 +50,72 @@ def secret_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
+BRANDING_URIS = ("logo_uri", "client_uri", "policy_uri", "tos_uri")
+# Every branding member, by its RFC 7591 name (accent_color is Bastion's extension).
+BRANDING = (*BRANDING_URIS, "accent_color")
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class Branding:
+    """How an app presents itself on sign-in and consent pages.
+
+    ``logo_uri``, ``client_uri``, ``policy_uri`` and ``tos_uri`` are RFC 7591 §2
+    metadata; ``accent_color`` (``#rrggbb``) is Bastion's. Each URI is https, so that a
+    page never loads or links to plain-HTTP content in the sign-in flow.
+    """
+
+    logo_uri: str | None = None
+    client_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
+    accent_color: str | None = None
+
+    def to_metadata(self) -> dict[str, str]:
+        return {name: value for name, value in vars(self).items() if value}
+
+    @classmethod
+    def from_metadata(cls, values: Mapping[str, Any] | None) -> Branding:
+        values = values or {}
+        return cls(**{name: values.get(name) for name in BRANDING})
+
+
+def https_origin(url: str) -> str | None:
+    """``https://host[:port]`` of an https URL whose host is a plain DNS name or IPv4
+    address, else None. Safe to put in a CSP source list (no spaces, quotes or ';')."""
+    parsed = urlsplit(url)
+    try:
+        port = parsed.port
+    except ValueError:
+        return None
+    host = parsed.hostname or ""
+    if parsed.scheme != "https" or not _HOST.fullmatch(host):
+        return None
+    return f"https://{host}" + (f":{port}" if port is not None else "")
+
+
+def check_branding(branding: Branding) -> None:
+    """Raise ``ClientMetadataError`` for a branding URI or colour that cannot be shown."""
+    for name in BRANDING_URIS:
+        value = getattr(branding, name)
+        if value is None:
+            continue
+        parsed = urlsplit(value)
+        if (
+            parsed.scheme != "https"
+            or https_origin(value) is None
+            or parsed.username is not None
+            or parsed.password is not None
+            or parsed.fragment
+            or len(value) > 2000
+            or any(c.isspace() or ord(c) < 0x20 for c in value)
+        ):
+            raise ClientMetadataError(name, "use an https URL without credentials or fragment")
+    if branding.accent_color is not None and not _COLOR.fullmatch(branding.accent_color):
+        raise ClientMetadataError("accent_color", "use a colour like #1f5fbf")
+
+
 @dataclass(frozen=True)
 class Client:
     client_id: str
@@ -76,6 +143,7 @@ class Client:
     exchange_delegation_chains: bool = False
     # Registration metadata a software statement fixed: the ceiling for RFC 7592 updates.
     statement_values: Mapping[str, Any] | None = None
+    branding: Branding = Branding()
 
     @property
     def is_public(self) -> bool:
@@ -105,6 +173,7 @@ class Client:
             "exchange_subject_audiences": sorted(self.exchange_subject_audiences),
             "exchange_delegation_chains": self.exchange_delegation_chains,
             "statement_values": dict(self.statement_values) if self.statement_values else None,
+            **self.branding.to_metadata(),
         }
 
 
@@ -153,6 +222,7 @@ def check_client(client: Client) -> Client:
             raise ClientMetadataError(
                 "redirect_uris", f"{exc}", error="invalid_redirect_uri"
             ) from None
+    check_branding(client.branding)
     for scope in client.scopes:
         if not _SCOPE.fullmatch(scope):
             raise ClientMetadataError("scope", "scopes are printable ASCII without spaces")

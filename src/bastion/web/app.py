@@ -1,4 +1,8 @@
-"""The ASGI application: routes from each area inside the middleware every response passes."""
+"""The ASGI application: routes from each area inside the middleware every response passes.
+
+The app is built once the runtime is open, so routers and middleware receive the typed
+services they use (``web/routes.py``) instead of looking them up per request.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+import traceback
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,24 +22,18 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.config import Settings
+from bastion.gateway.pipeline import Gateway
 from bastion.guards.endpoints import EndpointLimits
 from bastion.guards.resources import RequestLimits, refusal_auditor
-from bastion.web import health, jwks, static
-from bastion.web.accounts import account, admin, login, logout, passkeys, recovery
+from bastion.runtime import Runtime
 from bastion.web.context import correlation_id
 from bastion.web.middleware import BodyLimit, ErrorBoundary, SecurityHeaders, problem_for
-from bastion.web.oauth import (
-    authorize,
-    discovery,
-    lifecycle,
-    registration,
-    token,
-    userinfo,
-)
 from bastion.web.problems import problem_response
+from bastion.web.routes import routes
 from bastion.web.server_protocol import lifespan_state
 
-RuntimeOpener = Callable[[], AbstractAsyncContextManager[Any]]
+RuntimeOpener = Callable[[], AbstractAsyncContextManager[Runtime]]
+ExtraRoutes = Callable[[Runtime], Sequence[BaseRoute]]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -55,22 +53,16 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
 
 
 class GatewayDispatch:
-    """Requests under the gateway's prefix go to the gateway pipeline, not to Starlette.
+    """Requests under the gateway's prefix go to the gateway pipeline, not to Starlette."""
 
-    The gateway is plain ASGI on the hot path; it is built with the runtime, so it is
-    looked up in the app state that the lifespan fills.
-    """
-
-    def __init__(self, starlette: Starlette, app: ASGIApp) -> None:
-        self.state = starlette.state
+    def __init__(self, gateway: Gateway, app: ASGIApp) -> None:
+        self.gateway = gateway
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            gateway = getattr(getattr(self.state, "runtime", None), "gateway", None)
-            if gateway is not None and gateway.handles(scope.get("raw_path") or b""):
-                await gateway(scope, receive, send)
-                return
+        if scope["type"] == "http" and self.gateway.handles(scope.get("raw_path") or b""):
+            await self.gateway(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
@@ -109,75 +101,120 @@ def on_hangup(callback: Callable[[], None]) -> Iterator[None]:
         loop.remove_signal_handler(signal.SIGHUP)
 
 
+class BastionApp:
+    """The ASGI app: opens the runtime when the server starts (ASGI lifespan), then builds
+    the routes and middleware around it and serves them until shutdown.
+
+    Building after the runtime is open lets every router and middleware receive the
+    services it uses at construction; a server always runs the lifespan before it sends
+    requests.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        open_runtime: RuntimeOpener,
+        extra_routes: ExtraRoutes | None = None,
+        *,
+        served: bool = False,
+    ) -> None:
+        self.settings = settings
+        self._open_runtime = open_runtime
+        self._extra_routes = extra_routes
+        self._served = served
+        self._runtime: Runtime | None = None
+        self._app: ASGIApp | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime while the app is started."""
+        if self._runtime is None:
+            raise RuntimeError("the app is not started (the ASGI lifespan has not run)")
+        return self._runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if self._app is None:
+            raise RuntimeError("requests arrived before the ASGI lifespan started the app")
+        await self._app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The ASGI lifespan protocol, as Starlette's router speaks it: a failure is
+        # reported to the server with its traceback and raised again.
+        started = False
+        await receive()  # lifespan.startup
+        try:
+            async with self._running(scope):
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()  # lifespan.shutdown
+        except BaseException:
+            failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            await send({"type": failed, "message": traceback.format_exc()})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
+
+    @asynccontextmanager
+    async def _running(self, scope: Scope) -> AsyncIterator[None]:
+        if "state" not in scope:
+            raise RuntimeError('the server does not support "state" in the lifespan scope')
+        async with self._open_runtime() as runtime:
+            extra = self._extra_routes(runtime) if self._extra_routes else ()
+            self._runtime = runtime
+            self._app = assemble(self.settings, runtime, extra)
+            # The server's connection protocol reads its limits from the lifespan state.
+            scope["state"].update(lifespan_state(self.settings.server, runtime.audit))
+            try:
+                if not self._served:
+                    yield
+                    return
+                settle_garbage_collector()
+                with on_hangup(runtime.reload):
+                    async with runtime.housekeeping():
+                        yield
+            finally:
+                self._app = self._runtime = None
+
+
 def build_app(
     settings: Settings,
     open_runtime: RuntimeOpener,
-    extra_routes: Sequence[BaseRoute] = (),
+    extra_routes: ExtraRoutes | None = None,
     *,
     served: bool = False,
-) -> ASGIApp:
-    """Assemble the app; ``open_runtime`` yields the stores and services for its lifetime."""
+) -> BastionApp:
+    """The app; ``open_runtime`` yields the stores and services for its lifetime and
+    ``extra_routes`` adds routes built with them (tests, embedding)."""
+    return BastionApp(settings, open_runtime, extra_routes, served=served)
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
-        async with open_runtime() as runtime:
-            app.state.runtime = runtime
-            # The server's connection protocol reads its limits from the lifespan state.
-            state = lifespan_state(settings.server, runtime.audit)
-            if not served:
-                yield state
-                return
-            settle_garbage_collector()
-            with on_hangup(runtime.reload):
-                async with runtime.housekeeping():
-                    yield state
 
+def assemble(settings: Settings, runtime: Runtime, extra_routes: Sequence[BaseRoute]) -> ASGIApp:
+    """Bastion's routes inside the middleware every response passes, outermost last."""
     inner = Starlette(
-        routes=[
-            *health.routes,
-            *jwks.routes,
-            *discovery.routes,
-            *authorize.routes,
-            *login.routes,
-            *passkeys.routes,
-            *account.routes,
-            *logout.routes,
-            *recovery.routes,
-            *admin.routes,
-            *static.routes,
-            *token.routes,
-            *lifecycle.routes,
-            *userinfo.routes,
-            *registration.routes,
-            *extra_routes,
-        ],
-        lifespan=lifespan,
+        routes=[*routes(runtime), *extra_routes],
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
-
-    def runtime() -> Any:
-        return getattr(inner.state, "runtime", None)
-
     server = settings.server
     # The gateway comes before the global body limit: it enforces its own per-route limits
     # (never above the server's) and audits those refusals like every other.
-    audit = refusal_auditor(lambda: getattr(runtime(), "audit", None))
     limited: ASGIApp = BodyLimit(
-        EndpointLimits(inner, lambda: getattr(runtime(), "guards", None)),
+        EndpointLimits(inner, runtime.guards),
         max_bytes=server.max_body_bytes,
         per_read=server.body_timeout,
-        on_refusal=audit,
+        on_refusal=refusal_auditor(runtime.audit),
     )
-    if settings.gateway.routes:
-        limited = GatewayDispatch(inner, limited)
+    if runtime.gateway is not None:
+        limited = GatewayDispatch(runtime.gateway, limited)
     checked = RequestLimits(
         limited,
         max_headers=server.max_headers,
         max_header_bytes=server.max_header_bytes,
-        audit=lambda: getattr(runtime(), "audit", None),
+        audit=runtime.audit,
     )
     return SecurityHeaders(
         ErrorBoundary(checked),
-        hsts_max_age=settings.server.hsts_max_age,
-        behind_tls_proxy=bool(settings.server.trusted_proxies),
+        hsts_max_age=server.hsts_max_age,
+        behind_tls_proxy=bool(server.trusted_proxies),
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -9,13 +12,15 @@ from starlette.routing import Route
 from bastion.web.context import correlation_id
 from bastion.web.problems import problem_response
 
+StoreChecks = Callable[[], Awaitable[dict[str, str]]]
+
 
 async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(request: Request) -> Response:
-    checks = await request.app.state.runtime.check_stores()
+async def readyz(check_stores: StoreChecks, request: Request) -> Response:
+    checks = await check_stores()
     down = sorted(name for name, state in checks.items() if state != "ok")
     if not down:
         return JSONResponse({"status": "ready", "checks": checks})
@@ -30,7 +35,8 @@ async def readyz(request: Request) -> Response:
     )
 
 
-routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-]
+def routes(check_stores: StoreChecks) -> list[Route]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", partial(readyz, check_stores), methods=["GET"]),
+    ]

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bastion.crypto.signing import SigningKeys
 
-async def jwks(request: Request) -> Response:
-    runtime = request.app.state.runtime
-    await runtime.keys.refresh_if_stale()
-    max_age = int(runtime.settings.keys.jwks_max_age)
+
+async def jwks(keys: SigningKeys, cache_control: str, _request: Request) -> Response:
+    await keys.refresh_if_stale()
     return Response(
-        orjson.dumps(runtime.keys.jwks()),
+        orjson.dumps(keys.jwks()),
         media_type="application/jwk-set+json",
-        headers={"cache-control": f"public, max-age={max_age}"},
+        headers={"cache-control": cache_control},
     )
 
 
-routes = [Route("/jwks.json", jwks, methods=["GET"])]
+def routes(keys: SigningKeys, *, max_age: float) -> list[Route]:
+    cache_control = f"public, max-age={int(max_age)}"
+    return [Route("/jwks.json", partial(jwks, keys, cache_control), methods=["GET"])]

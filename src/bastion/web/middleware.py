@@ -28,11 +28,19 @@ _FIXED = (
     (b"x-frame-options", b"DENY"),
 )
 _NO_STORE = (b"cache-control", b"no-store")
-_PAGE_CSP = (
-    b"content-security-policy",
-    b"default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
-    b"connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
-)
+
+
+def page_policy(image_origins: tuple[str, ...] = ()) -> str:
+    """The pages' CSP: nothing inline, everything from Bastion itself; ``image_origins``
+    adds https origins for images (an app's logo, on that app's pages only)."""
+    images = " ".join(("'self'", "data:", *image_origins))
+    return (
+        f"default-src 'none'; style-src 'self'; img-src {images}; script-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+_PAGE_CSP = (b"content-security-policy", page_policy().encode())
 _API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 STORE_DOWN_DETAIL = "The service is temporarily unavailable. Try again shortly."

@@ -6,7 +6,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import RowMapping
 
 from bastion.errors import ClientExists
-from bastion.oauth.clients import Client
+from bastion.oauth.clients import Branding, Client
 from bastion.store.sql.codec import dump_list, dump_map, load_map, load_tuple
 from bastion.store.sql.database import Database
 from bastion.store.sql.rows import Rows
@@ -32,6 +32,7 @@ def _row(client: Client) -> dict[str, object]:
         "exchange_subject_audiences": dump_list(sorted(client.exchange_subject_audiences)),
         "exchange_delegation_chains": client.exchange_delegation_chains,
         "statement_values": dump_map(client.statement_values),
+        "branding": dump_map(client.branding.to_metadata() or None),
     }
 
 
@@ -55,6 +56,7 @@ def _client(row: RowMapping) -> Client:
         exchange_subject_audiences=frozenset(load_tuple(row["exchange_subject_audiences"])),
         exchange_delegation_chains=row["exchange_delegation_chains"],
         statement_values=load_map(row["statement_values"]),
+        branding=Branding.from_metadata(load_map(row["branding"])),
     )
 
 

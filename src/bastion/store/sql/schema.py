@@ -71,6 +71,8 @@ clients = Table(
     Column("exchange_delegation_chains", Boolean, nullable=False, server_default=false()),
     # JSON: the registration metadata a software statement fixed (RFC 7591 §2.3).
     Column("statement_values", Text, nullable=True),
+    # JSON: RFC 7591 logo_uri, client_uri, policy_uri, tos_uri and the accent colour.
+    Column("branding", Text, nullable=True),
 )
 
 users = Table(

@@ -9,20 +9,32 @@ ASVS V2.5.x, re-authentication before sensitive changes). Pages that show a secr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial, wraps
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bastion.accounts.records import BrowserSession, User
 from bastion.authserver.accounts import Accounts
 from bastion.authserver.browser import Browser
-from bastion.errors import AccountRuleError, OAuthError, ProblemError
+from bastion.errors import AccountRuleError, Forbidden, OAuthError, SignInRequired
 from bastion.oauth.params import Params, parse
-from bastion.web.oauth.authorize import error_page, interact
-from bastion.web.oauth.common import auth_server, json_object, page_params
-from bastion.web.pages import page
+from bastion.texts import Text
+from bastion.web.accounts.scripts import string_field
+from bastion.web.oauth.answers import PageHandler, page_route
+from bastion.web.oauth.authorize import interact
+from bastion.web.oauth.common import json_object, page_params
+from bastion.web.pages import View, page
+from bastion.web.presentation import describe_scopes, view_of
+
+# How the account page names each sign-in policy (bastion.accounts.levels.Policy).
+POLICY_LABELS = {
+    "password": Text("a password"),
+    "mfa": Text("a password and a second step"),
+    "passkey": Text("a passkey"),
+}
 
 ACCOUNT = "/account"
 
@@ -33,6 +45,7 @@ class AccountRequest:
     session: BrowserSession
     user: User
     values: Params
+    view: View
 
     @property
     def accounts(self) -> Accounts:
@@ -48,78 +61,59 @@ async def sign_in(browser: Browser, *, fresh: bool = False) -> Response:
     return await interact(browser, None, "/login", needs_login=fresh, return_to=ACCOUNT)
 
 
-async def _signed_in(request: Request, browser: Browser) -> tuple[BrowserSession, User] | None:
+def account_route(path: str, handler: PageHandler, browser: Browser, methods: list[str]) -> Route:
+    """A POST or GET route of the account page: without a signed-in user it sends the
+    browser to sign in; an ``OAuthError`` shows the error page."""
+
+    @wraps(handler)
+    async def signed_in(browser: Browser, request: Request) -> Response:
+        try:
+            return await handler(browser, request)
+        except SignInRequired:
+            return await sign_in(browser)
+
+    return page_route(path, signed_in, browser, methods)
+
+
+async def _signed_in(request: Request, browser: Browser) -> tuple[BrowserSession, User]:
     session = await browser.current(request.cookies.get(browser.cookies.session))
     user = await browser.server.users.get(session.subject) if session else None
-    return None if session is None or user is None else (session, user)
+    if session is None or user is None:
+        raise SignInRequired("sign in again", extensions={"redirect": ACCOUNT})
+    return session, user
 
 
-async def _account_request(request: Request) -> AccountRequest | Response:
-    browser = Browser(auth_server(request))
-    signed_in = await _signed_in(request, browser)
-    if signed_in is None:
-        return await sign_in(browser)
-    session, user = signed_in
-    try:
-        values = await page_params(request)
-    except OAuthError as exc:
-        return error_page(browser, exc)
+async def _account_request(browser: Browser, request: Request) -> AccountRequest:
+    session, user = await _signed_in(request, browser)
+    values = await page_params(request)
     if request.method == "POST" and not browser.session_csrf_ok(session, values.get("csrf")):
-        return error_page(
-            browser, OAuthError("invalid_request", "the form expired; reload the page")
-        )
-    return AccountRequest(browser, session, user, values)
-
-
-def script_error(message: str, status: int = 400, redirect: str | None = None) -> Response:
-    """An answer to the page's script: it shows ``error`` and follows ``redirect``."""
-    body = {"error": message} | ({"redirect": redirect} if redirect else {})
-    return JSONResponse(body, status_code=status)
-
-
-async def script_body(request: Request) -> dict[str, Any] | Response:
-    try:
-        return await json_object(request)
-    except ProblemError as exc:
-        return script_error(exc.detail, exc.status)
-
-
-def string_field(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    return value if isinstance(value, str) else None
+        raise OAuthError("invalid_request", "the form expired; reload the page")
+    return AccountRequest(browser, session, user, values, view_of(browser, request))
 
 
 async def account_request_json(
-    request: Request,
-) -> tuple[AccountRequest, dict[str, Any]] | Response:
+    browser: Browser, request: Request
+) -> tuple[AccountRequest, dict[str, Any]]:
     """A JSON request from the account page: signed in recently, with the session's CSRF."""
-    browser = Browser(auth_server(request))
-    signed_in = await _signed_in(request, browser)
-    if signed_in is None:
-        return script_error("sign in again", 401, redirect=ACCOUNT)
-    session, user = signed_in
-    body = await script_body(request)
-    if isinstance(body, Response):
-        return body
+    session, user = await _signed_in(request, browser)
+    body = await json_object(request)
     if not browser.session_csrf_ok(session, string_field(body, "csrf")):
-        return script_error("the page expired; reload it", 403)
-    found = AccountRequest(browser, session, user, parse([]))
+        raise Forbidden("the page expired; reload it", reason="session CSRF expired")
+    found = AccountRequest(browser, session, user, parse([]), view_of(browser, request))
     if not found.recent:
-        return script_error(
-            "sign in again to change your passkeys", 401, redirect="/account/reauthenticate"
+        raise SignInRequired(
+            "sign in again to change your passkeys",
+            extensions={"redirect": "/account/reauthenticate"},
         )
     return found, body
 
 
-async def reauthenticate(request: Request) -> Response:
-    return await sign_in(Browser(auth_server(request)), fresh=True)
+async def reauthenticate(browser: Browser, _request: Request) -> Response:
+    return await sign_in(browser, fresh=True)
 
 
-async def account(request: Request) -> Response:
-    found = await _account_request(request)
-    if isinstance(found, Response):
-        return found
-    return await render(found)
+async def account(browser: Browser, request: Request) -> Response:
+    return await render(await _account_request(browser, request))
 
 
 async def render(found: AccountRequest, *, message: str = "", status: int = 200) -> Response:
@@ -128,17 +122,22 @@ async def render(found: AccountRequest, *, message: str = "", status: int = 200)
     families = await server.grants.grants.active_families(user.user_id, now)
     consents = await server.consents.of_subject(user.user_id)
     apps: dict[str, dict[str, object]] = {}
+    described = server.settings.oauth.scope_descriptions
     for client_id in sorted(set(consents) | {f.client_id for f in families}):
         client = await server.clients.get(client_id)
         apps[client_id] = {
             "name": (client.name if client else "") or client_id,
-            "scopes": sorted(consents.get(client_id, ())),
+            "scopes": describe_scopes(
+                sorted(consents.get(client_id, ())), found.view.language, described
+            ),
             "signed_in": sum(1 for f in families if f.client_id == client_id),
         }
     return page(
         "account.html",
         status,
+        view=found.view,
         user=user,
+        policy_label=POLICY_LABELS.get(user.auth_policy, user.auth_policy),
         message=message,
         csrf=found.browser.csrf_for_session(found.session),
         current=found.session.session_id,
@@ -151,10 +150,8 @@ async def render(found: AccountRequest, *, message: str = "", status: int = 200)
     )
 
 
-async def action(request: Request) -> Response:
-    found = await _account_request(request)
-    if isinstance(found, Response):
-        return found
+async def action(browser: Browser, request: Request) -> Response:
+    found = await _account_request(browser, request)
     name = request.path_params["action"]
     values, accounts, user = found.values, found.accounts, found.user
     if name == "revoke-session":
@@ -172,7 +169,8 @@ async def action(request: Request) -> Response:
         try:
             return await _sensitive(found, name)
         except AccountRuleError as exc:
-            return await render(found, message=str(exc), status=409)
+            # The Text the rule raised, so the page shows it in the reader's language.
+            return await render(found, message=exc.args[0], status=409)
     return RedirectResponse(ACCOUNT, status_code=303)
 
 
@@ -181,7 +179,7 @@ async def _sensitive(found: AccountRequest, name: str) -> Response:
     csrf = found.browser.csrf_for_session(found.session)
     if name == "totp-start":
         enrolment = await accounts.start_totp(user)
-        return page("totp_enrol.html", enrolment=enrolment, csrf=csrf, message="")
+        return page("totp_enrol.html", view=found.view, enrolment=enrolment, csrf=csrf, message="")
     if name == "totp-confirm":
         codes = await accounts.confirm_totp(user, values.get("code") or "")
         if codes is None:
@@ -191,29 +189,32 @@ async def _sensitive(found: AccountRequest, name: str) -> Response:
             return page(
                 "totp_enrol.html",
                 400,
+                view=found.view,
                 enrolment=pending,
                 csrf=csrf,
-                message="That code is not right; check the time on your phone and try again.",
+                message=Text("That code is not right; check the time on your phone and try again."),
             )
-        return page("recovery_codes.html", codes=codes)
+        return page("recovery_codes.html", view=found.view, codes=codes)
     if name == "totp-remove":
         await accounts.remove_totp(user)
     elif name == "recovery-codes":
-        return page("recovery_codes.html", codes=await accounts.new_recovery_codes(user))
+        codes = await accounts.new_recovery_codes(user)
+        return page("recovery_codes.html", view=found.view, codes=codes)
     elif name == "passkey-remove":
         await accounts.remove_passkey(user, values.get("credential_id") or "")
     else:
-        return error_page(found.browser, OAuthError("invalid_request", "unknown account action"))
+        raise OAuthError("invalid_request", "unknown account action")
     return RedirectResponse(ACCOUNT, status_code=303)
 
 
-async def logged_out(request: Request) -> Response:
-    return page("logged_out.html")
+async def logged_out(browser: Browser, request: Request) -> Response:
+    return page("logged_out.html", view=view_of(browser, request))
 
 
-routes = [
-    Route(ACCOUNT, account, methods=["GET"]),
-    Route("/account/reauthenticate", reauthenticate, methods=["GET"]),
-    Route("/account/{action}", action, methods=["POST"]),
-    Route("/logged-out", logged_out, methods=["GET"]),
-]
+def routes(browser: Browser) -> list[Route]:
+    return [
+        account_route(ACCOUNT, account, browser, ["GET"]),
+        Route("/account/reauthenticate", partial(reauthenticate, browser), methods=["GET"]),
+        account_route("/account/{action}", action, browser, ["POST"]),
+        Route("/logged-out", partial(logged_out, browser), methods=["GET"]),
+    ]

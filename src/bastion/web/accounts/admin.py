@@ -3,22 +3,23 @@
 Callers present a Bastion access token obtained with client credentials (no user in it),
 whose scope holds ``accounts.admin_scope`` (default ``bastion:admin``) and whose audience
 is ``<issuer>/admin`` (RFC 8707: declare that resource on the admin client). Anything else
-answers 401 or 403 with an RFC 6750 challenge. Answers are JSON; errors are problem+json
-(bodies that are not a JSON object: 415 or 400; unknown users: 404).
+answers 401 or 403 with an RFC 6750 challenge. Answers are JSON; errors are problem+json.
 Users are addressed by their opaque ``user_id``, which never changes.
+
+What each operation takes and answers is declared once in ``admin_schema``; the handlers
+validate and answer through those models, and ``/openapi/admin.json`` is made from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import wraps
 
-import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bastion.accounts.levels import Policy
 from bastion.accounts.records import User
 from bastion.authserver.accounts import Accounts, describe
 from bastion.authserver.server import AuthServer
@@ -29,47 +30,70 @@ from bastion.errors import (
     UserExists,
     WeakPassword,
 )
-from bastion.web.oauth.common import auth_server, json_object
+from bastion.web.accounts import admin_schema as schema
+from bastion.web.oauth.common import json_object
+from bastion.web.openapi import Operation, document_route
 from bastion.web.problems import problem_response
 
-Handler = Callable[[Request], Awaitable[Response]]
+AdminHandler = Callable[[Accounts, Request], Awaitable[Response]]
 
 
-def _json(data: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+def _refused(exc: OAuthError) -> Response:
+    """RFC 6750 §3.1: the error code in the challenge and as the problem's detail."""
+    header = f'Bearer realm="bastion-admin", error="{exc.error}"'
+    return problem_response(exc.status, headers={"www-authenticate": header}, detail=exc.error)
 
 
-def _unauthorized(error: str, status: int) -> Response:
-    header = f'Bearer realm="bastion-admin", error="{error}"'
-    return problem_response(status, headers={"www-authenticate": header}, detail=error)
+def _invalid_token() -> OAuthError:
+    return OAuthError("invalid_token", "not an admin token", status=401)
 
 
-def admin(handler: Callable[[Request, Accounts], Awaitable[Response]]) -> Handler:
+async def _administrator(server: AuthServer, request: Request) -> Accounts:
+    """The accounts service acting for the calling client, once its token says it may
+    administer users; ``OAuthError`` (RFC 6750 §3.1 codes) otherwise."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _invalid_token()
+    try:
+        claims = await server.access.verify(
+            token.strip(), audience=f"{server.settings.issuer}/admin"
+        )
+    except OAuthError as exc:
+        raise _invalid_token() from exc
+    if "auth_time" in claims or "act" in claims or claims["sub"] != claims["client_id"]:
+        # A user's token, or one exchanged for a service, never administers accounts.
+        raise _invalid_token()
+    if server.settings.accounts.admin_scope not in str(claims.get("scope", "")).split():
+        raise OAuthError("insufficient_scope", "the admin scope is missing", status=403)
+    return Accounts(server, actor=f"client:{claims['client_id']}")
+
+
+def admin_route(operation: Operation, handler: AdminHandler, server: AuthServer) -> Route:
+    """The route of one declared operation (``admin_schema``), for admin tokens only: the
+    boundary that answers refused tokens and refused account changes."""
+
+    @wraps(handler)
     async def endpoint(request: Request) -> Response:
-        server = auth_server(request)
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _unauthorized("invalid_token", 401)
         try:
-            claims = await server.access.verify(
-                token.strip(), audience=f"{server.settings.issuer}/admin"
-            )
-        except OAuthError:
-            return _unauthorized("invalid_token", 401)
-        if "auth_time" in claims or "act" in claims or claims["sub"] != claims["client_id"]:
-            # A user's token, or one exchanged for a service, never administers accounts.
-            return _unauthorized("invalid_token", 401)
-        if server.settings.accounts.admin_scope not in str(claims.get("scope", "")).split():
-            return _unauthorized("insufficient_scope", 403)
-        accounts = Accounts(server, actor=f"client:{claims['client_id']}")
+            accounts = await _administrator(server, request)
+        except OAuthError as exc:
+            return _refused(exc)
         try:
-            return await handler(request, accounts)
+            return await handler(accounts, request)
         except (WeakPassword, AccountRuleError) as exc:
             return problem_response(422, detail=str(exc))
         except UserExists:
             return problem_response(409, detail="a user with that username exists")
 
-    return endpoint
+    return Route(operation.path, endpoint, methods=[operation.method])
+
+
+def _answer(model: BaseModel, status: int = 200) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+
+
+def _user(user: User) -> schema.User:
+    return schema.User.model_validate(describe(user))
 
 
 async def _target(request: Request, server: AuthServer) -> User:
@@ -79,69 +103,79 @@ async def _target(request: Request, server: AuthServer) -> User:
     return user
 
 
-@admin
-async def list_users(request: Request, accounts: Accounts) -> Response:
-    return _json({"users": [describe(u) for u in await accounts.server.users.list()]})
+async def list_users(accounts: Accounts, _request: Request) -> Response:
+    users = await accounts.server.users.list()
+    return _answer(schema.UserList(users=[_user(u) for u in users]))
 
 
-@admin
-async def create_user(request: Request, accounts: Accounts) -> Response:
-    body = await json_object(request)
-    username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not isinstance(password, str):
-        return problem_response(
-            400,
-            detail="username and password are required strings",
-            errors=["/username", "/password"],
-        )
-    return _json(describe(await accounts.create(username, password)), 201)
+async def create_user(accounts: Accounts, request: Request) -> Response:
+    new = schema.validated(schema.NewUser, await json_object(request))
+    return _answer(_user(await accounts.create(new.username, new.password)), 201)
 
 
-@admin
-async def show_user(request: Request, accounts: Accounts) -> Response:
+async def show_user(accounts: Accounts, request: Request) -> Response:
     user = await _target(request, accounts.server)
     consents = await accounts.server.consents.of_subject(user.user_id)
-    return _json(describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}})
+    detail = describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}}
+    return _answer(schema.UserDetail.model_validate(detail))
 
 
-@admin
-async def delete_user(request: Request, accounts: Accounts) -> Response:
+async def delete_user(accounts: Accounts, request: Request) -> Response:
     user = await _target(request, accounts.server)
     await accounts.delete(user)
     return Response(status_code=204)
 
 
-@admin
-async def user_action(request: Request, accounts: Accounts) -> Response:
+async def disable_user(accounts: Accounts, request: Request) -> Response:
+    await accounts.set_enabled(await _target(request, accounts.server), False)
+    return _answer(schema.Enabled(ok=True, enabled=False))
+
+
+async def enable_user(accounts: Accounts, request: Request) -> Response:
+    await accounts.set_enabled(await _target(request, accounts.server), True)
+    return _answer(schema.Enabled(ok=True, enabled=True))
+
+
+async def revoke_sessions(accounts: Accounts, request: Request) -> Response:
+    revoked = await accounts.revoke_all(await _target(request, accounts.server))
+    return _answer(schema.Revoked(ok=True, **revoked))
+
+
+async def set_policy(accounts: Accounts, request: Request) -> Response:
     user = await _target(request, accounts.server)
-    action = request.path_params["action"]
-    if action in ("disable", "enable"):
-        await accounts.set_enabled(user, action == "enable")
-        return _json({"ok": True, "enabled": action == "enable"})
-    if action == "revoke-sessions":
-        return _json({"ok": True, **await accounts.revoke_all(user)})
-    body = await json_object(request)
-    if action == "policy":
-        try:
-            policy = Policy(str(body.get("policy")))
-        except ValueError:
-            return problem_response(
-                400, detail="policy is password, mfa or passkey", errors=["/policy"]
-            )
-        await accounts.set_policy(user, policy)
-        return _json({"ok": True, "auth_policy": policy.value})
-    if action == "recovery-link":
-        reset = body.get("reset_mfa", False)
-        if not isinstance(reset, bool):
-            return problem_response(400, detail="reset_mfa is a boolean", errors=["/reset_mfa"])
-        return _json({"ok": True, "link": await accounts.recovery_link(user, reset_mfa=reset)})
-    return problem_response(404, detail="no such action")
+    change = schema.validated(schema.PolicyChange, await json_object(request))
+    await accounts.set_policy(user, change.policy)
+    return _answer(schema.PolicySet(ok=True, auth_policy=change.policy))
 
 
-routes = [
-    Route("/admin/users", list_users, methods=["GET"]),
-    Route("/admin/users", create_user, methods=["POST"]),
-    Route("/admin/users/{user_id}", show_user, methods=["GET"]),
-    Route("/admin/users/{user_id}", delete_user, methods=["DELETE"]),
-    Route("/admin/users/{user_id}/{action}", user_action, methods=["POST"]),
-]
+async def recovery_link(accounts: Accounts, request: Request) -> Response:
+    user = await _target(request, accounts.server)
+    asked = schema.validated(schema.RecoveryLinkRequest, await json_object(request))
+    link = await accounts.recovery_link(user, reset_mfa=asked.reset_mfa)
+    return _answer(schema.RecoveryLink(ok=True, link=link))
+
+
+async def no_such_action(accounts: Accounts, request: Request) -> Response:
+    await _target(request, accounts.server)
+    raise ResourceNotFound("no such action")
+
+
+def routes(server: AuthServer) -> list[Route]:
+    handlers: list[tuple[Operation, AdminHandler]] = [
+        (schema.LIST_USERS, list_users),
+        (schema.CREATE_USER, create_user),
+        (schema.SHOW_USER, show_user),
+        (schema.DELETE_USER, delete_user),
+        (schema.DISABLE_USER, disable_user),
+        (schema.ENABLE_USER, enable_user),
+        (schema.REVOKE_SESSIONS, revoke_sessions),
+        (schema.SET_POLICY, set_policy),
+        (schema.RECOVERY_LINK, recovery_link),
+    ]
+    # An action that is not declared is still answered only to administrators.
+    fallback = Operation("POST", f"{schema.USER}/{{action}}", "", "", {})
+    return [
+        *(admin_route(operation, handler, server) for operation, handler in handlers),
+        admin_route(fallback, no_such_action, server),
+        document_route("/openapi/admin.json", schema.ADMIN_API, server.settings.issuer),
+    ]

@@ -25,13 +25,9 @@ from bastion.authserver.signin import (
     SignIn,
 )
 from bastion.errors import OAuthError
-from bastion.web.oauth.authorize import (
-    PageRequest,
-    after_login,
-    error_page,
-    page_request,
-    redirect_error,
-)
+from bastion.web.oauth.answers import error_page, page_route, redirect_error
+from bastion.web.oauth.authorize import after_login
+from bastion.web.oauth.interactions import PageRequest, page_request
 from bastion.web.pages import page
 
 
@@ -53,6 +49,7 @@ def login_page(
     return page(
         "login.html",
         status,
+        view=found.view,
         client_name=_title(found),
         interaction=found.interaction_id,
         csrf=found.browser.csrf_token(found.interaction_id, found.nonce),
@@ -67,12 +64,13 @@ async def verify_page(found: PageRequest, *, message: str = "", status: int = 20
     user = await server.users.get(interaction.pending_subject or "")
     if user is None:
         return error_page(
-            found.browser, OAuthError("invalid_request", "sign in again from the start")
+            found.browser, OAuthError("invalid_request", "sign in again from the start"), found.view
         )
     methods = await SignIn(server).second_factors(user, SignIn.required_level(interaction, user))
     return page(
         "verify.html",
         status,
+        view=found.view,
         interaction=found.interaction_id,
         csrf=found.browser.csrf_token(found.interaction_id, found.nonce),
         message=message,
@@ -83,17 +81,14 @@ async def verify_page(found: PageRequest, *, message: str = "", status: int = 20
 
 def _csrf_refused(found: PageRequest) -> Response:
     return error_page(
-        found.browser, OAuthError("invalid_request", "the form expired; sign in again")
+        found.browser, OAuthError("invalid_request", "the form expired; sign in again"), found.view
     )
 
 
-async def login(request: Request) -> Response:
-    found = await page_request(request)
-    if isinstance(found, Response):
-        return found
+async def login(browser: Browser, request: Request) -> Response:
+    found = await page_request(browser, request)
     if request.method != "POST":
         return login_page(found)
-    browser = found.browser
     if not browser.csrf_ok(found.interaction_id, found.nonce, found.values.get("csrf")):
         return _csrf_refused(found)
     username = found.values.get("username") or ""
@@ -108,10 +103,8 @@ async def login(request: Request) -> Response:
     return await advance(request, found, outcome, username=username)
 
 
-async def verify(request: Request) -> Response:
-    found = await page_request(request)
-    if isinstance(found, Response):
-        return found
+async def verify(browser: Browser, request: Request) -> Response:
+    found = await page_request(browser, request)
     if found.interaction.pending_subject is None:
         return RedirectResponse(_path("/login", found.interaction_id), status_code=303)
     if request.method != "POST":
@@ -221,7 +214,8 @@ async def _continue(
     return response
 
 
-routes = [
-    Route("/login", login, methods=["GET", "POST"]),
-    Route("/login/verify", verify, methods=["GET", "POST"]),
-]
+def routes(browser: Browser) -> list[Route]:
+    return [
+        page_route("/login", login, browser, ["GET", "POST"]),
+        page_route("/login/verify", verify, browser, ["GET", "POST"]),
+    ]

@@ -21,9 +21,10 @@ from bastion.authserver.browser import Browser
 from bastion.errors import OAuthError
 from bastion.oauth.params import Params
 from bastion.oauth.tokens import verify_id_token_hint
-from bastion.web.oauth.authorize import error_page
-from bastion.web.oauth.common import auth_server, page_params
+from bastion.web.oauth.answers import page_route
+from bastion.web.oauth.common import page_params
 from bastion.web.pages import page
+from bastion.web.presentation import view_of
 
 FORWARDED = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
 
@@ -47,26 +48,22 @@ async def _destination(browser: Browser, params: Params, hint_aud: list[str]) ->
     return f"{uri}{'&' if '?' in uri else '?'}{urlencode({'state': state})}"
 
 
-async def logout(request: Request) -> Response:
-    browser = Browser(auth_server(request))
-    try:
-        params = await page_params(request)
-        hint = params.get("id_token_hint")
-        claims = (
-            verify_id_token_hint(
-                hint, browser.server.grants.keys.jwks(), issuer=browser.server.settings.issuer
-            )
-            if hint
-            else None
+async def logout(browser: Browser, request: Request) -> Response:
+    params = await page_params(request)
+    hint = params.get("id_token_hint")
+    claims = (
+        verify_id_token_hint(
+            hint, browser.server.grants.keys.jwks(), issuer=browser.server.settings.issuer
         )
-        if hint and claims is None:
-            raise OAuthError("invalid_request", "id_token_hint is not an ID token from here")
-        aud = claims.get("aud") if claims else None
-        destination = await _destination(
-            browser, params, [aud] if isinstance(aud, str) else list(aud or [])
-        )
-    except OAuthError as exc:
-        return error_page(browser, exc)
+        if hint
+        else None
+    )
+    if hint and claims is None:
+        raise OAuthError("invalid_request", "id_token_hint is not an ID token from here")
+    aud = claims.get("aud") if claims else None
+    destination = await _destination(
+        browser, params, [aud] if isinstance(aud, str) else list(aud or [])
+    )
     session = await browser.current(request.cookies.get(browser.cookies.session))
     if session is None:
         return _leave(browser, destination)
@@ -74,6 +71,7 @@ async def logout(request: Request) -> Response:
     if not confirmed and (claims is None or claims.get("sub") != session.subject):
         return page(
             "logout.html",
+            view=view_of(browser, request),
             csrf=browser.csrf_for_session(session),
             fields={name: params.get(name) for name in FORWARDED if params.get(name)},
         )
@@ -89,4 +87,5 @@ def _leave(browser: Browser, destination: str) -> Response:
     return response
 
 
-routes = [Route("/logout", logout, methods=["GET", "POST"])]
+def routes(browser: Browser) -> list[Route]:
+    return [page_route("/logout", logout, browser, ["GET", "POST"])]

@@ -20,17 +20,13 @@ from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Browser
 from bastion.authserver.server import AuthServer
 from bastion.authserver.signin import SignIn
-from bastion.errors import PasskeyError
+from bastion.errors import Forbidden, PasskeyError
 from bastion.oauth.params import parse
-from bastion.web.accounts.account import (
-    account_request_json,
-    script_body,
-    script_error,
-    string_field,
-)
+from bastion.web.accounts.account import account_request_json
 from bastion.web.accounts.login import advance
-from bastion.web.oauth.authorize import PageRequest, find_interaction
-from bastion.web.oauth.common import auth_server
+from bastion.web.accounts.scripts import script_error, script_route, string_field
+from bastion.web.oauth.common import json_object
+from bastion.web.oauth.interactions import PageRequest, find_interaction
 
 CHALLENGE_TTL = 300.0
 
@@ -54,26 +50,22 @@ def _as_json(response: Response) -> Response:
     return answer
 
 
-async def _sign_in_request(request: Request) -> tuple[PageRequest, dict[str, Any]] | Response:
-    body = await script_body(request)
-    if isinstance(body, Response):
-        return body
-    browser = Browser(auth_server(request))
+async def _sign_in_request(
+    browser: Browser, request: Request
+) -> tuple[PageRequest, dict[str, Any]]:
+    body = await json_object(request)
     interaction_id = string_field(body, "interaction")
     nonce = request.cookies.get(browser.cookies.interaction)
     found = await find_interaction(request, browser, parse([]), interaction_id)
     if found is None or not browser.csrf_ok(
         found.interaction_id, nonce, string_field(body, "csrf")
     ):
-        return script_error("the page expired; start again", 403)
+        raise Forbidden("the page expired; start again", reason="interaction or CSRF expired")
     return found, body
 
 
-async def login_options(request: Request) -> Response:
-    found = await _sign_in_request(request)
-    if isinstance(found, Response):
-        return found
-    page_request, _ = found
+async def login_options(browser: Browser, request: Request) -> Response:
+    page_request, _ = await _sign_in_request(browser, request)
     server = page_request.browser.server
     pending = page_request.interaction.pending_subject
     allowed = await server.factors.passkeys(pending) if pending else []
@@ -86,11 +78,8 @@ async def login_options(request: Request) -> Response:
     return Response(options, media_type="application/json")
 
 
-async def login_finish(request: Request) -> Response:
-    found = await _sign_in_request(request)
-    if isinstance(found, Response):
-        return found
-    page_request, body = found
+async def login_finish(browser: Browser, request: Request) -> Response:
+    page_request, body = await _sign_in_request(browser, request)
     server = page_request.browser.server
     challenge = await _take_challenge(server, f"passkey:login:{page_request.interaction_id}")
     failure = script_error("the passkey could not be verified")
@@ -127,11 +116,8 @@ async def login_finish(request: Request) -> Response:
     return _as_json(await advance(request, page_request, outcome))
 
 
-async def register_options(request: Request) -> Response:
-    found = await account_request_json(request)
-    if isinstance(found, Response):
-        return found
-    account, _ = found
+async def register_options(browser: Browser, request: Request) -> Response:
+    account, _ = await account_request_json(browser, request)
     server = account.browser.server
     options, challenge = passkeys.registration_options(
         rp_id=server.settings.passkey_rp_id,
@@ -146,11 +132,8 @@ async def register_options(request: Request) -> Response:
     return Response(options, media_type="application/json")
 
 
-async def register_finish(request: Request) -> Response:
-    found = await account_request_json(request)
-    if isinstance(found, Response):
-        return found
-    account, body = found
+async def register_finish(browser: Browser, request: Request) -> Response:
+    account, body = await account_request_json(browser, request)
     server = account.browser.server
     challenge = await _take_challenge(server, f"passkey:register:{account.session.session_id}")
     if challenge is None:
@@ -182,9 +165,10 @@ async def register_finish(request: Request) -> Response:
     return JSONResponse({"redirect": "/account"})
 
 
-routes = [
-    Route("/login/passkey/options", login_options, methods=["POST"]),
-    Route("/login/passkey", login_finish, methods=["POST"]),
-    Route("/account/passkeys/options", register_options, methods=["POST"]),
-    Route("/account/passkeys", register_finish, methods=["POST"]),
-]
+def routes(browser: Browser) -> list[Route]:
+    return [
+        script_route("/login/passkey/options", login_options, browser),
+        script_route("/login/passkey", login_finish, browser),
+        script_route("/account/passkeys/options", register_options, browser),
+        script_route("/account/passkeys", register_finish, browser),
+    ]

@@ -14,41 +14,52 @@ from starlette.routing import Route
 
 from bastion.authserver.accounts import Accounts, ticket_hash
 from bastion.authserver.browser import Browser
-from bastion.errors import OAuthError, WeakPassword
-from bastion.web.oauth.authorize import error_page
-from bastion.web.oauth.common import auth_server, page_params
+from bastion.errors import WeakPassword
+from bastion.texts import Text
+from bastion.web.oauth.answers import page_route
+from bastion.web.oauth.common import page_params
 from bastion.web.pages import page
+from bastion.web.presentation import view_of
 
-INVALID = "This recovery link is invalid, used or expired; ask the operator for a new one."
+INVALID = Text("This recovery link is invalid, used or expired; ask the operator for a new one.")
 
 
-async def recover(request: Request) -> Response:
-    browser = Browser(auth_server(request))
-    try:
-        values = await page_params(request)
-    except OAuthError as exc:
-        return error_page(browser, exc)
+async def recover(browser: Browser, request: Request) -> Response:
+    values = await page_params(request)
+    view = view_of(browser, request)
     ticket = values.get("ticket") or ""
     server = browser.server
     found = await server.factors.ticket(ticket_hash(ticket), server.clock.now()) if ticket else None
     user = await server.users.get(found.user_id) if found else None
     if found is None or user is None:
-        return page("recover.html", 400, message=INVALID, ticket="", username="")
+        return page("recover.html", 400, view=view, message=INVALID, ticket="", username="")
+
+    def ask(message: str = "", status: int = 200) -> Response:
+        return page(
+            "recover.html",
+            status,
+            view=view,
+            ticket=ticket,
+            username=user.username,
+            message=message,
+        )
+
     if request.method != "POST":
-        return page("recover.html", ticket=ticket, username=user.username, message="")
+        return ask()
     password = values.get("password") or ""
     if password != (values.get("password_again") or ""):
-        message = "The two passwords differ."
-        return page("recover.html", 400, ticket=ticket, username=user.username, message=message)
+        return ask(Text("The two passwords differ."), 400)
     try:
         redeemed = await Accounts(server, actor="recovery-link").redeem(ticket, password)
     except WeakPassword as exc:
-        return page("recover.html", 400, ticket=ticket, username=user.username, message=str(exc))
+        # The Text the policy raised, so the page can show it in the reader's language.
+        return ask(exc.args[0], 400)
     if redeemed is None:
-        return page("recover.html", 400, message=INVALID, ticket="", username="")
+        return page("recover.html", 400, view=view, message=INVALID, ticket="", username="")
     response = RedirectResponse("/account", status_code=303)
     browser.clear_cookie(response, browser.cookies.session)
     return response
 
 
-routes = [Route("/recover", recover, methods=["GET", "POST"])]
+def routes(browser: Browser) -> list[Route]:
+    return [page_route("/recover", recover, browser, ["GET", "POST"])]

@@ -1,15 +1,16 @@
-"""The authorization endpoint and its pages: /authorize, /par, /login, /consent.
+"""The authorization endpoint (/authorize), pushed requests (/par), and the way from a
+signed-in session to the code sent back to the app.
 
 Errors about the client or redirect URI are shown on Bastion's own page and never
 redirected (RFC 9700 §4.11.2); every other error goes back to the registered redirect
-URI with ``state`` and ``iss`` (RFC 9207). Every answer to a POST is a 303 (RFC 9700
-§4.12: a 307 would re-post the user's credentials to the client).
+URI with ``state`` and ``iss`` (RFC 9207), see ``answers``. Every answer to a POST is a
+303 (RFC 9700 §4.12: a 307 would re-post the user's credentials to the client).
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urlencode
 
 import orjson
@@ -26,56 +27,17 @@ from bastion.accounts.levels import (
     strongest,
 )
 from bastion.accounts.records import BrowserSession
-from bastion.audit import AuditEvent, Outcome
-from bastion.authserver.browser import Browser, Interaction
+from bastion.audit import Outcome
+from bastion.authserver.browser import Browser
 from bastion.errors import OAuthError, UnsafeRedirect
 from bastion.oauth.authorize import PAR_URN_PREFIX, AuthorizationRequest, identify, validate
 from bastion.oauth.clients import Client
 from bastion.oauth.codes import CODE_LIFETIME, CodeGrant, code_hash, new_code
 from bastion.oauth.params import Params, parse
-from bastion.web.oauth.common import (
-    auth_server,
-    authenticate,
-    form,
-    oauth_error,
-    oauth_json,
-    page_params,
-)
-from bastion.web.pages import page
+from bastion.web.oauth.answers import audit, page_route, redirect_error, redirect_to_client
+from bastion.web.oauth.common import authenticate, form, oauth_error, oauth_json
 
 CLIENT_AUTH_PARAMS = frozenset({"client_assertion", "client_assertion_type", "client_secret"})
-
-
-def _audit(browser: Browser, action: str, outcome: Outcome, **details: object) -> None:
-    browser.server.grants.audit.emit(AuditEvent(action, outcome, actor="browser", details=details))
-
-
-def error_page(browser: Browser, exc: OAuthError) -> Response:
-    _audit(
-        browser, "oauth.authorize.refused", Outcome.DENIED, error=exc.error, reason=exc.description
-    )
-    return page("error.html", 400, error=exc.error, description=exc.description)
-
-
-def redirect_to_client(browser: Browser, redirect_uri: str, **values: str | None) -> Response:
-    query = urlencode(
-        {k: v for k, v in values.items() if v is not None} | {"iss": browser.server.settings.issuer}
-    )
-    separator = "&" if "?" in redirect_uri else "?"
-    response = RedirectResponse(f"{redirect_uri}{separator}{query}", status_code=303)
-    browser.clear_cookie(response, browser.cookies.interaction)
-    return response
-
-
-def redirect_error(
-    browser: Browser, redirect_uri: str, exc: OAuthError, state: str | None
-) -> Response:
-    _audit(
-        browser, "oauth.authorize.refused", Outcome.DENIED, error=exc.error, reason=exc.description
-    )
-    return redirect_to_client(
-        browser, redirect_uri, error=exc.error, error_description=exc.description, state=state
-    )
 
 
 async def _client_lookup(browser: Browser, params: Params) -> dict[str, Client]:
@@ -109,13 +71,11 @@ async def _pushed(browser: Browser, query: Params) -> tuple[Params, bool]:
     return parse([(name, value) for name, value in record["pairs"]]), True
 
 
-async def authorize(request: Request) -> Response:
-    browser = Browser(auth_server(request))
-    try:
-        params, pushed = await _pushed(browser, parse(request.query_params.multi_items()))
-        client, redirect_uri = identify(params, (await _client_lookup(browser, params)).get)
-    except OAuthError as exc:
-        return error_page(browser, exc)
+async def authorize(browser: Browser, request: Request) -> Response:
+    # An OAuthError up to here concerns the client or its redirect URI: the page boundary
+    # shows it on Bastion's own page.
+    params, pushed = await _pushed(browser, parse(request.query_params.multi_items()))
+    client, redirect_uri = identify(params, (await _client_lookup(browser, params)).get)
     try:
         auth_request = validate(params, client, redirect_uri, pushed=pushed)
     except OAuthError as exc:
@@ -208,7 +168,7 @@ async def after_login(
             )
         existing = (interaction_id, nonce) if interaction_id and nonce else None
         return await interact(browser, auth_request, "/consent", existing)
-    return await _complete(browser, auth_request, session, interaction_id)
+    return await complete_authorization(browser, auth_request, session, interaction_id)
 
 
 def _identity_assured(client: Client, redirect_uri: str) -> bool:
@@ -218,7 +178,7 @@ def _identity_assured(client: Client, redirect_uri: str) -> bool:
     return not client.is_public or redirect_uri.startswith("https://")
 
 
-async def _complete(
+async def complete_authorization(
     browser: Browser,
     auth_request: AuthorizationRequest,
     session: BrowserSession,
@@ -247,7 +207,7 @@ async def _complete(
     )
     if interaction_id:
         await browser.finish(interaction_id)
-    _audit(
+    audit(
         browser,
         "oauth.authorization.granted",
         Outcome.SUCCESS,
@@ -260,123 +220,12 @@ async def _complete(
     )
 
 
-def expired(browser: Browser) -> Response:
-    return error_page(
-        browser,
-        OAuthError(
-            "invalid_request",
-            "this sign-in request has "
-            "expired or belongs to another browser; start again "
-            "from the app",
-        ),
-    )
-
-
-@dataclass(frozen=True)
-class PageRequest:
-    """A request to a sign-in or consent page, tied to its interaction and browser."""
-
-    browser: Browser
-    values: Params
-    interaction: Interaction
-    nonce: str
-    client: Client | None
-
-    @property
-    def interaction_id(self) -> str:
-        return self.interaction.interaction_id
-
-
-async def page_request(request: Request) -> PageRequest | Response:
-    browser = Browser(auth_server(request))
-    try:
-        values = await page_params(request)
-    except OAuthError as exc:
-        return error_page(browser, exc)
-    found = await find_interaction(request, browser, values, values.get("interaction"))
-    return found or expired(browser)
-
-
-async def find_interaction(
-    request: Request, browser: Browser, values: Params, interaction_id: str | None
-) -> PageRequest | None:
-    """The interaction this browser started (its cookie holds the nonce), whose client, if
-    any, is still enabled."""
-    nonce = request.cookies.get(browser.cookies.interaction)
-    interaction = await browser.load(interaction_id or "", nonce)
-    if interaction is None or nonce is None:
-        return None
-    client = None
-    if interaction.request is not None:
-        client = await browser.server.clients.get(interaction.request.client_id)
-        if client is None or not client.enabled:
-            return None
-    return PageRequest(browser, values, interaction, nonce, client)
-
-
-async def consent(request: Request) -> Response:
-    found = await page_request(request)
-    if isinstance(found, Response):
-        return found
-    browser, values = found.browser, found.values
-    interaction = found.interaction
-    session = await browser.current(request.cookies.get(browser.cookies.session))
-    if session is None or interaction.request is None or found.client is None:
-        return expired(browser)
-    interaction_id, nonce = interaction.interaction_id, found.nonce
-    user = await browser.server.users.get(session.subject)
-    required = needed(interaction.required_acr, user.auth_policy if user else None)
-    fresh = interaction.login_after is None or session.auth_time >= interaction.login_after
-    if not fresh or not satisfies(session.acr, required):
-        # The request demanded a fresh sign-in (prompt=login, max_age) or a stronger one:
-        # consent cannot stand in for it (OpenID Connect Core §3.1.2.1).
-        return RedirectResponse(
-            f"/login?{urlencode({'interaction': interaction_id})}", status_code=303
-        )
-    auth_request, client = interaction.request, found.client
-    is_post = request.method == "POST"
-    if not is_post:
-        return page(
-            "consent.html",
-            client_name=client.name or client.client_id,
-            scopes=auth_request.scope,
-            interaction=interaction_id,
-            csrf=browser.csrf_token(interaction_id, nonce),
-            action="/consent",
-        )
-    if not browser.csrf_ok(interaction_id, nonce, values.get("csrf")):
-        return error_page(
-            browser, OAuthError("invalid_request", "the form expired; start again from the app")
-        )
-    await browser.finish(interaction_id)
-    if values.get("decision") != "allow":
-        return redirect_error(
-            browser,
-            auth_request.redirect_uri,
-            OAuthError("access_denied", "the user denied the request"),
-            auth_request.state,
-        )
-    await browser.server.consents.grant(
-        session.subject, client.client_id, frozenset(auth_request.scope), browser.clock.now()
-    )
-    _audit(
-        browser,
-        "oauth.consent.granted",
-        Outcome.SUCCESS,
-        subject=session.subject,
-        client_id=client.client_id,
-        scope=list(auth_request.scope),
-    )
-    return await _complete(browser, auth_request, session, None)
-
-
-async def pushed_authorization_request(request: Request) -> Response:
+async def pushed_authorization_request(browser: Browser, request: Request) -> Response:
     """RFC 9126 §2: the client posts its request and gets a one-time ``request_uri``."""
-    server = auth_server(request)
-    browser = Browser(server)
+    server = browser.server
     try:
         params = await form(request)
-        client = await authenticate(request, params)
+        client = await authenticate(server, request, params)
         if "request_uri" in params:
             raise OAuthError("invalid_request", "request_uri cannot be pushed")
         identified, redirect_uri = identify(params, {client.client_id: client}.get)
@@ -391,14 +240,14 @@ async def pushed_authorization_request(request: Request) -> Response:
     await server.hot.set(
         f"par:{handle}", orjson.dumps({"client_id": client.client_id, "pairs": pairs}), ttl=lifetime
     )
-    _audit(browser, "oauth.par.accepted", Outcome.SUCCESS, client_id=client.client_id)
+    audit(browser, "oauth.par.accepted", Outcome.SUCCESS, client_id=client.client_id)
     return oauth_json(
         {"request_uri": PAR_URN_PREFIX + handle, "expires_in": int(lifetime)}, status=201
     )
 
 
-routes = [
-    Route("/authorize", authorize, methods=["GET"]),
-    Route("/par", pushed_authorization_request, methods=["POST"]),
-    Route("/consent", consent, methods=["GET", "POST"]),
-]
+def routes(browser: Browser) -> list[Route]:
+    return [
+        page_route("/authorize", authorize, browser, ["GET"]),
+        Route("/par", partial(pushed_authorization_request, browser), methods=["POST"]),
+    ]

@@ -21,11 +21,6 @@ MAX_FIELDS = 64
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
-def auth_server(request: Request) -> AuthServer:
-    server: AuthServer = request.app.state.runtime.auth
-    return server
-
-
 def oauth_json(
     body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
@@ -83,9 +78,8 @@ async def json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-async def authenticate(request: Request, params: Params) -> Client:
+async def authenticate(server: AuthServer, request: Request, params: Params) -> Client:
     """The calling client, with private_key_jwt assertions accepted once only."""
-    server = auth_server(request)
     clock = server.grants.clock
     try:
         credentials = client_auth.presented(request.headers.get("authorization"), params)

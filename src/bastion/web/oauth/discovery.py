@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from bastion.accounts.levels import ACR_VALUES
 from bastion.config import Settings
 from bastion.oauth.clients import GRANT_TYPES
 from bastion.oauth.tokens import SIGNING_ALGORITHMS
+from bastion.web.i18n import available
 
 
 def metadata(settings: Settings) -> dict[str, Any]:
@@ -69,6 +71,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "claims_parameter_supported": False,
+        # OIDC Discovery §3: languages of the pages (BCP 47), chosen with ui_locales.
+        "ui_locales_supported": [language.replace("_", "-") for language in available()],
         "tls_client_certificate_bound_access_tokens": False,
     }
     if settings.oauth.registration.enabled:
@@ -76,12 +80,14 @@ def metadata(settings: Settings) -> dict[str, Any]:
     return document
 
 
-async def server_metadata(request: Request) -> Response:
-    document = metadata(request.app.state.runtime.settings)
+async def server_metadata(document: dict[str, Any], _request: Request) -> Response:
     return JSONResponse(document, headers={"cache-control": "public, max-age=300"})
 
 
-routes = [
-    Route("/.well-known/oauth-authorization-server", server_metadata, methods=["GET"]),
-    Route("/.well-known/openid-configuration", server_metadata, methods=["GET"]),
-]
+def routes(settings: Settings) -> list[Route]:
+    # The document depends on the settings alone, so it is computed once.
+    endpoint = partial(server_metadata, metadata(settings))
+    return [
+        Route("/.well-known/oauth-authorization-server", endpoint, methods=["GET"]),
+        Route("/.well-known/openid-configuration", endpoint, methods=["GET"]),
+    ]

@@ -1,21 +1,27 @@
 """Dynamic registration endpoints: POST /register (RFC 7591), and GET / PUT / DELETE
-/register/{client_id} with the registration access token (RFC 7592)."""
+/register/{client_id} with the registration access token (RFC 7592).
+
+Bodies are validated and answers built with the models of ``registration_schema``, from
+which ``/openapi/registration.json`` is made; the registration core decides the rest.
+"""
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.registration import (
     client_from_metadata,
     initial_token_ok,
     load_statement_keys,
+    new_client_id,
     token_hash,
     updated,
     verify_statement,
@@ -23,15 +29,15 @@ from bastion.authserver.registration import (
 from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError, ProblemError, ResourceNotFound
 from bastion.oauth.clients import CLIENT_ID, Client
-from bastion.web.oauth.common import auth_server, json_object, oauth_error, oauth_json
+from bastion.web.oauth import registration_schema as schema
+from bastion.web.oauth.common import json_object, oauth_error, oauth_json
+from bastion.web.openapi import document_route
 
 
-def _enabled(request: Request) -> AuthServer:
-    server = auth_server(request)
+def _enabled(server: AuthServer) -> None:
     if not server.settings.oauth.registration.enabled:
         # Deny by default: an endpoint that is not enabled does not exist.
         raise ResourceNotFound("Not Found")
-    return server
 
 
 def _bearer(request: Request) -> str | None:
@@ -47,7 +53,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise OAuthError("invalid_client_metadata", exc.detail) from exc
 
 
-def _view(server: AuthServer, client: Client) -> dict[str, Any]:
+def _information(server: AuthServer, client: Client) -> dict[str, Any]:
     metadata = client.to_metadata()
     return {
         "client_id": client.client_id,
@@ -57,9 +63,16 @@ def _view(server: AuthServer, client: Client) -> dict[str, Any]:
         "grant_types": metadata["grant_types"],
         "response_types": metadata["response_types"],
         "scope": metadata["scope"],
-        **({"jwks": metadata["jwks"]} if metadata["jwks"] else {}),
+        "jwks": metadata["jwks"],
         "registration_client_uri": f"{server.settings.issuer}/register/{client.client_id}",
+        **client.branding.to_metadata(),
     }
+
+
+def _view(server: AuthServer, client: Client) -> dict[str, Any]:
+    return schema.ClientInformation.model_validate(_information(server, client)).model_dump(
+        mode="json", exclude_none=True
+    )
 
 
 def _unauthorized(description: str) -> Response:
@@ -70,21 +83,21 @@ def _unauthorized(description: str) -> Response:
     )
 
 
-async def register(request: Request) -> Response:
-    server = _enabled(request)
+async def register(server: AuthServer, request: Request) -> Response:
+    _enabled(server)
     settings = server.settings.oauth.registration
     clock = server.grants.clock
     try:
-        metadata = await _json_body(request)
-        statement = _statement(server, metadata.pop("software_statement", None))
+        body = await _json_body(request)
+        statement = _statement(server, body.get("software_statement"))
         if statement is None and not initial_token_ok(
             _bearer(request), server.settings.secrets.registration_token
         ):
             _audit(server, "oauth.registration.refused", Outcome.DENIED, reason="no credential")
             return _unauthorized("an initial access token or a software statement is required")
         client, secret = client_from_metadata(
-            metadata,
-            client_id=secrets.token_urlsafe(16),
+            _metadata(schema.ClientMetadata, body),
+            client_id=new_client_id(),
             statement=statement,
             default_scopes=settings.default_scopes,
         )
@@ -101,13 +114,24 @@ async def register(request: Request) -> Response:
         client_id=client.client_id,
         statement=statement.get("iss") if statement else None,
     )
-    body = _view(server, client) | {
-        "client_id_issued_at": int(now),
-        "registration_access_token": access_token,
-    }
-    if secret is not None:
-        body |= {"client_secret": secret, "client_secret_expires_at": 0}
-    return oauth_json(body, 201)
+    registered = schema.Registration.model_validate(
+        _information(server, client)
+        | {
+            "client_id_issued_at": int(now),
+            "registration_access_token": access_token,
+            "client_secret": secret,
+            "client_secret_expires_at": None if secret is None else 0,
+        }
+    )
+    return oauth_json(registered.model_dump(mode="json", exclude_none=True), 201)
+
+
+def _metadata(model: type[schema.ClientMetadata], body: dict[str, Any]) -> dict[str, Any]:
+    """The metadata for the registration core: validated, without the statement (which
+    was verified on its own)."""
+    metadata = schema.metadata(model, body)
+    metadata.pop("software_statement", None)
+    return metadata
 
 
 async def _managed(request: Request, server: AuthServer) -> Client | None:
@@ -126,8 +150,8 @@ async def _managed(request: Request, server: AuthServer) -> Client | None:
     return await server.clients.store.get(client_id)
 
 
-async def manage(request: Request) -> Response:
-    server = _enabled(request)
+async def manage(server: AuthServer, request: Request) -> Response:
+    _enabled(server)
     client = await _managed(request, server)
     if client is None:
         # RFC 7592 §2: unknown client and wrong token are the same 401.
@@ -142,9 +166,9 @@ async def manage(request: Request) -> Response:
         _audit(server, "oauth.registration.deleted", Outcome.SUCCESS, client_id=client.client_id)
         return Response(status_code=204, headers={"cache-control": "no-store"})
     try:
-        metadata = await _json_body(request)
-        statement = _statement(server, metadata.pop("software_statement", None))
-        changed = updated(client, metadata, statement)
+        body = await _json_body(request)
+        statement = _statement(server, body.get("software_statement"))
+        changed = updated(client, _metadata(schema.ClientUpdate, body), statement)
     except OAuthError as exc:
         _audit(
             server,
@@ -179,7 +203,16 @@ def _audit(server: AuthServer, action: str, outcome: Outcome, **details: object)
     server.grants.audit.emit(AuditEvent(action, outcome, actor="registration", details=details))
 
 
-routes = [
-    Route("/register", register, methods=["POST"]),
-    Route("/register/{client_id}", manage, methods=["GET", "PUT", "DELETE"]),
-]
+def routes(server: AuthServer) -> list[BaseRoute]:
+    endpoints: list[BaseRoute] = [
+        Route(schema.REGISTER.path, partial(register, server), methods=["POST"]),
+        Route(schema.READ.path, partial(manage, server), methods=["GET", "PUT", "DELETE"]),
+    ]
+    if server.settings.oauth.registration.enabled:
+        # Deny by default: no document describes endpoints that do not exist.
+        endpoints.append(
+            document_route(
+                "/openapi/registration.json", schema.REGISTRATION_API, server.settings.issuer
+            )
+        )
+    return endpoints

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.grant_types import HANDLERS
+from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError
 from bastion.oauth.refresh import Instance
-from bastion.web.oauth.common import auth_server, authenticate, form, oauth_error, oauth_json
+from bastion.web.oauth.common import authenticate, form, oauth_error, oauth_json
 
 
-async def token(request: Request) -> Response:
-    server = auth_server(request)
+async def token(server: AuthServer, request: Request) -> Response:
     try:
         params = await form(request)
-        client = await authenticate(request, params)
+        client = await authenticate(server, request, params)
         grant_type = params.require("grant_type")
         handler = HANDLERS.get(grant_type)
         if handler is None:
@@ -53,4 +55,5 @@ def _instance(request: Request) -> Instance:
     return Instance.of(address=address, user_agent=request.headers.get("user-agent", ""))
 
 
-routes = [Route("/token", token, methods=["POST"])]
+def routes(server: AuthServer) -> list[Route]:
+    return [Route("/token", partial(token, server), methods=["POST"])]

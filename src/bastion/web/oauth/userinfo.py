@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError
-from bastion.web.oauth.common import auth_server, oauth_json
+from bastion.web.oauth.common import oauth_json
 
 
 def _challenge(error: str, description: str, status: int) -> Response:
@@ -18,8 +21,7 @@ def _challenge(error: str, description: str, status: int) -> Response:
     )
 
 
-async def userinfo(request: Request) -> Response:
-    server = auth_server(request)
+async def userinfo(server: AuthServer, request: Request) -> Response:
     if "access_token" in request.query_params:
         # RFC 9700 §4.3.2 (and RFC 6750 §5.3): tokens in URLs leak through logs and Referer.
         return _challenge("invalid_request", "tokens in the URL are not accepted", 400)
@@ -47,4 +49,5 @@ async def userinfo(request: Request) -> Response:
     return oauth_json(body)
 
 
-routes = [Route("/userinfo", userinfo, methods=["GET", "POST"])]
+def routes(server: AuthServer) -> list[Route]:
+    return [Route("/userinfo", partial(userinfo, server), methods=["GET", "POST"])]

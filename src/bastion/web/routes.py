@@ -1,0 +1,47 @@
+"""Bastion's own endpoints, each area given the services it uses.
+
+This is where the runtime meets the routers: every area's ``routes`` function takes the
+typed services its handlers need, so a handler receives them as arguments and nothing
+looks the runtime up per request.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from bastion.authserver.browser import Browser
+from bastion.runtime import Runtime
+from bastion.web import health, jwks, static
+from bastion.web.accounts import account, admin, login, logout, passkeys, recovery
+from bastion.web.oauth import (
+    authorize,
+    consent,
+    discovery,
+    lifecycle,
+    registration,
+    token,
+    userinfo,
+)
+
+
+def routes(runtime: Runtime) -> list[BaseRoute]:
+    settings, auth = runtime.settings, runtime.auth
+    browser = Browser(auth)
+    return [
+        *health.routes(runtime.check_stores),
+        *jwks.routes(runtime.keys, max_age=settings.keys.jwks_max_age),
+        *discovery.routes(settings),
+        *authorize.routes(browser),
+        *consent.routes(browser),
+        *login.routes(browser),
+        *passkeys.routes(browser),
+        *account.routes(browser),
+        *logout.routes(browser),
+        *recovery.routes(browser),
+        *admin.routes(auth),
+        *static.routes,
+        *token.routes(auth),
+        *lifecycle.routes(auth),
+        *userinfo.routes(auth),
+        *registration.routes(auth),
+    ]
