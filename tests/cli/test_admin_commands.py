@@ -280,6 +280,59 @@ def test_clients_update_can_empty_a_list(config: Path, master_key_b64: str) -> N
     ]
 
 
+def test_an_operator_sets_changes_and_clears_an_apps_branding(
+    config: Path, master_key_b64: str
+) -> None:
+    """RFC 7591 §2 branding from the CLI: a registered app's logo or links can be
+    replaced or removed by the operator, not only by disabling the client."""
+    c = ["-c", str(config), "--json"]
+    created = data(
+        run(
+            [
+                "clients",
+                "create",
+                "shop",
+                "--redirect-uri",
+                "com.example.shop:/cb",
+                "--logo-uri",
+                "https://cdn.example/shop.png",
+                "--policy-uri",
+                "https://shop.example/privacy",
+                "--accent-color",
+                "#0b6e4f",
+                *c,
+            ],
+            master_key_b64,
+        )
+    )
+    assert created["logo_uri"] == "https://cdn.example/shop.png"
+    assert created["accent_color"] == "#0b6e4f"
+    changed = data(
+        run(
+            [
+                "clients",
+                "update",
+                "shop",
+                "--tos-uri",
+                "https://shop.example/terms",
+                "--clear",
+                "logo-uri",
+                *c,
+            ],
+            master_key_b64,
+        )
+    )
+    assert "logo_uri" not in changed
+    assert changed["policy_uri"] == "https://shop.example/privacy", "the rest is kept"
+    assert changed["tos_uri"] == "https://shop.example/terms"
+    refused = run(
+        ["clients", "update", "shop", "--policy-uri", "http://shop.example/privacy", *c],
+        master_key_b64,
+    )
+    assert refused.exit_code == 1
+    assert "policy_uri" in refused.output
+
+
 def test_users_show_and_list_print_times_as_iso_8601(config: Path, master_key_b64: str) -> None:
     c = ["-c", str(config)]
     run(["users", "create", "erin", "--password-stdin", *c], master_key_b64, "a long phrase\n")

@@ -27,8 +27,10 @@ from bastion.cli.tables import Column, print_fields, print_rows, wide_option
 from bastion.errors import NotFound, ReadOnlyClient
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
+    BRANDING,
     CLIENT_CREDENTIALS,
     REFRESH_TOKEN,
+    Branding,
     Client,
     check_client,
     hash_secret,
@@ -81,7 +83,12 @@ def clients() -> None:
 
 
 _metadata_options = [
-    click.option("--name", default=None, help="Display name shown on the consent page."),
+    click.option("--name", default=None, help="Name shown on sign-in and consent pages."),
+    click.option("--logo-uri", default=None, help="https URL of the app's logo (pages)."),
+    click.option("--client-uri", default=None, help="https URL of the app's home page."),
+    click.option("--policy-uri", default=None, help="https URL of its privacy policy."),
+    click.option("--tos-uri", default=None, help="https URL of its terms of service."),
+    click.option("--accent-color", default=None, help="#rrggbb of the pages' buttons."),
     click.option(
         "--redirect-uri", "redirect_uris", multiple=True, help="Redirect URI (repeat for several)."
     ),
@@ -176,6 +183,7 @@ def create(
     exchange_delegation_chains: bool | None,
     config: Path | None,
     as_json: bool,
+    **branding: str | None,
 ) -> None:
     """Create a client. A generated secret is written to --secret-out, never printed."""
     settings = settings_from(config)
@@ -203,6 +211,7 @@ def create(
             exchange_delegation_chains=bool(exchange_delegation_chains),
             jwks=jwks,
             source="cli",
+            branding=Branding.from_metadata(branding),
             # A placeholder until the secret is generated, after every other check passed.
             secret_hash=None if method != "client_secret_basic" else "0" * 64,
         )
@@ -294,6 +303,8 @@ CLEARABLE = {
     "grant-type": ("grant_types", frozenset()),
     "resource": ("resources", frozenset()),
     "exchange-subject-audience": ("exchange_subject_audiences", frozenset()),
+    # Branding (RFC 7591 §2): cleared to "not set".
+    **{name.replace("_", "-"): (name, None) for name in BRANDING},
 }
 
 
@@ -327,6 +338,7 @@ def update(
     enabled: bool | None,
     config: Path | None,
     as_json: bool,
+    **branding: str | None,
 ) -> None:
     """Change a client; a repeated option replaces that whole list, --clear empties it.
 
@@ -346,6 +358,7 @@ def update(
         ),
         "exchange_delegation_chains": exchange_delegation_chains,
         "enabled": enabled,
+        **branding,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
     for name in cleared:
@@ -353,6 +366,7 @@ def update(
         if field in changes:
             raise click.UsageError(f"--clear {name} and --{name} contradict each other")
         changes[field] = empty
+    changes = _branding_changes(changes)
     client = with_runtime(
         settings_from(config), lambda runtime: _update(runtime, client_id, changes)
     )
@@ -362,8 +376,20 @@ def update(
         print_line(f"updated client {client_id}")
 
 
+def _branding_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """Branding members of ``changes`` as one change of ``Client.branding``, applied to
+    what the client has (``_update``)."""
+    touched = {name: changes.pop(name) for name in BRANDING if name in changes}
+    if touched:
+        changes["branding"] = touched
+    return changes
+
+
 async def _update(runtime: Runtime, client_id: str, changes: dict[str, Any]) -> Client:
-    client = check_client(replace(await _stored(runtime, client_id), **changes))
+    stored = await _stored(runtime, client_id)
+    if "branding" in changes:
+        changes = {**changes, "branding": replace(stored.branding, **changes["branding"])}
+    client = check_client(replace(stored, **changes))
     # The operator's word is the new ceiling for the registrant's own updates.
     client = replace(client, statement_values=operator_ceiling(client))
     await runtime.auth.clients.store.update(client, runtime.clock.now())
