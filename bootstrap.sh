@@ -12,10 +12,46 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 LOCK=constraints.txt
+# Seconds to wait for another package manager (unattended-upgrades on a fresh machine).
+APT_LOCK_TIMEOUT=${APT_LOCK_TIMEOUT:-600}
+
+step() { echo "bootstrap: $*" >&2; }
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
     echo "bootstrap: need root to run: $*" >&2; exit 1; fi
+}
+
+apt_update() {
+  # DPkg::Lock::Timeout covers dpkg's lock only: apt-get update (apt 2.6) fails at once on
+  # the lists lock, so it is retried while another apt holds that lock.
+  local deadline=$((SECONDS + APT_LOCK_TIMEOUT)) output said=""
+  until output=$(as_root apt-get -qq update 2>&1); do
+    if [[ $output != *"Could not get lock"* ]] || ((SECONDS >= deadline)); then
+      printf '%s\n' "$output" >&2
+      return 1
+    fi
+    [ -n "$said" ] || step "another package manager holds the apt lock; waiting up to ${APT_LOCK_TIMEOUT}s"
+    said=yes
+    sleep 5
+  done
+}
+
+apt_install() {
+  step "installing $* with apt"
+  apt_update
+  as_root apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" install -y -qq "$@"
+}
+
+pip_progress() {
+  # pip's own "Collecting" lines, counted on one line of a terminal: a sign of life during
+  # the long install. Elsewhere (CI, a log) they are dropped; the step lines remain.
+  if [ -t 2 ]; then
+    awk '/^Collecting /{n++; printf "\r  packages collected: %d", n > "/dev/stderr"; fflush("/dev/stderr")}
+         END{if (n) printf "\n" > "/dev/stderr"}'
+  else
+    cat >/dev/null
+  fi
 }
 
 ensure_python() {
@@ -24,8 +60,7 @@ ensure_python() {
   fi
   # Debian splits venv and ensurepip out of the interpreter package.
   if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq python3-venv
+    apt_install python3-venv
   fi
 }
 
@@ -33,10 +68,20 @@ install() {
   ensure_python
   local stamp="$VENV/.installed"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$LOCK" -nt "$stamp" ]; then
-    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    local started=$SECONDS pinned
+    pinned=$(grep -c '^[A-Za-z0-9]' "$LOCK")
+    if [ ! -x "$VENV/bin/python" ]; then
+      step "creating the virtual environment $VENV"
+      "$PYTHON" -m venv "$VENV"
+    fi
+    step "upgrading pip"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -c "$LOCK" -e '.[dev]'
+    step "installing Bastion and its dependencies ($pinned pinned in $LOCK; about a minute the first time)"
+    # Unbuffered, so that pip's lines reach the counter as they are written.
+    PYTHONUNBUFFERED=1 "$VENV/bin/python" -m pip install --progress-bar off -c "$LOCK" -e '.[dev]' |
+      pip_progress
     touch "$stamp"
+    step "installed in $((SECONDS - started)) s"
   fi
 }
 
@@ -54,7 +99,7 @@ ensure_chromium() {
   # The browser tests drive the system Chromium; browsers are never downloaded.
   if [ ! -x /usr/bin/chromium ]; then
     # A subshell, so a missing sudo does not end the whole script.
-    if (as_root apt-get update -qq && as_root apt-get install -y -qq chromium); then :; else
+    if (apt_install chromium); then :; else
       echo "bootstrap: could not install chromium; the browser tests will skip (fail in CI)" >&2
     fi
   fi
@@ -65,13 +110,17 @@ ensure_axe() {
   local axe=tests/e2e/axe
   [ -f "$axe/node_modules/axe-core/axe.min.js" ] && return 0
   if ! command -v npm >/dev/null; then
-    if (as_root apt-get update -qq && as_root apt-get install -y -qq nodejs npm); then :; else
+    if (apt_install nodejs npm); then :; else
       echo "bootstrap: could not install npm; the accessibility tests will skip (fail in CI)" >&2
       return 0
     fi
   fi
+  step "installing axe-core for the accessibility tests"
   npm ci --prefix "$axe" --no-audit --no-fund --loglevel=error
 }
+
+# Sourced (tests/test_bootstrap.py): the functions only.
+if [[ ${BASH_SOURCE[0]} != "$0" ]]; then return 0; fi
 
 case "${1:-}" in
   install) install ;;
@@ -81,10 +130,12 @@ case "${1:-}" in
     install
     ensure_chromium
     ensure_axe
+    step "checking lint, formatting and types"
     "$VENV/bin/ruff" check src tests bench examples
     "$VENV/bin/ruff" format --check src tests bench examples
     "$VENV/bin/mypy"
     shift
+    step "running the tests (about ten minutes on two cores)"
     exec "$VENV/bin/pytest" "$@"
     ;;
   *) echo "usage: $0 demo|test|install|lock" >&2; exit 2 ;;

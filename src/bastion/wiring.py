@@ -17,6 +17,7 @@ from typing import Literal
 
 from starlette.types import ASGIApp
 
+from bastion import config_source
 from bastion.audit import AuditEvent, AuditPipeline, JsonLinesSink, Outcome
 from bastion.audit.sinks import AuditSink, LoggingSink
 from bastion.authserver.registry import client_from_settings
@@ -29,6 +30,7 @@ from bastion.config import (
     encode_master_key,
     load_settings,
 )
+from bastion.config_source import ConfigSource
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
 from bastion.errors import ConfigError, ConfigProblem, MasterKeyError
@@ -48,26 +50,24 @@ from bastion.web.app import build_app
 
 log = logging.getLogger("bastion")
 
-CONFIG_ENV = "BASTION_CONFIG"
 
-
-def config_path(option: Path | None, environ: Mapping[str, str]) -> Path | None:
-    """``--config`` wins, then ``BASTION_CONFIG``; no file means all defaults."""
-    if option is not None:
-        return option
-    value = environ.get(CONFIG_ENV)
-    return Path(value) if value else None
-
-
-def config_source(option: Path | None) -> str:
-    path = config_path(option, os.environ)
-    return str(path) if path is not None else "built-in defaults"
-
-
-def load(option: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Validated settings, including every declared client against the client rules."""
+def find_config(option: Path | None, environ: Mapping[str, str] | None = None) -> ConfigSource:
+    """The configuration file to read and how it was found (``bastion.config_source``)."""
     env = os.environ if environ is None else environ
-    settings = load_settings(config_path(option, env), env)
+    return config_source.find_config(option, env, Path.cwd())
+
+
+def load(
+    config: Path | ConfigSource | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Validated settings, including every declared client against the client rules.
+
+    ``config`` is a path given with ``--config``, a source already found, or None to
+    look for one.
+    """
+    env = os.environ if environ is None else environ
+    source = config if isinstance(config, ConfigSource) else find_config(config, env)
+    settings = load_settings(source.path, env)
     problems = []
     for index, declared in enumerate(settings.oauth.clients):
         try:
@@ -122,13 +122,19 @@ def gateway_audience(settings: Settings) -> str:
 
 
 def master_key(
-    settings: Settings, audit: AuditPipeline | None = None, *, ring_has_keys: bool = False
+    settings: Settings,
+    audit: AuditPipeline | None = None,
+    *,
+    ring_has_keys: bool = False,
+    create: bool = True,
 ) -> bytes:
     """The configured master key or, in development only, one kept in the data directory.
 
     An existing development key file is never replaced: if it is unreadable or malformed
     we refuse, because a new key could not open the ring the old one sealed. For the same
-    reason no new file is made while the ring already holds keys.
+    reason no new file is made while the ring already holds keys. With ``create=False``
+    (read-only commands) no file is made either: while the ring is empty nothing has been
+    sealed yet, so a key that lives only in this process opens all there is.
     """
     if settings.secrets.master_key is not None:
         return settings.secrets.master_key
@@ -141,14 +147,16 @@ def master_key(
                 f"the key ring holds keys but the development master key {path} is missing: "
                 "restore it, or set BASTION_MASTER_KEY to the key that sealed the ring"
             )
+        if not create:
+            return secrets.token_bytes(32)
         if _create_key_file(path):
+            # The message starts on the record's own line: a handler that shows one line
+            # per record (journald, a log viewer's list) must not show a bare "WARNING".
             log.warning(
-                "\n%s\nDEVELOPMENT MASTER KEY generated at %s.\nAnyone who can read this file "
-                "can read every key Bastion stores. Production refuses it: set "
-                "BASTION_MASTER_KEY.\n%s",
-                "!" * 72,
+                "DEVELOPMENT MASTER KEY generated at %s: anyone who can read this file can "
+                "read every key Bastion stores. Production refuses it: set "
+                "BASTION_MASTER_KEY or BASTION_MASTER_KEY_FILE.",
                 path,
-                "!" * 72,
             )
             if audit is not None:
                 audit.emit(
@@ -200,8 +208,11 @@ def _write_key_file(path: Path) -> bool:
         os.unlink(temporary)
 
 
-def open_audit(settings: Settings, extra_sinks: tuple[AuditSink, ...] = ()) -> AuditPipeline:
-    sinks: list[AuditSink] = [JsonLinesSink(settings.audit_path), *extra_sinks]
+def open_audit(
+    settings: Settings, extra_sinks: tuple[AuditSink, ...] = (), *, lazy: bool = False
+) -> AuditPipeline:
+    """The audit pipeline; ``lazy`` creates the audit file at the first event, not now."""
+    sinks: list[AuditSink] = [JsonLinesSink(settings.audit_path, lazy=lazy), *extra_sinks]
     if settings.audit.stderr:
         sinks.append(LoggingSink())
     return AuditPipeline(sinks)
@@ -218,11 +229,13 @@ def open_hot_store(settings: Settings, clock: Clock) -> HotStore:
     )
 
 
-def open_database(settings: Settings) -> Database:
+def open_database(settings: Settings, *, create: bool = True) -> Database:
+    """The configured database; ``create=False`` never makes an SQLite file (read-only)."""
     return Database(
         settings.database_url,
         pool_size=settings.database.pool_size,
         connect_timeout=settings.database.connect_timeout,
+        create=create,
     )
 
 
@@ -245,31 +258,38 @@ async def open_runtime(
     audit_sinks: tuple[AuditSink, ...] = (),
     environ: Mapping[str, str] | None = None,
     transport: UpstreamTransport = TCP,
+    read_only: bool = False,
 ) -> AsyncIterator[Runtime]:
     """Open stores and unlock the key ring, or raise before anything is served.
 
     ``key_ring``: "ensure" loads it and creates the first key if it is empty (serving),
-    "load" only loads it (read-only commands), "none" leaves it empty (diagnostics).
+    "load" only loads it (admin commands), "none" leaves it empty (diagnostics).
     ``transport``: how the gateway connects to upstreams (tests pass an in-process one).
+    ``read_only``: create no file (development master key, audit file until an event is
+    recorded), for commands that only look. No database file is ever created here.
 
     Raises ``SchemaNotCurrent`` on an unmigrated database, ``MasterKeyError`` when the
     master key does not open the ring (the ring is left untouched), ``StoreUnavailable``
     when the database cannot be reached at start.
     """
     clock = clock or SystemClock()
-    audit = open_audit(settings, audit_sinks)
-    database = open_database(settings)
+    # Only `bastion db upgrade` makes a database: a missing one is a wrong path, not a wish.
+    database = open_database(settings, create=False)
     hot = open_hot_store(settings, clock)
+    audit: AuditPipeline | None = None
     try:
         if require_schema:
             await database.require_current_schema()
+        # After the schema check, so that a command pointed at the wrong place leaves no
+        # audit file there either.
+        audit = open_audit(settings, audit_sinks, lazy=read_only)
         store = SqlSigningKeyStore(database)
         ring_has_keys = (
             key_ring != "none"
             and settings.secrets.master_key is None
             and bool(await store.list_keys())
         )
-        secret = master_key(settings, audit, ring_has_keys=ring_has_keys)
+        secret = master_key(settings, audit, ring_has_keys=ring_has_keys, create=not read_only)
         keys = SigningKeys(store, Envelope(secret), settings.keys, clock)
         try:
             if key_ring == "ensure":
@@ -310,10 +330,11 @@ async def open_runtime(
     finally:
         await hot.close()
         await database.close()
-        audit.close()
+        if audit is not None:
+            audit.close()
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
-    """The served app; with no argument, settings come from ``BASTION_CONFIG`` (workers)."""
+    """The served app; with no argument (workers), settings are found as the CLI finds them."""
     resolved = settings or load()
     return build_app(resolved, lambda: open_runtime(resolved), served=True)

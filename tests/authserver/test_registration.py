@@ -567,3 +567,35 @@ def test_unsafe_branding_is_refused(registrar: TestClient, member: str, value: o
     refused = register(registrar, {**NATIVE, member: value})
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_client_metadata"
+
+
+def test_branding_a_statement_signed_cannot_be_changed(registrar: TestClient) -> None:
+    # RFC 7591 §3.1.1: statement values take precedence, on update too (RFC 7592 §2.2).
+    # Otherwise anyone holding the app's statement could show the signed name and logo
+    # with links of their own.
+    signed: dict[str, Any] = {
+        "client_name": "Orders App",
+        "logo_uri": "https://orders.example/logo.png",
+        "client_uri": "https://orders.example/",
+        "policy_uri": "https://orders.example/privacy",
+        "tos_uri": "https://orders.example/terms",
+        "accent_color": "#112233",
+    }
+    created = register(registrar, {**NATIVE, "software_statement": statement(**signed)}, token=None)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    manage = {"authorization": f"Bearer {body['registration_access_token']}"}
+    uri = f"/register/{body['client_id']}"
+    for name, value in (
+        ("policy_uri", "https://phish.example/login"),
+        ("tos_uri", "https://phish.example/t"),
+        ("client_uri", "https://phish.example/"),
+        ("accent_color", "#000000"),
+        ("logo_uri", "https://phish.example/logo.png"),
+    ):
+        changed = registrar.put(
+            uri, headers=manage, json={**NATIVE, "client_id": body["client_id"], name: value}
+        )
+        assert changed.status_code == 400, name
+        assert changed.json()["error"] == "invalid_client_metadata"
+    assert registrar.get(uri, headers=manage).json()["policy_uri"] == signed["policy_uri"]

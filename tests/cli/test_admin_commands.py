@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -128,17 +129,19 @@ def test_token_exchange_policy_through_the_cli(
         ["clients", "update", "gw", "--exchange-subject-audience", "not a uri", *c],
         master_key_b64,
     )
-    assert bad.exit_code == 2
-    assert "exchange_subject_audiences" in bad.output
+    assert bad.exit_code == 1
+    assert "exchange_subject_audiences" in orjson.loads(bad.stdout)["message"]
 
 
 def test_client_refusals(config: Path, master_key_b64: str) -> None:
+    """Metadata the rules refuse is a plain error (exit 1); a missing option is usage (2)."""
     c = ["-c", str(config)]
     bad = run(
         ["clients", "create", "x", "--redirect-uri", "http://evil.example/cb", *c], master_key_b64
     )
-    assert bad.exit_code == 2
-    assert "redirect_uris" in bad.output
+    assert bad.exit_code == 1
+    assert bad.stderr.startswith("error: redirect_uris")
+    assert "Usage:" not in bad.stderr
     no_secret_file = run(
         [
             "clients",
@@ -153,6 +156,7 @@ def test_client_refusals(config: Path, master_key_b64: str) -> None:
         master_key_b64,
     )
     assert no_secret_file.exit_code == 2
+    assert "Usage:" in no_secret_file.stderr
     declared = run(["clients", "disable", "from-file", *c], master_key_b64)
     assert declared.exit_code == 1
     assert "bastion.toml" in declared.output
@@ -170,8 +174,8 @@ def test_user_lifecycle(config: Path, master_key_b64: str) -> None:
     )
     assert created["username"] == "bob"
     assert "passphrase" not in str(created)
-    # A second "bob" is a conflict (exit 1); a weak password is a usage error (exit 2)
-    # whose message names the rule, NIST SP 800-63B §5.1.1.2.
+    # A second "bob" is a conflict (exit 1); so is a weak password, refused with a message
+    # that names the rule, NIST SP 800-63B §5.1.1.2, and without click's usage text.
     duplicate = run(
         ["users", "create", "bob", "--password-stdin", *c],
         master_key_b64,
@@ -186,9 +190,18 @@ def test_user_lifecycle(config: Path, master_key_b64: str) -> None:
         refused = run(
             ["users", "create", "carol", "--password-stdin", *c], master_key_b64, stdin=weak + "\n"
         )
-        assert refused.exit_code == 2
-        assert reason in refused.output
+        assert refused.exit_code == 1
+        message = orjson.loads(refused.stdout)["message"]
+        assert message.startswith("password refused: ")
+        assert reason in message
         assert weak not in refused.output
+    plain = run(
+        ["users", "create", "carol", "--password-stdin", "-c", str(config)],
+        master_key_b64,
+        stdin="short\n",
+    )
+    assert (plain.exit_code, plain.stdout) == (1, "")
+    assert plain.stderr == "error: password refused: use at least 8 characters\n"
     assert run(["users", "create", "carol", *c], master_key_b64).exit_code == 2
     assert [u["username"] for u in data(run(["users", "list", *c], master_key_b64))["users"]] == [
         "bob"
@@ -217,7 +230,7 @@ def test_policy_and_recovery_link_commands(config: Path, master_key_b64: str) ->
         stdin="a long phrase for her\n",
     )
     refused = run(["users", "set-policy", "dana", "mfa", *c], master_key_b64)
-    assert refused.exit_code == 2
+    assert refused.exit_code == 1
     assert "second factor" in refused.output
     assert data(run(["users", "set-policy", "dana", "password", *c], master_key_b64))["ok"]
     link = data(run(["users", "recovery-link", "dana", "--reset-mfa", *c], master_key_b64))
@@ -226,3 +239,131 @@ def test_policy_and_recovery_link_commands(config: Path, master_key_b64: str) ->
     other = data(run(["users", "recovery-link", "dana", *c], master_key_b64))
     assert other["link"] != link["link"], "every link is new"
     assert run(["users", "recovery-link", "nobody", *c], master_key_b64).exit_code == 5
+
+
+def test_clients_update_can_empty_a_list(config: Path, master_key_b64: str) -> None:
+    """A repeated option replaces a list; --clear NAME is the only way to empty one."""
+    c = ["-c", str(config), "--json"]
+    data(
+        run(
+            [
+                "clients",
+                "create",
+                "app",
+                "--redirect-uri",
+                "com.example.app:/cb",
+                "--scope",
+                "openid",
+                "--resource",
+                "https://api.example.com",
+                *c,
+            ],
+            master_key_b64,
+        )
+    )
+    cleared = data(
+        run(
+            ["clients", "update", "app", "--clear", "scope", "--clear", "resource", *c],
+            master_key_b64,
+        )
+    )
+    assert (cleared["scope"], cleared["resources"]) == ("", [])
+    assert cleared["redirect_uris"] == ["com.example.app:/cb"], "other lists are kept"
+    both = run(["clients", "update", "app", "--clear", "scope", "--scope", "x", *c], master_key_b64)
+    assert both.exit_code == 2
+    assert "contradict" in both.stderr
+    # A public client needs a redirect URI: emptying that list is refused, and nothing changes.
+    refused = run(["clients", "update", "app", "--clear", "redirect-uri", *c], master_key_b64)
+    assert refused.exit_code == 1
+    assert data(run(["clients", "show", "app", *c], master_key_b64))["redirect_uris"] == [
+        "com.example.app:/cb"
+    ]
+
+
+def test_an_operator_sets_changes_and_clears_an_apps_branding(
+    config: Path, master_key_b64: str
+) -> None:
+    """RFC 7591 §2 branding from the CLI: a registered app's logo or links can be
+    replaced or removed by the operator, not only by disabling the client."""
+    c = ["-c", str(config), "--json"]
+    created = data(
+        run(
+            [
+                "clients",
+                "create",
+                "shop",
+                "--redirect-uri",
+                "com.example.shop:/cb",
+                "--logo-uri",
+                "https://cdn.example/shop.png",
+                "--policy-uri",
+                "https://shop.example/privacy",
+                "--accent-color",
+                "#0b6e4f",
+                *c,
+            ],
+            master_key_b64,
+        )
+    )
+    assert created["logo_uri"] == "https://cdn.example/shop.png"
+    assert created["accent_color"] == "#0b6e4f"
+    changed = data(
+        run(
+            [
+                "clients",
+                "update",
+                "shop",
+                "--tos-uri",
+                "https://shop.example/terms",
+                "--clear",
+                "logo-uri",
+                *c,
+            ],
+            master_key_b64,
+        )
+    )
+    assert "logo_uri" not in changed
+    assert changed["policy_uri"] == "https://shop.example/privacy", "the rest is kept"
+    assert changed["tos_uri"] == "https://shop.example/terms"
+    refused = run(
+        ["clients", "update", "shop", "--policy-uri", "http://shop.example/privacy", *c],
+        master_key_b64,
+    )
+    assert refused.exit_code == 1
+    assert "policy_uri" in refused.output
+
+
+def test_users_show_and_list_print_times_as_iso_8601(config: Path, master_key_b64: str) -> None:
+    c = ["-c", str(config)]
+    run(["users", "create", "erin", "--password-stdin", *c], master_key_b64, "a long phrase\n")
+    shown = data(run(["users", "show", "erin", *c, "--json"], master_key_b64))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", shown["created_at"])
+    assert shown["tokens_valid_after"] is None, "never revoked, not 1970"
+    text = run(["users", "show", "erin", *c], master_key_b64).stdout
+    assert f"created_at          {shown['created_at']}\n" in text
+    assert "enabled             yes\n" in text
+    run(["users", "revoke-sessions", "erin", *c], master_key_b64)
+    revoked = data(run(["users", "show", "erin", *c, "--json"], master_key_b64))
+    assert revoked["tokens_valid_after"] >= shown["created_at"]
+    listed = data(run(["users", "list", *c, "--json"], master_key_b64))["users"]
+    assert listed[0]["created_at"] == shown["created_at"]
+    wide = run(["users", "list", "--wide", *c], master_key_b64).stdout
+    assert wide.splitlines()[0].split() == [
+        "USERNAME",
+        "USER",
+        "ID",
+        "ENABLED",
+        "POLICY",
+        "CREATED",
+    ]
+    assert shown["created_at"] in wide
+    assert shown["created_at"] not in run(["users", "list", *c], master_key_b64).stdout
+
+
+def test_empty_lists_say_so_on_stderr(config: Path, master_key_b64: str) -> None:
+    c = ["-c", str(config)]
+    for args, message in ((["users", "list"], "no users"), (["keys", "list"], "no signing keys")):
+        result = run([*args, *c], master_key_b64)
+        assert (result.exit_code, result.stdout) == (0, "")
+        assert result.stderr.startswith(message)
+        assert data(run([*args, *c, "--json"], master_key_b64)) in ({"users": []}, {"keys": []})

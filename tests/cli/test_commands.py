@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,40 @@ def test_db_status_and_upgrade(config: Path, master_key_b64: str) -> None:
     status = run(["db", "status", "-c", str(config), "--json"], env)
     assert status.exit_code == 0
     assert as_json(status)["up_to_date"] is True
+
+
+def test_db_upgrade_draws_no_progress_bar_when_stderr_is_not_a_terminal(config: Path) -> None:
+    """A log file or CI output got the bar's final frame; the summary line says it all."""
+    result = run(["db", "upgrade", "-c", str(config)])
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    database = config.parent / "data" / "bastion.db"
+    assert result.stdout.startswith(f"SQLite database {database} is at revision ")
+
+
+def test_the_development_key_warning_says_its_message_on_its_first_line(config: Path) -> None:
+    """Its first line was a bare "WARNING bastion:", which is all a one-line view shows."""
+    run(["db", "upgrade", "-c", str(config)])
+    result = run(["keys", "rotate", "-c", str(config)])
+    assert result.exit_code == 0
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    key_file = config.parent / "data" / DEV_MASTER_KEY_FILENAME
+    assert warning.startswith(f"WARNING bastion: DEVELOPMENT MASTER KEY generated at {key_file}")
+    assert "BASTION_MASTER_KEY" in warning
+
+
+def test_key_times_are_iso_8601_in_utc(config: Path, master_key_b64: str) -> None:
+    env = {"BASTION_MASTER_KEY": master_key_b64}
+    run(["db", "upgrade", "-c", str(config)], env)
+    key = as_json(run(["keys", "rotate", "-c", str(config), "--json"], env))
+    assert key["created_at"].endswith("Z")
+    assert datetime.fromisoformat(key["activates_at"]).tzinfo is not None
+    table = run(["keys", "list", "-c", str(config)], env).stdout
+    assert table.splitlines()[0].split() == ["KID", "STATE", "ACTIVATES"]
+    assert f"{key['kid']}  active  {key['activates_at']}" in table
+    wide = run(["keys", "list", "--wide", "-c", str(config)], env).stdout
+    assert wide.splitlines()[0].split()[:4] == ["KID", "ALG", "STATE", "SIGNING"]
+    assert "PUBLISHED UNTIL" in wide
 
 
 def test_commands_refuse_an_unmigrated_schema(config: Path, master_key_b64: str) -> None:

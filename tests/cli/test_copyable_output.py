@@ -3,13 +3,9 @@ cropped or ellipsised, whether the output is an 80-column terminal or captured."
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from bastion.cli.main import cli
 from tests.conftest import write_config
+from tests.support.terminal import in_terminal
 
 ISSUER = "https://sign-in.example-company-with-a-long-name.com/identity/bastion-gateway"
 USERNAME = "dana-the-operator-with-a-rather-long-username@example.com"
@@ -68,29 +65,7 @@ def _captured(args: list[str], key: str) -> str:
 
 def _in_terminal(args: list[str], key: str) -> str:
     """The command's output in an 80-column terminal, as an operator reads it."""
-    main, secondary = pty.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bastion", *args],
-        env={**_environment(key), "TERM": "xterm"},
-        stdin=subprocess.DEVNULL,
-        stdout=secondary,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:  # the terminal closes when the process ends
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(main)
-    assert process.wait(timeout=60) == 0
-    # The terminal turns each line feed into CR LF.
-    return b"".join(chunks).decode().replace("\r\n", "\n")
+    return in_terminal([sys.executable, "-m", "bastion", *args], env=_environment(key))
 
 
 def _lines_holding(text: str, value: str) -> list[str]:
@@ -151,3 +126,22 @@ def test_a_path_in_a_message_is_whole(tmp_path: Path, master_key_b64: str) -> No
     written = run(["keys", "new-master-key", "--out", str(deep)], master_key_b64).stdout
     assert len(written.splitlines()) == 1, written
     assert f"BASTION_MASTER_KEY_FILE={deep}" in written
+
+
+def test_lists_in_an_80_column_terminal(config: Path, master_key_b64: str) -> None:
+    """Key ids fit the default key table; a long user name turns its row into a block; with
+    --wide the table stays a table and the terminal, not Bastion, folds the long lines."""
+    c = ["-c", str(config)]
+    kids = [k["kid"] for k in data(run(["keys", "list", *c, "--json"], master_key_b64))["keys"]]
+    keys = _in_terminal(["keys", "list", *c], master_key_b64)
+    assert keys.splitlines()[0].split() == ["KID", "STATE", "ACTIVATES"]
+    assert all(len(line) <= 80 for line in keys.splitlines())
+    for kid in kids:
+        assert _lines_holding(keys, kid)
+    users = _in_terminal(["users", "list", *c], master_key_b64)
+    assert f"username  {USERNAME}" in users.splitlines()
+    wide = _in_terminal(["keys", "list", "--wide", *c], master_key_b64)
+    assert wide.splitlines()[0].split()[:3] == ["KID", "ALG", "STATE"]
+    for kid in kids:
+        (line,) = _lines_holding(wide, kid)
+        assert len(line) > 80

@@ -118,7 +118,7 @@ async def test_totp_enrolment_from_the_account_page(
 
     await page.goto(f"{server.base}/account")
     await expect(page.get_by_text("An authenticator app is set up.")).to_contain_text(
-        "10 recovery code(s) left"
+        "10 recovery codes left"
     )
     await expect(page.get_by_role("button", name="Set up an authenticator app")).to_have_count(0)
     await expect(page.locator("#recovery-codes")).to_have_count(0)
@@ -393,8 +393,10 @@ async def test_cross_site_login_post_is_refused(
     ) as posted:
         await page.goto(f"{attacker.origin}/evil")
     assert (await posted.value).status == 400
-    await expect(page.get_by_role("heading", name="cannot be completed")).to_be_visible()
-    await expect(page.get_by_role("alert")).to_contain_text("start again")
+    # No interaction cookie came with the cross-site POST: the page explains an expired
+    # sign-in or another browser, and what to do next.
+    await expect(page.get_by_role("heading", name="This sign-in has expired")).to_be_visible()
+    await expect(page.get_by_role("alert")).to_contain_text("the browser that started it")
     assert await session_cookie(context) is None
 
     # Same browser, on Bastion's own page (the cookie travels), with a forged token.
@@ -402,5 +404,6 @@ async def test_cross_site_login_post_is_refused(
     await page.wait_for_url(path_is("/login"))
     await page.locator('input[name="csrf"]').evaluate("input => { input.value = 'f'.repeat(64) }")
     await enter_password(page, username)
-    await expect(page.get_by_role("alert")).to_have_text("the form expired; sign in again")
+    await expect(page.get_by_role("heading", name="This sign-in has expired")).to_be_visible()
+    await expect(page.locator("details")).to_contain_text("the form expired; sign in again")
     assert await session_cookie(context) is None

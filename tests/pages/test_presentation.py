@@ -9,10 +9,18 @@ import itertools
 import pytest
 
 from bastion.errors import ClientMetadataError, OAuthError, UnsafeRedirect
-from bastion.oauth.clients import Branding, Client, check_branding, check_client, https_origin
+from bastion.oauth.clients import (
+    Branding,
+    Client,
+    check_branding,
+    check_client,
+    contrast,
+    https_origin,
+)
 from bastion.web import presentation
+from bastion.web.pages import View, render
 from bastion.web.presentation import describe_scopes, explain
-from bastion.web.static import _luminance, text_on
+from bastion.web.static import text_on
 
 APP = Client(
     client_id="notes-app",
@@ -37,6 +45,12 @@ APP = Client(
         "https://cdn.example:99999/logo.png",
         "https:///logo.png",
         "https://cdn.example/a b.png",
+        # Not a public name: localhost, one label, IP addresses in any spelling.
+        "https://localhost/logo.png",
+        "https://intranet/logo.png",
+        "https://127.0.0.1/logo.png",
+        "https://2130706433/logo.png",
+        "https://0x7f.1/logo.png",
     ],
 )
 def test_a_branding_uri_must_be_plain_https(uri: str) -> None:
@@ -61,7 +75,21 @@ def test_a_branded_client_is_accepted_and_published() -> None:
     assert Branding.from_metadata(metadata) == branding
 
 
-@pytest.mark.parametrize("color", ["0b6e4f", "#0b6e4", "#0b6e4fa", "red", "#gggggg", "#0b6e4f;"])
+@pytest.mark.parametrize(
+    "color",
+    [
+        "0b6e4f",
+        "#0b6e4",
+        "#0b6e4fa",
+        "red",
+        "#gggggg",
+        "#0b6e4f;",
+        # WCAG 2.2 §1.4.11: a button too light to stand out from its white card.
+        "#ffffff",
+        "#f0f0f0",
+        "#a0c4ff",
+    ],
+)
 def test_an_accent_colour_is_six_hex_digits(color: str) -> None:
     with pytest.raises(ClientMetadataError):
         check_branding(Branding(accent_color=color))
@@ -74,17 +102,12 @@ def test_a_logo_origin_is_safe_in_a_csp_source_list() -> None:
     assert https_origin("http://cdn.example/x") is None
 
 
-def _contrast(a: str, b: str) -> float:
-    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
-
-
 def test_an_accent_label_always_meets_wcag_aa() -> None:
     # Every colour on a coarse grid of the RGB cube, including the worst mid-greys.
     steps = ["00", "33", "55", "76", "77", "78", "99", "bb", "dd", "ff"]
     for red, green, blue in itertools.product(steps, repeat=3):
         color = f"#{red}{green}{blue}"
-        assert _contrast(color, text_on(color)) >= 4.5, color
+        assert contrast(color, text_on(color)) >= 4.5, color
 
 
 def test_scopes_are_described_in_the_page_language() -> None:
@@ -132,3 +155,34 @@ def test_an_error_page_says_what_happened(
     error: OAuthError, expected: presentation.Explanation
 ) -> None:
     assert explain(error) == expected
+
+
+def test_a_client_name_cannot_reverse_the_page_text() -> None:
+    # U+202E (right-to-left override) would flip Bastion's words around the name.
+    for name in ("Orders\u202eppA", "Orders\u2066App", "Orders\x00App"):
+        with pytest.raises(ClientMetadataError) as refused:
+            check_client(Client(**{**vars(APP), "name": name}))
+        assert refused.value.field == "client_name"
+    assert check_client(Client(**{**vars(APP), "name": "Überweisungen 💸"})).name
+
+
+def test_a_self_registered_app_is_marked_unverified() -> None:
+    # RFC 7591 §5: a registrant chooses its own name and logo; say so on the page.
+    registered = Client(**{**vars(APP), "source": "registration"})
+    signed = Client(
+        **{**vars(APP), "source": "registration", "statement_values": {"client_name": "Notes"}}
+    )
+    assert presentation.brand_of(APP).verified  # type: ignore[union-attr]
+    assert not presentation.brand_of(registered).verified  # type: ignore[union-attr]
+    assert presentation.brand_of(signed).verified  # type: ignore[union-attr]
+    html = render(
+        "login.html",
+        View(language="de", brand=presentation.brand_of(registered)),
+        client_name="Notes",
+        interaction="i",
+        csrf="c",
+        message="",
+        username="",
+    )
+    assert "Diese App hat sich selbst registriert" in html
+    assert "<h1>Bei <bdi>Notes</bdi> anmelden</h1>" in html

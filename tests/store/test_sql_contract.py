@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,34 @@ async def test_empty_database_is_not_current(database: Database) -> None:
     assert await database.current_revision() is None
     with pytest.raises(SchemaNotCurrent, match="bastion db upgrade"):
         await database.require_current_schema()
+
+
+async def test_a_missing_sqlite_file_is_not_created_when_asked_not_to(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere" / "bastion.db"
+    database = Database(f"sqlite+aiosqlite:///{path}", create=False)
+    try:
+        assert database.missing
+        assert await database.current_revision() is None
+        with pytest.raises(SchemaNotCurrent, match=f"SQLite database {path} does not exist"):
+            await database.require_current_schema()
+        with pytest.raises(StoreUnavailable):
+            await database.ping()
+    finally:
+        await database.close()
+    assert not path.parent.exists()
+
+
+async def test_schema_problems_name_the_database(database: Database) -> None:
+    name = database.name
+    assert database.schema_problem(None) == (
+        f"{name} has no schema (never migrated); this Bastion needs revision "
+        f"{database.head_revision()}: run `bastion db upgrade`"
+    )
+    first = database.pending_revisions(None)[0]
+    assert f"{name} is at revision {first}, " in (database.schema_problem(first) or "")
+    assert "does not know" in (database.schema_problem("9999") or "")
+    assert database.schema_problem(database.head_revision()) is None
+    assert "Hunter2pw" not in Database("postgresql+asyncpg://u:Hunter2pw@db/x").name
 
 
 async def test_upgrade_reaches_head_and_is_idempotent(database: Database) -> None:

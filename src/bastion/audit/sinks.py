@@ -24,19 +24,30 @@ class JsonLinesSink:
     call, which POSIX makes atomic with respect to other appenders for regular files.
     """
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def __init__(self, path: Path, *, lazy: bool = False) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = -1
+        self._closed = False
         self._lock = threading.Lock()
+        # Opening at once makes an unwritable audit file fail the start, not a request;
+        # lazily, a command that records nothing leaves nothing on disk.
+        if not lazy:
+            self._open()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def write(self, record: dict[str, Any]) -> None:
         line = orjson.dumps(record, default=str) + b"\n"
         with self._lock:
+            if self._fd < 0 and not self._closed:
+                self._open()
             os.write(self._fd, line)
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1

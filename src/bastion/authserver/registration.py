@@ -45,7 +45,13 @@ STATEMENT_ALGORITHMS = ("ES256", "ES384", "Ed25519", "EdDSA", "PS256", "RS256")
 ALLOWED_AUTH_METHODS = ("none", "private_key_jwt", "client_secret_basic")
 # Metadata a statement can fix. Lists may narrow on update; the rest must stay as signed.
 BOUND_LISTS = ("redirect_uris", "grant_types", "resources", "exchange_subject_audiences")
-BOUND_VALUES = ("client_name", "logo_uri", "jwks", "jwks_uri", "token_endpoint_auth_method")
+BOUND_VALUES = (
+    "client_name",
+    *BRANDING,
+    "jwks",
+    "jwks_uri",
+    "token_endpoint_auth_method",
+)
 CODE_FLOW = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN})
 
 
@@ -269,6 +275,7 @@ def operator_ceiling(client: Client) -> dict[str, Any] | None:
         "client_name": client.name,
         "token_endpoint_auth_method": client.auth_method,
         "jwks": None if client.jwks is None else dict(client.jwks),
+        **{name: getattr(client.branding, name) for name in BRANDING},
     }
     return {name: current.get(name, fixed) for name, fixed in client.statement_values.items()}
 

@@ -10,6 +10,7 @@ from bastion import wiring
 from bastion.authserver.lint import oauth_warnings
 from bastion.cli.output import (
     CONFIG,
+    config_from,
     config_option,
     handles_errors,
     json_option,
@@ -41,11 +42,11 @@ def check(config: Path | None, as_json: bool, strict: bool, route: str | None) -
     database or data directory that others can read) are printed too, and fail the check
     with --strict.
     """
-    settings = wiring.load(config)
+    source = config_from(config)
+    settings = wiring.load(source)
     if route is not None:
         _explain(settings, route, as_json)
         return
-    source = wiring.config_source(config)
     warnings = [
         *oauth_warnings(settings.oauth),
         *gateway_warnings(settings.gateway),
@@ -56,7 +57,7 @@ def check(config: Path | None, as_json: bool, strict: bool, route: str | None) -
         print_json(
             {
                 "ok": not failed,
-                "config": source,
+                "config": str(source),
                 "environment": settings.environment,
                 "warnings": [
                     {"path": w.path, "line": w.line, "message": w.message} for w in warnings

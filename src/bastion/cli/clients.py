@@ -11,7 +11,6 @@ from typing import Any
 import click
 import orjson
 
-from bastion import wiring
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.registration import operator_ceiling
 from bastion.cli.output import (
@@ -21,14 +20,17 @@ from bastion.cli.output import (
     many,
     print_json,
     print_line,
-    print_rows,
+    settings_from,
     with_runtime,
 )
-from bastion.errors import ClientMetadataError, NotFound, ReadOnlyClient
+from bastion.cli.tables import Column, print_fields, print_rows, wide_option
+from bastion.errors import NotFound, ReadOnlyClient
 from bastion.oauth.clients import (
     AUTHORIZATION_CODE,
+    BRANDING,
     CLIENT_CREDENTIALS,
     REFRESH_TOKEN,
+    Branding,
     Client,
     check_client,
     hash_secret,
@@ -39,13 +41,19 @@ OPERATOR = "operator:cli"
 
 
 def _show(client: Client) -> None:
+    fields = []
     for name, value in client.to_metadata().items():
         # Lists as space-separated values and key sets as JSON, so each can be copied.
-        if isinstance(value, list):
-            value = " ".join(map(str, value))
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, list):
+            text = " ".join(map(str, value)) or "none"
         elif isinstance(value, dict):
-            value = orjson.dumps(value).decode()
-        print_line(f"{name:<40} {'' if value is None else value}".rstrip())
+            text = orjson.dumps(value).decode()
+        else:
+            text = "none" if value is None or value == "" else str(value)
+        fields.append((name, text))
+    print_fields(fields)
 
 
 def _write_secret(path: Path) -> str:
@@ -58,13 +66,6 @@ def _write_secret(path: Path) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(secret + "\n")
     return hash_secret(secret)
-
-
-def _checked(client: Client) -> Client:
-    try:
-        return check_client(client)
-    except ClientMetadataError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 async def _stored(runtime: Runtime, client_id: str) -> Client:
@@ -82,7 +83,12 @@ def clients() -> None:
 
 
 _metadata_options = [
-    click.option("--name", default=None, help="Display name shown on the consent page."),
+    click.option("--name", default=None, help="Name shown on sign-in and consent pages."),
+    click.option("--logo-uri", default=None, help="https URL of the app's logo (pages)."),
+    click.option("--client-uri", default=None, help="https URL of the app's home page."),
+    click.option("--policy-uri", default=None, help="https URL of its privacy policy."),
+    click.option("--tos-uri", default=None, help="https URL of its terms of service."),
+    click.option("--accent-color", default=None, help="#rrggbb of the pages' buttons."),
     click.option(
         "--redirect-uri", "redirect_uris", multiple=True, help="Redirect URI (repeat for several)."
     ),
@@ -177,16 +183,18 @@ def create(
     exchange_delegation_chains: bool | None,
     config: Path | None,
     as_json: bool,
+    **branding: str | None,
 ) -> None:
     """Create a client. A generated secret is written to --secret-out, never printed."""
-    settings = wiring.load(config)
+    settings = settings_from(config)
     public = client_type == "public"
     method = "none" if public else (auth_method or "client_secret_basic")
     if method == "client_secret_basic" and secret_out is None:
         raise click.UsageError("client_secret_basic needs --secret-out FILE for the secret")
     jwks = orjson.loads(jwks_file.read_bytes()) if jwks_file else None
     default_grants = (AUTHORIZATION_CODE, REFRESH_TOKEN) if public else (CLIENT_CREDENTIALS,)
-    client = _checked(
+    # Metadata the client rules refuse is a refusal (ClientMetadataError, exit 1).
+    client = check_client(
         Client(
             client_id=client_id,
             client_type="public" if public else "confidential",
@@ -203,6 +211,7 @@ def create(
             exchange_delegation_chains=bool(exchange_delegation_chains),
             jwks=jwks,
             source="cli",
+            branding=Branding.from_metadata(branding),
             # A placeholder until the secret is generated, after every other check passed.
             secret_hash=None if method != "client_secret_basic" else "0" * 64,
         )
@@ -231,26 +240,38 @@ def create(
 @clients.command("list")
 @config_option
 @json_option
+@wide_option
 @handles_errors
-def list_clients(config: Path | None, as_json: bool) -> None:
-    """List every client, from the file and the database."""
-    found = with_runtime(wiring.load(config), lambda runtime: runtime.auth.clients.all())
+def list_clients(config: Path | None, as_json: bool, wide: bool) -> None:
+    """List every client, from the file and the database (--wide: with auth and grants)."""
+    found = with_runtime(
+        settings_from(config), lambda runtime: runtime.auth.clients.all(), read_only=True
+    )
     if as_json:
         print_json({"clients": [c.to_metadata() for c in found]})
         return
     print_rows(
-        ("client_id", "type", "auth", "grants", "enabled", "source"),
+        (
+            Column("CLIENT ID"),
+            Column("TYPE"),
+            Column("ENABLED"),
+            Column("SOURCE"),
+            Column("AUTH", wide_only=True),
+            Column("GRANTS", wide_only=True),
+        ),
         [
             (
                 c.client_id,
                 c.client_type,
-                c.auth_method,
-                " ".join(sorted(c.grant_types)),
                 "yes" if c.enabled else "no",
                 c.source,
+                c.auth_method,
+                ",".join(sorted(c.grant_types)),
             )
             for c in found
         ],
+        wide=wide,
+        empty="no clients",
     )
 
 
@@ -268,16 +289,35 @@ def show(client_id: str, config: Path | None, as_json: bool) -> None:
             raise NotFound(f"no client {client_id!r}")
         return client
 
-    client = with_runtime(wiring.load(config), action)
+    client = with_runtime(settings_from(config), action, read_only=True)
     if as_json:
         print_json(client.to_metadata())
     else:
         _show(client)
 
 
+# --clear NAME: the list option it empties, and the Client field behind it.
+CLEARABLE = {
+    "redirect-uri": ("redirect_uris", ()),
+    "scope": ("scopes", frozenset()),
+    "grant-type": ("grant_types", frozenset()),
+    "resource": ("resources", frozenset()),
+    "exchange-subject-audience": ("exchange_subject_audiences", frozenset()),
+    # Branding (RFC 7591 §2): cleared to "not set".
+    **{name.replace("_", "-"): (name, None) for name in BRANDING},
+}
+
+
 @clients.command()
 @click.argument("client_id")
 @metadata_options
+@click.option(
+    "--clear",
+    "cleared",
+    multiple=True,
+    type=click.Choice(sorted(CLEARABLE)),
+    help="Empty that list, named as its option is (repeat for several).",
+)
 @click.option("--enable/--disable", "enabled", default=None)
 @config_option
 @json_option
@@ -294,11 +334,16 @@ def update(
     auth_policy: str | None,
     exchange_subject_audiences: tuple[str, ...],
     exchange_delegation_chains: bool | None,
+    cleared: tuple[str, ...],
     enabled: bool | None,
     config: Path | None,
     as_json: bool,
+    **branding: str | None,
 ) -> None:
-    """Change a client; a repeated option replaces that whole list."""
+    """Change a client; a repeated option replaces that whole list, --clear empties it.
+
+    Example: clients update my-app --clear resource --scope openid --scope orders:read
+    """
     changes: dict[str, Any] = {
         "name": name,
         "redirect_uris": many(redirect_uris),
@@ -313,17 +358,38 @@ def update(
         ),
         "exchange_delegation_chains": exchange_delegation_chains,
         "enabled": enabled,
+        **branding,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
-    client = with_runtime(wiring.load(config), lambda runtime: _update(runtime, client_id, changes))
+    for name in cleared:
+        field, empty = CLEARABLE[name]
+        if field in changes:
+            raise click.UsageError(f"--clear {name} and --{name} contradict each other")
+        changes[field] = empty
+    changes = _branding_changes(changes)
+    client = with_runtime(
+        settings_from(config), lambda runtime: _update(runtime, client_id, changes)
+    )
     if as_json:
         print_json(client.to_metadata())
     else:
         print_line(f"updated client {client_id}")
 
 
+def _branding_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """Branding members of ``changes`` as one change of ``Client.branding``, applied to
+    what the client has (``_update``)."""
+    touched = {name: changes.pop(name) for name in BRANDING if name in changes}
+    if touched:
+        changes["branding"] = touched
+    return changes
+
+
 async def _update(runtime: Runtime, client_id: str, changes: dict[str, Any]) -> Client:
-    client = _checked(replace(await _stored(runtime, client_id), **changes))
+    stored = await _stored(runtime, client_id)
+    if "branding" in changes:
+        changes = {**changes, "branding": replace(stored.branding, **changes["branding"])}
+    client = check_client(replace(stored, **changes))
     # The operator's word is the new ceiling for the registrant's own updates.
     client = replace(client, statement_values=operator_ceiling(client))
     await runtime.auth.clients.store.update(client, runtime.clock.now())
@@ -349,7 +415,7 @@ async def _update(runtime: Runtime, client_id: str, changes: dict[str, Any]) -> 
 @handles_errors
 def disable(client_id: str, config: Path | None, as_json: bool) -> None:
     """Disable a client and revoke its refresh tokens."""
-    with_runtime(wiring.load(config), lambda rt: _update(rt, client_id, {"enabled": False}))
+    with_runtime(settings_from(config), lambda rt: _update(rt, client_id, {"enabled": False}))
     if as_json:
         print_json({"ok": True, "client_id": client_id, "enabled": False})
     else:
@@ -372,7 +438,7 @@ def delete(client_id: str, config: Path | None, as_json: bool) -> None:
             AuditEvent("clients.delete", Outcome.SUCCESS, actor=OPERATOR, target=client_id)
         )
 
-    with_runtime(wiring.load(config), action)
+    with_runtime(settings_from(config), action)
     if as_json:
         print_json({"ok": True, "client_id": client_id, "deleted": True})
     else:

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from bastion import wiring
 from bastion.audit import AuditEvent, Outcome
 from bastion.cli.output import (
     config_option,
     handles_errors,
+    iso,
     json_option,
     print_json,
     print_line,
-    print_rows,
+    settings_from,
     with_runtime,
 )
+from bastion.cli.tables import Column, print_rows, wide_option
 from bastion.crypto.keyring import Algorithm, KeyRing, SigningKey
 from bastion.crypto.settings import encode_master_key
 from bastion.runtime import Runtime
@@ -29,20 +29,16 @@ T = TypeVar("T")
 OPERATOR = "operator:cli"
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
 def describe(key: SigningKey, ring: KeyRing, now: float) -> dict[str, Any]:
     published_until = None if key.retired_at is None else key.retired_at + ring.max_token_lifetime
     return {
         "kid": key.kid,
         "alg": key.alg,
         "state": str(ring.state(key, now)),
-        "created_at": _iso(key.created_at),
-        "activates_at": _iso(key.activates_at),
-        "retired_at": _iso(key.retired_at),
-        "published_until": _iso(published_until),
+        "created_at": iso(key.created_at),
+        "activates_at": iso(key.activates_at),
+        "retired_at": iso(key.retired_at),
+        "published_until": iso(published_until),
     }
 
 
@@ -54,34 +50,51 @@ def keys() -> None:
 @keys.command("list")
 @config_option
 @json_option
+@wide_option
 @handles_errors
-def list_keys(config: Path | None, as_json: bool) -> None:
-    """List every key with its state (next, active, retired, expired)."""
-    settings = wiring.load(config)
+def list_keys(config: Path | None, as_json: bool, wide: bool) -> None:
+    """List every key with its state (next, active, retired, expired) and when it signs.
+
+    --wide adds the algorithm, which key signs now, and when each retires and leaves the
+    published key set.
+    """
+    settings = settings_from(config)
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
         ring, now = runtime.keys.ring, runtime.clock.now()
         signing = ring.signing_kid(now)
         return [describe(k, ring, now) | {"signing": k.kid == signing} for k in ring.keys]
 
-    rows = with_runtime(settings, action)
+    rows = with_runtime(settings, action, read_only=True)
     if as_json:
         print_json({"keys": rows})
         return
+    # A key id (43 characters), its state and a time fill 80 columns.
     print_rows(
-        ("kid", "alg", "state", "signing", "activates", "retired", "published until"),
+        (
+            Column("KID"),
+            Column("ALG", wide_only=True),
+            Column("STATE"),
+            Column("SIGNING", wide_only=True),
+            Column("ACTIVATES"),
+            Column("RETIRED", wide_only=True),
+            Column("PUBLISHED UNTIL", wide_only=True),
+        ),
         [
             (
                 row["kid"],
                 row["alg"],
                 row["state"],
-                "yes" if row["signing"] else "",
+                "yes" if row["signing"] else "no",
                 row["activates_at"],
-                row["retired_at"] or "",
-                row["published_until"] or "",
+                row["retired_at"] or "-",
+                row["published_until"] or "-",
             )
             for row in rows
         ],
+        wide=wide,
+        empty="no signing keys yet: `bastion keys rotate` makes the first, and so does "
+        "`bastion serve`",
     )
 
 
@@ -102,7 +115,7 @@ def list_keys(config: Path | None, as_json: bool) -> None:
 @handles_errors
 def rotate(config: Path | None, as_json: bool, alg: Algorithm | None, immediate: bool) -> None:
     """Add a key: published now, signing after keys.publish_ahead; the old key retires then."""
-    settings = wiring.load(config)
+    settings = settings_from(config)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         key = await runtime.keys.rotate(alg, immediate=immediate)
@@ -139,7 +152,7 @@ def rotate(config: Path | None, as_json: bool, alg: Algorithm | None, immediate:
 @handles_errors
 def retire(kid: str, config: Path | None, as_json: bool, unpublish: bool, force: bool) -> None:
     """Stop signing with KID; it stays published until its tokens have expired."""
-    settings = wiring.load(config)
+    settings = settings_from(config)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         await runtime.keys.retire(kid, unpublish=unpublish, force=force)
@@ -171,6 +184,7 @@ def retire(kid: str, config: Path | None, as_json: bool, unpublish: bool, force:
     help="File to create (mode 0600); an existing file is never overwritten.",
 )
 @json_option
+@handles_errors
 def new_master_key(out: Path, as_json: bool) -> None:
     """Write a new random master key to a file, for BASTION_MASTER_KEY_FILE."""
     try:

@@ -2,8 +2,7 @@
 
 Output is printed so that values meant to be copied (links, ids, key ids, paths, URLs)
 survive the copy: lines are written as they are, never wrapped, cropped or ellipsised
-to the terminal's width, and lists fall back from a table to one block per row when a
-table could not show every value whole (``print_line``, ``print_rows``).
+to the terminal's width (``print_line``; tables in ``bastion.cli.tables``).
 
 Exit codes (stable, for scripts):
 
@@ -22,19 +21,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
 import orjson
 from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Column, Table
-from rich.text import Text
 
 from bastion import wiring
 from bastion.config import Settings
+from bastion.config_source import ConfigSource, Origin
 from bastion.errors import (
     BastionError,
     ConfigError,
@@ -46,6 +44,11 @@ from bastion.errors import (
 )
 
 OK, FAILURE, CONFIG, STORE, KEYS, NOT_FOUND = 0, 1, 2, 3, 4, 5
+
+WRONG_DATABASE_HINT = (
+    "if this is not the database you meant, point at the right one: -c FILE or "
+    "BASTION_CONFIG=FILE (its data_dir or database.url), or BASTION_DATABASE_URL=URL"
+)
 
 if TYPE_CHECKING:
     from bastion.runtime import Runtime
@@ -62,7 +65,8 @@ config_option = click.option(
     "config",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Path to bastion.toml (default: $BASTION_CONFIG, else built-in defaults).",
+    help="Path to bastion.toml (default: $BASTION_CONFIG, else ./bastion.toml or the nearest "
+    "in a parent directory, else built-in defaults).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 
@@ -76,30 +80,28 @@ def print_line(text: str, *, err: bool = False) -> None:
     click.echo(text, err=err)
 
 
-def print_rows(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """A table when every value fits in it whole; otherwise one block per row.
+def iso(timestamp: float | None) -> str | None:
+    """A timestamp as ISO 8601 in UTC to the second (``2025-06-01T12:00:00Z``), for tables
+    and JSON alike; None stays None."""
+    if timestamp is None:
+        return None
+    moment = datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+    return moment.removesuffix("+00:00") + "Z"
 
-    A table squeezed into the terminal folds or ellipsises its cells, which breaks the
-    ids and key ids people copy from it, so a list too wide for a table is printed as
-    ``column  value`` lines instead.
+
+def config_from(option: Path | None) -> ConfigSource:
+    """The configuration to use; says on stderr which one when ``--config`` was not given.
+
+    Stderr, so that standard output stays the command's answer for scripts.
     """
-    table = Table(*(Column(name, no_wrap=True) for name in columns))
-    listed = [tuple(row) for row in rows]
-    for row in listed:
-        table.add_row(*(Text(value) for value in row))
-    # Measured without the terminal's limit: the width the table needs with nothing cut.
-    unlimited = out_console.options.update_width(sys.maxsize)
-    if Measurement.get(out_console, unlimited, table).maximum <= out_console.width:
-        out_console.print(table)
-        return
-    width = max(len(name) for name in columns)
-    blocks = (
-        "\n".join(
-            f"{name:<{width}}  {value}".rstrip() for name, value in zip(columns, row, strict=True)
-        )
-        for row in listed
-    )
-    print_line("\n\n".join(blocks))
+    source = wiring.find_config(option)
+    if source.origin is not Origin.OPTION:
+        print_line(source.describe(), err=True)
+    return source
+
+
+def settings_from(option: Path | None) -> Settings:
+    return wiring.load(config_from(option))
 
 
 def exit_code_for(exc: BastionError) -> int:
@@ -116,47 +118,68 @@ def exit_code_for(exc: BastionError) -> int:
     return FAILURE
 
 
-def fail(exc: BastionError, as_json: bool) -> NoReturn:
-    code = exit_code_for(exc)
+def fail(exc: BastionError | click.ClickException, as_json: bool) -> NoReturn:
+    """Print the error (JSON on stdout with ``--json``) and exit with its code."""
+    if isinstance(exc, click.ClickException):
+        code, name, message = FAILURE, "Refused", exc.format_message()
+    else:
+        code, name, message = exit_code_for(exc), type(exc).__name__, str(exc)
     problems = exc.problems if isinstance(exc, ConfigError) else []
+    hint = WRONG_DATABASE_HINT if isinstance(exc, SchemaNotCurrent) else None
     if as_json:
         print_json(
             {
                 "ok": False,
-                "error": type(exc).__name__,
-                "message": str(exc) if not problems else "invalid configuration",
+                "error": name,
+                "message": message if not problems else "invalid configuration",
                 "problems": [
                     {"path": p.path, "line": p.line, "message": p.message} for p in problems
                 ],
             }
+            | ({"hint": hint} if hint else {})
         )
     elif problems:
-        click.echo(f"error: {len(problems)} configuration problem(s):", err=True)
+        print_line(f"error: {len(problems)} configuration problem(s):", err=True)
         for problem in problems:
-            click.echo(f"  {problem}", err=True)
+            print_line(f"  {problem}", err=True)
     else:
-        click.echo(f"error: {exc}", err=True)
+        print_line(f"error: {message}", err=True)
+        if hint:
+            print_line(f"hint: {hint}", err=True)
     raise SystemExit(code)
 
 
 def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn Bastion's errors into a message and the documented exit code."""
+    """Turn Bastion's errors and refusals into a message and the documented exit code.
+
+    A usage error (a missing or contradictory option) stays click's, with the usage line
+    and exit code 2; anything refused after the command line was understood, a weak
+    password say, is a plain error with exit code 1.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except BastionError as exc:
+        except click.UsageError:
+            raise
+        except (BastionError, click.ClickException) as exc:
             fail(exc, bool(kwargs.get("as_json", False)))
 
     return wrapper
 
 
-def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[R]]) -> R:
-    """Run one admin action against an opened runtime (stores, key ring, services)."""
+def with_runtime(
+    settings: Settings, action: Callable[[Runtime], Awaitable[R]], *, read_only: bool = False
+) -> R:
+    """Run one admin action against an opened runtime (stores, key ring, services).
+
+    ``read_only`` for commands that only look: they create no database, master key or
+    audit file, wherever the configuration points.
+    """
 
     async def run() -> R:
-        async with wiring.open_runtime(settings, key_ring="load") as runtime:
+        async with wiring.open_runtime(settings, key_ring="load", read_only=read_only) as runtime:
             return await action(runtime)
 
     return asyncio.run(run())

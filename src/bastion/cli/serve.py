@@ -14,8 +14,9 @@ import click
 import uvicorn
 
 from bastion import logs, wiring
-from bastion.cli.output import config_option, handles_errors, print_line
+from bastion.cli.output import config_from, config_option, handles_errors, print_line
 from bastion.config import Settings
+from bastion.config_source import CONFIG_ENV
 from bastion.web.server_protocol import GuardedHttpTools
 
 # TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all modern.
@@ -44,9 +45,10 @@ def run_server(settings: Settings, config: Path | None) -> None:
     asyncio.run(preflight(settings))
     app: Any = wiring.create_app(settings)
     if server.workers > 1:
-        # Each worker process builds its own app from the same file and environment.
+        # Each worker process builds its own app from the same file and environment; it
+        # is named, so that a worker does not look for one (and perhaps find another).
         if config is not None:
-            os.environ[wiring.CONFIG_ENV] = str(config.resolve())
+            os.environ[CONFIG_ENV] = str(config.resolve())
         app = "bastion.wiring:create_app"
     scheme = "https" if settings.serves_tls else "http"
     print_line(
@@ -121,12 +123,13 @@ def serve(
 ) -> None:
     """Serve Bastion. Refuses to start on an invalid config, an unmigrated schema or a
     master key that does not open the key ring."""
+    source = config_from(config)
     settings = override_server(
-        wiring.load(config),
+        wiring.load(source),
         host=host,
         port=port,
         workers=workers,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
-    run_server(settings, config)
+    run_server(settings, source.path)

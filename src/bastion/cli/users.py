@@ -8,20 +8,21 @@ from typing import Any
 
 import click
 
-from bastion import wiring
 from bastion.accounts.levels import Policy
 from bastion.accounts.records import User
 from bastion.authserver.accounts import Accounts, describe
 from bastion.cli.output import (
     config_option,
     handles_errors,
+    iso,
     json_option,
     print_json,
     print_line,
-    print_rows,
+    settings_from,
     with_runtime,
 )
-from bastion.errors import AccountRuleError, NotFound, WeakPassword
+from bastion.cli.tables import Column, print_fields, print_rows, wide_option
+from bastion.errors import NotFound, WeakPassword
 from bastion.runtime import Runtime
 
 OPERATOR = "operator:cli"
@@ -32,6 +33,24 @@ async def _user(runtime: Runtime, username: str) -> User:
     if user is None:
         raise NotFound(f"no user {username!r}")
     return user
+
+
+def view(user: User) -> dict[str, Any]:
+    """A user for the CLI: ``describe`` with ISO 8601 times; no revocation yet is None."""
+    return describe(user) | {
+        "created_at": iso(user.created_at),
+        "tokens_valid_after": iso(user.tokens_valid_after or None),
+    }
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return _yes(value)
+    return "none" if value is None else str(value)
 
 
 def _done(as_json: bool, data: dict[str, Any], message: str) -> None:
@@ -64,26 +83,41 @@ def create(username: str, password_stdin: bool, config: Path | None, as_json: bo
     async def action(runtime: Runtime) -> User:
         try:
             return await Accounts(runtime.auth, OPERATOR).create(username, password)
-        except (WeakPassword, AccountRuleError) as exc:
-            raise click.UsageError(f"password refused: {exc}") from exc
+        except WeakPassword as exc:
+            # A refusal, not a misuse of the command: exit 1, without the usage text.
+            raise click.ClickException(f"password refused: {exc}") from exc
 
-    user = with_runtime(wiring.load(config), action)
-    _done(as_json, describe(user), f"created user {username} ({user.user_id})")
+    user = with_runtime(settings_from(config), action)
+    _done(as_json, view(user), f"created user {username} ({user.user_id})")
 
 
 @users.command("list")
 @config_option
 @json_option
+@wide_option
 @handles_errors
-def list_users(config: Path | None, as_json: bool) -> None:
-    """List users."""
-    found = with_runtime(wiring.load(config), lambda runtime: runtime.auth.users.list())
+def list_users(config: Path | None, as_json: bool, wide: bool) -> None:
+    """List users (--wide: with their policy and creation time)."""
+    found = with_runtime(
+        settings_from(config), lambda runtime: runtime.auth.users.list(), read_only=True
+    )
     if as_json:
-        print_json({"users": [describe(u) for u in found]})
+        print_json({"users": [view(u) for u in found]})
         return
     print_rows(
-        ("username", "user_id", "enabled"),
-        [(u.username, u.user_id, "yes" if u.enabled else "no") for u in found],
+        (
+            Column("USERNAME"),
+            Column("USER ID"),
+            Column("ENABLED"),
+            Column("POLICY", wide_only=True),
+            Column("CREATED", wide_only=True),
+        ),
+        [
+            (u.username, u.user_id, _yes(u.enabled), u.auth_policy, iso(u.created_at) or "")
+            for u in found
+        ],
+        wide=wide,
+        empty="no users",
     )
 
 
@@ -98,17 +132,25 @@ def show(username: str, config: Path | None, as_json: bool) -> None:
     async def action(runtime: Runtime) -> dict[str, Any]:
         user = await _user(runtime, username)
         consents = await runtime.auth.consents.of_subject(user.user_id)
-        return describe(user) | {"consents": {k: sorted(v) for k, v in consents.items()}}
+        return view(user) | {"consents": {k: sorted(v) for k, v in sorted(consents.items())}}
 
-    data = with_runtime(wiring.load(config), action)
-    _done(as_json, data, "\n".join(f"{k:<20} {v}" for k, v in data.items()))
+    data = with_runtime(settings_from(config), action, read_only=True)
+    if as_json:
+        print_json(data)
+        return
+    fields = [(name, _text(value)) for name, value in data.items() if name != "consents"]
+    consents = [(client, " ".join(scopes)) for client, scopes in data["consents"].items()]
+    fields += [("consent", f"{client}: {scopes}") for client, scopes in consents] or [
+        ("consents", "none")
+    ]
+    print_fields(fields)
 
 
 def _set_enabled(username: str, enabled: bool, config: Path | None, as_json: bool) -> None:
     async def action(runtime: Runtime) -> None:
         await Accounts(runtime.auth, OPERATOR).set_enabled(await _user(runtime, username), enabled)
 
-    with_runtime(wiring.load(config), action)
+    with_runtime(settings_from(config), action)
     state = "enabled" if enabled else "disabled"
     _done(
         as_json, {"ok": True, "username": username, "enabled": enabled}, f"{state} user {username}"
@@ -146,7 +188,7 @@ def revoke_sessions(username: str, config: Path | None, as_json: bool) -> None:
     async def action(runtime: Runtime) -> dict[str, int]:
         return await Accounts(runtime.auth, OPERATOR).revoke_all(await _user(runtime, username))
 
-    counts = with_runtime(wiring.load(config), action)
+    counts = with_runtime(settings_from(config), action)
     _done(
         as_json,
         {"ok": True, "username": username, **counts},
@@ -174,7 +216,7 @@ def revoke_consent(
         await runtime.auth.access.revoke_families("consent_revoked", OPERATOR, **selector)
         return removed
 
-    removed = with_runtime(wiring.load(config), action)
+    removed = with_runtime(settings_from(config), action)
     _done(
         as_json,
         {"ok": True, "username": username, "revoked": removed},
@@ -193,7 +235,7 @@ def delete(username: str, config: Path | None, as_json: bool) -> None:
     async def action(runtime: Runtime) -> None:
         await Accounts(runtime.auth, OPERATOR).delete(await _user(runtime, username))
 
-    with_runtime(wiring.load(config), action)
+    with_runtime(settings_from(config), action)
     _done(as_json, {"ok": True, "username": username, "deleted": True}, f"deleted user {username}")
 
 
@@ -207,14 +249,12 @@ def set_policy(username: str, policy: str, config: Path | None, as_json: bool) -
     """Require a sign-in level for this user: password, mfa or passkey."""
 
     async def action(runtime: Runtime) -> None:
-        try:
-            await Accounts(runtime.auth, OPERATOR).set_policy(
-                await _user(runtime, username), Policy(policy)
-            )
-        except AccountRuleError as exc:
-            raise click.UsageError(str(exc)) from exc
+        # A policy the user cannot meet yet is refused (AccountRuleError, exit 1).
+        await Accounts(runtime.auth, OPERATOR).set_policy(
+            await _user(runtime, username), Policy(policy)
+        )
 
-    with_runtime(wiring.load(config), action)
+    with_runtime(settings_from(config), action)
     _done(
         as_json,
         {"ok": True, "username": username, "auth_policy": policy},
@@ -244,5 +284,5 @@ def recovery_link(username: str, reset_mfa: bool, config: Path | None, as_json: 
             await _user(runtime, username), reset_mfa=reset_mfa
         )
 
-    link = with_runtime(wiring.load(config), action)
+    link = with_runtime(settings_from(config), action)
     _done(as_json, {"ok": True, "username": username, "link": link, "reset_mfa": reset_mfa}, link)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -81,6 +82,25 @@ class Branding:
         return cls(**{name: values.get(name) for name in BRANDING})
 
 
+MIN_ACCENT_CONTRAST = 3.0
+
+
+def luminance(hex_color: str) -> float:
+    """Relative luminance (WCAG 2.2, "relative luminance") of ``#rrggbb``."""
+    channels = []
+    for i in (1, 3, 5):
+        c = int(hex_color[i : i + 2], 16) / 255
+        channels.append(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+    red, green, blue = channels
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2.2 contrast ratio of two ``#rrggbb`` colours, from 1 to 21."""
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
 def https_origin(url: str) -> str | None:
     """``https://host[:port]`` of an https URL whose host is a plain DNS name or IPv4
     address, else None. Safe to put in a CSP source list (no spaces, quotes or ';')."""
@@ -90,9 +110,16 @@ def https_origin(url: str) -> str | None:
     except ValueError:
         return None
     host = parsed.hostname or ""
-    if parsed.scheme != "https" or not _HOST.fullmatch(host):
+    if parsed.scheme != "https" or not _HOST.fullmatch(host) or not _public_name(host):
         return None
     return f"https://{host}" + (f":{port}" if port is not None else "")
+
+
+def _public_name(host: str) -> bool:
+    """A DNS name with a dot whose last label is not numeric: not localhost, a single
+    label or an IP address in any spelling (``2130706433``, ``0x7f.1``)."""
+    labels = host.rstrip(".").split(".")
+    return len(labels) > 1 and not labels[-1].isdigit() and not labels[-1].startswith("0x")
 
 
 def check_branding(branding: Branding) -> None:
@@ -112,8 +139,15 @@ def check_branding(branding: Branding) -> None:
             or any(c.isspace() or ord(c) < 0x20 for c in value)
         ):
             raise ClientMetadataError(name, "use an https URL without credentials or fragment")
-    if branding.accent_color is not None and not _COLOR.fullmatch(branding.accent_color):
-        raise ClientMetadataError("accent_color", "use a colour like #1f5fbf")
+    if branding.accent_color is not None:
+        if not _COLOR.fullmatch(branding.accent_color):
+            raise ClientMetadataError("accent_color", "use a colour like #1f5fbf")
+        # WCAG 2.2 §1.4.11: a button must stand out from the white card it sits on, so an
+        # app cannot make "Allow" and "Deny" look alike.
+        if contrast(branding.accent_color, "#ffffff") < MIN_ACCENT_CONTRAST:
+            raise ClientMetadataError(
+                "accent_color", "too light: it needs a contrast of 3:1 against white"
+            )
 
 
 @dataclass(frozen=True)
@@ -223,6 +257,9 @@ def check_client(client: Client) -> Client:
                 "redirect_uris", f"{exc}", error="invalid_redirect_uri"
             ) from None
     check_branding(client.branding)
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in client.name):
+        # Bidi overrides would reverse the text around the name on Bastion's pages.
+        raise ClientMetadataError("client_name", "control and format characters are refused")
     for scope in client.scopes:
         if not _SCOPE.fullmatch(scope):
             raise ClientMetadataError("scope", "scopes are printable ASCII without spaces")

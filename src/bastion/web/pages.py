@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -36,6 +37,8 @@ class Brand:
     stylesheet: str | None = None
     # The app's home page (RFC 7591 client_uri): the way back offered on error pages.
     home: str | None = None
+    # False for a self-registered app whose name no operator signed (RFC 7591 §5).
+    verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ def _environment(language: str) -> Environment:
         autoescape=select_autoescape(default=True, default_for_string=True),
         extensions=["jinja2.ext.i18n"],
     )
+    # An app's name inside Bastion's sentences is isolated (HTML's <bdi>), so its
+    # direction cannot spill into the words around it.
+    env.filters["bdi"] = lambda value: Markup("<bdi>%s</bdi>") % value
     # New-style gettext: placeholders are filled and escaped by Jinja, not by the caller.
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     return env

@@ -72,6 +72,8 @@ def brand_of(client: Client | None) -> Brand | None:
         tos_uri=branding.tos_uri,
         stylesheet=accent_url(branding.accent_color) if branding.accent_color else None,
         home=branding.client_uri,
+        verified=client.source != "registration"
+        or "client_name" in (client.statement_values or {}),
     )
 
 

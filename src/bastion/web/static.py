@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bastion.oauth.clients import contrast
+
 STYLESHEET = "bastion.css"
 _TYPES = {
     "passkeys.js": "text/javascript; charset=utf-8",
@@ -43,22 +45,10 @@ def stylesheet_url() -> str:
     return f"/static/{stem}.{fingerprint(_body(STYLESHEET))}.{suffix}"
 
 
-def _luminance(hex_color: str) -> float:
-    """Relative luminance (WCAG 2.2, "relative luminance") of ``#rrggbb``."""
-    channels = []
-    for i in (1, 3, 5):
-        c = int(hex_color[i : i + 2], 16) / 255
-        channels.append(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
-    red, green, blue = channels
-    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
-
-
 def text_on(hex_color: str) -> str:
     """Black or white, whichever contrasts more with the colour: at least 4.58:1 for any
     colour, so a button's label always meets WCAG 2.2 AA (1.4.3)."""
-    luminance = _luminance(hex_color)
-    on_black = (luminance + 0.05) / 0.05
-    on_white = 1.05 / (luminance + 0.05)
+    on_black, on_white = contrast(hex_color, "#000000"), contrast(hex_color, "#ffffff")
     return "#000000" if on_black >= on_white else "#ffffff"
 
 
@@ -73,7 +63,12 @@ async def accent_sheet(request: Request) -> Response:
     if not _HEX.fullmatch(value):
         raise HTTPException(404)
     color = f"#{value}"
-    body = f":root{{--accent:{color};--accent-text:{text_on(color)}}}\n".encode()
+    # The light scheme only: the dark one keeps Bastion's colours, whose contrast against
+    # its dark cards is known (an accent checked against white may vanish on them).
+    body = (
+        "@media (prefers-color-scheme: light){"
+        f":root{{--accent:{color};--accent-text:{text_on(color)}}}}}\n"
+    ).encode()
     return Response(body, media_type=_TYPES[STYLESHEET], headers={"cache-control": IMMUTABLE})
 
 

@@ -19,6 +19,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -49,17 +50,33 @@ def _reason(exc: BaseException) -> str:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) -> None:
+    """An SQLite file or a PostgreSQL database.
+
+    ``create=False`` opens an SQLite database only if its file exists: a missing file
+    reads as a database without a schema, and nothing is created on disk, so that a
+    command pointed at the wrong place leaves no stray database behind. Only migrating
+    needs ``create=True``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        connect_timeout: float = 5.0,
+        create: bool = True,
+    ) -> None:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         self._timeout = connect_timeout
+        self._file = database_path(url) if self.dialect == "sqlite" else None
+        self._create = create
         # A server may restart under us, so PostgreSQL connections are checked before use;
         # an SQLite file cannot go away that way, and the check would double its statements.
         kwargs: dict[str, Any] = {"pool_pre_ping": self.dialect != "sqlite"}
         if self.dialect == "sqlite":
-            path = database_path(url)
-            if path is not None:
-                create_private_database(path)
+            if self._file is not None and create:
+                create_private_database(self._file)
             kwargs["connect_args"] = {"timeout": connect_timeout}
         else:
             kwargs |= {
@@ -77,6 +94,18 @@ class Database:
         """The URL for messages: no password, in the userinfo or in the query string."""
         return redact_text(make_url(self.url).render_as_string(hide_password=True))
 
+    @property
+    def name(self) -> str:
+        """The database for people: an SQLite file's path, else the URL without secrets."""
+        if self._file is not None:
+            return f"SQLite database {self._file}"
+        return f"database {self.safe_url}"
+
+    @property
+    def missing(self) -> bool:
+        """An SQLite file that does not exist and that this handle may not create."""
+        return self._file is not None and not self._create and not self._file.exists()
+
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction, committed on success.
@@ -85,6 +114,8 @@ class Database:
         unknown database, wrong credentials, server starting up or out of slots), so it
         is ``StoreUnavailable``; once connected, only disconnects are.
         """
+        if self.missing:
+            raise StoreUnavailable("database", f"{self.name} does not exist")
         connected = False
         try:
             async with self.engine.begin() as conn:
@@ -103,6 +134,8 @@ class Database:
             raise StoreUnavailable("database", "no answer in time") from exc
 
     async def current_revision(self) -> str | None:
+        if self.missing:
+            return None
         async with self.connect() as conn:
             return await conn.run_sync(
                 lambda sync: MigrationContext.configure(sync).get_current_revision()
@@ -114,13 +147,35 @@ class Database:
         return head
 
     async def require_current_schema(self) -> None:
-        current, head = await self.current_revision(), self.head_revision()
-        if current != head:
-            state = "empty (never migrated)" if current is None else f"at revision {current}"
-            raise SchemaNotCurrent(
-                f"the database schema is {state}, this Bastion needs revision {head}: "
-                "run `bastion db upgrade`"
+        problem = self.schema_problem(await self.current_revision())
+        if problem is not None:
+            raise SchemaNotCurrent(problem)
+
+    def schema_problem(self, current: str | None) -> str | None:
+        """Why a schema at ``current`` will not do, naming the database; None if it will."""
+        head = self.head_revision()
+        if current == head:
+            return None
+        if self.missing:
+            state = f"{self.name} does not exist (nothing was created)"
+        elif current is None:
+            state = f"{self.name} has no schema (never migrated)"
+        elif not self._knows(current):
+            return (
+                f"{self.name} is at revision {current}, which this Bastion does not know "
+                f"(it needs revision {head}): a newer Bastion migrated it; run that version"
             )
+        else:
+            pending = len(self.pending_revisions(current))
+            state = f"{self.name} is at revision {current}, {pending} migration(s) behind"
+        return f"{state}; this Bastion needs revision {head}: run `bastion db upgrade`"
+
+    def _knows(self, revision: str) -> bool:
+        try:
+            ScriptDirectory.from_config(_alembic_config()).get_revision(revision)
+        except CommandError:
+            return False
+        return True
 
     def pending_revisions(self, current: str | None) -> list[str]:
         scripts = ScriptDirectory.from_config(_alembic_config())
