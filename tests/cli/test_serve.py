@@ -262,6 +262,18 @@ def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
     assert password_file.read_text().strip() not in output
 
 
+def test_demo_names_a_port_in_use_before_starting_anything(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        app_port = taken.getsockname()[1]
+        args = ["demo", "--dir", str(tmp_path / "demo"), "--app-port", str(app_port)]
+        result = bastion([*args, "--port", str(free_port())], {"BASTION_CONFIG": ""})
+    assert result.returncode == 1
+    assert f"the demo app cannot listen on 127.0.0.1:{app_port}" in result.stderr
+    assert "--app-port" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "demo" / "bastion.db").exists(), "nothing started"
+
+
 def test_server_logs_carry_no_tokens(tmp_path: Path, env: dict[str, str]) -> None:
     """RFC 6750 §5.3 warns that tokens in URLs end up in logs; ours must not keep them."""
     secret = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJldmUifQ.c2lnbmF0dXJl"

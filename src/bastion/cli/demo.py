@@ -100,11 +100,10 @@ def demo(directory: Path, port: int, upstream_port: int | None, app_port: int) -
     config.write_text(demo_config(port, upstream_port), encoding="utf-8")
     settings = override_server(wiring.load(config, environ={}), port=port)
     try:
-        sockets = launch.sockets_for(settings, app_port)
+        sockets = launch.sockets_for(settings, app_port, upstream_port)
     except OSError as exc:
         raise click.ClickException(
-            f"cannot listen on port {port} or {app_port} ({exc.strerror}): "
-            "choose others with --port and --app-port"
+            f"{exc.strerror}: choose other ports with --port, --app-port or --upstream-port"
         ) from exc
     with sockets[0], sockets[1], notes_service(upstream_port):
         asyncio.run(wiring.migrate(settings))

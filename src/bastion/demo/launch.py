@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -128,11 +129,30 @@ async def run(
         await servers.wait()
 
 
-def sockets_for(settings: Settings, app_port: int) -> tuple[socket.socket, socket.socket]:
-    """Bastion's socket and the app's, or ``OSError`` naming the port that is taken."""
-    bastion = listen(settings.server.host, settings.server.port)
+def sockets_for(
+    settings: Settings, app_port: int, upstream_port: int
+) -> tuple[socket.socket, socket.socket]:
+    """Bastion's socket and the app's, listening. The notes service binds its port
+    itself, so that one is only tried. ``OSError`` names the first port that is taken
+    (its ``strerror`` is a sentence)."""
+    wanted = (
+        ("Bastion", settings.server.host, settings.server.port),
+        ("the demo app", LOOPBACK, app_port),
+        ("the notes service", LOOPBACK, upstream_port),
+    )
+    opened: list[socket.socket] = []
     try:
-        return bastion, listen(LOOPBACK, app_port)
+        for what, host, port in wanted:
+            try:
+                opened.append(listen(host, port))
+            except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise OSError(
+                    exc.errno, f"{what} cannot listen on {host}:{port} ({reason})"
+                ) from exc
     except OSError:
-        bastion.close()
+        for sock in opened:
+            sock.close()
         raise
+    opened.pop().close()
+    return opened[0], opened[1]
