@@ -47,6 +47,7 @@ at the boundary where they occur and chained with ``from``::
     │   ├── CircuitOpen             the upstream's circuit breaker is open (503)
     │   └── UpstreamFailure         an upstream that failed or answered 5xx (502)
     │       └── GatewayTimeout      an upstream that did not answer in time (504)
+    ├── CallbackRefused             an authorization answer the demo app did not ask for
     └── OAuthError                  an OAuth error code (RFC 6749 §4.1.2.1, §5.2) for the wire
         └── UnsafeRedirect          shown on Bastion's page, never sent to a redirect URI
 
@@ -348,6 +349,12 @@ class GatewayTimeout(UpstreamFailure):
     status = 504
     title = "Gateway Timeout"
     type = "urn:bastion:problem:upstream-timeout"
+
+
+class CallbackRefused(BastionError):
+    """An answer at the demo app's redirect URI that is not the answer to its own
+    request: another ``state`` (RFC 6749 §10.12), another ``iss`` (RFC 9207), or an
+    error; the message says which, for the page."""
 
 
 class OAuthError(BastionError):

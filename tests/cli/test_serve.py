@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -173,7 +174,7 @@ def test_serve_refuses_to_start_without_its_stores(
 
 
 def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
-    port, upstream_port = free_port(), free_port()
+    port, upstream_port, app_port = free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [
@@ -185,6 +186,8 @@ def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
             str(port),
             "--upstream-port",
             str(upstream_port),
+            "--app-port",
+            str(app_port),
         ],
         env={**os.environ, "BASTION_CONFIG": "", "BASTION_MASTER_KEY": ""},
         stdout=subprocess.PIPE,
@@ -229,16 +232,46 @@ def test_demo_serves_the_embedded_default(tmp_path: Path) -> None:
                 time.sleep(0.2)
         else:
             raise AssertionError("the demo upstream did not start")
+        # The demo app starts the authorization request itself, for its loopback URI.
+        for _ in range(50):
+            try:
+                sign_in = httpx.get(f"http://127.0.0.1:{app_port}/signin")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the demo app did not start")
+        assert sign_in.status_code == 303
+        target = urlsplit(sign_in.headers["location"])
+        request = parse_qs(target.query)
+        assert f"{target.scheme}://{target.netloc}" == f"http://localhost:{port}"
+        assert request["redirect_uri"] == [f"http://127.0.0.1:{app_port}/callback"]
+        assert request["code_challenge_method"] == ["S256"]
+        assert "httponly" in sign_in.headers["set-cookie"].lower()
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=15)
     assert f"http://localhost:{port}/healthz" in output
     assert f"http://localhost:{port}/account" in output
+    assert f"http://127.0.0.1:{app_port}/" in output
+    assert f"127.0.0.1:{port}" not in output, "Bastion is named by the issuer's host"
     assert "DEVELOPMENT MASTER KEY" in output
     assert (tmp_path / "demo" / "bastion.db").exists()
     password_file = tmp_path / "demo" / "demo-user-password.txt"
     assert password_file.stat().st_mode & 0o077 == 0
     assert password_file.read_text().strip() not in output
+
+
+def test_demo_names_a_port_in_use_before_starting_anything(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        app_port = taken.getsockname()[1]
+        args = ["demo", "--dir", str(tmp_path / "demo"), "--app-port", str(app_port)]
+        result = bastion([*args, "--port", str(free_port())], {"BASTION_CONFIG": ""})
+    assert result.returncode == 1
+    assert f"the demo app cannot listen on 127.0.0.1:{app_port}" in result.stderr
+    assert "--app-port" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "demo" / "bastion.db").exists(), "nothing started"
 
 
 def test_server_logs_carry_no_tokens(tmp_path: Path, env: dict[str, str]) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography import x509
@@ -63,12 +64,17 @@ def serving(
                 time.sleep(0.1)
         yield process
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        interrupt(process)
+
+
+def interrupt(process: subprocess.Popen[Any]) -> None:
+    """Ctrl-C, as a person stops a server; killed if it has not stopped 15 s later."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:

@@ -57,23 +57,33 @@ def run_server(settings: Settings, config: Path | None) -> None:
     uvicorn.run(
         app,
         factory=server.workers > 1,
-        host=server.host,
-        port=server.port,
         workers=server.workers,
-        ssl_certfile=str(server.tls_cert) if server.tls_cert else None,
-        ssl_keyfile=str(server.tls_key) if server.tls_key else None,
-        ssl_context_factory=hardened_ssl_context if server.tls_cert else None,
-        server_header=False,
-        proxy_headers=bool(server.trusted_proxies),
-        forwarded_allow_ips=[str(n) for n in server.trusted_proxies] or None,
-        lifespan="on",
-        timeout_keep_alive=5,
-        # Slow headers and the request cap, with the limits the app publishes at start.
-        http=GuardedHttpTools,
-        access_log=server.access_log,
-        log_level="info",
-        log_config=logs.uvicorn_log_config(),
+        **uvicorn_options(settings),
     )
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How Bastion is served, as keywords for ``uvicorn.run`` or ``uvicorn.Config``: the
+    hardened TLS context, no ``Server`` header, the guarded connection protocol and logs
+    that redact."""
+    server = settings.server
+    return {
+        "host": server.host,
+        "port": server.port,
+        "ssl_certfile": str(server.tls_cert) if server.tls_cert else None,
+        "ssl_keyfile": str(server.tls_key) if server.tls_key else None,
+        "ssl_context_factory": hardened_ssl_context if server.tls_cert else None,
+        "server_header": False,
+        "proxy_headers": bool(server.trusted_proxies),
+        "forwarded_allow_ips": [str(n) for n in server.trusted_proxies] or None,
+        "lifespan": "on",
+        "timeout_keep_alive": 5,
+        # Slow headers and the request cap, with the limits the app publishes at start.
+        "http": GuardedHttpTools,
+        "access_log": server.access_log,
+        "log_level": "info",
+        "log_config": logs.uvicorn_log_config(),
+    }
 
 
 def override_server(settings: Settings, **changes: Any) -> Settings:
