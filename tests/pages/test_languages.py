@@ -60,8 +60,8 @@ def test_dates_are_readable_and_machine_valid() -> None:
     now = 1_796_490_543.0  # 2026-12-05 17:09:03 UTC
     english, german = Dates("en", now), Dates("de", now)
     assert english.iso(now) == "2026-12-05T17:09:03+00:00"
-    assert english.date(now) == "December 5, 2026"
-    assert german.date(now) == "5. Dezember 2026"
+    assert english.datetime(now) == "Dec 5, 2026, 5:09:03\u202fPM UTC"
+    assert german.datetime(now) == "05.12.2026, 17:09:03 UTC"
     assert english.relative(now - 3 * 3600) == "3 hours ago"
     assert german.relative(now - 3 * 3600) == "vor 3 Stunden"
     assert english.relative(now + 2 * 86400) == "in 2 days"

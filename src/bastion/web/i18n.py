@@ -22,7 +22,7 @@ from functools import cache
 from importlib.resources import files
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime, format_timedelta
+from babel.dates import format_datetime, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -138,9 +138,6 @@ class Dates:
     def iso(timestamp: float) -> str:
         """A valid ``<time datetime>`` value (HTML's global date and time string)."""
         return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-    def date(self, timestamp: float) -> str:
-        return format_date(datetime.fromtimestamp(timestamp, UTC), "long", locale=self.locale)
 
     def datetime(self, timestamp: float) -> str:
         moment = datetime.fromtimestamp(timestamp, UTC)

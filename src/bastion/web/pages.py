@@ -15,13 +15,12 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
-from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from bastion.accounts.user_agents import label
 from bastion.oauth.clients import https_origin
 from bastion.texts import Text
-from bastion.web.i18n import SOURCE_LOCALE, Dates, negotiate, translations
+from bastion.web.i18n import SOURCE_LOCALE, Dates, translations
 from bastion.web.middleware import page_policy
 from bastion.web.static import stylesheet_url
 
@@ -50,18 +49,6 @@ class View:
     brand: Brand | None = None
 
 
-def view_for(
-    request: Request,
-    *,
-    default_locale: str = SOURCE_LOCALE,
-    ui_locales: str | None = None,
-    brand: Brand | None = None,
-    now: float | None = None,
-) -> View:
-    language = negotiate(ui_locales, request.headers.get("accept-language"), default_locale)
-    return View(language, time.time() if now is None else now, brand)
-
-
 @cache
 def _environment(language: str) -> Environment:
     env = Environment(
@@ -77,6 +64,7 @@ def _environment(language: str) -> Environment:
     return env
 
 
+@cache
 def session_label(language: str) -> Any:
     gettext = translations(language).gettext
 
@@ -91,6 +79,7 @@ def session_label(language: str) -> Any:
     return describe
 
 
+@cache
 def translator(language: str) -> Any:
     """``t(message)`` for templates: a ``Text`` or plain message from the code, in the
     page's language (a message without a catalogue entry stays as it is)."""
