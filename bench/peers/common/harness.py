@@ -50,8 +50,21 @@ def bastion_versions(bastion_bin: str, repo: Path) -> list[str]:
     ]
     python = bastion_python(bastion_bin)
     if python:
-        packages = ["uvicorn", "uvloop", "httptools", "starlette", "joserfc", "cryptography",
-                    "aiohttp", "orjson", "pydantic", "SQLAlchemy", "aiosqlite", "asyncpg", "redis"]
+        packages = [
+            "uvicorn",
+            "uvloop",
+            "httptools",
+            "starlette",
+            "joserfc",
+            "cryptography",
+            "aiohttp",
+            "orjson",
+            "pydantic",
+            "SQLAlchemy",
+            "aiosqlite",
+            "asyncpg",
+            "redis",
+        ]
         code = (
             "import sys; from importlib.metadata import version as v\n"
             "print('python', sys.version.split()[0])\n"
@@ -60,7 +73,8 @@ def bastion_versions(bastion_bin: str, repo: Path) -> list[str]:
             "    except Exception: pass\n"
         )
         lines.append(
-            subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
-            .stdout.strip()
+            subprocess.run(
+                [python, "-c", code], capture_output=True, text=True, check=False
+            ).stdout.strip()
         )
     return lines

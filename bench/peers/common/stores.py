@@ -80,10 +80,9 @@ def store_pids(dbname: str | None) -> list[int]:
             continue
         pid = int(entry)
         cmd = _cmdline(pid)
-        if cmd.startswith("redis-server"):
-            out.append(pid)
-        elif cmd.startswith("postgres:") and (
-            (dbname and f" {dbname} " in f" {cmd} ") or any(a in cmd for a in PG_AUXILIARY)
+        if cmd.startswith("redis-server") or (
+            cmd.startswith("postgres:")
+            and ((dbname and f" {dbname} " in f" {cmd} ") or any(a in cmd for a in PG_AUXILIARY))
         ):
             out.append(pid)
     return out
@@ -105,7 +104,11 @@ def versions(pg_url: str, redis_url: str) -> str:
             s.sendall(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
             data = s.recv(65536).decode(errors="replace")
         redis = next(
-            (ln.split(":", 1)[1].strip() for ln in data.splitlines() if ln.startswith("redis_version:")),
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in data.splitlines()
+                if ln.startswith("redis_version:")
+            ),
             "?",
         )
     except OSError as exc:
