@@ -1,4 +1,4 @@
-.PHONY: demo test install lint fmt bench clean messages
+.PHONY: demo test install lint fmt bench bench-peers clean messages
 demo:
 	./bootstrap.sh demo
 test:
@@ -16,6 +16,12 @@ bench: install
 	.venv/bin/python -m bench.token_endpoint
 	.venv/bin/python -m bench.guards
 	.venv/bin/python -m bench.gateway
+# Bastion against nginx, HAProxy, Python gateways, node-oidc-provider and Authlib, in one
+# run each (bench/peers/README.md; knobs such as RUNS, CASES, PEERS, BASTION_WORKERS and
+# BASTION_STORE pass through the environment).
+bench-peers: install
+	bash bench/peers/gateway/run.sh
+	bash bench/peers/oauth/run.sh
 messages: install
 	.venv/bin/pybabel extract -F babel.cfg -k Text -k _ -k ngettext:1,2 --no-location \
 	  --sort-output --omit-header -o src/bastion/web/locales/messages.pot .
