@@ -53,6 +53,12 @@ client_id = "rs"
 type = "confidential"
 grant_types = ["client_credentials"]
 secret_sha256 = "{hash_secret(SECRET)}"
+introspection = true
+resources = ["{ISSUER}"]
+scopes = ["orders:read"]
+# Per-address request limits are Bastion's, not the endpoint's cost: off here.
+[guards.endpoints]
+token = []
 """
 
 
@@ -163,15 +169,30 @@ async def run(label: str, database_url: str) -> None:
 
         refreshed = await rate(rotate, CONCURRENCY)
         token = (await exchange(len(codes) - 1 - CONCURRENCY))["access_token"]
-        introspected = await rate(
-            lambda _i: client.post("/introspect", data={"token": token}, auth=("rs", SECRET)),
-            CONCURRENCY,
-        )
+
+        async def introspect(_i: int) -> None:
+            response = await client.post("/introspect", data={"token": token}, auth=("rs", SECRET))
+            if response.status_code != 200 or response.json().get("active") is not True:
+                raise RuntimeError(response.text)
+
+        introspected = await rate(introspect, CONCURRENCY)
+
+        async def client_credentials(_i: int) -> None:
+            response = await client.post(
+                "/token",
+                data={"grant_type": "client_credentials", "scope": "orders:read"},
+                auth=("rs", SECRET),
+            )
+            if response.status_code != 200:
+                raise RuntimeError(response.text)
+
+        credentials = await rate(client_credentials, CONCURRENCY)
     for name, value in (
         ("GET /healthz (baseline)", baseline),
         ("code exchange", exchanged),
         ("refresh with rotation", refreshed),
         ("introspection", introspected),
+        ("client credentials", credentials),
     ):
         print(f"{label:<11} {name:<26} {value:>9,.0f}/s {value / baseline:>8.3f}")
 

@@ -65,6 +65,35 @@ class AccessTokens:
     def default_audience(self) -> tuple[str, ...]:
         return (self.settings.oauth.default_audience or self.settings.issuer,)
 
+    def claims(
+        self,
+        *,
+        client_id: str,
+        who: Authentication,
+        scope: Sequence[str],
+        audience: Sequence[str],
+        lifetime: float | None = None,
+        act: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The claims of a new access token (its ``jti`` fresh): not yet indexed."""
+        return access_token_claims(
+            issuer=self.issuer,
+            subject=who.subject,
+            client_id=client_id,
+            scope=scope,
+            audience=audience or self.default_audience(),
+            now=self.clock.now(),
+            lifetime=self.settings.oauth.access_token_lifetime if lifetime is None else lifetime,
+            auth_time=who.auth_time,
+            acr=who.acr,
+            amr=who.amr,
+            act=act,
+        )
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """The signed token; only once its entry in the index is committed."""
+        return self.keys.sign_jwt(claims, typ=ACCESS_TOKEN_TYP)
+
     async def mint(
         self,
         *,
@@ -77,18 +106,12 @@ class AccessTokens:
         code_hash: str | None = None,
         act: dict[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        now = self.clock.now()
-        claims = access_token_claims(
-            issuer=self.issuer,
-            subject=who.subject,
+        claims = self.claims(
             client_id=client_id,
+            who=who,
             scope=scope,
-            audience=audience or self.default_audience(),
-            now=now,
-            lifetime=self.settings.oauth.access_token_lifetime if lifetime is None else lifetime,
-            auth_time=who.auth_time,
-            acr=who.acr,
-            amr=who.amr,
+            audience=audience,
+            lifetime=lifetime,
             act=act,
         )
         # Indexed before it is handed out, so any revocation that follows can find it.
@@ -100,7 +123,7 @@ class AccessTokens:
             family_id=family_id,
             code_hash=code_hash,
         )
-        return self.keys.sign_jwt(claims, typ=ACCESS_TOKEN_TYP), claims
+        return self.sign(claims), claims
 
     async def verify(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
         """Signature, type, claims, denylist and user revocation; one opaque failure."""
