@@ -129,7 +129,7 @@ class AccessTokens:
         """Signature, type, claims, denylist and user revocation; one opaque failure."""
         await self.keys.refresh_if_stale()
         claims = verify_access_token(
-            token, self.keys.jwks(), issuer=self.issuer, now=self.clock.now(), audience=audience
+            token, self.keys.key_set(), issuer=self.issuer, now=self.clock.now(), audience=audience
         )
         if await self.hot.get(DENYLIST_PREFIX + claims["jti"]) is not None:
             raise OAuthError("invalid_token", "the access token is invalid", status=401)

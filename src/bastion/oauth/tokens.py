@@ -101,7 +101,7 @@ def id_token_claims(
 
 def verify_access_token(
     token: str,
-    keys: Mapping[str, Any],
+    keys: Mapping[str, Any] | KeySet,
     *,
     issuer: str,
     now: float,
@@ -109,11 +109,14 @@ def verify_access_token(
 ) -> dict[str, Any]:
     """Claims of a valid access token, or ``OAuthError("invalid_token")``.
 
-    One opaque failure for every reason, so a caller cannot be used as an oracle; the
-    reason is kept in ``__cause__`` for the log.
+    ``keys`` is a JWK Set, or one already imported (``SigningKeys.key_set``). One opaque
+    failure for every reason, so a caller cannot be used as an oracle; the reason is kept
+    in ``__cause__`` for the log.
     """
     try:
-        key_set = KeySet.import_key_set(dict(keys))  # type: ignore[arg-type]
+        key_set = (
+            keys if isinstance(keys, KeySet) else KeySet.import_key_set(dict(keys))  # type: ignore[arg-type]
+        )
         decoded = jwt.decode(token, key_set, algorithms=list(SIGNING_ALGORITHMS))
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise OAuthError("invalid_token", "the access token is invalid", status=401) from exc

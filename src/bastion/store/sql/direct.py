@@ -80,13 +80,14 @@ class DirectSqlite:
         return self._inline
 
     async def read(self, work: Callable[[sqlite3.Connection], Result]) -> Result:
-        """``work`` in one read transaction (WAL: it never waits for a writer)."""
+        """``work``, one SELECT, outside any explicit transaction: a single statement
+        reads one snapshot by itself (in WAL mode, never waiting for a writer)."""
         try:
-            return _run(self._connection(False), work, "BEGIN")
+            return work(self._connection(False))
         except sqlite3.OperationalError as exc:
             if not _busy(exc):
                 raise _unavailable(exc) from exc
-        return await self._on_writer(work, "BEGIN")
+        return await self._on_writer(work, None)
 
     async def write(self, work: Callable[[sqlite3.Connection], Result]) -> Result:
         """``work`` in one write transaction, committed when this returns; rolled back
@@ -105,10 +106,13 @@ class DirectSqlite:
         self._committed()
         return result
 
-    async def _on_writer(self, work: Callable[[sqlite3.Connection], Result], begin: str) -> Result:
+    async def _on_writer(
+        self, work: Callable[[sqlite3.Connection], Result], begin: str | None
+    ) -> Result:
         def job() -> Result:
             try:
-                return _run(self._connection(True), work, begin)
+                conn = self._connection(True)
+                return work(conn) if begin is None else _run(conn, work, begin)
             except sqlite3.OperationalError as exc:
                 raise _unavailable(exc) from exc
 
