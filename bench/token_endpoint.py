@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message
 from bastion import wiring
 from bastion.accounts.passwords import Passwords
 from bastion.config import encode_master_key, load_settings
+from bastion.errors import ConfigError
 from bastion.oauth import pkce
 from bastion.oauth.clients import hash_secret
 from bastion.oauth.codes import CODE_LIFETIME, CodeGrant, code_hash, new_code
@@ -84,9 +85,9 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
         await task
 
 
-async def run(label: str, database_url: str) -> None:
+async def run(label: str, database_url: str, extra: str = "") -> None:
     work = Path(tempfile.mkdtemp(prefix="bastion-bench-"))
-    (work / "bastion.toml").write_text(CONFIG)
+    (work / "bastion.toml").write_text(CONFIG + extra)
     settings = load_settings(
         work / "bastion.toml",
         {
@@ -220,6 +221,16 @@ async def main() -> None:
     print(f"{'database':<11} {'operation':<26} {'rate':>11} {'vs baseline':>8}")
     with tempfile.TemporaryDirectory() as directory:
         await run("sqlite", f"sqlite+aiosqlite:///{directory}/bench.db")
+    # Power-loss durability: an fsync per commit (a Bastion without the option skips it).
+    with tempfile.TemporaryDirectory() as directory:
+        try:
+            await run(
+                "sqlite-full",
+                f"sqlite+aiosqlite:///{directory}/bench.db",
+                '[database]\nsqlite_synchronous = "full"\n',
+            )
+        except ConfigError:
+            print("(sqlite-full rows skipped: no sqlite_synchronous option)", file=sys.stderr)
     try:
         await with_postgres()
     except (OSError, asyncpg.PostgresError) as exc:
