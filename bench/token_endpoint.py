@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import insert
 from starlette.types import ASGIApp, Message
 
 from bastion import wiring
@@ -29,8 +30,9 @@ from bastion.config import encode_master_key, load_settings
 from bastion.errors import ConfigError
 from bastion.oauth import pkce
 from bastion.oauth.clients import hash_secret
-from bastion.oauth.codes import CODE_LIFETIME, CodeGrant, code_hash, new_code
-from bastion.store.sql.grants import SqlGrantStore
+from bastion.oauth.codes import CODE_LIFETIME, code_hash, new_code
+from bastion.store.sql.codec import dump_list
+from bastion.store.sql.schema import authorization_codes
 from bastion.store.sql.users import SqlUserStore
 from bench.rates import rate as measure
 
@@ -100,29 +102,32 @@ async def run(label: str, database_url: str, extra: str = "") -> None:
     user = await SqlUserStore(database).create(
         "bench", Passwords(settings.accounts.passwords).hash("x" * 12), 0.0
     )
-    grants = SqlGrantStore(database)
-    codes = []
+    codes = [new_code() for _ in range(int(SECONDS * 20000))]
     now = time.time()
-    for _ in range(int(SECONDS * 3000)):
-        code = new_code()
-        codes.append(code)
-        await grants.save_code(
-            CodeGrant(
-                code_hash=code_hash(code),
-                client_id="app",
-                redirect_uri="com.example.app:/cb",
-                code_challenge=pkce.s256(VERIFIER),
-                scope=("openid", "orders:read"),
-                resources=(),
-                subject=user.user_id,
-                session_id="bench",
-                auth_time=now,
-                acr="pwd",
-                amr=("pwd",),
-                nonce=None,
-                issued_at=now,
-                expires_at=now + CODE_LIFETIME * 10,
-            )
+    # One multi-row insert: the codes are the setup, not the measurement.
+    async with database.connect() as conn:
+        await conn.execute(
+            insert(authorization_codes),
+            [
+                {
+                    "code_hash": code_hash(code),
+                    "client_id": "app",
+                    "redirect_uri": "com.example.app:/cb",
+                    "code_challenge": pkce.s256(VERIFIER),
+                    "scope": dump_list(("openid", "orders:read")),
+                    "resources": dump_list(()),
+                    "subject": user.user_id,
+                    "session_id": "bench",
+                    "auth_time": now,
+                    "acr": "pwd",
+                    "amr": dump_list(("pwd",)),
+                    "nonce": None,
+                    "issued_at": now,
+                    "expires_at": now + CODE_LIFETIME * 10,
+                    "redirect_uri_given": True,
+                }
+                for code in codes
+            ],
         )
     await database.close()
     app = wiring.create_app(settings)

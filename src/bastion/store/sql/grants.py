@@ -423,6 +423,10 @@ class SqlGrantStore:
         code_hash: str | None = None,
     ) -> None:
         token = IssuedToken(jti, client_id, subject, expires_at, family_id, code_hash)
+        direct = self._database.direct
+        if direct is not None:
+            await direct.write(lambda conn: conn.execute(_INSERT_TOKEN, _token_values(token)))
+            return
         await self._rows.run(insert(issued_tokens).values(**_token_values(token)))
 
     async def live_tokens(
