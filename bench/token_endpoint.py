@@ -1,9 +1,11 @@
 """Token endpoint operations per second, through the whole HTTP stack, in process.
 
-Measures code exchange, refresh with rotation and introspection on SQLite and on
+Measures code exchange, refresh with rotation, introspection and client credentials on SQLite and on
 PostgreSQL, against a baseline measured in the same run: ``GET /healthz`` through the
 same app (so the ratio is "how many trivial requests one token operation costs").
-Codes are written to the store beforehand, so the browser part is not measured.
+Codes are written to the store beforehand, so the browser part is not measured. SQLite
+runs twice: with the default `synchronous=NORMAL` and with `database.sqlite_synchronous
+= "full"` (an fsync per commit).
 """
 
 from __future__ import annotations
