@@ -330,3 +330,12 @@ def test_check_applies_the_client_rules(tmp_path: Path, text: str, path: str) ->
     with pytest.raises(ConfigError) as caught:
         wiring.load(write(tmp_path, text), {})
     assert [p.path for p in caught.value.problems] == [path]
+
+
+def test_sqlite_durability_is_normal_unless_full_is_asked_for(tmp_path: Path) -> None:
+    assert load_settings(None, {}).database.sqlite_synchronous == "normal"
+    full = load_settings(write(tmp_path, '[database]\nsqlite_synchronous = "full"\n'), {})
+    assert full.database.sqlite_synchronous == "full"
+    for refused in ('"off"', '"extra"', "1"):
+        found = problems(tmp_path, f"[database]\nsqlite_synchronous = {refused}\n")
+        assert "database.sqlite_synchronous" in found

@@ -236,6 +236,7 @@ def open_database(settings: Settings, *, create: bool = True) -> Database:
         pool_size=settings.database.pool_size,
         connect_timeout=settings.database.connect_timeout,
         create=create,
+        synchronous=settings.database.sqlite_synchronous,
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.audit.redaction import REDACTED, is_sensitive, redact, redact_text
+from bastion.audit.redaction import MAX_STRING, REDACTED, _scan, is_sensitive, redact, redact_text
 
 # Opaque on purpose: a JWT-shaped secret would be caught by shape and hide gaps in the
 # by-name rules.
@@ -272,3 +272,28 @@ def test_a_secret_after_a_sensitive_name_in_text_never_survives(
     """Whatever surrounds it, ``name<sep>value`` loses its value."""
     text = f"{prefix} {key}{sep}{value} {suffix}"
     assert value not in redact_text(text).replace(prefix, "").replace(suffix, "")
+
+
+@given(
+    st.from_regex(r"[A-Za-z0-9_.\-]{0,80}", fullmatch=True)
+    | st.builds(
+        lambda a, b: f"{a}eyJ{b}", st.text("ab.-_", max_size=8), st.text("xy.", max_size=30)
+    )
+)
+def test_plain_text_skips_the_scan_only_where_the_scan_would_change_nothing(text: str) -> None:
+    """The fast path for ids, actions and hashes answers exactly as the full scan."""
+    assert redact_text(text) == _scan(text, MAX_STRING)
+
+
+def test_a_jws_of_plain_characters_is_still_redacted() -> None:
+    token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln"
+    assert redact_text(token) == REDACTED
+    assert redact_text("eyJhbGciOiJFUzI1NiJ9") == _scan("eyJhbGciOiJFUzI1NiJ9", MAX_STRING)
+
+
+def test_sensitive_names_are_judged_the_same_whether_remembered_or_long() -> None:
+    for _ in range(2):  # the first answer is computed, the second remembered
+        assert is_sensitive("refresh_token")
+    assert not is_sensitive("grant_type")
+    assert is_sensitive("x" * 100 + "_password")
+    assert not is_sensitive("x" * 100)

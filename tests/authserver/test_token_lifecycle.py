@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from bastion.authserver.access import DENYLIST_PREFIX
+from bastion.authserver.stores import IssuedToken
 from bastion.clock import FixedClock
 from bastion.oauth.clients import Client
 from tests.authserver.conftest import (
@@ -416,32 +417,47 @@ def test_revoked_tokens_stay_refused_through_the_clock_skew(
         assert introspect(server, first["access_token"])["active"] is False
 
 
-def test_a_token_minted_while_its_family_is_revoked_is_never_live(server: Server) -> None:
-    """RFC 9700 §4.14.2: a revocation that lands between a refresh's rotation and its
-    answer (a thief's refresh racing the app's reuse, or /revoke) must not leave the
-    access token that refresh minted live while the audit says the family is revoked."""
+@pytest.mark.parametrize("revocation", ["before", "after"])
+def test_a_token_minted_while_its_family_is_revoked_is_never_live(
+    server: Server, revocation: str
+) -> None:
+    """RFC 9700 §4.14.2: a revocation that lands between a refresh's checks and its answer
+    (a thief's refresh racing the app's reuse, or /revoke) must not leave the access
+    token that refresh minted live while the audit says the family is revoked. The token
+    is indexed in the transaction that rotates the family, on condition that it is not
+    revoked: a revocation before it means nothing is issued, one after it finds the
+    token and denylists it."""
     first = tokens(server)
     access = server.runtime.auth.access
     store = access.grants
-    recorded = store.record_token
+    rotate = store.rotate_family
     minted: list[str] = []
 
-    async def revoke_then_record(jti: str, **fields: Any) -> None:
-        # The revocation's whole work happens after the rotation, before this token is
-        # recorded: its scan of live tokens cannot have seen it.
-        await access.revoke_families("test", "operator", family_id=fields["family_id"])
-        await recorded(jti, **fields)
-        minted.append(jti)
+    async def revoke_around_rotation(
+        family_id: str, generation: int, now: float, rotated_by: str, token: IssuedToken
+    ) -> bool:
+        if revocation == "before":
+            await access.revoke_families("test", "operator", family_id=family_id)
+        rotated = await rotate(family_id, generation, now, rotated_by, token)
+        if rotated:
+            minted.append(token.jti)
+        if revocation == "after":
+            await access.revoke_families("test", "operator", family_id=family_id)
+        return rotated
 
-    store.record_token = revoke_then_record  # type: ignore[method-assign]
+    store.rotate_family = revoke_around_rotation  # type: ignore[method-assign]
     try:
         answer = refresh(server, first["refresh_token"])
     finally:
-        store.record_token = recorded  # type: ignore[method-assign]
-    assert answer.json()["error"] == "invalid_grant"
+        store.rotate_family = rotate  # type: ignore[method-assign]
+    if revocation == "before":
+        assert answer.json()["error"] == "invalid_grant"
+        assert not minted
+        return
     assert minted
     for jti in minted:
         assert server.call(server.runtime.hot.get, DENYLIST_PREFIX + jti) is not None
+    assert introspect(server, answer.json()["access_token"])["active"] is False
 
 
 def test_refresh_follows_a_narrowed_client(server: Server) -> None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from bastion.authserver.stores import GrantStore
+from bastion.authserver.stores import GrantStore, IssuedToken
 from bastion.oauth import pkce
 from bastion.oauth.codes import CodeGrant, code_hash
 from bastion.oauth.refresh import Family
@@ -184,3 +184,95 @@ async def test_lineage(grant_store: GrantStore) -> None:
     assert await grant_store.lineage("j1") == ("f", "ch")
     assert await grant_store.lineage("j2") == (None, None)
     assert await grant_store.lineage("unknown") == (None, None)
+
+
+def issued(jti: str, **changes: object) -> IssuedToken:
+    return replace(IssuedToken(jti, "app", "u1", NOW + 300), **changes)  # type: ignore[arg-type]
+
+
+async def test_issuing_from_a_code_writes_the_family_the_link_and_the_token_together(
+    grant_store: GrantStore,
+) -> None:
+    await grant_store.save_code(grant())
+    created = family()
+    token = issued("jti-code", family_id=created.family_id, code_hash=code_hash("c"))
+    assert await grant_store.issue_from_code(code_hash("c"), created, token)
+    assert await grant_store.get_family(created.family_id) == created
+    assert await grant_store.family_of_code(code_hash("c")) == created.family_id
+    assert await grant_store.lineage("jti-code") == (created.family_id, code_hash("c"))
+
+
+async def test_issuing_from_a_code_without_a_family_indexes_the_token(
+    grant_store: GrantStore,
+) -> None:
+    await grant_store.save_code(grant())
+    assert await grant_store.issue_from_code(
+        code_hash("c"), None, issued("jti-bare", code_hash=code_hash("c"))
+    )
+    assert await grant_store.family_of_code(code_hash("c")) is None
+    assert await grant_store.lineage("jti-bare") == (None, code_hash("c"))
+
+
+async def test_nothing_is_issued_from_a_code_marked_replayed(grant_store: GrantStore) -> None:
+    """RFC 6749 §4.1.2: a second redemption's mark stops a first one still in flight."""
+    await grant_store.save_code(grant())
+    await grant_store.mark_replayed(code_hash("c"), NOW)
+    created = family()
+    token = issued("jti-late", family_id=created.family_id, code_hash=code_hash("c"))
+    assert not await grant_store.issue_from_code(code_hash("c"), created, token)
+    assert await grant_store.get_family(created.family_id) is None
+    assert await grant_store.family_of_code(code_hash("c")) is None
+    assert await grant_store.lineage("jti-late") == (None, None)
+    assert not await grant_store.issue_from_code(code_hash("unknown"), None, issued("jti-x"))
+    assert await grant_store.lineage("jti-x") == (None, None)
+
+
+async def test_rotating_advances_once_and_indexes_only_the_winners_token(
+    grant_store: GrantStore,
+) -> None:
+    created = family()
+    await grant_store.create_family(created)
+    fid = created.family_id
+    results = await asyncio.gather(
+        *(
+            grant_store.rotate_family(fid, 0, NOW + 1, f"fp{i}", issued(f"r{i}", family_id=fid))
+            for i in range(5)
+        )
+    )
+    assert results.count(True) == 1
+    winner = results.index(True)
+    stored = await grant_store.get_family(fid)
+    assert stored is not None
+    assert (stored.generation, stored.rotated_by, stored.last_used_at) == (
+        1,
+        f"fp{winner}",
+        NOW + 1,
+    )
+    live = await grant_store.live_tokens(NOW, family_ids=[fid])
+    assert [jti for jti, _ in live] == [f"r{winner}"]
+
+
+async def test_a_revoked_family_neither_rotates_nor_reissues(grant_store: GrantStore) -> None:
+    created = family(generation=3)
+    await grant_store.create_family(created)
+    fid = created.family_id
+    await grant_store.revoke_families(NOW, "test", family_id=fid)
+    assert not await grant_store.rotate_family(fid, 3, NOW, "fp", issued("a", family_id=fid))
+    assert not await grant_store.reissue_in_family(fid, 3, issued("b", family_id=fid))
+    assert await grant_store.live_tokens(NOW, family_ids=[fid]) == []
+    stored = await grant_store.get_family(fid)
+    assert stored is not None
+    assert stored.generation == 3
+
+
+async def test_reissuing_needs_the_family_live_at_that_generation(
+    grant_store: GrantStore,
+) -> None:
+    created = family(generation=2)
+    await grant_store.create_family(created)
+    fid = created.family_id
+    assert not await grant_store.reissue_in_family(fid, 1, issued("old", family_id=fid))
+    assert await grant_store.reissue_in_family(fid, 2, issued("retry", family_id=fid))
+    assert await grant_store.get_family(fid) == created  # nothing about it changed
+    assert [jti for jti, _ in await grant_store.live_tokens(NOW, family_ids=[fid])] == ["retry"]
+    assert not await grant_store.rotate_family("fam_unknown", 0, NOW, "", issued("u"))

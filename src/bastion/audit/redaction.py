@@ -21,6 +21,7 @@ integers are all turned into something safe to serialise.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -162,6 +163,11 @@ _BRACKETS = {"[": "]", "(": ")", "{": "}", "<": ">"}
 _DECODABLE = re.compile(
     r"%(25|2[DdEe]|3[0-9AaDdFf]|4[1-9A-Fa-f]|5[0-9Aa]|5[Ff]|6[1-9A-Fa-f]|7[0-9Aa])"
 )
+# Text made only of these, and without "eyJ", cannot match any pattern above: each needs
+# a character outside this set (%, :, =, ",", whitespace, a quote, /, @), except a JOSE
+# serialisation, which begins with "eyJ". Most audit values (ids, actions, outcomes,
+# hashes) are such text, and skip the scan.
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-]*")
 # orjson (and most JSON consumers) stop at 64-bit integers; larger ones become text.
 _INT_RANGE = range(-(2**63), 2**64)
 
@@ -170,7 +176,17 @@ def is_sensitive(name: str) -> bool:
     """True for a name whose value is a credential, in any common spelling.
 
     A bracketed form name such as ``user[password]`` is judged by each of its parts.
+    Short names (not values) are remembered: the same few keys come back in every record.
     """
+    return _sensitive_name(name) if len(name) <= 64 else _judge_name(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sensitive_name(name: str) -> bool:
+    return _judge_name(name)
+
+
+def _judge_name(name: str) -> bool:
     for part in re.split(r"[\[\]]+", name):
         folded = re.sub(r"[-_.\s]", "", part).lower().rstrip("0123456789")
         if folded and (folded in _SENSITIVE_NAMES or folded.endswith(_SENSITIVE_SUFFIXES)):
@@ -179,6 +195,12 @@ def is_sensitive(name: str) -> bool:
 
 
 def redact_text(text: str, limit: int = MAX_STRING) -> str:
+    if len(text) <= limit and _PLAIN.fullmatch(text) and "eyJ" not in text:
+        return text
+    return _scan(text, limit)
+
+
+def _scan(text: str, limit: int) -> str:
     if len(text) > limit:
         text = text[:limit] + "…[truncated]"
     for _ in range(8):  # nested encodings, bounded

@@ -16,7 +16,7 @@ from typing import Any
 from bastion.accounts.stores import UserStore
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.authserver.access import AccessTokens, Authentication
-from bastion.authserver.stores import GrantStore
+from bastion.authserver.stores import GrantStore, IssuedToken
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
@@ -61,27 +61,32 @@ def _audience(
     return narrow_resources(requested, granted or ctx.access.default_audience(), client)
 
 
-async def _token_response(
+def _issued(
+    claims: dict[str, Any], *, family: Family | None = None, code: str | None = None
+) -> IssuedToken:
+    return IssuedToken(
+        jti=claims["jti"],
+        client_id=claims["client_id"],
+        subject=claims["sub"],
+        expires_at=claims["exp"],
+        family_id=None if family is None else family.family_id,
+        code_hash=code,
+    )
+
+
+def _token_response(
     ctx: GrantContext,
     client: Client,
     who: Authentication,
     scope: tuple[str, ...],
-    audience: tuple[str, ...],
+    claims: dict[str, Any],
     *,
     family: Family | None = None,
-    code: str | None = None,
     nonce: str | None = None,
 ) -> dict[str, Any]:
-    token, claims = await ctx.access.mint(
-        client_id=client.client_id,
-        who=who,
-        scope=scope,
-        audience=audience,
-        family_id=family.family_id if family else None,
-        code_hash=code,
-    )
+    """The answer for tokens whose index entry is committed: signing comes last."""
     body: dict[str, Any] = {
-        "access_token": token,
+        "access_token": ctx.access.sign(claims),
         "token_type": "Bearer",
         "expires_in": claims["exp"] - claims["iat"],
         "scope": " ".join(scope),
@@ -118,7 +123,8 @@ async def authorization_code(
     if not consumed_now:
         # RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice was stolen; everything
         # issued from it is revoked (its refresh family and access tokens). The mark also
-        # reaches a first redemption still in flight, which checks it before answering.
+        # reaches a first redemption still in flight: its tokens are indexed only in a
+        # transaction that finds the code unmarked (``issue_from_code``).
         await ctx.grants.mark_replayed(hashed, now)
         await _revoke_code(ctx, client, hashed)
         ctx.emit("oauth.code.replayed", Outcome.DENIED, client, subject=grant.subject)
@@ -141,14 +147,18 @@ async def authorization_code(
     audience = _audience(params.resources, grant.resources, client, ctx)
     family = None
     if client.allows_grant(REFRESH_TOKEN):
-        family = await _new_family(ctx, client, who, grant.scope, grant.resources, grant.session_id)
-        await ctx.grants.link_code_family(hashed, family.family_id)
-    body = await _token_response(
-        ctx, client, who, grant.scope, audience, family=family, code=hashed, nonce=grant.nonce
+        family = _new_family(ctx, client, who, grant.scope, grant.resources, grant.session_id)
+    claims = ctx.access.claims(
+        client_id=client.client_id, who=who, scope=grant.scope, audience=audience
     )
-    if await ctx.grants.was_replayed(hashed):
+    # One transaction: the family, the code's link to it and the token's index entry,
+    # written only if the code was not marked replayed meanwhile.
+    if not await ctx.grants.issue_from_code(
+        hashed, family, _issued(claims, family=family, code=hashed)
+    ):
         await _revoke_code(ctx, client, hashed)
         raise OAuthError("invalid_grant", "the authorization code was already used")
+    body = _token_response(ctx, client, who, grant.scope, claims, family=family, nonce=grant.nonce)
     ctx.emit(
         "oauth.token.issued",
         Outcome.SUCCESS,
@@ -171,7 +181,7 @@ async def _revoke_code(ctx: GrantContext, client: Client, hashed: str) -> None:
     )
 
 
-async def _new_family(
+def _new_family(
     ctx: GrantContext,
     client: Client,
     who: Authentication,
@@ -180,7 +190,7 @@ async def _new_family(
     session_id: str,
 ) -> Family:
     now = ctx.clock.now()
-    family = Family(
+    return Family(
         family_id=secrets.token_urlsafe(16),
         salt=os.urandom(16),
         client_id=client.client_id,
@@ -197,8 +207,6 @@ async def _new_family(
         acr=who.acr or "",
         amr=who.amr,
     )
-    await ctx.grants.create_family(family)
-    return family
 
 
 async def refresh_token(
@@ -227,11 +235,12 @@ async def refresh_token(
     user = await ctx.users.get(family.subject)
     if user is None or not user.enabled:
         raise OAuthError("invalid_grant", "the user's authorization is no longer valid")
-    if outcome is refresh.Outcome.ROTATE:
-        family, outcome = await _rotate(ctx, client, family, generation, instance)
     who = Authentication(family.subject, family.auth_time, family.acr, family.amr)
-    body = await _token_response(ctx, client, who, scope, audience, family=family)
-    await _still_live(ctx, family.family_id)
+    claims = ctx.access.claims(client_id=client.client_id, who=who, scope=scope, audience=audience)
+    family, outcome = await _issue(
+        ctx, client, family, generation, outcome, instance, _issued(claims, family=family)
+    )
+    body = _token_response(ctx, client, who, scope, claims, family=family)
     ctx.emit(
         "oauth.token.issued",
         Outcome.SUCCESS,
@@ -241,21 +250,6 @@ async def refresh_token(
         replay=outcome is refresh.Outcome.REPLAY,
     )
     return body
-
-
-async def _still_live(ctx: GrantContext, family_id: str) -> None:
-    """Refuse the answer if the family was revoked while its tokens were being issued.
-
-    A revocation marks the family, then denylists the tokens it finds; this request
-    recorded its token, then looks at the family. Whichever comes second sees the other,
-    so a token minted during a revocation (a thief's refresh racing the app's) is never
-    left live.
-    """
-    current = await ctx.grants.get_family(family_id)
-    if current is None or current.revoked_at is not None:
-        live = await ctx.grants.live_tokens(ctx.clock.now(), family_ids=[family_id])
-        await ctx.access.deny(live, "family_revoked")
-        raise OAuthError("invalid_grant", "the refresh token is invalid")
 
 
 async def _judge(
@@ -295,30 +289,50 @@ async def _judge(
     return outcome
 
 
-async def _rotate(
+async def _issue(
     ctx: GrantContext,
     client: Client,
     family: Family,
     generation: int,
+    outcome: refresh.Outcome,
     instance: refresh.Instance,
+    token: IssuedToken,
 ) -> tuple[Family, refresh.Outcome]:
-    """Advance the family past ``generation``, recording which instance rotated it."""
-    now = ctx.clock.now()
-    fingerprint = instance.fingerprint(family.salt)
-    if await ctx.grants.advance_family(family.family_id, generation, now, fingerprint):
-        # Our conditional update succeeded, so the row now holds exactly this.
-        advanced = replace(
-            family,
-            generation=generation + 1,
-            rotated_at=now,
-            last_used_at=now,
-            rotated_by=fingerprint,
-        )
-        return advanced, refresh.Outcome.ROTATE
-    # Lost the race to a concurrent refresh with the same token: judge it again against
-    # the family as the winner left it (a retry inside the grace window, or reuse).
-    family = await ctx.grants.get_family(family.family_id) or family
-    return family, await _judge(ctx, client, family, generation, instance)
+    """Index the new access token in the transaction that rotates the family past
+    ``generation`` (ROTATE) or finds it still live (REPLAY); the family as it then is.
+
+    Both are conditional on the family not being revoked, in the same transaction as the
+    index entry: a revocation either comes first (nothing is issued) or finds the token
+    to denylist, so a token minted during a revocation (a thief's refresh racing the
+    app's) is never left live.
+    """
+    if outcome is refresh.Outcome.ROTATE:
+        now = ctx.clock.now()
+        fingerprint = instance.fingerprint(family.salt)
+        if await ctx.grants.rotate_family(family.family_id, generation, now, fingerprint, token):
+            # Our conditional update succeeded, so the row now holds exactly this.
+            advanced = replace(
+                family,
+                generation=generation + 1,
+                rotated_at=now,
+                last_used_at=now,
+                rotated_by=fingerprint,
+            )
+            return advanced, refresh.Outcome.ROTATE
+        # Lost the race to a concurrent refresh with the same token, or to a revocation:
+        # judge it again against the family as it is now (a retry inside the grace
+        # window, reuse, or revoked).
+        current = await ctx.grants.get_family(family.family_id)
+        if current is None:
+            raise OAuthError("invalid_grant", "the refresh token is invalid")
+        family = current
+        outcome = await _judge(ctx, client, family, generation, instance)
+    if outcome is refresh.Outcome.REPLAY and await ctx.grants.reissue_in_family(
+        family.family_id, family.generation, token
+    ):
+        return family, outcome
+    ctx.emit("oauth.refresh.refused", Outcome.DENIED, client, reason="family changed meanwhile")
+    raise OAuthError("invalid_grant", "the refresh token is invalid")
 
 
 async def client_credentials(

@@ -11,11 +11,24 @@ parallel refreshes with one token exactly one advances its family.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from bastion.oauth.clients import Client
 from bastion.oauth.codes import CodeGrant
 from bastion.oauth.refresh import Family
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """An access token's entry in the index, written before the token is handed out."""
+
+    jti: str
+    client_id: str
+    subject: str
+    expires_at: float
+    family_id: str | None = None
+    code_hash: str | None = None
 
 
 class ClientStore(Protocol):
@@ -79,6 +92,25 @@ class GrantStore(Protocol):
     async def family_of_code(self, code_hash: str) -> str | None: ...
 
     async def create_family(self, family: Family) -> None: ...
+
+    async def issue_from_code(
+        self, code_hash: str, family: Family | None, token: IssuedToken
+    ) -> bool:
+        """In one transaction: link the code to ``family`` and create it (when given), and
+        index ``token``; unless the code was marked replayed (False, nothing written)."""
+        ...
+
+    async def rotate_family(
+        self, family_id: str, generation: int, now: float, rotated_by: str, token: IssuedToken
+    ) -> bool:
+        """In one transaction: ``advance_family`` and, if it advanced, index ``token``;
+        False (nothing written) if someone else advanced it first or it is revoked."""
+        ...
+
+    async def reissue_in_family(self, family_id: str, generation: int, token: IssuedToken) -> bool:
+        """In one transaction: index ``token`` if the family is live at ``generation``
+        (a retry inside the grace window); False (nothing written) otherwise."""
+        ...
 
     async def active_families(self, subject: str, now: float) -> list[Family]:
         """The subject's live refresh families (the apps holding a sign-in), most recently

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from joserfc import jwt
+from joserfc.jwk import KeySet
 
 from bastion.clock import Clock
 from bastion.crypto.envelope import Envelope
@@ -101,6 +102,10 @@ class SigningKeys:
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         return self._ring.jwks(self._clock.now())
+
+    def key_set(self) -> KeySet:
+        """The published public keys as joserfc verifies with them (built once per ring)."""
+        return self._ring.key_set(self._clock.now())
 
     def sign_jwt(self, claims: dict[str, Any], *, typ: str = "JWT") -> str:
         """Sign claims with the current key. Callers set ``exp`` within max_token_lifetime."""

@@ -101,7 +101,7 @@ def id_token_claims(
 
 def verify_access_token(
     token: str,
-    keys: Mapping[str, Any],
+    keys: Mapping[str, Any] | KeySet,
     *,
     issuer: str,
     now: float,
@@ -109,21 +109,44 @@ def verify_access_token(
 ) -> dict[str, Any]:
     """Claims of a valid access token, or ``OAuthError("invalid_token")``.
 
-    One opaque failure for every reason, so a caller cannot be used as an oracle; the
-    reason is kept in ``__cause__`` for the log.
+    ``keys`` is a JWK Set, or one already imported (``SigningKeys.key_set``). One opaque
+    failure for every reason, so a caller cannot be used as an oracle; the reason is kept
+    in ``__cause__`` for the log.
     """
+    header, claims = verify_signature(token, keys)
+    check_access_claims(header, claims, issuer=issuer, now=now, audience=audience)
+    return claims
+
+
+def verify_signature(
+    token: str, keys: Mapping[str, Any] | KeySet
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a compact JWS signed by one of ``keys`` with an allowed
+    algorithm; nothing about the claims is checked yet (``check_access_claims``)."""
     try:
-        key_set = KeySet.import_key_set(dict(keys))  # type: ignore[arg-type]
+        key_set = (
+            keys if isinstance(keys, KeySet) else KeySet.import_key_set(dict(keys))  # type: ignore[arg-type]
+        )
         decoded = jwt.decode(token, key_set, algorithms=list(SIGNING_ALGORITHMS))
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise OAuthError("invalid_token", "the access token is invalid", status=401) from exc
-    header, claims = decoded.header, decoded.claims
+    return dict(decoded.header), dict(decoded.claims)
+
+
+def check_access_claims(
+    header: Mapping[str, Any],
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    now: float,
+    audience: str | None = None,
+) -> None:
+    """``typ`` and the RFC 9068 claims at ``now``; ``OAuthError("invalid_token")``."""
     problem = _claims_problem(header, claims, issuer=issuer, now=now, audience=audience)
     if problem is not None:
         raise OAuthError("invalid_token", "the access token is invalid", status=401) from (
             ValueError(problem)
         )
-    return dict(claims)
 
 
 def verify_id_token_hint(

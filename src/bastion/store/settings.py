@@ -7,7 +7,7 @@ A URL with a password belongs in ``BASTION_DATABASE_URL`` or ``BASTION_REDIS_URL
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, field_validator
@@ -67,6 +67,9 @@ class DatabaseSettings(Section):
     connect_timeout: Duration = 5.0
     # How often a served process deletes expired rows (0: never; `bastion db prune`).
     prune_interval: Duration = Field(600.0, ge=0)
+    # SQLite only. "normal": a commit survives the process crashing (WAL, no fsync per
+    # commit); "full": it also survives a power loss (fsync per commit), at a cost.
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
 
     @field_validator("url")
     @classmethod

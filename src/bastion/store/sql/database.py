@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bastion.audit.redaction import redact_text
 from bastion.errors import SchemaNotCurrent, StoreUnavailable
+from bastion.store.sql.direct import DirectSqlite, Synchronous
 from bastion.store.sql.sqlite_files import create_private_database, database_path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -65,12 +66,15 @@ class Database:
         pool_size: int = 10,
         connect_timeout: float = 5.0,
         create: bool = True,
+        synchronous: Synchronous = "normal",
     ) -> None:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         self._timeout = connect_timeout
         self._file = database_path(url) if self.dialect == "sqlite" else None
         self._create = create
+        self.synchronous: Synchronous = synchronous
+        self._direct: DirectSqlite | None = None
         # A server may restart under us, so PostgreSQL connections are checked before use;
         # an SQLite file cannot go away that way, and the check would double its statements.
         kwargs: dict[str, Any] = {"pool_pre_ping": self.dialect != "sqlite"}
@@ -87,7 +91,23 @@ class Database:
             }
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(
+                self.engine.sync_engine,
+                "connect",
+                lambda dbapi_connection, _record: _sqlite_pragmas(dbapi_connection, synchronous),
+            )
+
+    @property
+    def direct(self) -> DirectSqlite | None:
+        """The SQLite file's direct connection for the token endpoint's short statements
+        (``direct.py``); None for PostgreSQL, and while the file does not exist."""
+        if self._direct is None:
+            if self._file is None or self.missing:
+                return None
+            self._direct = DirectSqlite(
+                self._file, timeout=self._timeout, synchronous=self.synchronous
+            )
+        return self._direct
 
     @property
     def safe_url(self) -> str:
@@ -218,6 +238,9 @@ class Database:
             os.close(fd)  # closing the descriptor releases the lock
 
     async def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
         await self.engine.dispose()
 
 
@@ -234,9 +257,12 @@ def _upgrade_to_head(connection: Connection, on_step: Callable[[str], None]) -> 
     command.upgrade(config, "head")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, synchronous: Synchronous) -> None:
     # WAL lets readers run while a writer commits; foreign keys are off by default.
+    # synchronous=NORMAL in WAL mode: a commit survives a crash of the process (it is in
+    # the WAL, in the OS's page cache), not a power loss; FULL fsyncs every commit.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -12,22 +12,23 @@ hold across any number of processes:
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
+from bastion.authserver.stores import IssuedToken
 from bastion.oauth.codes import CodeGrant
 from bastion.oauth.refresh import Family
 from bastion.oauth.tokens import MAX_CLOCK_SKEW
 from bastion.store.sql.codec import dump_list, load_tuple
 from bastion.store.sql.database import Database
-from bastion.store.sql.rows import Rows
+from bastion.store.sql.rows import Row, Rows
 from bastion.store.sql.schema import authorization_codes, issued_tokens, refresh_families
 
 
-def _code(row: RowMapping) -> CodeGrant:
+def _code(row: Row) -> CodeGrant:
     return CodeGrant(
         code_hash=row["code_hash"],
         client_id=row["client_id"],
@@ -44,11 +45,11 @@ def _code(row: RowMapping) -> CodeGrant:
         issued_at=row["issued_at"],
         expires_at=row["expires_at"],
         consumed_at=row["consumed_at"],
-        redirect_uri_given=row["redirect_uri_given"],
+        redirect_uri_given=bool(row["redirect_uri_given"]),
     )
 
 
-def _family(row: RowMapping) -> Family:
+def _family(row: Row) -> Family:
     return Family(
         family_id=row["family_id"],
         salt=row["salt"],
@@ -70,9 +71,91 @@ def _family(row: RowMapping) -> Family:
     )
 
 
+def _family_values(family: Family) -> dict[str, Any]:
+    return {
+        "family_id": family.family_id,
+        "salt": family.salt,
+        "client_id": family.client_id,
+        "subject": family.subject,
+        "session_id": family.session_id,
+        "scope": dump_list(family.scope),
+        "resources": dump_list(family.resources),
+        "auth_time": family.auth_time,
+        "acr": family.acr,
+        "amr": dump_list(family.amr),
+        "generation": family.generation,
+        "rotated_at": family.rotated_at,
+        "created_at": family.created_at,
+        "last_used_at": family.last_used_at,
+        "expires_at": family.expires_at,
+    }
+
+
+def _token_values(token: IssuedToken) -> dict[str, Any]:
+    return {
+        "jti": token.jti,
+        "client_id": token.client_id,
+        "subject": token.subject,
+        "family_id": token.family_id,
+        "code_hash": token.code_hash,
+        "expires_at": token.expires_at,
+    }
+
+
+def _insert_sql(table: str, columns: list[str]) -> str:
+    # Names are this module's constants; values are always bound parameters.
+    names, placeholders = ", ".join(columns), ", ".join(f":{c}" for c in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({placeholders})"  # noqa: S608
+
+
+# The statements of the token endpoint's path on SQLite (``direct.py``), named here once
+# so that sqlite3 prepares each once per connection.
+_CONSUME_CODE = (
+    "UPDATE authorization_codes SET consumed_at = :now"
+    " WHERE code_hash = :code_hash AND consumed_at IS NULL"
+)
+_SELECT_CODE = "SELECT * FROM authorization_codes WHERE code_hash = :code_hash"
+_SELECT_FAMILY = "SELECT * FROM refresh_families WHERE family_id = :family_id"
+_LINK_UNREPLAYED_CODE = (
+    "UPDATE authorization_codes SET family_id = COALESCE(:family_id, family_id)"
+    " WHERE code_hash = :code_hash AND replayed_at IS NULL"
+)
+_ADVANCE_FAMILY = (
+    "UPDATE refresh_families SET generation = :generation + 1, rotated_at = :now,"
+    " last_used_at = :now, rotated_by = :rotated_by"
+    " WHERE family_id = :family_id AND generation = :generation AND revoked_at IS NULL"
+)
+# Takes the family's row lock (PostgreSQL) or the write lock (SQLite) without changing
+# it: a revocation waits for this transaction, or this one sees the revocation.
+_HOLD_LIVE_FAMILY = (
+    "UPDATE refresh_families SET generation = generation"
+    " WHERE family_id = :family_id AND generation = :generation AND revoked_at IS NULL"
+)
+_INSERT_FAMILY = _insert_sql(
+    "refresh_families",
+    [
+        *("family_id", "salt", "client_id", "subject", "session_id", "scope", "resources"),
+        *("auth_time", "acr", "amr", "generation", "rotated_at", "created_at"),
+        *("last_used_at", "expires_at"),
+    ],
+)
+_INSERT_TOKEN = _insert_sql(
+    "issued_tokens", ["jti", "client_id", "subject", "family_id", "code_hash", "expires_at"]
+)
+
+
+def _live_at(family_id: str, generation: int) -> ColumnElement[bool]:
+    return and_(
+        refresh_families.c.family_id == family_id,
+        refresh_families.c.generation == generation,
+        refresh_families.c.revoked_at.is_(None),
+    )
+
+
 class SqlGrantStore:
     def __init__(self, database: Database) -> None:
         self._rows = Rows(database)
+        self._database = database
 
     # --- codes ---------------------------------------------------------------------------
 
@@ -98,6 +181,15 @@ class SqlGrantStore:
         )
 
     async def consume_code(self, code_hash: str, now: float) -> tuple[CodeGrant | None, bool]:
+        direct = self._database.direct
+        if direct is not None:
+
+            def consume(conn: sqlite3.Connection) -> tuple[CodeGrant | None, bool]:
+                consumed = conn.execute(_CONSUME_CODE, {"now": now, "code_hash": code_hash})
+                row = conn.execute(_SELECT_CODE, {"code_hash": code_hash}).fetchone()
+                return (None if row is None else _code(row)), consumed.rowcount > 0
+
+            return await direct.write(consume)
         code = authorization_codes.c.code_hash == code_hash
         async with self._rows.transaction() as tx:
             consumed = await tx.run(
@@ -136,25 +228,105 @@ class SqlGrantStore:
     # --- refresh families -------------------------------------------------------------------
 
     async def create_family(self, family: Family) -> None:
-        await self._rows.run(
-            insert(refresh_families).values(
-                family_id=family.family_id,
-                salt=family.salt,
-                client_id=family.client_id,
-                subject=family.subject,
-                session_id=family.session_id,
-                scope=dump_list(family.scope),
-                resources=dump_list(family.resources),
-                auth_time=family.auth_time,
-                acr=family.acr,
-                amr=dump_list(family.amr),
-                generation=family.generation,
-                rotated_at=family.rotated_at,
-                created_at=family.created_at,
-                last_used_at=family.last_used_at,
-                expires_at=family.expires_at,
+        await self._rows.run(insert(refresh_families).values(**_family_values(family)))
+
+    async def issue_from_code(
+        self, code_hash: str, family: Family | None, token: IssuedToken
+    ) -> bool:
+        family_id = None if family is None else family.family_id
+        direct = self._database.direct
+        if direct is not None:
+
+            def issue(conn: sqlite3.Connection) -> bool:
+                linked = conn.execute(
+                    _LINK_UNREPLAYED_CODE, {"family_id": family_id, "code_hash": code_hash}
+                )
+                if linked.rowcount == 0:
+                    return False
+                if family is not None:
+                    conn.execute(_INSERT_FAMILY, _family_values(family))
+                conn.execute(_INSERT_TOKEN, _token_values(token))
+                return True
+
+            return await direct.write(issue)
+        code = authorization_codes.c.code_hash == code_hash
+        async with self._rows.transaction() as tx:
+            # Without a family the update changes nothing, but still takes the row lock.
+            change = authorization_codes.c.family_id if family_id is None else family_id
+            linked = await tx.run(
+                update(authorization_codes)
+                .where(and_(code, authorization_codes.c.replayed_at.is_(None)))
+                .values(family_id=change)
             )
-        )
+            if not linked:
+                return False
+            if family is not None:
+                await tx.run(insert(refresh_families).values(**_family_values(family)))
+            await tx.run(insert(issued_tokens).values(**_token_values(token)))
+        return True
+
+    async def rotate_family(
+        self, family_id: str, generation: int, now: float, rotated_by: str, token: IssuedToken
+    ) -> bool:
+        direct = self._database.direct
+        if direct is not None:
+
+            def rotate(conn: sqlite3.Connection) -> bool:
+                advanced = conn.execute(
+                    _ADVANCE_FAMILY,
+                    {
+                        "family_id": family_id,
+                        "generation": generation,
+                        "now": now,
+                        "rotated_by": rotated_by or None,
+                    },
+                )
+                if advanced.rowcount == 0:
+                    return False
+                conn.execute(_INSERT_TOKEN, _token_values(token))
+                return True
+
+            return await direct.write(rotate)
+        async with self._rows.transaction() as tx:
+            if not await tx.run(
+                update(refresh_families)
+                .where(_live_at(family_id, generation))
+                .values(
+                    generation=generation + 1,
+                    rotated_at=now,
+                    last_used_at=now,
+                    rotated_by=rotated_by or None,
+                )
+            ):
+                return False
+            await tx.run(insert(issued_tokens).values(**_token_values(token)))
+        return True
+
+    async def reissue_in_family(self, family_id: str, generation: int, token: IssuedToken) -> bool:
+        direct = self._database.direct
+        if direct is not None:
+
+            def reissue(conn: sqlite3.Connection) -> bool:
+                held = conn.execute(
+                    _HOLD_LIVE_FAMILY, {"family_id": family_id, "generation": generation}
+                )
+                if held.rowcount == 0:
+                    return False
+                conn.execute(_INSERT_TOKEN, _token_values(token))
+                return True
+
+            return await direct.write(reissue)
+        async with self._rows.transaction() as tx:
+            # An update that changes nothing still takes the row lock: a revocation of
+            # this family waits for this transaction, or this one sees the revocation.
+            if not await tx.run(
+                update(refresh_families)
+                .where(_live_at(family_id, generation))
+                .values(generation=refresh_families.c.generation)
+            ):
+                return False
+            await tx.run(insert(issued_tokens).values(**_token_values(token)))
+        return True
 
     async def active_families(self, subject: str, now: float) -> list[Family]:
         condition = and_(
@@ -170,6 +342,14 @@ class SqlGrantStore:
         )
 
     async def get_family(self, family_id: str) -> Family | None:
+        direct = self._database.direct
+        if direct is not None:
+
+            def get(conn: sqlite3.Connection) -> Family | None:
+                row = conn.execute(_SELECT_FAMILY, {"family_id": family_id}).fetchone()
+                return None if row is None else _family(row)
+
+            return await direct.read(get)
         return await self._rows.one(
             select(refresh_families).where(refresh_families.c.family_id == family_id), _family
         )
@@ -177,15 +357,10 @@ class SqlGrantStore:
     async def advance_family(
         self, family_id: str, generation: int, now: float, rotated_by: str = ""
     ) -> bool:
-        current = and_(
-            refresh_families.c.family_id == family_id,
-            refresh_families.c.generation == generation,
-            refresh_families.c.revoked_at.is_(None),
-        )
         return bool(
             await self._rows.run(
                 update(refresh_families)
-                .where(current)
+                .where(_live_at(family_id, generation))
                 .values(
                     generation=generation + 1,
                     rotated_at=now,
@@ -247,16 +422,12 @@ class SqlGrantStore:
         family_id: str | None = None,
         code_hash: str | None = None,
     ) -> None:
-        await self._rows.run(
-            insert(issued_tokens).values(
-                jti=jti,
-                client_id=client_id,
-                subject=subject,
-                family_id=family_id,
-                code_hash=code_hash,
-                expires_at=expires_at,
-            )
-        )
+        token = IssuedToken(jti, client_id, subject, expires_at, family_id, code_hash)
+        direct = self._database.direct
+        if direct is not None:
+            await direct.write(lambda conn: conn.execute(_INSERT_TOKEN, _token_values(token)))
+            return
+        await self._rows.run(insert(issued_tokens).values(**_token_values(token)))
 
     async def live_tokens(
         self,

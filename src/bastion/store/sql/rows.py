@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +24,12 @@ from sqlalchemy.sql.expression import Executable
 from bastion.store.sql.database import Database
 
 Record = TypeVar("Record")
+
+
+class Row(Protocol):
+    """A row by column name: SQLAlchemy's ``RowMapping`` or ``sqlite3.Row``."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 class Rows:

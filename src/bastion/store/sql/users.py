@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
 from bastion.accounts.records import User
 from bastion.errors import UserExists
 from bastion.store.sql.database import Database
-from bastion.store.sql.rows import Rows
+from bastion.store.sql.rows import Row, Rows
 from bastion.store.sql.schema import users
 
+_SELECT_USER = "SELECT * FROM users WHERE user_id = :user_id"
 
-def _user(row: RowMapping) -> User:
+
+def _user(row: Row) -> User:
     return User(
         row["user_id"],
         row["username"],
-        row["enabled"],
+        bool(row["enabled"]),
         row["created_at"],
         row["tokens_valid_after"],
         row["password_hash"],
@@ -30,6 +32,7 @@ def _user(row: RowMapping) -> User:
 class SqlUserStore:
     def __init__(self, database: Database) -> None:
         self._rows = Rows(database)
+        self._database = database
 
     async def create(self, username: str, password_hash: str | None, now: float) -> User:
         user = User(secrets.token_hex(16), username, True, now, 0.0, password_hash)
@@ -46,6 +49,15 @@ class SqlUserStore:
         return user
 
     async def get(self, user_id: str) -> User | None:
+        # Every grant and every introspection reads its user: on SQLite, without a hop.
+        direct = self._database.direct
+        if direct is not None:
+
+            def get(conn: sqlite3.Connection) -> User | None:
+                row = conn.execute(_SELECT_USER, {"user_id": user_id}).fetchone()
+                return None if row is None else _user(row)
+
+            return await direct.read(get)
         return await self._one(users.c.user_id == user_id)
 
     async def by_username(self, username: str) -> User | None:

@@ -1,0 +1,163 @@
+"""Short statements on an SQLite file without a thread hop: the token endpoint's path.
+
+Through SQLAlchemy's async engine every statement of a grant crosses to aiosqlite's
+thread and back and is compiled and wrapped on the way; a grant made five of those
+transactions, and the concurrent ones waited for SQLite's write lock in its busy
+handler, which sleeps in growing steps (the half-second p99 in docs/performance.md).
+Here a grant's statements run as one function in one transaction, on a plain
+``sqlite3`` connection whose prepared statements are cached:
+
+* with ``synchronous = "normal"`` (the default) a commit writes to the WAL without
+  fsync, so the function runs on the event loop's own thread: tens of microseconds,
+  less than one thread hop. The connection never waits for the lock there
+  (``busy_timeout`` 0): when another connection holds it (a migration, ``bastion db
+  prune``, another process, or one of this process's aiosqlite connections between two
+  of its statements), the function runs again on the writer thread, which waits for the
+  lock up to ``connect_timeout`` while the loop goes on serving;
+* with ``synchronous = "full"`` every commit waits for fsync, so writes always run on
+  the writer thread (one thread, so they queue rather than contend).
+
+Either way the caller's ``await`` returns only after ``COMMIT`` returned: an answer is
+never sent for a grant that is not committed. WAL checkpoints are moved off the loop
+too: this connection does not checkpoint on commit; every ``CHECKPOINT_EVERY`` commits
+the writer thread runs a passive checkpoint (which never blocks readers or writers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from bastion.errors import StoreUnavailable
+
+Result = TypeVar("Result")
+Synchronous = Literal["normal", "full"]
+CHECKPOINT_EVERY = 500
+
+
+class DirectSqlite:
+    def __init__(self, path: Path, *, timeout: float, synchronous: Synchronous) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._synchronous = synchronous
+        self._inline: sqlite3.Connection | None = None
+        self._threaded: sqlite3.Connection | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bastion-sqlite")
+        self._commits = 0
+        self._checkpoint_pending = threading.Event()
+
+    def _open(self, timeout: float) -> sqlite3.Connection:
+        # mode=rw: a missing file is an error here, never a new empty database.
+        try:
+            conn = sqlite3.connect(
+                f"{self._path.resolve().as_uri()}?mode=rw",
+                uri=True,
+                timeout=timeout,
+                isolation_level=None,  # transactions are ours: BEGIN IMMEDIATE ... COMMIT
+                check_same_thread=False,
+                cached_statements=64,
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable("database", f"{type(exc).__name__}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    def _connection(self, threaded: bool) -> sqlite3.Connection:
+        if threaded:
+            if self._threaded is None:
+                self._threaded = self._open(self._timeout)
+            return self._threaded
+        if self._inline is None:
+            self._inline = self._open(0.0)
+        return self._inline
+
+    async def read(self, work: Callable[[sqlite3.Connection], Result]) -> Result:
+        """``work``, one SELECT, outside any explicit transaction: a single statement
+        reads one snapshot by itself (in WAL mode, never waiting for a writer)."""
+        try:
+            return work(self._connection(False))
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise _unavailable(exc) from exc
+        return await self._on_writer(work, None)
+
+    async def write(self, work: Callable[[sqlite3.Connection], Result]) -> Result:
+        """``work`` in one write transaction, committed when this returns; rolled back
+        when ``work`` raises. ``work`` may run twice (after a busy first attempt, which
+        was rolled back), so it must only touch the database."""
+        if self._synchronous == "normal":
+            try:
+                result = _run(self._connection(False), work, "BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise _unavailable(exc) from exc
+            else:
+                self._committed()
+                return result
+        result = await self._on_writer(work, "BEGIN IMMEDIATE")
+        self._committed()
+        return result
+
+    async def _on_writer(
+        self, work: Callable[[sqlite3.Connection], Result], begin: str | None
+    ) -> Result:
+        def job() -> Result:
+            try:
+                conn = self._connection(True)
+                return work(conn) if begin is None else _run(conn, work, begin)
+            except sqlite3.OperationalError as exc:
+                raise _unavailable(exc) from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer, job)
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY == 0 and not self._checkpoint_pending.is_set():
+            self._checkpoint_pending.set()
+            self._writer.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            self._connection(True).execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass  # the next one, or any other connection's automatic one, catches up
+        finally:
+            self._checkpoint_pending.clear()
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        for conn in (self._inline, self._threaded):
+            if conn is not None:
+                conn.close()
+        self._inline = self._threaded = None
+
+
+def _run(
+    conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], Result], begin: str
+) -> Result:
+    conn.execute(begin)
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+
+
+def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
+    return StoreUnavailable("database", f"{type(exc).__name__}: {exc}")
