@@ -15,6 +15,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from bastion.crypto import jws
+from bastion.crypto.jws import PublicKeys
 from bastion.errors import OAuthError
 
 ACCESS_TOKEN_TYP = "at+jwt"
@@ -101,7 +103,7 @@ def id_token_claims(
 
 def verify_access_token(
     token: str,
-    keys: Mapping[str, Any],
+    keys: Mapping[str, Any] | PublicKeys,
     *,
     issuer: str,
     now: float,
@@ -110,14 +112,31 @@ def verify_access_token(
     """Claims of a valid access token, or ``OAuthError("invalid_token")``.
 
     One opaque failure for every reason, so a caller cannot be used as an oracle; the
-    reason is kept in ``__cause__`` for the log.
+    reason is kept in ``__cause__`` for the log. ``keys`` is a JWKS document, or the
+    same keys parsed once (``PublicKeys``) by a caller that checks many tokens.
     """
     try:
-        key_set = KeySet.import_key_set(dict(keys))  # type: ignore[arg-type]
-        decoded = jwt.decode(token, key_set, algorithms=list(SIGNING_ALGORITHMS))
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        compact = jws.parse_compact(token)
+    except ValueError as exc:
         raise OAuthError("invalid_token", "the access token is invalid", status=401) from exc
-    header, claims = decoded.header, decoded.claims
+    return verify_parsed_access_token(compact, keys, issuer=issuer, now=now, audience=audience)
+
+
+def verify_parsed_access_token(
+    compact: jws.Compact,
+    keys: Mapping[str, Any] | PublicKeys,
+    *,
+    issuer: str,
+    now: float,
+    audience: str | None = None,
+) -> dict[str, Any]:
+    """``verify_access_token`` for a token already taken apart (``jws.parse_compact``)."""
+    try:
+        public = keys if isinstance(keys, PublicKeys) else PublicKeys.from_jwks(keys)
+        jws.verify(compact, public, SIGNING_ALGORITHMS)
+    except ValueError as exc:
+        raise OAuthError("invalid_token", "the access token is invalid", status=401) from exc
+    header, claims = compact.header, compact.claims
     problem = _claims_problem(header, claims, issuer=issuer, now=now, audience=audience)
     if problem is not None:
         raise OAuthError("invalid_token", "the access token is invalid", status=401) from (
