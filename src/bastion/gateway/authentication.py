@@ -94,8 +94,8 @@ class Authenticator:
         raise Unauthenticated("The access token is invalid.") from ValueError("unknown issuer")
 
     def _bastion_public_keys(self) -> PublicKeys:
-        """Bastion's published keys, parsed once per key set (a kid names one key for
-        good, so the set of kids names the set)."""
+        """Bastion's published keys, parsed once per key set: a kid is the RFC 7638
+        thumbprint of its public key, so the kids name the set."""
         jwks = self._bastion_keys()
         kids = tuple(str(key.get("kid")) for key in jwks.get("keys", ()))
         if self._parsed is None or self._parsed[0] != kids:
