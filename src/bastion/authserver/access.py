@@ -12,14 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc.jwk import KeySet
-
 from bastion.accounts.stores import UserStore
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.authserver.stores import GrantStore
 from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.config import Settings
+from bastion.crypto.jws import PublicKeys
 from bastion.crypto.signing import SigningKeys
 from bastion.errors import OAuthError
 from bastion.oauth.tokens import (
@@ -32,6 +31,8 @@ from bastion.oauth.tokens import (
 from bastion.store.protocols import HotStore
 
 DENYLIST_PREFIX = "revoked-jti:"
+# The key set that verified a token, with its header and claims.
+Verified = tuple[PublicKeys, dict[str, Any], dict[str, Any]]
 # Signatures checked, per process: introspection of the same token again skips the
 # ECDSA verification, which costs more than the rest of the request.
 VERIFIED_CACHE_SIZE = 10_000
@@ -65,8 +66,8 @@ class AccessTokens:
         self.hot = hot
         self.audit = audit
         self.clock = clock
-        self._verified: TTLCache[bytes, tuple[KeySet, dict[str, Any], dict[str, Any]]] = TTLCache(
-            clock, VERIFIED_CACHE_SIZE
+        self._verified: TTLCache[bytes, tuple[PublicKeys, dict[str, Any], dict[str, Any]]] = (
+            TTLCache(clock, VERIFIED_CACHE_SIZE)
         )
 
     @property

@@ -20,8 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from joserfc.jwk import ECKey, KeySet, OKPKey
+from joserfc.jwk import ECKey, OKPKey
 
+from bastion.crypto.jws import PublicKeys
 from bastion.errors import KeyNotFound, KeyRingError
 
 Algorithm = Literal["ES256", "Ed25519"]
@@ -99,7 +100,7 @@ class KeyRing:
     def __init__(self, keys: Iterable[SigningKey], max_token_lifetime: float) -> None:
         self.keys: tuple[SigningKey, ...] = tuple(sorted(keys, key=lambda k: k.activates_at))
         self.max_token_lifetime = max_token_lifetime
-        self._key_sets: dict[tuple[str, ...], KeySet] = {}
+        self._key_sets: dict[tuple[str, ...], PublicKeys] = {}
 
     def state(self, key: SigningKey, now: float) -> KeyState:
         return key.state(now, self.max_token_lifetime)
@@ -129,14 +130,14 @@ class KeyRing:
     def jwks(self, now: float) -> dict[str, list[dict[str, Any]]]:
         return {"keys": [k.public_jwk() for k in self.published(now)]}
 
-    def key_set(self, now: float) -> KeySet:
+    def key_set(self, now: float) -> PublicKeys:
         """The published public keys, ready to verify with: importing them costs more
         than a verification, so each set is built once per ring."""
         published = self.published(now)
         kids = tuple(k.kid for k in published)
         found = self._key_sets.get(kids)
         if found is None:
-            found = KeySet.import_key_set({"keys": [k.public_jwk() for k in published]})
+            found = PublicKeys.from_jwks({"keys": [k.public_jwk() for k in published]})
             self._key_sets = {kids: found}
         return found
 

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from bastion.clock import Clock
 from bastion.crypto.envelope import Envelope
+from bastion.crypto.jws import PublicKeys
 from bastion.crypto.keyring import Algorithm, KeyRing, SigningKey
 from bastion.crypto.settings import KeySettings
 from bastion.errors import KeyRingError, StoreUnavailable
@@ -103,8 +103,8 @@ class SigningKeys:
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         return self._ring.jwks(self._clock.now())
 
-    def key_set(self) -> KeySet:
-        """The published public keys as joserfc verifies with them (built once per ring)."""
+    def key_set(self) -> PublicKeys:
+        """The published public keys, parsed to verify with (built once per ring)."""
         return self._ring.key_set(self._clock.now())
 
     def sign_jwt(self, claims: dict[str, Any], *, typ: str = "JWT") -> str:

@@ -17,10 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from bastion.clock import Clock
+from bastion.crypto.jws import PublicKeys
 from bastion.errors import StoreUnavailable
 from bastion.gateway.settings import IssuerSettings
 
@@ -35,13 +34,14 @@ class JwksCache:
         self._issuer = issuer
         self._fetch = fetch
         self._clock = clock
-        self._keys: KeySet | None = None
+        self._keys: PublicKeys | None = None
         self._kids: frozenset[str] = frozenset()
         self._fetched_at = float("-inf")
         self._attempted_at = float("-inf")
         self._lock = asyncio.Lock()
 
-    async def key_set(self, kid: str | None) -> KeySet:
+    async def public_keys(self, kid: str | None) -> PublicKeys:
+        """The issuer's keys, parsed once per fetch."""
         now = self._clock.now()
         fresh = now - self._fetched_at < self._issuer.jwks_max_age
         known = kid is None or kid in self._kids
@@ -66,7 +66,7 @@ class JwksCache:
             self._keys, self._kids, self._fetched_at = keys, kids, now
 
 
-def parse_jwks(raw: bytes) -> tuple[KeySet, frozenset[str]]:
+def parse_jwks(raw: bytes) -> tuple[PublicKeys, frozenset[str]]:
     """A key set with public keys only; private members or symmetric keys are refused."""
     if len(raw) > MAX_JWKS_BYTES:
         raise ValueError("JWKS document too large")
@@ -86,7 +86,7 @@ def parse_jwks(raw: bytes) -> tuple[KeySet, frozenset[str]]:
         and key.get("use", "sig") == "sig"
     ]
     try:
-        key_set = KeySet.import_key_set({"keys": usable})
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        key_set = PublicKeys.from_jwks({"keys": usable})
+    except ValueError as exc:
         raise ValueError("JWKS holds a malformed key") from exc
     return key_set, frozenset(str(k["kid"]) for k in usable if "kid" in k)

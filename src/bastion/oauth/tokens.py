@@ -15,6 +15,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from bastion.crypto import jws
+from bastion.crypto.jws import PublicKeys
 from bastion.errors import OAuthError
 
 ACCESS_TOKEN_TYP = "at+jwt"
@@ -101,7 +103,7 @@ def id_token_claims(
 
 def verify_access_token(
     token: str,
-    keys: Mapping[str, Any] | KeySet,
+    keys: Mapping[str, Any] | PublicKeys,
     *,
     issuer: str,
     now: float,
@@ -109,28 +111,44 @@ def verify_access_token(
 ) -> dict[str, Any]:
     """Claims of a valid access token, or ``OAuthError("invalid_token")``.
 
-    ``keys`` is a JWK Set, or one already imported (``SigningKeys.key_set``). One opaque
-    failure for every reason, so a caller cannot be used as an oracle; the reason is kept
-    in ``__cause__`` for the log.
+    One opaque failure for every reason, so a caller cannot be used as an oracle; the
+    reason is kept in ``__cause__`` for the log. ``keys`` is a JWKS document, or the
+    same keys parsed once (``PublicKeys``, e.g. ``SigningKeys.key_set``) by a caller
+    that checks many tokens.
     """
-    header, claims = verify_signature(token, keys)
+    try:
+        compact = jws.parse_compact(token)
+    except ValueError as exc:
+        raise OAuthError("invalid_token", "the access token is invalid", status=401) from exc
+    return verify_parsed_access_token(compact, keys, issuer=issuer, now=now, audience=audience)
+
+
+def verify_parsed_access_token(
+    compact: jws.Compact,
+    keys: Mapping[str, Any] | PublicKeys,
+    *,
+    issuer: str,
+    now: float,
+    audience: str | None = None,
+) -> dict[str, Any]:
+    """``verify_access_token`` for a token already taken apart (``jws.parse_compact``)."""
+    header, claims = verify_signature(compact, keys)
     check_access_claims(header, claims, issuer=issuer, now=now, audience=audience)
     return claims
 
 
 def verify_signature(
-    token: str, keys: Mapping[str, Any] | KeySet
+    token: str | jws.Compact, keys: Mapping[str, Any] | PublicKeys
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The header and claims of a compact JWS signed by one of ``keys`` with an allowed
     algorithm; nothing about the claims is checked yet (``check_access_claims``)."""
     try:
-        key_set = (
-            keys if isinstance(keys, KeySet) else KeySet.import_key_set(dict(keys))  # type: ignore[arg-type]
-        )
-        decoded = jwt.decode(token, key_set, algorithms=list(SIGNING_ALGORITHMS))
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        compact = jws.parse_compact(token) if isinstance(token, str) else token
+        public = keys if isinstance(keys, PublicKeys) else PublicKeys.from_jwks(keys)
+        jws.verify(compact, public, SIGNING_ALGORITHMS)
+    except ValueError as exc:
         raise OAuthError("invalid_token", "the access token is invalid", status=401) from exc
-    return dict(decoded.header), dict(decoded.claims)
+    return dict(compact.header), dict(compact.claims)
 
 
 def check_access_claims(

@@ -150,6 +150,31 @@ def test_algorithm_confusion_is_refused(
     assert gw.client.get("/api/partner", headers=gw.bearer(forged)).status_code == 401
 
 
+def test_unsigned_and_critical_header_tokens_are_refused(
+    gw: GatewayHarness, partner_key: RSAKey, now: FixedClock
+) -> None:
+    """RFC 7515 §4.1.1 and §4.1.11 on the cache-miss path: ``alg: none`` never verifies,
+    and a ``crit`` extension the gateway does not understand refuses the token."""
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(data)).rstrip(b"=").decode()
+
+    claims = part({"iss": PARTNER, "sub": "x", "aud": AUDIENCE, "exp": int(now.now()) + 60})
+    good = _token(partner_key, now.now())
+    signature = good.rsplit(".", 1)[1]
+    for header in (
+        {"alg": "none", "typ": "at+jwt"},
+        {"alg": "RS256", "typ": "at+jwt", "kid": "k1", "crit": ["x-bind"], "x-bind": 1},
+    ):
+        for tail in ("", signature):
+            answer = gw.client.get(
+                "/api/partner", headers=gw.bearer(f"{part(header)}.{claims}.{tail}")
+            )
+            assert answer.status_code == 401
+            assert answer.headers["content-type"] == "application/problem+json"
+    assert gw.client.get("/api/partner", headers=gw.bearer(good)).status_code == 200
+
+
 def test_unknown_kid_refetches_at_a_bounded_rate(
     gw: GatewayHarness, recorder: Recorder, partner_key: RSAKey, now: FixedClock
 ) -> None:
