@@ -77,8 +77,13 @@ async def test_code_replay_and_family_links(grant_store: GrantStore) -> None:
     assert await grant_store.was_replayed(code_hash("c"))
     assert not await grant_store.was_replayed(code_hash("unknown"))
     assert await grant_store.family_of_code(code_hash("c")) is None
-    await grant_store.link_code_family(code_hash("c"), "fam_1")
-    assert await grant_store.family_of_code(code_hash("c")) == "fam_1"
+    linked = family()
+    assert not await grant_store.issue_from_code(code_hash("c"), linked, issued("j-c")), (
+        "RFC 6749 §4.1.2: a replayed code issues nothing"
+    )
+    await grant_store.save_code(grant("d"))
+    assert await grant_store.issue_from_code(code_hash("d"), linked, issued("j-d"))
+    assert await grant_store.family_of_code(code_hash("d")) == linked.family_id
     assert await grant_store.family_of_code(code_hash("unknown")) is None
 
 
@@ -89,8 +94,12 @@ async def test_a_family_round_trips_and_advances_once_per_generation(
     await grant_store.create_family(created)
     assert await grant_store.get_family(created.family_id) == created
     assert await grant_store.get_family("fam_unknown") is None
+    fid = created.family_id
     wins = await asyncio.gather(
-        *(grant_store.advance_family(created.family_id, 0, NOW + 1, f"fp{i}") for i in range(6))
+        *(
+            grant_store.rotate_family(fid, 0, NOW + 1, f"fp{i}", issued(f"a{i}", family_id=fid))
+            for i in range(6)
+        )
     )
     assert wins.count(True) == 1
     assert await grant_store.get_family(created.family_id) == replace(
@@ -100,8 +109,8 @@ async def test_a_family_round_trips_and_advances_once_per_generation(
         last_used_at=NOW + 1,
         rotated_by=f"fp{wins.index(True)}",
     )
-    assert not await grant_store.advance_family(created.family_id, 0, NOW + 2), "stale"
-    assert await grant_store.advance_family(created.family_id, 1, NOW + 2)
+    assert not await grant_store.rotate_family(fid, 0, NOW + 2, "", issued("b")), "stale"
+    assert await grant_store.rotate_family(fid, 1, NOW + 2, "", issued("c", family_id=fid))
     advanced = await grant_store.get_family(created.family_id)
     assert advanced is not None
     assert (advanced.generation, advanced.rotated_by) == (2, ""), "no instance: unknown"
@@ -140,7 +149,9 @@ async def test_revocation_and_the_token_index(grant_store: GrantStore) -> None:
         first.family_id
     ]
     assert await grant_store.revoke_families(NOW, "again", family_id=first.family_id) == []
-    assert not await grant_store.advance_family(first.family_id, 0, NOW), "revoked stay put"
+    assert not await grant_store.rotate_family(
+        first.family_id, 0, NOW, "", issued("jx", family_id=first.family_id)
+    ), "revoked stay put"
     revoked = await grant_store.get_family(first.family_id)
     assert revoked is not None
     assert revoked.revoked_at == NOW

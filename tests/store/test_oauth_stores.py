@@ -10,7 +10,7 @@ from dataclasses import replace
 from bastion.oauth.codes import code_hash
 from bastion.store.sql.database import Database
 from bastion.store.sql.grants import SqlGrantStore
-from tests.store.test_grant_contract import NOW, family, grant
+from tests.store.test_grant_contract import NOW, family, grant, issued
 
 
 async def test_a_code_is_consumed_exactly_once_under_concurrency(database_url: str) -> None:
@@ -44,7 +44,13 @@ async def test_a_family_advances_once_per_generation_under_concurrency(
     try:
         wins = await asyncio.gather(
             *(
-                SqlGrantStore(db).advance_family(created.family_id, 0, NOW + 1, f"fp{i}")
+                SqlGrantStore(db).rotate_family(
+                    created.family_id,
+                    0,
+                    NOW + 1,
+                    f"fp{i}",
+                    issued(f"r{i}", family_id=created.family_id),
+                )
                 for i, db in enumerate(databases)
             )
         )

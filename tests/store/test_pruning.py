@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from bastion import wiring
 from bastion.accounts.records import BrowserSession, RecoveryTicket
+from bastion.authserver.stores import IssuedToken
 from bastion.cli.main import cli
 from bastion.clock import FixedClock
 from bastion.config import load_settings
@@ -123,9 +124,9 @@ async def test_consumed_codes_keep_replay_detection(migrated: Database) -> None:
     await grants.save_code(code("redeemed"))
     await grants.save_code(code("never-used"))
     await grants.save_code(code("no-refresh"))
-    await grants.create_family(family("f", lifetime=30 * DAY))
     assert (await grants.consume_code("redeemed", T0 + 5))[1]
-    await grants.link_code_family("redeemed", "f")
+    redeemed = IssuedToken("t-f", "app", "alice", T0 + 305, family_id="f")
+    assert await grants.issue_from_code("redeemed", family("f", lifetime=30 * DAY), redeemed)
     assert (await grants.consume_code("no-refresh", T0 + 5))[1]
     await grants.record_token(
         "t", client_id="app", subject="alice", expires_at=T0 + 305, code_hash="no-refresh"

@@ -87,8 +87,6 @@ class GrantStore(Protocol):
 
     async def was_replayed(self, code_hash: str) -> bool: ...
 
-    async def link_code_family(self, code_hash: str, family_id: str) -> None: ...
-
     async def family_of_code(self, code_hash: str) -> str | None: ...
 
     async def create_family(self, family: Family) -> None: ...
@@ -103,8 +101,9 @@ class GrantStore(Protocol):
     async def rotate_family(
         self, family_id: str, generation: int, now: float, rotated_by: str, token: IssuedToken
     ) -> bool:
-        """In one transaction: ``advance_family`` and, if it advanced, index ``token``;
-        False (nothing written) if someone else advanced it first or it is revoked."""
+        """In one transaction: move a live family from ``generation`` to the next, recording
+        the rotating instance's fingerprint, and index ``token``; False (nothing written)
+        if someone else advanced it first or it is revoked."""
         ...
 
     async def reissue_in_family(self, family_id: str, generation: int, token: IssuedToken) -> bool:
@@ -118,13 +117,6 @@ class GrantStore(Protocol):
         ...
 
     async def get_family(self, family_id: str) -> Family | None: ...
-
-    async def advance_family(
-        self, family_id: str, generation: int, now: float, rotated_by: str = ""
-    ) -> bool:
-        """Move a live family from ``generation`` to the next, recording the rotating
-        instance's fingerprint; False if someone else already did, or it is revoked."""
-        ...
 
     async def revoke_families(
         self,

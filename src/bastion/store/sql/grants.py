@@ -206,9 +206,6 @@ class SqlGrantStore:
     async def was_replayed(self, code_hash: str) -> bool:
         return await self._code_value(authorization_codes.c.replayed_at, code_hash) is not None
 
-    async def link_code_family(self, code_hash: str, family_id: str) -> None:
-        await self._set_code(code_hash, family_id=family_id)
-
     async def family_of_code(self, code_hash: str) -> str | None:
         value = await self._code_value(authorization_codes.c.family_id, code_hash)
         return None if value is None else str(value)
@@ -352,22 +349,6 @@ class SqlGrantStore:
             return await direct.read(get)
         return await self._rows.one(
             select(refresh_families).where(refresh_families.c.family_id == family_id), _family
-        )
-
-    async def advance_family(
-        self, family_id: str, generation: int, now: float, rotated_by: str = ""
-    ) -> bool:
-        return bool(
-            await self._rows.run(
-                update(refresh_families)
-                .where(_live_at(family_id, generation))
-                .values(
-                    generation=generation + 1,
-                    rotated_at=now,
-                    last_used_at=now,
-                    rotated_by=rotated_by or None,
-                )
-            )
         )
 
     async def revoke_families(
