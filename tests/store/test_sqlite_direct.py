@@ -139,3 +139,23 @@ async def test_no_file_is_created_through_the_direct_connection(tmp_path: Path) 
 def _token(family_id: str) -> IssuedToken:
 
     return IssuedToken("jti-direct", "app", "u1", NOW + 300, family_id)
+
+
+async def test_a_file_that_is_no_database_is_store_unavailable(tmp_path: Path) -> None:
+    """A damaged file answers 503 through StoreUnavailable (docs/security-model.md, stores
+    fail closed), never a driver exception that would reach the client as a 500."""
+    database = await _migrated(tmp_path / "b.db")
+    try:
+        direct = database.direct
+        assert direct is not None
+        await database.engine.dispose()
+        (tmp_path / "b.db").write_bytes(b"not an SQLite file" * 512)
+        for suffix in ("-wal", "-shm"):
+            (tmp_path / f"b.db{suffix}").unlink(missing_ok=True)
+        store = SqlGrantStore(database)
+        with pytest.raises(StoreUnavailable):
+            await store.get_family(family().family_id)
+        with pytest.raises(StoreUnavailable):
+            await store.consume_code(grant().code_hash, NOW)
+    finally:
+        await database.close()

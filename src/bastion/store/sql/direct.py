@@ -17,6 +17,10 @@ Here a grant's statements run as one function in one transaction, on a plain
 * with ``synchronous = "full"`` every commit waits for fsync, so writes always run on
   the writer thread (one thread, so they queue rather than contend).
 
+A database error other than a constraint (a corrupt or vanished file, a full disk, a
+lock held past ``connect_timeout``) is ``StoreUnavailable``, as on the SQLAlchemy path;
+a constraint violation is the caller's bug and stays what it is.
+
 Either way the caller's ``await`` returns only after ``COMMIT`` returned: an answer is
 never sent for a grant that is not committed. WAL checkpoints are moved off the loop
 too: this connection does not checkpoint on commit; every ``CHECKPOINT_EVERY`` commits
@@ -84,7 +88,9 @@ class DirectSqlite:
         reads one snapshot by itself (in WAL mode, never waiting for a writer)."""
         try:
             return work(self._connection(False))
-        except sqlite3.OperationalError as exc:
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as exc:
             if not _busy(exc):
                 raise _unavailable(exc) from exc
         return await self._on_writer(work, None)
@@ -96,7 +102,9 @@ class DirectSqlite:
         if self._synchronous == "normal":
             try:
                 result = _run(self._connection(False), work, "BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.DatabaseError as exc:
                 if not _busy(exc):
                     raise _unavailable(exc) from exc
             else:
@@ -113,7 +121,9 @@ class DirectSqlite:
             try:
                 conn = self._connection(True)
                 return work(conn) if begin is None else _run(conn, work, begin)
-            except sqlite3.OperationalError as exc:
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.DatabaseError as exc:
                 raise _unavailable(exc) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._writer, job)
@@ -154,7 +164,7 @@ def _run(
     return result
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def _busy(exc: sqlite3.DatabaseError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
 
