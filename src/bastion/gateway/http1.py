@@ -191,6 +191,12 @@ class Connection(asyncio.Protocol):
 
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self.head_done:
+            # A second answer to one request: whatever it is (a desync, a smuggled
+            # answer), it must not become the answer to the next request.
+            raise UpstreamBroken("more than one answer to a request")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head_bytes += len(name) + len(value) + 4
         if len(self.headers) >= MAX_HEADER_FIELDS or self.head_bytes > MAX_HEADER_BYTES:

@@ -238,6 +238,19 @@ async def test_a_truncated_answer_is_an_error_not_a_short_body() -> None:
         await p.close()
 
 
+async def test_a_second_answer_to_one_request_ends_the_connection() -> None:
+    # An upstream that answers twice (desync, a smuggled answer in the body of the first)
+    # must not have its second answer read as the answer to the next request.
+    smuggled = b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nsmuggled"
+    first = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok" + smuggled
+    async with scripted(lambda r: first if b"/one" in r else ok()(r)) as (script, port):
+        p = pool(port)
+        assert await fetch(p, target="/one") == (200, b"ok")
+        assert await fetch(p, target="/two") == (200, b'{"a":1}')
+        await p.close()
+    assert script.connections == 2
+
+
 async def test_content_length_beside_chunked_is_refused() -> None:
     # RFC 9112 §6.1 and §6.3 point 3: both framings at once is how answers are smuggled.
     reply = (
