@@ -206,7 +206,9 @@ class Connection(asyncio.Protocol):
         if lowered == b"content-length":
             self.length = int(value)  # llhttp has checked it is digits, and only one
         elif lowered == b"content-encoding":
-            self.coding = value.strip().lower()
+            # Two fields are two codings applied in turn (RFC 9110 §8.4): only one is
+            # decoded here, so the pair is refused rather than half decoded.
+            self.coding = b"several" if self.coding else value.strip().lower()
         elif lowered == b"transfer-encoding":
             self.chunked = True
 

@@ -309,6 +309,18 @@ async def test_an_undecodable_coding_is_refused() -> None:
         await p.close()
 
 
+async def test_two_encodings_in_two_fields_are_refused() -> None:
+    # RFC 9110 §8.4: codings are listed in the order applied; decoding one of two would
+    # pass a still-encoded body on as if it were plain.
+    twice = gzip.compress(gzip.compress(b'{"a":1}'))
+    fields = b"content-encoding: gzip\r\ncontent-encoding: gzip\r\n"
+    async with scripted(ok(twice, fields)) as (_, port):
+        p = pool(port)
+        with pytest.raises(UpstreamBroken):
+            await p.request("GET", "/x", [], None)
+        await p.close()
+
+
 async def test_a_corrupt_encoding_is_refused() -> None:
     async with scripted(ok(b"not gzip at all", b"content-encoding: gzip\r\n")) as (_, port):
         p = pool(port)
