@@ -7,12 +7,17 @@ tracing hooks, a timer rescheduled on every read. This client does what a revers
 needs and nothing else:
 
 - one origin, fixed by configuration: no redirects, cookies, proxies or URL parsing;
-- requests written in one buffer; header names and values with CR, LF or NUL refused
-  (no request splitting), the framing fields (Host, Content-Length, Transfer-Encoding,
-  Connection and the other hop-by-hop names) written by the client only;
+- requests written in one buffer; a field name that is not a token or a value with a
+  control character (CR, LF, NUL...) is refused (no request splitting), and the framing
+  fields (Host, Content-Length, Transfer-Encoding, Connection and the other hop-by-hop
+  names) are written by the client only;
 - answers parsed strictly (llhttp refuses a Content-Length beside Transfer-Encoding,
-  bad chunk sizes and oversized fields), headers bounded in count and size, bodies
-  decoded from gzip or deflate and bounded after decoding (no decompression bomb);
+  bad chunk sizes, obs-fold and bare LF), the head bounded in fields and bytes (a single
+  field included, as it arrives), a status outside 200-599 or a transfer coding other
+  than chunked refused, trailers dropped, bodies decoded from gzip or deflate in bounded
+  pieces so that a size limit stops a decompression bomb before it expands, a truncated
+  body (short of its length, a reset, a cut compressed stream, a length-less body over
+  TLS) an error, never a short answer;
 - a connection goes back to the pool only after a whole answer with keep-alive; any
   failure, timeout or unread remainder closes it;
 - timeouts: connect, between reads, and for the whole call.
@@ -25,11 +30,12 @@ for any method), ``UpstreamBroken`` when the connection or the answer failed par
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl as ssl_module
 import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Protocol, cast
 
 import httptools
@@ -51,12 +57,19 @@ _FRAMING = frozenset(
     }
 )
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# llhttp's own limits stop a single field at 80 KiB; the whole head is held smaller.
 MAX_HEADER_FIELDS = 200
+# The whole head, and the bytes fed without the parser finishing anything (one field
+# growing: httptools joins its pieces by concatenation, quadratic in its size).
 MAX_HEADER_BYTES = 65_536
-# Above this many unread bytes the connection stops reading until the reader catches up.
+# Above this many unread bytes the connection stops reading until the reader catches up;
+# each buffered piece also counts what holding it costs, so tiny chunks cannot hide.
 _HIGH_WATER = 262_144
+_PIECE_COST = 64
+# Decoded bodies come out in pieces of at most this size.
 _CHUNK = 65_536
+# RFC 9110 §5.1 (field names are tokens) and §5.5 (no CTL but HTAB in a value).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class ConnectFailed(ConnectionError):
@@ -69,6 +82,10 @@ class UpstreamBroken(ConnectionError):
     sent."""
 
 
+class UnsendableRequest(ValueError):
+    """A request field that could split the request: never sent."""
+
+
 class Opener(Protocol):
     """Makes one connection: ``asyncio``'s ``create_connection`` over TCP, or an
     in-process pair in tests."""
@@ -79,6 +96,7 @@ class Opener(Protocol):
         host: str,
         port: int,
         ssl: ssl_module.SSLContext | None,
+        /,
     ) -> Awaitable[tuple[asyncio.BaseTransport, asyncio.Protocol]]: ...
 
 
@@ -94,12 +112,13 @@ async def open_tcp(
     )
 
 
-def _bad_field(text: str) -> bool:
-    return "\r" in text or "\n" in text or "\x00" in text
+_UNDECODABLE = "the answer's encoding does not decode"
 
 
 class _Decoder:
-    """Content-Encoding gzip or deflate, decoded as it arrives."""
+    """Content-Encoding gzip or deflate, decoded as it arrives, in pieces of at most
+    ``_CHUNK`` bytes: a caller's size limit stops a bomb after one piece too many, not
+    after it has expanded in memory."""
 
     def __init__(self, coding: str) -> None:
         self._deflate = coding == "deflate"
@@ -107,21 +126,30 @@ class _Decoder:
         self._inflate = zlib.decompressobj(47 if not self._deflate else zlib.MAX_WBITS)
         self._first = True
 
-    def feed(self, data: bytes) -> bytes:
-        try:
-            if self._deflate and self._first:
-                self._first = False
-                if data and data[0] & 0x0F != 8:  # no zlib header: a raw deflate stream
-                    self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self._inflate.decompress(data)
-        except zlib.error as exc:
-            raise UpstreamBroken("the answer's encoding does not decode") from exc
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        inflate = self._inflate
+        if self._deflate and self._first and data:
+            self._first = False
+            if data[0] & 0x0F != 8:  # no zlib header: a raw deflate stream
+                inflate = self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        while data:
+            if inflate.eof:
+                # Bytes after the end of the stream: a second gzip member or garbage,
+                # neither of which is passed on as if the first were all of it.
+                raise UpstreamBroken(_UNDECODABLE)
+            try:
+                piece = inflate.decompress(data, _CHUNK)
+            except zlib.error as exc:
+                raise UpstreamBroken(_UNDECODABLE) from exc
+            data = inflate.unconsumed_tail or inflate.unused_data
+            if piece:
+                yield piece
 
-    def end(self) -> bytes:
-        try:
-            return self._inflate.flush()
-        except zlib.error as exc:
-            raise UpstreamBroken("the answer's encoding does not decode") from exc
+    def end(self) -> None:
+        """The body is over: the compressed stream must be, too (a cut one is an
+        error, not a shorter body)."""
+        if not self._inflate.eof:
+            raise UpstreamBroken(_UNDECODABLE)
 
 
 class Connection(asyncio.Protocol):
@@ -133,6 +161,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self.closed = False
+        # Counted in the pool's open connections until counted out, exactly once.
+        self.counted = True
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
@@ -140,6 +170,9 @@ class Connection(asyncio.Protocol):
         # unasked for (a late 408, garbage) and ends the connection.
         self.in_flight = False
         self.head_only = False
+        # Parser callbacks so far, and bytes fed since the last one (see data_received).
+        self._progress = 0
+        self._stalled = 0
         self._reset_answer()
 
     def _reset_answer(self) -> None:
@@ -166,20 +199,32 @@ class Connection(asyncio.Protocol):
         if not self.in_flight:
             self.close()
             return
+        mark = self._progress
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamBroken(f"the answer is not HTTP/1.1: {type(exc).__name__}"))
-        except UpstreamBroken as exc:
-            self._fail(exc)
+            # A callback's own refusal arrives wrapped: name it, not the wrapper.
+            cause = exc.__context__
+            if isinstance(cause, UpstreamBroken):
+                self._fail(cause)
+            else:
+                self._fail(UpstreamBroken(f"the answer is not HTTP/1.1: {type(exc).__name__}"))
+            return
+        if self._progress != mark:
+            self._stalled = 0
+            return
+        self._stalled += len(data)
+        if self._stalled > MAX_HEADER_BYTES:
+            self._fail(UpstreamBroken("a field of the answer is too large"))
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.head_done and not self.complete and self._reads_to_close():
-            # An answer without a length ends with the connection (RFC 9112 §6.3).
+        if self.head_done and not self.complete and exc is None and self._reads_to_close():
+            # An answer without a length ends with the connection (RFC 9112 §6.3), when
+            # the connection ends cleanly.
             self.complete = True
             self._wake()
         elif not self.complete:
@@ -192,15 +237,19 @@ class Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        self._progress += 1
         if self.head_done:
             # A second answer to one request: whatever it is (a desync, a smuggled
             # answer), it must not become the answer to the next request.
             raise UpstreamBroken("more than one answer to a request")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._progress += 1
         self.head_bytes += len(name) + len(value) + 4
         if len(self.headers) >= MAX_HEADER_FIELDS or self.head_bytes > MAX_HEADER_BYTES:
             raise UpstreamBroken("the answer's header is too large")
+        if self.head_done:
+            return  # a trailer field: never merged into the header section
         self.headers.append((name, value))
         lowered = name.lower()
         if lowered == b"content-length":
@@ -210,9 +259,14 @@ class Connection(asyncio.Protocol):
             # decoded here, so the pair is refused rather than half decoded.
             self.coding = b"several" if self.coding else value.strip().lower()
         elif lowered == b"transfer-encoding":
+            # llhttp frames by the last coding only; anything but a single "chunked" is
+            # a coding this client would pass on undecoded, or read to the close.
+            if self.chunked or value.strip().lower() != b"chunked":
+                raise UpstreamBroken("the answer's transfer coding is not supported")
             self.chunked = True
 
     def on_headers_complete(self) -> None:
+        self._progress += 1
         status = self._parser.get_status_code()
         if 100 <= status < 200:
             if status == 101:
@@ -224,26 +278,34 @@ class Connection(asyncio.Protocol):
             self.coding = b""
             self.chunked = False
             return
+        if not 200 <= status <= 599:
+            raise UpstreamBroken("the answer's status is not a status")
         self.status = status
         self.keep_alive = self._parser.should_keep_alive()
         self.head_done = True
+        if self._reads_to_close() and self._pool.tls is not None:
+            # Over TLS a close without close_notify looks like a clean one here, so a
+            # body that ends with the connection could be cut short unnoticed.
+            raise UpstreamBroken("an answer without a length over TLS")
         if self.head_only:
             self.complete = True
             self.keep_alive = False  # a HEAD answer's announced body must not be read
         self._wake()
 
     def on_body(self, body: bytes) -> None:
-        if self.status == 0 or self.complete:
+        self._progress += 1
+        if not self.head_done or self.complete:
             return
         self.body.append(body)
-        self.buffered += len(body)
+        self.buffered += len(body) + _PIECE_COST
         if self.buffered > _HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
         self._wake()
 
     def on_message_complete(self) -> None:
-        if self.status == 0:
+        self._progress += 1
+        if not self.head_done:
             return  # the end of an interim answer
         self.complete = True
         self._wake()
@@ -271,6 +333,11 @@ class Connection(asyncio.Protocol):
             waiter.set_exception(exc)
         if close:
             self.close()
+
+    def count_out(self) -> bool:
+        """True the first time: the pool's count of open connections drops by one."""
+        counted, self.counted = self.counted, False
+        return counted
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
@@ -306,6 +373,8 @@ class Connection(asyncio.Protocol):
         return data
 
     def send(self, head: bytes, body: bytes | None, head_only: bool) -> None:
+        if self.closed:
+            raise UpstreamBroken("the connection is closed")
         self._reset_answer()
         self.head_only = head_only
         self.in_flight = True
@@ -330,7 +399,8 @@ class Answer:
         self._released = False
         coding = conn.coding
         self._decoder: _Decoder | None = None
-        if coding not in (b"", b"identity"):
+        bodiless = conn.head_only or conn.status in (204, 304)
+        if coding not in (b"", b"identity") and not bodiless:
             if coding in (b"gzip", b"x-gzip"):
                 self._decoder = _Decoder("gzip")
             elif coding == b"deflate":
@@ -362,29 +432,32 @@ class Answer:
         return None if self._decoder is not None else self._conn.length
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, decoded."""
+        """The body as it arrives, decoded; ``TimeoutError`` past the call's total time,
+        even while the upstream keeps sending."""
         conn = self._conn
         decoder = self._decoder
         while True:
+            if time.monotonic() > self._deadline:
+                conn.close()
+                raise TimeoutError
             if conn.body:
                 data = conn.take()
-                if decoder is not None:
-                    data = decoder.feed(data)
-                if data:
+                if decoder is None:
                     yield data
+                else:
+                    for piece in decoder.feed(data):
+                        yield piece
                 continue
             if conn.complete:
-                if decoder is not None and (rest := decoder.end()):
-                    yield rest
+                if decoder is not None:
+                    decoder.end()
                 return
             await conn.wait(self._deadline, self._read_timeout)
 
     async def read(self, limit: int) -> bytes | None:
         """The whole body, or None when it is larger than ``limit`` bytes (decoded)."""
         conn = self._conn
-        if conn.complete and self._decoder is None:
-            if conn.buffered > limit:
-                return None
+        if conn.complete and self._decoder is None and conn.buffered <= limit:
             return conn.take() if conn.body else b""
         parts: list[bytes] = []
         size = 0
@@ -451,17 +524,16 @@ class Pool:
     def head(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes | None
     ) -> bytes:
-        """The request line and header section; ``ValueError`` for a field that could
-        split the request."""
-        if _bad_field(target) or " " in target or _bad_field(method) or " " in method:
-            raise ValueError("request target or method holds a separator")
+        """The request line and header section; ``UnsendableRequest`` for a field that
+        could split the request."""
+        if not _TOKEN.fullmatch(method) or " " in target or _CONTROL.search(target):
+            raise UnsendableRequest("request target or method holds a separator")
         lines = [method, " ", target, " HTTP/1.1", self._host_line]
         for name, value in headers:
-            lowered = name.lower()
-            if lowered in _FRAMING:
+            if not _TOKEN.fullmatch(name) or _CONTROL.search(value):
+                raise UnsendableRequest("header field holds a separator")
+            if name.lower() in _FRAMING:
                 continue
-            if _bad_field(name) or ":" in name or " " in name or _bad_field(value):
-                raise ValueError("header field holds a separator")
             lines += (name, ": ", value, "\r\n")
         if body:
             lines += ("content-length: ", str(len(body)), "\r\n")
@@ -477,7 +549,7 @@ class Pool:
         try:
             head = self.head(method, target, headers, body)
         except UnicodeEncodeError as exc:
-            raise ValueError("header field is not Latin-1") from exc
+            raise UnsendableRequest("header field is not Latin-1") from exc
         deadline = time.monotonic() + self.total_timeout
         conn = await self._acquire(deadline)
         try:
@@ -521,20 +593,30 @@ class Pool:
                 if not conn.closed:
                     return conn
         self._open += 1
+        made: list[Connection] = []
+
+        def factory() -> Connection:
+            made.append(Connection(self))
+            return made[-1]
+
         try:
-            return await self._connect(deadline)
+            return await self._connect(deadline, factory)
         except BaseException:
-            self._open -= 1
-            self._wake_one()
+            # A cancellation can land after the connection was made: close it here (the
+            # loop may not) and count it out once, whichever of this and lost() runs first.
+            made_one = made[-1] if made else None
+            if made_one is not None:
+                made_one.close()
+            if made_one is None or made_one.count_out():
+                self._open -= 1
+                self._wake_one()
             raise
 
-    async def _connect(self, deadline: float) -> Connection:
+    async def _connect(self, deadline: float, factory: Callable[[], Connection]) -> Connection:
         budget = min(self.connect_timeout, max(0.0, deadline - time.monotonic()))
         try:
             async with asyncio.timeout(budget):
-                _, protocol = await self._opener(
-                    lambda: Connection(self), self.host, self.port, self.tls
-                )
+                _, protocol = await self._opener(factory, self.host, self.port, self.tls)
         except TimeoutError:
             raise
         except (OSError, ssl_module.SSLError) as exc:
@@ -554,8 +636,9 @@ class Pool:
     def lost(self, conn: Connection) -> None:
         if conn in self._idle:
             self._idle.remove(conn)
-        self._open -= 1
-        self._wake_one()
+        if conn.count_out():
+            self._open -= 1
+            self._wake_one()
 
     def _wake_one(self) -> None:
         while self._waiters:

@@ -24,7 +24,13 @@ from urllib.parse import quote_from_bytes, urlsplit
 
 from bastion.clock import Clock
 from bastion.errors import GatewayTimeout, UpstreamFailure
-from bastion.gateway.http1 import Answer, ConnectFailed, Pool, UpstreamBroken
+from bastion.gateway.http1 import (
+    Answer,
+    ConnectFailed,
+    Pool,
+    UnsendableRequest,
+    UpstreamBroken,
+)
 from bastion.gateway.service_credentials import ServiceCredential
 from bastion.gateway.settings import UpstreamSettings
 from bastion.gateway.transport import TCP, UpstreamTransport
@@ -186,7 +192,7 @@ class UpstreamCall:
             return await self._guarded(guard)
         except _CALL_ERRORS as exc:
             raise _translated(exc, self._up.name) from exc
-        except ValueError as exc:
+        except UnsendableRequest as exc:
             # A header field that could split the request: never sent, and never will be.
             log.warning("request to upstream %s not sent: %s", self._up.name, exc)
             raise UpstreamFailure(UNAVAILABLE) from exc
@@ -213,21 +219,32 @@ class UpstreamCall:
                 if delay is None:
                     raise _translated(exc, self._up.name) from exc
             else:
-                failed = response.status >= 500
-                if breaker is not None and breaker.note(not failed, now := clock.now()):
-                    await breaker.publish(now)
-                delay = None
-                if response.status in RETRYABLE_STATUS:
-                    wait = retry_after(response.header(b"retry-after"), guard.clock.now())
-                    delay = self._retry_delay(
-                        guard, attempt, retryable(self._method, self._keyed), wait
-                    )
+                try:
+                    delay = await self._judge(guard, response, attempt)
+                finally:
+                    # Whatever happens while the answer is judged (a cancellation while
+                    # the breaker publishes, an error), its connection is not lost.
+                    if self._answer is not response:
+                        response.release()
                 if delay is None:
-                    self._answer = response
                     return response
-                response.release()
             attempt += 1
             await asyncio.sleep(delay)
+
+    async def _judge(self, guard: Resilience, response: Answer, attempt: int) -> float | None:
+        """Note the answer with the breaker; the wait before trying again, or None to
+        keep this answer (then ``self._answer``)."""
+        breaker = guard.breaker
+        failed = response.status >= 500
+        if breaker is not None and breaker.note(not failed, now := guard.clock.now()):
+            await breaker.publish(now)
+        delay = None
+        if response.status in RETRYABLE_STATUS:
+            wait = retry_after(response.header(b"retry-after"), guard.clock.now())
+            delay = self._retry_delay(guard, attempt, retryable(self._method, self._keyed), wait)
+        if delay is None:
+            self._answer = response
+        return delay
 
     def _retry_delay(
         self, guard: Resilience, attempt: int, safe: bool, wait: float | None

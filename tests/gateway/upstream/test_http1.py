@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
+import ssl
+import struct
+import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from bastion.gateway.http1 import (
     MAX_HEADER_FIELDS,
     ConnectFailed,
+    Opener,
     Pool,
+    UnsendableRequest,
     UpstreamBroken,
+    open_tcp,
 )
+from tests.support.pki import TestCA
 
 Reply = Callable[[bytes], bytes | None]
 
@@ -78,6 +87,35 @@ async def scripted(reply: Reply) -> AsyncIterator[tuple[Script, int]]:
         server.close()
         for writer in script.writers:
             writer.close()
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def handled(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[int]:
+    """A server whose every connection runs ``handler``: for answers written over time."""
+
+    async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handler(reader, writer)
+        except (asyncio.CancelledError, ConnectionError):
+            pass  # the client went away, or the test is over
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(guarded, "127.0.0.1", 0, ssl=tls)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Ends the connection with a TCP reset, not a FIN."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def pool(port: int, **options: float) -> Pool:
@@ -166,6 +204,10 @@ async def test_a_post_without_a_body_says_its_length_is_zero() -> None:
         ("x-note", "a\x00b"),
         ("x-bad\r\nname", "v"),
         ("x bad", "v"),
+        # Not a token (RFC 9110 §5.1), or a control character in the value (§5.5).
+        ("content-length\t", "5"),
+        ("x-note", "a\x0bb"),
+        ("x-note", "a\x7fb"),
     ],
 )
 async def test_a_field_that_could_split_the_request_is_never_sent(name: str, value: str) -> None:
@@ -173,7 +215,7 @@ async def test_a_field_that_could_split_the_request_is_never_sent(name: str, val
     # request smuggling that lenient parsing allows.
     async with scripted(ok()) as (script, port):
         p = pool(port)
-        with pytest.raises(ValueError, match="separator"):
+        with pytest.raises(UnsendableRequest, match="separator"):
             await p.request("GET", "/x", [(name, value)], None)
         await p.close()
     assert script.requests == []
@@ -184,7 +226,7 @@ async def test_a_target_with_a_space_or_line_break_is_refused() -> None:
     async with scripted(ok()) as (script, port):
         p = pool(port)
         for target in ("/a b", "/a\r\nHost: x"):
-            with pytest.raises(ValueError, match="separator"):
+            with pytest.raises(UnsendableRequest, match="separator"):
                 await p.request("GET", target, [], None)
         await p.close()
     assert script.requests == []
@@ -333,7 +375,7 @@ async def test_too_many_header_fields_are_refused() -> None:
     fields = b"".join(b"x-f%d: v\r\n" % i for i in range(MAX_HEADER_FIELDS + 1))
     async with scripted(ok(extra=fields)) as (_, port):
         p = pool(port)
-        with pytest.raises(UpstreamBroken):
+        with pytest.raises(UpstreamBroken, match="too large"):
             await fetch(p)
         await p.close()
 
@@ -464,4 +506,231 @@ async def test_a_large_answer_streams_in_order() -> None:
             await asyncio.sleep(0)
         answer.release()
         assert bytes(received) == big
+        await p.close()
+
+
+async def _gzip_of_zeros(megabytes: int) -> bytes:
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1_000_000)
+    return b"".join(squeeze.compress(block) for _ in range(megabytes)) + squeeze.flush()
+
+
+async def test_a_decompression_bomb_never_expands_in_memory() -> None:
+    # ~200 KB on the wire, 300 MB decoded: the limit must stop it one piece past the
+    # limit, not after inflating everything buffered at once.
+    bomb = await _gzip_of_zeros(300)
+    async with scripted(ok(bomb, b"content-encoding: gzip\r\n")) as (_, port):
+        p = pool(port)
+        tracemalloc.start()
+        try:
+            assert await fetch(p, limit=1_000_000) == (200, None)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        await p.close()
+    assert peak < 20_000_000
+
+
+async def test_a_cut_compressed_stream_is_an_error_not_a_shorter_body() -> None:
+    encoded = gzip.compress(b'{"items":[1,2,3]}' * 50)
+    half = encoded[: len(encoded) // 2]
+    async with scripted(ok(half, b"content-encoding: gzip\r\n")) as (_, port):
+        p = pool(port)
+        with pytest.raises(UpstreamBroken):
+            await fetch(p)
+        await p.close()
+
+
+@pytest.mark.parametrize("tail", [gzip.compress(b"more"), b"GARBAGE"])
+async def test_bytes_after_the_compressed_stream_are_refused(tail: bytes) -> None:
+    async with scripted(ok(gzip.compress(b'{"a":1}') + tail, b"content-encoding: gzip\r\n")) as (
+        _,
+        port,
+    ):
+        p = pool(port)
+        with pytest.raises(UpstreamBroken):
+            await fetch(p)
+        await p.close()
+
+
+async def test_a_single_endless_header_field_is_cut_off_early() -> None:
+    # One field growing across many reads never completes, so no per-field check could
+    # see it: the bytes fed without progress are bounded instead.
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nx-big: ")
+        for _ in range(200):  # 12.8 MB, if nobody stopped it
+            writer.write(b"a" * 65_536)
+            await writer.drain()
+        writer.write(b"\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with handled(endless) as port:
+        p = pool(port, read_timeout=30, total_timeout=30)
+        with pytest.raises(UpstreamBroken, match="too large"):
+            await p.request("GET", "/x", [], None)
+        await p.close()
+
+
+async def test_a_reset_in_a_body_without_a_length_is_an_error() -> None:
+    # RFC 9112 §6.3 point 8 ends such a body at the close; a reset is no clean close.
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\n\r\n{"items": [1,2')
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        reset(writer)
+
+    async with handled(cut) as port:
+        p = pool(port)
+        with pytest.raises(UpstreamBroken):
+            await fetch(p)
+        await p.close()
+
+
+async def test_a_body_without_a_length_over_tls_is_refused(tmp_path: Path) -> None:
+    # Over TLS a close without close_notify (RFC 8446 §6.1) reads like a clean close, so
+    # a body framed by the close could be truncated unnoticed.
+    ca = TestCA(tmp_path)
+    issued = ca.issue("127.0.0.1", server=True)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(issued.cert, issued.key)
+    client_tls = ssl.create_default_context(cafile=str(ca.cert_path))
+
+    async def unframed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
+        await writer.drain()
+
+    async with handled(unframed, server_tls) as port:
+        p = Pool(
+            host="127.0.0.1",
+            port=port,
+            tls=client_tls,
+            limit=1,
+            keepalive_timeout=30,
+            connect_timeout=2,
+            read_timeout=2,
+            total_timeout=5,
+        )
+        with pytest.raises(UpstreamBroken, match="without a length"):
+            await fetch(p)
+        await p.close()
+
+
+async def test_trailer_fields_never_join_the_header_section() -> None:
+    # RFC 9110 §6.5: trailers are not headers; forwarding them as headers would let a
+    # body-time field (a Location, a second Content-Type) pass as part of the head.
+    reply = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n"
+        b"\r\n2\r\n{}\r\n0\r\ncontent-type: text/html\r\nlocation: /phish\r\n\r\n"
+    )
+    async with scripted(lambda _: reply) as (_, port):
+        p = pool(port)
+        answer = await p.request("GET", "/x", [], None)
+        assert await answer.read(100) == b"{}"
+        assert answer.raw_headers == [
+            (b"transfer-encoding", b"chunked"),
+            (b"content-type", b"application/json"),
+        ]
+        answer.release()
+        await p.close()
+
+
+@pytest.mark.parametrize("coding", [b"identity", b"gzip, chunked", b"chunked, chunked"])
+async def test_a_transfer_coding_other_than_chunked_is_refused(coding: bytes) -> None:
+    # llhttp frames by the final coding only (RFC 9112 §6.3 point 4); a coding before it
+    # would pass on undecoded.
+    reply = b"HTTP/1.1 200 OK\r\ntransfer-encoding: " + coding + b"\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    async with scripted(lambda _: reply) as (_, port):
+        p = pool(port)
+        with pytest.raises(UpstreamBroken):
+            await fetch(p)
+        await p.close()
+
+
+@pytest.mark.parametrize("status", [b"000", b"099", b"600", b"999"])
+async def test_a_status_outside_the_final_range_is_refused(status: bytes) -> None:
+    # RFC 9110 §15: final status codes are 200-599 here (1xx are interim).
+    reply = b"HTTP/1.1 " + status + b" X\r\ncontent-length: 2\r\n\r\nok"
+    async with scripted(lambda _: reply) as (_, port):
+        p = pool(port, read_timeout=1)
+        with pytest.raises(UpstreamBroken):
+            await fetch(p)
+        await p.close()
+
+
+async def test_a_bodiless_answer_may_name_any_coding() -> None:
+    # A 304 has no body (RFC 9110 §15.4.5): its coding describes the stored one.
+    reply = b'HTTP/1.1 304 Not Modified\r\ncontent-encoding: br\r\netag: "v1"\r\n\r\n'
+    async with scripted(lambda _: reply) as (_, port):
+        p = pool(port)
+        assert await fetch(p) == (304, b"")
+        await p.close()
+
+
+async def test_the_total_timeout_holds_while_the_upstream_keeps_sending() -> None:
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        while True:
+            writer.write(b"400\r\n" + b"x" * 1024 + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.005)
+
+    async with handled(endless) as port:
+        p = pool(port, read_timeout=5, total_timeout=0.3)
+        answer = await p.request("GET", "/x", [], None)
+        with pytest.raises(TimeoutError):
+            async for _ in answer.chunks():
+                pass
+        answer.release()
+        await p.close()
+
+
+async def test_a_cancel_just_after_connecting_counts_the_connection_out_once() -> None:
+    # The call is cancelled (the app went away) in the moment between the connection
+    # being made and the caller resuming: the pool's count must not drift either way.
+    async with scripted(ok()) as (_, port):
+        cancelled: list[asyncio.Task[object]] = []
+
+        def opener_cancelling_on_connect() -> Opener:
+            async def opener(
+                factory: Callable[[], asyncio.Protocol],
+                host: str,
+                port: int,
+                tls: ssl.SSLContext | None,
+            ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+                task = asyncio.current_task()
+                assert task is not None
+
+                def cancelling() -> asyncio.Protocol:
+                    if not cancelled:
+                        cancelled.append(task)
+                        task.cancel()
+                    return factory()
+
+                return await open_tcp(cancelling, host, port, tls)
+
+            return opener
+
+        p = Pool(
+            host="127.0.0.1",
+            port=port,
+            tls=None,
+            limit=1,
+            keepalive_timeout=30,
+            connect_timeout=2,
+            read_timeout=2,
+            total_timeout=5,
+            opener=opener_cancelling_on_connect(),
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await p.request("GET", "/x", [], None)
+        await asyncio.sleep(0.05)
+        assert p.open_connections == 0
+        # The one slot is free: two calls in turn both go through, never two at once.
+        assert (await fetch(p))[0] == 200
+        assert (await fetch(p))[0] == 200
+        assert p.open_connections == 1
         await p.close()
