@@ -33,6 +33,10 @@ def test_retry_after_forms() -> None:
     assert retry_after("Thu, 01 Jan 1970 00:00:10 GMT", now=4.0) == 6.0
     assert retry_after("soon", now=0) is None
     assert retry_after(None, now=0) is None
+    # delay-seconds is ASCII digits only: a superscript two is a digit to str.isdigit,
+    # and must not reach float() (an upstream's header would turn into a crash).
+    assert retry_after("\u00b2", now=0) is None
+    assert retry_after("\u0663", now=0) is None
 
 
 def test_budget_bounds_retries_to_a_fraction_of_requests() -> None:

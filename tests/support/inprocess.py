@@ -19,6 +19,7 @@ import errno
 import itertools
 import ssl as ssl_module
 from collections import deque
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -30,6 +31,8 @@ from starlette.types import ASGIApp
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from bastion.gateway.http1 import Opener
 
 _ports = itertools.count(1024)
 
@@ -161,17 +164,28 @@ class InProcessConnector(aiohttp.BaseConnector):
         if served is None:
             refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
             raise aiohttp.ClientConnectorError(req.connection_key, refused)
-        here = ("127.0.0.1", next(_ports))
-        client_end = MemoryTransport(self._loop, here, (host, port))
-        server_end = MemoryTransport(self._loop, (host, port), here)
-        client_end.peer, server_end.peer = server_end, client_end
         client = ResponseHandler(self._loop)
-        server = served.protocol(self._loop)
-        client_end.set_protocol(client)
-        server_end.set_protocol(server)
-        server.connection_made(server_end)
-        client.connection_made(client_end)
+        _join(served, self._loop, client, host, port)
         return client
+
+
+def _join(
+    served: _Served,
+    loop: asyncio.AbstractEventLoop,
+    client: asyncio.Protocol,
+    host: str,
+    port: int,
+) -> None:
+    """Joins a client protocol to a new server protocol for ``served`` in memory."""
+    here = ("127.0.0.1", next(_ports))
+    client_end = MemoryTransport(loop, here, (host, port))
+    server_end = MemoryTransport(loop, (host, port), here)
+    client_end.peer, server_end.peer = server_end, client_end
+    server = served.protocol(loop)
+    client_end.set_protocol(client)
+    server_end.set_protocol(server)
+    server.connection_made(server_end)
+    client.connection_made(client_end)
 
 
 class InProcess:
@@ -191,3 +205,21 @@ class InProcess:
     ) -> aiohttp.BaseConnector:
         del ssl  # nothing here is encrypted: keep TLS tests on real sockets
         return InProcessConnector(self._served, limit=limit, keepalive_timeout=keepalive_timeout)
+
+    def opener(self) -> Opener:
+        async def open_in_process(
+            factory: Callable[[], asyncio.Protocol],
+            host: str,
+            port: int,
+            ssl: ssl_module.SSLContext | None,
+        ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+            del ssl  # as for connector(): TLS is tested on real sockets
+            served = self._served.get((host, port))
+            if served is None:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            client = factory()
+            _join(served, asyncio.get_running_loop(), client, host, port)
+            assert isinstance(client.transport, asyncio.BaseTransport)  # type: ignore[attr-defined]
+            return client.transport, client  # type: ignore[attr-defined]
+
+        return open_in_process

@@ -1,8 +1,9 @@
-"""How the gateway's HTTP client reaches the network: the connector behind each session.
+"""How the gateway's HTTP clients reach the network.
 
-Every session the gateway opens (an upstream's calls, an upstream's token endpoint, an
-external issuer's JWKS) takes its aiohttp connector from one ``UpstreamTransport``.
-Serving uses ``TcpTransport``: aiohttp's ``TCPConnector``, with DNS, sockets and TLS.
+The upstream calls (``bastion.gateway.http1``) take their connections from the
+transport's ``opener``; the other sessions the gateway opens (an upstream's token
+endpoint, an external issuer's JWKS) take their aiohttp connector from it.
+Serving uses ``TcpTransport``: sockets, DNS and TLS.
 Tests inject one that connects each request to an in-process app instead
 (``tests/support/inprocess.py``), as httpx's injected transports do: everything above
 the connection (request writing, response parsing, pooling, timeouts, retries) is the
@@ -15,6 +16,8 @@ import ssl as ssl_module
 from typing import Protocol
 
 import aiohttp
+
+from bastion.gateway.http1 import Opener, open_tcp
 
 # aiohttp's own defaults, for the sessions that did not choose their pool.
 DEFAULT_LIMIT = 100
@@ -29,12 +32,19 @@ class UpstreamTransport(Protocol):
         for the system's default verification, False for plain http only."""
         ...
 
+    def opener(self) -> Opener:
+        """How the upstream calls' pool makes a connection."""
+        ...
+
 
 class TcpTransport:
     def connector(
         self, *, ssl: ssl_module.SSLContext | bool, limit: int, keepalive_timeout: float
     ) -> aiohttp.BaseConnector:
         return aiohttp.TCPConnector(limit=limit, ssl=ssl, keepalive_timeout=keepalive_timeout)
+
+    def opener(self) -> Opener:
+        return open_tcp
 
 
 TCP = TcpTransport()

@@ -1,4 +1,5 @@
-"""One upstream service: a pooled aiohttp session with the timeouts its settings declare.
+"""One upstream service: a keep-alive connection pool (``bastion.gateway.http1``) with the
+timeouts its settings declare.
 
 The base URL comes from configuration only; a request supplies a path that the router
 built from a template, so no input can choose the host, port or scheme (no open proxy,
@@ -16,16 +17,20 @@ import asyncio
 import logging
 import random
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_from_bytes
-
-import aiohttp
-from yarl import URL
+from urllib.parse import quote_from_bytes, urlsplit
 
 from bastion.clock import Clock
 from bastion.errors import GatewayTimeout, UpstreamFailure
+from bastion.gateway.http1 import (
+    Answer,
+    ConnectFailed,
+    Pool,
+    UnsendableRequest,
+    UpstreamBroken,
+)
 from bastion.gateway.service_credentials import ServiceCredential
 from bastion.gateway.settings import UpstreamSettings
 from bastion.gateway.transport import TCP, UpstreamTransport
@@ -84,52 +89,49 @@ class Upstream:
         self.credential = credential
         self.resilience = resilience
         self._transport = transport
-        self._base = settings.url
-        self._timeout = aiohttp.ClientTimeout(
-            total=settings.total_timeout,
-            connect=settings.connect_timeout,
-            sock_read=settings.read_timeout,
-        )
-        self._session: aiohttp.ClientSession | None = None
+        parts = urlsplit(settings.url)
+        if parts.hostname is None:
+            raise ValueError(f"upstream {settings.name}: the URL names no host")
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        # The base path the route's rendered path is appended to.
+        self._base = parts.path.rstrip("/")
+        self._pool: Pool | None = None
 
     @property
     def name(self) -> str:
         return self.settings.name
 
     async def start(self) -> None:
-        connector = self._transport.connector(
-            ssl=tls_context(self.settings) or False,
-            limit=self.settings.max_connections,
+        settings = self.settings
+        # Bodies reach the app decoded (Content-Encoding is dropped), so shaping and
+        # owner checks always see JSON, whatever the upstream chose to send. No request
+        # is re-sent quietly when a kept-alive connection turns out closed: retries are
+        # explicit, budgeted and counted (tests/guards/test_faults.py).
+        self._pool = Pool(
+            host=self._host,
+            port=self._port,
+            tls=tls_context(settings),
+            limit=settings.max_connections,
             keepalive_timeout=30,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            total_timeout=settings.total_timeout,
+            opener=self._transport.opener(),
         )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            # Bodies reach the app decoded (Content-Encoding is dropped), so shaping and
-            # owner checks always see JSON, whatever the upstream chose to send.
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        # aiohttp quietly re-sends an idempotent request once when a kept-alive
-        # connection turns out closed. Retries here are explicit, budgeted and counted
-        # (tests/guards/test_faults.py), so that hidden one is switched off.
-        self._session._retry_connection = False
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            await self._pool.close()
         if self.credential is not None:
             await self.credential.close()
 
-    def url(self, path: str, query: bytes = b"") -> URL:
-        # The path was rendered from a template with every parameter percent-encoded;
-        # encoded=True keeps yarl from decoding or normalising it again.
+    def url(self, path: str, query: bytes = b"") -> str:
+        """The request target: the base path, then the path rendered from a template
+        with every parameter percent-encoded (sent as it is, never decoded again)."""
         if not query:
-            return URL(self._base + path, encoded=True)
-        encoded = quote_from_bytes(query, safe=QUERY_SAFE)
-        target = self._base + path + "?" + encoded
-        return URL(target, encoded=True)
+            return self._base + path
+        return self._base + path + "?" + quote_from_bytes(query, safe=QUERY_SAFE)
 
     def request(
         self,
@@ -143,58 +145,59 @@ class Upstream:
     ) -> UpstreamCall:
         """``async with upstream.request(...) as response``: the breaker is asked first,
         failures are retried where that is safe, and errors become problems."""
-        if self._session is None:
+        if self._pool is None:
             raise RuntimeError("upstream used before start()")
-        url = self.url(path, query)
+        target = self.url(path, query)
         keyed = keyed and self.settings.retries.keyed
-        return UpstreamCall(self, self._session, method, url, list(headers), body, keyed)
+        return UpstreamCall(self, self._pool, method, target, headers, body, keyed)
+
+
+# What a failed call can raise below the gateway's own problems.
+_CALL_ERRORS = (TimeoutError, ConnectionError)
 
 
 class UpstreamCall:
     """A plain async context manager (cheaper than a generator-based one on the hot path)."""
 
-    __slots__ = ("_body", "_call", "_headers", "_keyed", "_method", "_session", "_up", "_url")
+    __slots__ = ("_answer", "_body", "_headers", "_keyed", "_method", "_pool", "_target", "_up")
 
     def __init__(
         self,
         upstream: Upstream,
-        session: aiohttp.ClientSession,
+        pool: Pool,
         method: str,
-        url: URL,
-        headers: list[tuple[str, str]],
+        target: str,
+        headers: Sequence[tuple[str, str]],
         body: bytes | None,
         keyed: bool,
     ) -> None:
         self._up = upstream
-        self._session = session
+        self._pool = pool
         self._method = method
-        self._url = url
+        self._target = target
         self._headers = headers
         self._body = body
         self._keyed = keyed
-        self._call: Any = None
+        self._answer: Answer | None = None
 
-    def _send(self) -> Any:
-        return self._session.request(
-            self._method,
-            self._url,
-            headers=self._headers,
-            data=self._body,
-            allow_redirects=False,
-        )
+    def _send(self) -> Awaitable[Answer]:
+        return self._pool.request(self._method, self._target, self._headers, self._body)
 
-    async def __aenter__(self) -> aiohttp.ClientResponse:
+    async def __aenter__(self) -> Answer:
         guard = self._up.resilience
-        if guard is None:
-            self._call = self._send()
-            try:
-                response: aiohttp.ClientResponse = await self._call.__aenter__()
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                raise _translated(exc, self._up.name) from exc
-            return response
-        return await self._guarded(guard)
+        try:
+            if guard is None:
+                self._answer = await self._send()
+                return self._answer
+            return await self._guarded(guard)
+        except _CALL_ERRORS as exc:
+            raise _translated(exc, self._up.name) from exc
+        except UnsendableRequest as exc:
+            # A header field that could split the request: never sent, and never will be.
+            log.warning("request to upstream %s not sent: %s", self._up.name, exc)
+            raise UpstreamFailure(UNAVAILABLE) from exc
 
-    async def _guarded(self, guard: Resilience) -> aiohttp.ClientResponse:
+    async def _guarded(self, guard: Resilience) -> Answer:
         clock = guard.clock
         breaker = guard.breaker
         guard.budget.deposit(clock.now())
@@ -205,35 +208,43 @@ class UpstreamCall:
                 if breaker.sync_due(now):
                     await breaker.adopt_shared(now)
                 breaker.admit(now)
-            call = self._send()
             try:
-                response: aiohttp.ClientResponse = await call.__aenter__()
-            except (TimeoutError, aiohttp.ClientError) as exc:
+                response = await self._send()
+            except _CALL_ERRORS as exc:
                 if breaker is not None and breaker.note(False, now := clock.now()):
                     await breaker.publish(now)
                 # A refused connection sent nothing: any method may try again.
-                safe = isinstance(exc, aiohttp.ClientConnectorError) or retryable(
-                    self._method, self._keyed
-                )
+                safe = isinstance(exc, ConnectFailed) or retryable(self._method, self._keyed)
                 delay = self._retry_delay(guard, attempt, safe, None)
                 if delay is None:
                     raise _translated(exc, self._up.name) from exc
             else:
-                failed = response.status >= 500
-                if breaker is not None and breaker.note(not failed, now := clock.now()):
-                    await breaker.publish(now)
-                delay = None
-                if response.status in RETRYABLE_STATUS:
-                    wait = retry_after(response.headers.get("retry-after"), guard.clock.now())
-                    delay = self._retry_delay(
-                        guard, attempt, retryable(self._method, self._keyed), wait
-                    )
+                try:
+                    delay = await self._judge(guard, response, attempt)
+                finally:
+                    # Whatever happens while the answer is judged (a cancellation while
+                    # the breaker publishes, an error), its connection is not lost.
+                    if self._answer is not response:
+                        response.release()
                 if delay is None:
-                    self._call = call
                     return response
-                await call.__aexit__(None, None, None)
             attempt += 1
             await asyncio.sleep(delay)
+
+    async def _judge(self, guard: Resilience, response: Answer, attempt: int) -> float | None:
+        """Note the answer with the breaker; the wait before trying again, or None to
+        keep this answer (then ``self._answer``)."""
+        breaker = guard.breaker
+        failed = response.status >= 500
+        if breaker is not None and breaker.note(not failed, now := guard.clock.now()):
+            await breaker.publish(now)
+        delay = None
+        if response.status in RETRYABLE_STATUS:
+            wait = retry_after(response.header(b"retry-after"), guard.clock.now())
+            delay = self._retry_delay(guard, attempt, retryable(self._method, self._keyed), wait)
+        if delay is None:
+            self._answer = response
+        return delay
 
     def _retry_delay(
         self, guard: Resilience, attempt: int, safe: bool, wait: float | None
@@ -251,9 +262,9 @@ class UpstreamCall:
         return wait if wait is not None else policy.backoff(attempt, guard.rng)
 
     async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if self._call is not None:
-            await self._call.__aexit__(kind, exc, tb)
-        if exc is not None and isinstance(exc, TimeoutError | aiohttp.ClientError):
+        if self._answer is not None:
+            self._answer.release()
+        if exc is not None and isinstance(exc, TimeoutError | ConnectionError):
             raise _translated(exc, self._up.name) from exc
 
 
@@ -265,33 +276,22 @@ def _translated(exc: BaseException, name: str) -> UpstreamFailure:
         log.warning("upstream %s failed: %s", name, type(exc).__name__)
         failure = UpstreamFailure(UNAVAILABLE)
     # Only a connection that was never made proves the upstream did nothing.
-    failure.maybe_processed = not isinstance(exc, aiohttp.ClientConnectorError)
+    failure.maybe_processed = not isinstance(exc, ConnectFailed)
     return failure
 
 
-async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+async def read_limited(response: Answer, limit: int) -> bytes:
     """The whole body, or ``UpstreamFailure`` when it is larger than ``limit``."""
     length = response.content_length
     if length is not None and length > limit:
         raise UpstreamFailure(UNAVAILABLE)
-    if length is not None:
-        try:
-            return await response.read()  # the declared length is within the limit
-        except TimeoutError as exc:
-            raise GatewayTimeout(TIMED_OUT) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure(UNAVAILABLE) from exc
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async for chunk in response.content.iter_chunked(65_536):
-            size += len(chunk)
-            if size > limit:
-                log.warning("upstream answer over %d bytes refused", limit)
-                raise UpstreamFailure(UNAVAILABLE)
-            chunks.append(chunk)
+        body = await response.read(limit)
     except TimeoutError as exc:
         raise GatewayTimeout(TIMED_OUT) from exc
-    except aiohttp.ClientError as exc:
+    except UpstreamBroken as exc:
         raise UpstreamFailure(UNAVAILABLE) from exc
-    return b"".join(chunks)
+    if body is None:
+        log.warning("upstream answer over %d bytes refused", limit)
+        raise UpstreamFailure(UNAVAILABLE)
+    return body

@@ -46,7 +46,9 @@ def retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    # isdigit alone admits "²" and other digits float() refuses; delay-seconds is
+    # ASCII DIGIT only (RFC 9110 §10.2.3).
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)

@@ -7,10 +7,10 @@ read whole (within the upstream's size limit); others are streamed to the app.""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from bastion.errors import UpstreamFailure
 from bastion.gateway.exchange import Answer, Exchange, send_whole
+from bastion.gateway.http1 import Answer as UpstreamAnswer
 from bastion.gateway.routes import Route
 from bastion.gateway.shaping import response_headers
 from bastion.gateway.steps.base import Step
@@ -59,7 +59,7 @@ class UpstreamCall(Step):
 
 
 async def _stream(
-    ex: Exchange, response: Any, headers: list[tuple[bytes, bytes]], route: Route
+    ex: Exchange, response: UpstreamAnswer, headers: list[tuple[bytes, bytes]], route: Route
 ) -> None:
     limit = route.upstream.settings.max_response_bytes
     length = response.content_length
@@ -67,12 +67,15 @@ async def _stream(
         raise UpstreamFailure(UNAVAILABLE)
     if length is not None and length <= WHOLE_BODY_BYTES:
         # A small answer of known size goes out in one message with its length.
-        await send_whole(ex.send, response.status, headers, await response.read())
+        body = await response.read(length)
+        if body is None:  # more than it declared: llhttp does not let this happen
+            raise UpstreamFailure(UNAVAILABLE)
+        await send_whole(ex.send, response.status, headers, body)
         return
     send = ex.send
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     size = 0
-    async for chunk in response.content.iter_chunked(65_536):
+    async for chunk in response.chunks():
         size += len(chunk)
         if size > limit:
             # The status line is gone; cut the connection rather than deliver a partial
