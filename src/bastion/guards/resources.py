@@ -13,6 +13,7 @@ endpoints through ``BodyLimit``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -66,7 +67,8 @@ class RequestLimits:
         headers = scope["headers"]
         if len(headers) > self.max_headers:
             return True
-        size = sum(len(name) + len(value) + 4 for name, value in headers)
+        # Each field counts its name, its value and 4 bytes of ": " and CRLF.
+        size = sum(map(len, itertools.chain.from_iterable(headers))) + 4 * len(headers)
         return size > self.max_header_bytes
 
     async def refuse(self, scope: Scope, send: Send) -> None:
