@@ -16,7 +16,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.clock import Clock
@@ -38,9 +38,9 @@ log = logging.getLogger("bastion.guards")
 RETRY_DOWN_STORE = 1.0
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What a limit can be keyed by, for one request."""
+class Facts(NamedTuple):
+    """What a limit can be keyed by, for one request (a tuple: one is made per request,
+    and a tuple is built fastest)."""
 
     ip: str | None = None
     user: str | None = None

@@ -13,7 +13,6 @@ endpoints through ``BodyLimit``).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -67,8 +66,11 @@ class RequestLimits:
         headers = scope["headers"]
         if len(headers) > self.max_headers:
             return True
-        # Each field counts its name, its value and 4 bytes of ": " and CRLF.
-        size = sum(map(len, itertools.chain.from_iterable(headers))) + 4 * len(headers)
+        # Each field counts its name, its value and 4 bytes of ": " and CRLF. A plain
+        # loop: this runs on every request, and a generator costs twice as much.
+        size = 4 * len(headers)
+        for name, value in headers:
+            size += len(name) + len(value)
         return size > self.max_header_bytes
 
     async def refuse(self, scope: Scope, send: Send) -> None:
