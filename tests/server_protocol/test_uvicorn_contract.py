@@ -200,3 +200,28 @@ async def test_one_timer_follows_the_deadline_across_requests() -> None:
     assert [r["details"]["limit"] for r in sink.records] == ["header_timeout"]
     protocol.connection_lost(None)
     assert protocol._header_timer is None
+
+
+@pytest.mark.parametrize("value", [b"a\r\nx-injected: 1", b"a\nx-injected: 1", b"a\rx"])
+async def test_a_header_value_cannot_split_the_answer(value: bytes) -> None:
+    """The server checks every header value the app hands it, the gateway's included
+    (an upstream's value is passed on as bytes): a CR or LF never reaches the wire.
+    Bastion's own layers do not repeat this check; they rely on this one."""
+
+    async def splitting(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"0"), (b"x-upstream", value)]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    config = Config(splitting, log_config=None, lifespan="off", proxy_headers=False)
+    protocol = GuardedHttpTools(config=config, server_state=ServerState(), app_state={})
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    async with asyncio.timeout(5):
+        while not transport.closed:
+            await asyncio.sleep(0)
+    # uvicorn refuses the value before writing anything and drops the connection.
+    assert b"x-injected" not in transport.written
+    assert b"x-upstream" not in transport.written
+    protocol.connection_lost(None)
