@@ -102,3 +102,26 @@ def test_split_path_parses_or_raises_bad_path(raw: bytes) -> None:
         assert "\\" not in segment
         rendered = PathTemplate.parse("/{p}").render({"p": segment})
         assert split_path(rendered.encode()) == [segment]
+
+
+_TEMPLATES = ["/a", "/a/b", "/a/{x}", "/{y}/b", "/a/b/c", "/{p}/{q}/c", "/", "/me/{id}"]
+
+
+@given(
+    declared=st.lists(
+        st.tuples(st.sampled_from(_TEMPLATES), st.sampled_from(["GET", "POST"])),
+        unique=True,
+        max_size=8,
+    ),
+    segments=st.lists(st.sampled_from(["a", "b", "c", "me", "7"]), max_size=4),
+    method=st.sampled_from(["GET", "POST"]),
+)
+def test_the_exact_table_answers_as_the_walk(
+    declared: list[tuple[str, str]], segments: list[str], method: str
+) -> None:
+    """Routes without parameters are looked up whole; the answer is the trie's."""
+    try:
+        router = Router((PathTemplate.parse(t), (m,), f"{m} {t}") for t, m in declared)
+    except ValueError:
+        return  # two templates for one method and shape
+    assert router.match(method, segments) == router.walk(method, segments)

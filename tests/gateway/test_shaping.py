@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bastion.gateway.shaping import compile_allowlist, pointer_value, response_headers, shape
+from bastion.gateway.shaping import (
+    BODY_BOUND,
+    HOP_BY_HOP,
+    REVEALING,
+    compile_allowlist,
+    pointer_value,
+    response_headers,
+    shape,
+)
 
 
 def test_allowlist_keeps_only_named_fields() -> None:
@@ -67,3 +77,58 @@ def test_response_headers_are_filtered_byte_for_byte() -> None:
         (b"etag", b'"v1"'),
     ]
     assert response_headers([(b"etag", b'"v1"')], reshaped=True) == []
+
+
+def _filtered_as_text(
+    headers: list[tuple[bytes, bytes]], reshaped: bool
+) -> list[tuple[bytes, bytes]]:
+    """The filter as first written, comparing decoded names: the reference the bytes
+    version must agree with."""
+    pairs = [(name.lower(), value) for name, value in headers]
+    named = {
+        token.strip().decode("latin-1")
+        for name, value in pairs
+        if name == b"connection"
+        for token in value.lower().split(b",")
+    }
+    kept = []
+    for name, value in pairs:
+        text = name.decode("latin-1")
+        if text in HOP_BY_HOP or text in REVEALING or text in named or text.startswith("x-debug"):
+            continue
+        if reshaped and text in BODY_BOUND:
+            continue
+        if name in (b"location", b"content-location") and (
+            b"://" in value or value.startswith(b"//")
+        ):
+            continue
+        kept.append((name, value))
+    return kept
+
+
+_NAMES = [
+    *sorted(HOP_BY_HOP | REVEALING | BODY_BOUND),
+    "content-type",
+    "Location",
+    "content-location",
+    "X-Debug-Info",
+    "x-custom",
+    "Keep-Alive",
+    "x-hop",
+]
+_VALUES = [b"/relative", b"https://upstream.internal/x", b"//host/x", b"x-hop, x-custom", b"a\xa0"]
+
+
+@given(
+    headers=st.lists(
+        st.tuples(st.sampled_from(_NAMES).map(str.encode), st.sampled_from(_VALUES)),
+        max_size=10,
+    ),
+    reshaped=st.booleans(),
+)
+def test_response_headers_match_the_text_filter(
+    headers: list[tuple[bytes, bytes]], reshaped: bool
+) -> None:
+    connection = [(b"Connection", b"x-hop, X-Custom")] if len(headers) % 2 else []
+    sent = headers + connection
+    assert response_headers(sent, reshaped=reshaped) == _filtered_as_text(sent, reshaped)

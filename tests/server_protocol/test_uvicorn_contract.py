@@ -156,7 +156,7 @@ async def test_too_slow_headers_get_408_and_an_audit_record() -> None:
     transport = FakeTransport()
     protocol.connection_made(transport)
     protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n")
-    protocol._too_slow()  # what the header deadline's timer calls
+    protocol._too_slow()  # what the header deadline's timer calls once it has passed
     assert transport.written.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert b"connection: close\r\n" in transport.written
     assert transport.closed
@@ -164,4 +164,64 @@ async def test_too_slow_headers_get_408_and_an_audit_record() -> None:
     assert record["action"] == "guards.resource.refused"
     assert record["actor"] == "ip:192.0.2.7"
     assert record["details"] == {"limit": "header_timeout", "status": 408}
+    protocol.connection_lost(None)
+
+
+async def test_one_timer_follows_the_deadline_across_requests() -> None:
+    """The header timer is left running when headers arrive: it must then do nothing,
+    wait for a later request's deadline, and still cut off slow headers once due."""
+    sink = MemorySink()
+    protocol = _protocol({STATE_KEY: ConnectionGuard(10.0, 1000, AuditPipeline([sink]))})
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    timer = protocol._header_timer
+    assert timer is not None
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    await _answered(transport, 1)
+    assert protocol._deadline is None
+    assert protocol._header_timer is timer  # not cancelled: it finds no deadline
+    protocol._deadline_check()
+    assert protocol._header_timer is None
+    assert transport.written.count(b"HTTP/1.1 408 ") == 0
+    # The next request arms a timer again; one fired early waits for its deadline.
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n")
+    deadline = protocol._deadline
+    assert deadline is not None
+    assert protocol._header_timer is not None
+    protocol._deadline_check()
+    assert protocol._header_timer is not None
+    assert protocol._header_timer.when() == deadline
+    assert not transport.closed
+    # Once due, the slow headers get their 408.
+    protocol._deadline = protocol.loop.time() - 1
+    protocol._deadline_check()
+    assert transport.written.count(b"HTTP/1.1 408 ") == 1
+    assert transport.closed
+    assert [r["details"]["limit"] for r in sink.records] == ["header_timeout"]
+    protocol.connection_lost(None)
+    assert protocol._header_timer is None
+
+
+@pytest.mark.parametrize("value", [b"a\r\nx-injected: 1", b"a\nx-injected: 1", b"a\rx"])
+async def test_a_header_value_cannot_split_the_answer(value: bytes) -> None:
+    """The server checks every header value the app hands it, the gateway's included
+    (an upstream's value is passed on as bytes): a CR or LF never reaches the wire.
+    Bastion's own layers do not repeat this check; they rely on this one."""
+
+    async def splitting(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"0"), (b"x-upstream", value)]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    config = Config(splitting, log_config=None, lifespan="off", proxy_headers=False)
+    protocol = GuardedHttpTools(config=config, server_state=ServerState(), app_state={})
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    async with asyncio.timeout(5):
+        while not transport.closed:
+            await asyncio.sleep(0)
+    # uvicorn refuses the value before writing anything and drops the connection.
+    assert b"x-injected" not in transport.written
+    assert b"x-upstream" not in transport.written
     protocol.connection_lost(None)

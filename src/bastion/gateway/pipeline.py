@@ -113,6 +113,7 @@ class Gateway:
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.prefix = prefix.encode()
+        self._under_prefix = self.prefix + b"/"
         self.router = router
         self.upstreams = list(upstreams)
         self.services = services
@@ -139,7 +140,7 @@ class Gateway:
                 upstream.credential.reload()
 
     def handles(self, raw: bytes) -> bool:
-        return raw == self.prefix or raw.startswith(self.prefix + b"/")
+        return raw.startswith(self._under_prefix) or raw == self.prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]

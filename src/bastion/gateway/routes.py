@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,8 +76,9 @@ class Route:
         settings = self.settings
         return self.buffers or settings.pagination is not None or settings.fallback == "stale"
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
+        # Read several times per request (the chain, the limits, the audit): built once.
         return self.settings.label
 
     @property

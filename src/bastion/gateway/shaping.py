@@ -64,28 +64,37 @@ LOCATIONS = frozenset({b"location", b"content-location"})
 WILDCARD = "*"
 
 
+# The same names as bytes, as upstream headers arrive: checked per answer, so no name is
+# decoded to be compared.
+_DROPPED = frozenset(name.encode() for name in HOP_BY_HOP | REVEALING)
+_DROPPED_RESHAPED = _DROPPED | {name.encode() for name in BODY_BOUND}
+
+
 def response_headers(
     headers: Iterable[tuple[bytes, bytes]], *, reshaped: bool = False
 ) -> list[tuple[bytes, bytes]]:
     """The upstream's headers (raw bytes, so any octet passes through unchanged) minus
     hop-by-hop, revealing and origin-bound ones, and absolute locations."""
-    pairs = [(name.lower(), value) for name, value in headers]
-    named = {
-        token.strip().decode("latin-1")
-        for name, value in pairs
-        if name == b"connection"
-        for token in value.lower().split(b",")
-    }
+    dropped = _DROPPED_RESHAPED if reshaped else _DROPPED
     kept = []
-    for name, value in pairs:
-        text = name.decode("latin-1")
-        if text in HOP_BY_HOP or text in REVEALING or text in named or text.startswith("x-debug"):
-            continue
-        if reshaped and text in BODY_BOUND:
+    connection: list[bytes] = []
+    for name, value in headers:
+        name = name.lower()
+        if name in dropped or name.startswith(b"x-debug"):
+            if name == b"connection":
+                connection.append(value)
             continue
         if name in LOCATIONS and (b"://" in value or value.startswith(b"//")):
             continue  # relative locations stay; absolute or scheme-relative ones go
         kept.append((name, value))
+    if connection:
+        # Fields the upstream named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+        named = {
+            token.strip().decode("latin-1")
+            for value in connection
+            for token in value.lower().split(b",")
+        }
+        kept = [(name, value) for name, value in kept if name.decode("latin-1") not in named]
     return kept
 
 

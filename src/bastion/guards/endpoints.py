@@ -56,7 +56,7 @@ class EndpointLimits:
         except RateLimited as exc:
             await send_problem(send, exc, correlation_id(scope))
             return
-        extra = [(k.encode(), v.encode()) for k, v in verdict.headers.items()]
+        extra = verdict.fields
         if not extra:
             await self.app(scope, receive, send)
             return

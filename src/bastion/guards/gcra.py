@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Arrivals exactly on schedule must not be refused for a rounding error in the sum of
 # intervals; every backend compares with this tolerance (1 microsecond).
@@ -42,8 +43,8 @@ class Rate:
         object.__setattr__(self, "span", self.burst * self.interval)
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    # A tuple, not a dataclass: one is made per request, and a tuple is built fastest.
     allowed: bool
     # Requests that would still be admitted right now, after this one.
     remaining: int

@@ -11,18 +11,20 @@ with 503 ("closed"). Each change between the two is logged and audited once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.clock import Clock
 from bastion.errors import AbnormalUsage, QuotaExceeded, StoreUnavailable
-from bastion.guards.gcra import Rate, decide
+from bastion.guards.gcra import Decision, Rate, decide
 from bastion.guards.ratelimit_headers import (
     Advertised,
+    Advertisement,
     delay_seconds,
     policy_field,
     ratelimit_field,
@@ -36,9 +38,9 @@ log = logging.getLogger("bastion.guards")
 RETRY_DOWN_STORE = 1.0
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What a limit can be keyed by, for one request."""
+class Facts(NamedTuple):
+    """What a limit can be keyed by, for one request (a tuple: one is made per request,
+    and a tuple is built fastest)."""
 
     ip: str | None = None
     user: str | None = None
@@ -49,9 +51,28 @@ class Facts:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Headers to add to the answer (visible limits only)."""
+    """Header fields to add to the answer (visible limits only), as the wire carries them."""
 
-    headers: dict[str, str]
+    fields: tuple[tuple[bytes, bytes], ...] = ()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The fields by name, as text."""
+        return {name.decode(): value.decode() for name, value in self.fields}
+
+
+# A request no limit applies to, or only limits the client is not told about.
+UNADVERTISED = Verdict()
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What a limit (at one tier) needs per request, built once: its rate, and its
+    header fields when it is visible."""
+
+    limit: LimitSettings
+    rate: Rate
+    advertisement: Advertisement | None
 
 
 def tier_of(limit: LimitSettings, claims: Mapping[str, Any] | None) -> str | None:
@@ -77,8 +98,15 @@ def key_for(scope: str, limit: LimitSettings, facts: Facts) -> str | None:
         if value is None:
             return None
         parts.append(f"{part}={value}")
-    digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=16).hexdigest()
-    return f"rl:{scope}:{limit.name}:{digest}"
+    return _counter_key(scope, limit.name, "\x00".join(parts))
+
+
+# Keys recur request after request (the same users, the same addresses); a bounded cache
+# spares hashing them again, and an attacker cycling keys only makes it miss.
+@functools.lru_cache(maxsize=4096)
+def _counter_key(scope: str, name: str, parts: str) -> str:
+    digest = hashlib.blake2b(parts.encode(), digest_size=16).hexdigest()
+    return f"rl:{scope}:{name}:{digest}"
 
 
 class RateLimiter:
@@ -97,18 +125,26 @@ class RateLimiter:
         self._clock = clock
         self._degraded = False
         self._retry_at = 0.0
-        # Rate objects per (limit, tier), built once: settings never change at run time.
-        self._rates: dict[tuple[int, str | None], Rate] = {}
+        # Rates and header fields per (limit, tier), built once: settings never change
+        # at run time (a reload builds new limit objects, checked by identity).
+        self._compiled: dict[tuple[int, str | None], Compiled] = {}
 
     async def check(self, scope: str, limits: Sequence[LimitSettings], facts: Facts) -> Verdict:
         """Admit the request or raise ``RateLimited`` (429) naming visible limits only."""
+        if len(limits) == 1:
+            return await self._check_one(scope, limits[0], facts)
+        return await self._check_all(scope, limits, facts)
+
+    async def _check_all(
+        self, scope: str, limits: Sequence[LimitSettings], facts: Facts
+    ) -> Verdict:
         applying = [
-            (limit, key, self._rate(limit, facts))
+            (limit, key, self._compile(limit, facts).rate)
             for limit in limits
             if (key := key_for(scope, limit, facts)) is not None
         ]
         if not applying:
-            return Verdict({})
+            return UNADVERTISED
         now = self._clock.now()
         keys = [key for _, key, _ in applying]
         rates = [(rate.interval, rate.span) for _, _, rate in applying]
@@ -122,17 +158,71 @@ class RateLimiter:
         decisions = [
             decide(rate, tat, now) for (_, _, rate), tat in zip(applying, previous, strict=True)
         ]
-        refused = not all(d.allowed for d in decisions)
+        if not all(d.allowed for d in decisions):
+            self._refuse(scope, facts, applying, decisions)
         advertised = [
+            # The quota is the burst, what can be spent at once, and its window the time
+            # the burst takes to come back at the sustained rate: GCRA never leaves more
+            # than the burst, so r never exceeds q (draft-10 §4.1.1).
+            Advertised(limit.name, rate.burst, rate.span, d.remaining, d.retry_after)
+            for (limit, _, rate), d in zip(applying, decisions, strict=True)
+            if limit.visible
+        ]
+        if not advertised:
+            return UNADVERTISED
+        return Verdict(
+            (
+                (b"ratelimit-policy", policy_field(advertised).encode()),
+                (b"ratelimit", ratelimit_field(advertised).encode()),
+            )
+        )
+
+    async def _check_one(self, scope: str, limit: LimitSettings, facts: Facts) -> Verdict:
+        """``check`` for a route with one limit (the usual case): the same decision and
+        the same fields, without the lists, and with the policy field built once."""
+        key = key_for(scope, limit, facts)
+        if key is None:
+            return UNADVERTISED
+        compiled = self._compile(limit, facts)
+        rate = compiled.rate
+        now = self._clock.now()
+        keys = [key]
+        rates = [(rate.interval, rate.span)]
+        if self._degraded or self._mode == "closed":
+            _, previous = await self._rate_check(keys, rates, now)
+        else:
+            try:
+                _, previous = await self._hot.rate_check(keys, rates, now)
+            except StoreUnavailable:
+                _, previous = await self._rate_check(keys, rates, now)
+        decision = decide(rate, previous[0], now)
+        if not decision.allowed:
+            self._refuse(scope, facts, [(limit, key, rate)], [decision])
+        advertisement = compiled.advertisement
+        if advertisement is None:
+            return UNADVERTISED
+        return Verdict(
+            (
+                (b"ratelimit-policy", advertisement.policy),
+                (b"ratelimit", advertisement.current(decision.remaining, decision.retry_after)),
+            )
+        )
+
+    def _refuse(
+        self,
+        scope: str,
+        facts: Facts,
+        applying: Sequence[tuple[LimitSettings, str, Rate]],
+        decisions: Sequence[Decision],
+    ) -> NoReturn:
+        """Audit and raise the 429 for a request at least one limit refused."""
+        advertised = [
+            # A refused request spent nothing, not even on the limits it passed.
             Advertised(
                 limit.name,
-                # The quota is the burst, what can be spent at once, and its window the
-                # time the burst takes to come back at the sustained rate: GCRA never
-                # leaves more than the burst, so r never exceeds q (draft-10 §4.1.1).
                 rate.burst,
                 rate.span,
-                # A refused request spent nothing, not even on the limits it passed.
-                (d.remaining + 1 if refused else d.remaining) if d.allowed else 0,
+                d.remaining + 1 if d.allowed else 0,
                 d.retry_after,
             )
             for (limit, _, rate), d in zip(applying, decisions, strict=True)
@@ -144,8 +234,6 @@ class RateLimiter:
                 "ratelimit-policy": policy_field(advertised),
                 "ratelimit": ratelimit_field(advertised),
             }
-        if not refused:
-            return Verdict(headers)
         violated = [
             limit for (limit, _, _), d in zip(applying, decisions, strict=True) if not d.allowed
         ]
@@ -167,12 +255,14 @@ class RateLimiter:
             extensions={"violated-policies": visible} if visible else {},
         )
 
-    def _rate(self, limit: LimitSettings, facts: Facts) -> Rate:
+    def _compile(self, limit: LimitSettings, facts: Facts) -> Compiled:
         tier = tier_of(limit, facts.claims) if limit.tiers else None
-        rate = self._rates.get((id(limit), tier))
-        if rate is None:
-            rate = self._rates[(id(limit), tier)] = limit.rate_for(tier)
-        return rate
+        compiled = self._compiled.get((id(limit), tier))
+        if compiled is None or compiled.limit is not limit:
+            rate = limit.rate_for(tier)
+            shown = Advertisement(limit.name, rate.burst, rate.span) if limit.visible else None
+            compiled = self._compiled[(id(limit), tier)] = Compiled(limit, rate, shown)
+        return compiled
 
     async def _rate_check(
         self, keys: list[str], rates: list[tuple[float, float]], now: float

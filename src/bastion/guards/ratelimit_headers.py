@@ -56,3 +56,25 @@ def ratelimit_field(limits: Sequence[Advertised]) -> str:
         f"{sf_string(a.name)};r={min(a.quota, max(0, a.remaining))};t={delay_seconds(a.reset)}"
         for a in limits
     )
+
+
+class Advertisement:
+    """One visible limit's fields with everything constant about them encoded once.
+
+    ``RateLimit-Policy`` depends only on the limit (its name, quota and window), and the
+    ``RateLimit`` item differs per request only in ``r`` and ``t``: the limiter's
+    single-limit path builds these per limit, not per request. The bytes are exactly
+    what ``policy_field`` and ``ratelimit_field`` give for that one limit (tested).
+    """
+
+    __slots__ = ("_prefix", "policy", "quota")
+
+    def __init__(self, name: str, quota: int, window: float) -> None:
+        self.quota = quota
+        self.policy = policy_field([Advertised(name, quota, window, 0, 0.0)]).encode()
+        self._prefix = f"{sf_string(name)};r="
+
+    def current(self, remaining: int, reset: float) -> bytes:
+        """The ``RateLimit`` field for this limit alone."""
+        left = min(self.quota, max(0, remaining))
+        return f"{self._prefix}{left};t={delay_seconds(reset)}".encode()

@@ -22,11 +22,11 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.config import Settings
-from bastion.gateway.pipeline import Gateway
 from bastion.guards.endpoints import EndpointLimits
 from bastion.guards.resources import RequestLimits, refusal_auditor
 from bastion.runtime import Runtime
 from bastion.web.context import correlation_id
+from bastion.web.gateway_edge import GatewayEdge
 from bastion.web.middleware import BodyLimit, ErrorBoundary, SecurityHeaders, problem_for
 from bastion.web.problems import problem_response
 from bastion.web.routes import routes
@@ -50,20 +50,6 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
     return Response(
         body, status_code=status, headers=headers, media_type="application/problem+json"
     )
-
-
-class GatewayDispatch:
-    """Requests under the gateway's prefix go to the gateway pipeline, not to Starlette."""
-
-    def __init__(self, gateway: Gateway, app: ASGIApp) -> None:
-        self.gateway = gateway
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.gateway.handles(scope.get("raw_path") or b""):
-            await self.gateway(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 def settle_garbage_collector() -> None:
@@ -197,24 +183,27 @@ def assemble(settings: Settings, runtime: Runtime, extra_routes: Sequence[BaseRo
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
     )
     server = settings.server
-    # The gateway comes before the global body limit: it enforces its own per-route limits
-    # (never above the server's) and audits those refusals like every other.
     limited: ASGIApp = BodyLimit(
         EndpointLimits(inner, runtime.guards),
         max_bytes=server.max_body_bytes,
         per_read=server.body_timeout,
         on_refusal=refusal_auditor(runtime.audit),
     )
-    if runtime.gateway is not None:
-        limited = GatewayDispatch(runtime.gateway, limited)
-    checked = RequestLimits(
+    limits = RequestLimits(
         limited,
         max_headers=server.max_headers,
         max_header_bytes=server.max_header_bytes,
         audit=runtime.audit,
     )
-    return SecurityHeaders(
-        ErrorBoundary(checked),
+    security = SecurityHeaders(
+        ErrorBoundary(limits),
         hsts_max_age=server.hsts_max_age,
         behind_tls_proxy=bool(server.trusted_proxies),
     )
+    if runtime.gateway is None:
+        return security
+    # Gateway requests skip the stack for one layer that does what it does (the hot
+    # path); they come before the global body limit, as the gateway enforces its own
+    # per-route limits (never above the server's) and audits those refusals like every
+    # other.
+    return GatewayEdge(runtime.gateway, security, security=security, limits=limits)

@@ -5,13 +5,16 @@
 2. ``ErrorBoundary``  assigns the correlation id and turns any exception that escapes
    into a problem+json answer; nothing internal reaches the client.
 3. ``BodyLimit``      refuses bodies over the limit, declared or streamed.
+
+Requests under the gateway's prefix pass none of these wrappers: ``GatewayEdge``
+(``bastion.web.gateway_edge``) does what they do in one layer, with the same functions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -122,13 +125,19 @@ class ErrorBoundary:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if isinstance(exc, ProblemError | StoreError):
-                log.warning("request %s failed: %s", cid, type(exc).__name__)
-            else:
-                log.exception("request %s failed with an unhandled error", cid)
-            if started:
-                return  # the status line is gone; the server closes the connection
-            await send_problem(send_with_id, exc, cid)
+            await answer_failure(send_with_id, exc, cid, started=started)
+
+
+async def answer_failure(send: Send, exc: Exception, cid: str, *, started: bool) -> None:
+    """What ``ErrorBoundary`` does with an exception that escaped the app: log it (with a
+    traceback only when unexpected) and answer with a problem, unless the answer began."""
+    if isinstance(exc, ProblemError | StoreError):
+        log.warning("request %s failed: %s", cid, type(exc).__name__)
+    else:
+        log.exception("request %s failed with an unhandled error", cid)
+    if started:
+        return  # the status line is gone; the server closes the connection
+    await send_problem(send, exc, cid)
 
 
 class SecurityHeaders:
@@ -137,8 +146,6 @@ class SecurityHeaders:
     Works on the raw header list in one pass (no header object per response): this
     wrapper runs on every answer, the gateway's included.
     """
-
-    _DROP = frozenset({b"server", b"x-powered-by", *(name for name, _ in _FIXED)})
 
     def __init__(self, app: ASGIApp, *, hsts_max_age: float, behind_tls_proxy: bool) -> None:
         if hsts_max_age < 0:
@@ -154,39 +161,62 @@ class SecurityHeaders:
         # the proxy remembering X-Forwarded-Proto.
         self._always_hsts = behind_tls_proxy
 
+    def hsts_for(self, scope: Scope) -> tuple[bytes, bytes] | None:
+        """The HSTS field for this request's answers, or None."""
+        return self._hsts if self._always_hsts or scope.get("scheme") == "https" else None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        hsts = self._always_hsts or scope.get("scheme") == "https"
-        drop = self._DROP
+        hsts = self.hsts_for(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                kept: list[tuple[bytes, bytes]] = []
-                cache_control = policy = html = False
-                for name, value in message.get("headers", ()):
-                    lowered = name.lower()
-                    if lowered in drop:
-                        continue
-                    if lowered == b"cache-control":
-                        cache_control = True
-                    elif lowered == b"content-security-policy":
-                        policy = True
-                    elif lowered == b"content-type":
-                        html = value.startswith(b"text/html")
-                    kept.append((lowered, value))
-                kept.extend(_FIXED)
-                if not cache_control:
-                    kept.append(_NO_STORE)
-                if not policy:
-                    kept.append(_PAGE_CSP if html else _API_CSP)
-                if hsts:
-                    kept.append(self._hsts)
-                message["headers"] = kept
+                message["headers"] = secured(message.get("headers", ()), hsts)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_DROP = frozenset({b"server", b"x-powered-by", *(name for name, _ in _FIXED)})
+
+
+def secured(
+    headers: Iterable[tuple[bytes, bytes]],
+    hsts: tuple[bytes, bytes] | None,
+    request_id: tuple[bytes, bytes] | None = None,
+) -> list[tuple[bytes, bytes]]:
+    """An answer's header list as ``SecurityHeaders`` sends it: names lower-cased, the
+    stack-revealing and fixed fields replaced, defaults added where the app set none.
+
+    ``request_id`` is the correlation id field, placed where ``ErrorBoundary`` puts it
+    (after the app's fields), for a caller that does both in one pass (``GatewayEdge``).
+    Works on the raw list in one pass, no header object per response.
+    """
+    kept: list[tuple[bytes, bytes]] = []
+    cache_control = policy = html = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in _DROP:
+            continue
+        if lowered == b"cache-control":
+            cache_control = True
+        elif lowered == b"content-security-policy":
+            policy = True
+        elif lowered == b"content-type":
+            html = value.startswith(b"text/html")
+        kept.append((lowered, value))
+    if request_id is not None:
+        kept.append(request_id)
+    kept.extend(_FIXED)
+    if not cache_control:
+        kept.append(_NO_STORE)
+    if not policy:
+        kept.append(_PAGE_CSP if html else _API_CSP)
+    if hsts is not None:
+        kept.append(hsts)
+    return kept
 
 
 class BodyLimit:

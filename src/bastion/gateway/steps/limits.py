@@ -46,4 +46,4 @@ async def limit(step: Step, ex: Exchange, limits: tuple[LimitSettings, ...]) -> 
     )
     limiter = step.services.guards.limiter
     verdict = await limiter.check(f"route:{ex.route.label}", limits, facts)
-    ex.extra += [(k.encode(), v.encode()) for k, v in verdict.headers.items()]
+    ex.extra += verdict.fields

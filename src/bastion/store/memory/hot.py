@@ -119,6 +119,15 @@ class MemoryHotStore:
     async def rate_check(
         self, keys: Sequence[str], rates: Sequence[tuple[float, float]], now: float
     ) -> tuple[bool, list[float | None]]:
+        if len(keys) == 1:
+            # One limit, the usual case: the same step without the lists.
+            tat = self._tat(keys[0])
+            interval, span = rates[0]
+            new_tat = (now if tat is None else max(tat, now)) + interval
+            if new_tat - span > now + 1e-6:
+                return False, [tat]
+            self._store(keys[0], repr(new_tat).encode(), new_tat - now + 0.001)
+            return True, [tat]
         previous = [self._tat(key) for key in keys]
         moved = [
             (now if tat is None else max(tat, now)) + interval
