@@ -135,7 +135,7 @@ def test_other_requests_pass_through_the_stack() -> None:
     limits = RequestLimits(gateway, max_headers=4, max_header_bytes=100, audit=AuditPipeline([]))
     security = SecurityHeaders(stack, hsts_max_age=60, behind_tls_proxy=False)
     edge = GatewayEdge(cast(Gateway, gateway), stack, security=security, limits=limits)
-    scope = _scope("http", 0) | {"path": "/token", "raw_path": b"/token"}
+    scope = {**_scope("http", 0), "path": "/token", "raw_path": b"/token"}
     asyncio.run(_sent(edge, scope))
     asyncio.run(_sent(edge, {"type": "websocket", "path": "/api/ws"}))
     assert seen == ["/token", "/api/ws"]
