@@ -13,6 +13,7 @@ from bastion.gateway.shaping import (
     HOP_BY_HOP,
     REVEALING,
     compile_allowlist,
+    leaves_origin,
     pointer_value,
     response_headers,
     shape,
@@ -98,9 +99,7 @@ def _filtered_as_text(
             continue
         if reshaped and text in BODY_BOUND:
             continue
-        if name in (b"location", b"content-location") and (
-            b"://" in value or value.startswith(b"//")
-        ):
+        if name in (b"location", b"content-location") and leaves_origin(value):
             continue
         kept.append((name, value))
     return kept
@@ -132,3 +131,28 @@ def test_response_headers_match_the_text_filter(
     connection = [(b"Connection", b"x-hop, X-Custom")] if len(headers) % 2 else []
     sent = headers + connection
     assert response_headers(sent, reshaped=reshaped) == _filtered_as_text(sent, reshaped)
+
+
+@pytest.mark.parametrize(
+    ("value", "leaves"),
+    [
+        (b"/notes/7", False),
+        (b"notes/7?x=a:b", False),
+        (b"./a#b:c", False),
+        (b"https://upstream.internal/x", True),
+        (b"//upstream.internal/x", True),
+        # Browsers read a backslash as a slash in http(s) URLs and strip tabs, newlines
+        # and leading controls (WHATWG URL), so these name another host as well.
+        (b"/\\evil.example", True),
+        (b"\\\\evil.example", True),
+        (b"https:\\\\evil.example", True),
+        (b" //evil.example", True),
+        (b"/\t/evil.example", True),
+        (b"javascript:alert(1)", True),
+        (b"HTTPS:evil.example", True),
+    ],
+)
+def test_locations_that_leave_the_origin(value: bytes, leaves: bool) -> None:
+    assert leaves_origin(value) is leaves
+    kept = response_headers([(b"location", value)])
+    assert (kept == []) is leaves

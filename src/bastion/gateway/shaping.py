@@ -70,6 +70,30 @@ _DROPPED = frozenset(name.encode() for name in HOP_BY_HOP | REVEALING)
 _DROPPED_RESHAPED = _DROPPED | {name.encode() for name in BODY_BOUND}
 
 
+# What a browser strips from a URL before parsing it (WHATWG URL: leading and trailing C0
+# controls and space; tab and newlines anywhere).
+_URL_EDGES = bytes(range(0x21))
+_URL_DROPPED = b"\t\n\r"
+
+
+def leaves_origin(value: bytes) -> bool:
+    """Whether a Location-like value, read as a browser reads it, names another origin:
+    a scheme (``https:``, ``javascript:``) or a scheme-relative ``//host``.
+
+    Browsers take a backslash for a slash in http(s) URLs, so ``/\\evil.example`` and
+    ``https:\\\\evil.example`` leave the origin too.
+    """
+    text = value.strip(_URL_EDGES).translate(None, _URL_DROPPED).replace(b"\\", b"/")
+    if text.startswith(b"//"):
+        return True
+    end = len(text)
+    for stop in (b"/", b"?", b"#"):
+        found = text.find(stop)
+        if found != -1:
+            end = min(end, found)
+    return b":" in text[:end]
+
+
 def response_headers(
     headers: Iterable[tuple[bytes, bytes]], *, reshaped: bool = False
 ) -> list[tuple[bytes, bytes]]:
@@ -84,7 +108,7 @@ def response_headers(
             if name == b"connection":
                 connection.append(value)
             continue
-        if name in LOCATIONS and (b"://" in value or value.startswith(b"//")):
+        if name in LOCATIONS and leaves_origin(value):
             continue  # relative locations stay; absolute or scheme-relative ones go
         kept.append((name, value))
     if connection:
