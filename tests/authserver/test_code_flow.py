@@ -322,3 +322,23 @@ def test_a_code_past_its_lifetime_is_refused(
         assert refused["error"] == "invalid_grant"
         assert "access_token" not in refused
 
+
+@pytest.mark.parametrize("change", ["disabled", "tokens_invalidated"])
+def test_a_code_of_a_user_revoked_since_issues_nothing(server: Server, change: str) -> None:
+    """RFC 9700 §4.14.2 (revocation as a whole), RFC 6749 §4.1.2: a user disabled or whose
+    tokens were revoked after the code was issued gets no tokens from it; whatever the
+    redemption indexed is revoked, and the code is used up."""
+    code = get_code(server.client)
+    users = server.runtime.auth.users
+    if change == "disabled":
+        server.call(users.set_enabled, server.user_id, False)
+    else:
+        server.call(users.invalidate_tokens, server.user_id, time.time() + 1)
+    refused = redeem(server.client, code)
+    assert refused["_status"] == 400, refused
+    assert refused["error"] == "invalid_grant"
+    assert "access_token" not in refused
+    revoked = server.events("oauth.family.revoked")
+    assert [e["policy"] for e in revoked] == ["user_revoked"]
+    again = redeem(server.client, code)
+    assert again["error"] == "invalid_grant"
