@@ -339,3 +339,18 @@ def test_sqlite_durability_is_normal_unless_full_is_asked_for(tmp_path: Path) ->
     for refused in ('"off"', '"extra"', "1"):
         found = problems(tmp_path, f"[database]\nsqlite_synchronous = {refused}\n")
         assert "database.sqlite_synchronous" in found
+
+
+@pytest.mark.parametrize("value", ['"0.5s"', '"601s"', '"1h"'])
+def test_code_lifetime_outside_one_second_to_ten_minutes_is_refused(
+    tmp_path: Path, value: str
+) -> None:
+    """RFC 6749 §4.1.2: a maximum authorization code lifetime of 10 minutes is RECOMMENDED."""
+    found = problems(tmp_path, f"[oauth]\ncode_lifetime = {value}\n")
+    assert "code_lifetime" in found["oauth"]
+
+
+def test_code_lifetime_defaults_to_a_minute_and_accepts_ten(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, ""), {}).oauth.code_lifetime == 60
+    ten = load_settings(write(tmp_path, '[oauth]\ncode_lifetime = "10m"\n'), {})
+    assert ten.oauth.code_lifetime == 600

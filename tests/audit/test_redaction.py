@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bastion.audit import redaction
 from bastion.audit.redaction import MAX_STRING, REDACTED, _scan, is_sensitive, redact, redact_text
 
 # Opaque on purpose: a JWT-shaped secret would be caught by shape and hide gaps in the
@@ -297,3 +298,17 @@ def test_sensitive_names_are_judged_the_same_whether_remembered_or_long() -> Non
     assert not is_sensitive("grant_type")
     assert is_sensitive("x" * 100 + "_password")
     assert not is_sensitive("x" * 100)
+
+
+def test_only_text_left_unchanged_is_remembered() -> None:
+    """The cache of scanned text never holds a secret, and never lets one through: text
+    with a credential is scanned, and redacted, every time."""
+    clean = "client:remembered-app scope=api:read"
+    secret = "client:remembered-app code=abc123secretvalue"
+    assert redact_text(clean) == clean
+    assert clean in redaction._CLEAN
+    first = redact_text(secret)
+    assert "abc123secretvalue" not in first
+    assert secret not in redaction._CLEAN
+    assert redact_text(secret) == first
+    assert "abc123secretvalue" not in redact_text(secret, limit=200)

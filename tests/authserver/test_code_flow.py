@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from bastion.clock import FixedClock
 from tests.authserver.conftest import (
     API,
     APP_REDIRECT,
@@ -17,6 +22,7 @@ from tests.authserver.conftest import (
     query_of,
     redeem,
     sign_in,
+    start_server,
 )
 
 
@@ -293,3 +299,46 @@ def test_every_refusal_is_audited(server: Server) -> None:
     assert '"action":"oauth.client_auth.failed"' in log
     assert '"action":"oauth.token.refused"' in log
     assert "wrong" not in log.replace('"reason":"wrong client secret"', "")
+
+
+@pytest.mark.parametrize(("configured", "lifetime"), [("", 60), ('code_lifetime = "10m"', 600)])
+def test_a_code_past_its_lifetime_is_refused(
+    tmp_path: Path, database_url: str, master_key_b64: str, configured: str, lifetime: int
+) -> None:
+    """RFC 6749 §4.1.2: a code is short-lived; ``oauth.code_lifetime`` sets how long (60 s
+    by default). One redeemed a second before the end works; one at the end is refused
+    and issues nothing."""
+    clock = FixedClock(float(int(time.time())))
+    with start_server(
+        tmp_path, database_url, master_key_b64, oauth=configured, clock=clock
+    ) as server:
+        fresh = get_code(server.client)
+        clock.advance(lifetime - 1)
+        assert redeem(server.client, fresh)["_status"] == 200
+        stale = get_code(server.client)
+        clock.advance(lifetime)
+        refused = redeem(server.client, stale)
+        assert refused["_status"] == 400, refused
+        assert refused["error"] == "invalid_grant"
+        assert "access_token" not in refused
+
+
+@pytest.mark.parametrize("change", ["disabled", "tokens_invalidated"])
+def test_a_code_of_a_user_revoked_since_issues_nothing(server: Server, change: str) -> None:
+    """RFC 9700 §4.14.2 (revocation as a whole), RFC 6749 §4.1.2: a user disabled or whose
+    tokens were revoked after the code was issued gets no tokens from it; whatever the
+    redemption indexed is revoked, and the code is used up."""
+    code = get_code(server.client)
+    users = server.runtime.auth.users
+    if change == "disabled":
+        server.call(users.set_enabled, server.user_id, False)
+    else:
+        server.call(users.invalidate_tokens, server.user_id, time.time() + 1)
+    refused = redeem(server.client, code)
+    assert refused["_status"] == 400, refused
+    assert refused["error"] == "invalid_grant"
+    assert "access_token" not in refused
+    revoked = server.events("oauth.family.revoked")
+    assert [e["policy"] for e in revoked] == ["user_revoked"]
+    again = redeem(server.client, code)
+    assert again["error"] == "invalid_grant"

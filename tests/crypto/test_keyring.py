@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
-from bastion.crypto.keyring import KeyRing, KeyState, generate_key
+from bastion.crypto import jws
+from bastion.crypto.jws import PublicKeys
+from bastion.crypto.keyring import Algorithm, KeyRing, KeyState, generate_key
 from bastion.errors import KeyNotFound, KeyRingError
 
 T0 = 1_700_000_000.0
@@ -109,3 +114,29 @@ def test_kid_is_the_rfc7638_thumbprint() -> None:
         {k: v for k, v in key.public_jwk().items() if k in ("kty", "crv", "x", "y")}
     )
     assert key.kid == public.thumbprint()
+
+
+@pytest.mark.parametrize("alg", ["ES256", "Ed25519"])
+@pytest.mark.parametrize("typ", ["at+jwt", "JWT"])
+def test_a_key_signs_what_joserfc_would_and_both_verify_it(alg: Algorithm, typ: str) -> None:
+    """RFC 7515 §5.1 / RFC 9068 §2.1: the direct signer writes joserfc's header and payload
+    byte for byte (``typ``, ``alg``, ``kid``); joserfc and Bastion's own checks verify it,
+    and a changed byte fails both."""
+    key = generate_key(alg, T0, T0)
+    claims = {"iss": "https://as.test", "sub": "ü-1", "aud": ["api"], "exp": 2_000_000_000}
+    token = key.sign(claims, typ)
+    header = {"alg": alg, "kid": key.kid, "typ": typ}
+    reference = jwt.encode(header, dict(claims), key.jose_key(), algorithms=[alg])
+    assert token.split(".")[:2] == reference.split(".")[:2]
+    public = KeySet.import_key_set({"keys": [key.public_jwk()]})
+    decoded = jwt.decode(token, public, algorithms=[alg])
+    assert decoded.header == {"typ": typ, "alg": alg, "kid": key.kid}
+    assert decoded.claims == claims
+    keys = PublicKeys.from_jwks({"keys": [key.public_jwk()]})
+    jws.verify(jws.parse_compact(token), keys, [alg])
+    head, body, signature = token.split(".")
+    forged = f"{head}.{body}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BA'}"
+    with pytest.raises(ValueError, match="bad signature"):
+        jws.verify(jws.parse_compact(forged), keys, [alg])
+    with pytest.raises(JoseError):
+        jwt.decode(forged, public, algorithms=[alg])

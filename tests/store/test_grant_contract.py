@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
 
-from bastion.authserver.stores import GrantStore, IssuedToken
+from bastion.authserver.stores import GrantStore, Issuance, IssuedToken
 from bastion.oauth import pkce
 from bastion.oauth.codes import CodeGrant, code_hash
 from bastion.oauth.refresh import Family
@@ -287,3 +288,55 @@ async def test_reissuing_needs_the_family_live_at_that_generation(
     assert await grant_store.get_family(fid) == created  # nothing about it changed
     assert [jti for jti, _ in await grant_store.live_tokens(NOW, family_ids=[fid])] == ["retry"]
     assert not await grant_store.rotate_family("fam_unknown", 0, NOW, "", issued("u"))
+
+
+async def test_a_code_is_redeemed_once_with_its_family_and_token_in_one_step(
+    grant_store: GrantStore,
+) -> None:
+    """RFC 6749 §4.1.2: of parallel redemptions of one code exactly one consumes it and
+    issues; the others see it used and write nothing (their ``issue`` is never asked)."""
+    await grant_store.save_code(grant())
+    asked: list[str] = []
+
+    def issuer(n: int) -> Callable[[CodeGrant], Issuance | None]:
+        def issue(found: CodeGrant) -> Issuance | None:
+            assert found.consumed_at == NOW + 1
+            asked.append(f"j{n}")
+            created = family(family_id=f"fam_{n}")
+            return created, issued(f"j{n}", family_id=created.family_id, code_hash=found.code_hash)
+
+        return issue
+
+    results = await asyncio.gather(
+        *(grant_store.redeem_code(code_hash("c"), NOW + 1, issuer(n)) for n in range(6))
+    )
+    winners = [n for n, (_, consumed, done) in enumerate(results) if consumed and done]
+    assert len(winners) == 1
+    assert [r for r in results if r[1]] == [results[winners[0]]]
+    assert all(found == replace(grant(), consumed_at=NOW + 1) for found, _, _ in results)
+    assert set(asked) == {f"j{winners[0]}"}
+    fid = f"fam_{winners[0]}"
+    assert await grant_store.family_of_code(code_hash("c")) == fid
+    assert (await grant_store.get_family(fid)) is not None
+    assert await grant_store.live_tokens(NOW, code_hash=code_hash("c")) == [
+        (f"j{winners[0]}", NOW + 300)
+    ]
+    assert await grant_store.redeem_code(code_hash("nope"), NOW, issuer(9)) == (None, False, False)
+
+
+async def test_a_refused_redemption_burns_the_code_and_writes_nothing(
+    grant_store: GrantStore,
+) -> None:
+    """RFC 6749 §4.1.2: a code whose checks fail (wrong verifier, say) is still used up;
+    a second attempt with the right verifier is a replay, not a redemption."""
+    await grant_store.save_code(grant())
+    found, consumed, done = await grant_store.redeem_code(code_hash("c"), NOW + 1, lambda _: None)
+    assert (found is not None, consumed, done) == (True, True, False)
+    assert await grant_store.family_of_code(code_hash("c")) is None
+    assert await grant_store.live_tokens(NOW, code_hash=code_hash("c")) == []
+    created = family()
+    again = await grant_store.redeem_code(
+        code_hash("c"), NOW + 2, lambda _: (created, issued("late", family_id=created.family_id))
+    )
+    assert again[1:] == (False, False)
+    assert await grant_store.get_family(created.family_id) is None

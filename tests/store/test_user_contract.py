@@ -55,6 +55,17 @@ async def test_setters_change_one_user_and_say_whether_it_exists(user_store: Use
     assert not await user_store.invalidate_tokens("nobody", NOW)
 
 
+async def test_token_state_follows_disabling_and_revocation(user_store: UserStore) -> None:
+    """What token checks read (RFC 7662 §2.2: a revoked user's tokens are inactive)."""
+    alice = await user_store.create("alice", None, NOW)
+    assert await user_store.token_state(alice.user_id) == (True, 0.0)
+    assert await user_store.invalidate_tokens(alice.user_id, NOW + 5)
+    assert await user_store.token_state(alice.user_id) == (True, NOW + 5)
+    assert await user_store.set_enabled(alice.user_id, False)
+    assert await user_store.token_state(alice.user_id) == (False, NOW + 5)
+    assert await user_store.token_state("nobody") is None
+
+
 async def test_delete(user_store: UserStore) -> None:
     alice = await user_store.create("alice", None, NOW)
     assert await user_store.delete(alice.user_id)

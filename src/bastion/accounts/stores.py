@@ -20,6 +20,11 @@ class UserStore(Protocol):
 
     async def get(self, user_id: str) -> User | None: ...
 
+    async def token_state(self, user_id: str) -> tuple[bool, float] | None:
+        """``(enabled, tokens_valid_after)`` of the user, or None: what every token check
+        (introspection, the gateway) reads, without the rest of the row."""
+        ...
+
     async def by_username(self, username: str) -> User | None: ...
 
     async def list(self) -> list[User]:

@@ -197,7 +197,22 @@ def _judge_name(name: str) -> bool:
 def redact_text(text: str, limit: int = MAX_STRING) -> str:
     if len(text) <= limit and _PLAIN.fullmatch(text) and "eyJ" not in text:
         return text
-    return _scan(text, limit)
+    if text in _CLEAN:
+        return text
+    redacted = _scan(text, limit)
+    if redacted == text and len(text) <= _CLEAN_LENGTH and limit == MAX_STRING:
+        # Remembered only when nothing was hidden: the cache holds text that is logged
+        # verbatim anyway, never a secret. Client ids, scopes and URLs recur in every record.
+        if len(_CLEAN) >= _CLEAN_ENTRIES:
+            _CLEAN.clear()
+        _CLEAN[text] = None
+    return redacted
+
+
+# Short texts the scan left unchanged (``redact_text``); bounded, cleared when full.
+_CLEAN: dict[str, None] = {}
+_CLEAN_LENGTH = 256
+_CLEAN_ENTRIES = 4096
 
 
 def _scan(text: str, limit: int) -> str:

@@ -143,10 +143,10 @@ class AccessTokens:
         claims = self._verified_claims(token, audience)
         if await self.hot.get(DENYLIST_PREFIX + claims["jti"]) is not None:
             raise OAuthError("invalid_token", "the access token is invalid", status=401)
-        user = await self.users.get(claims["sub"])
+        user = await self.users.token_state(claims["sub"])
         # iat has whole seconds; tokens from earlier in the revocation's own second are
         # caught by the denylist entry the revocation wrote for each of them.
-        if user is not None and (not user.enabled or claims["iat"] < int(user.tokens_valid_after)):
+        if user is not None and (not user[0] or claims["iat"] < int(user[1])):
             raise OAuthError("invalid_token", "the access token is invalid", status=401)
         return claims
 

@@ -16,7 +16,7 @@ from typing import Any
 from bastion.accounts.stores import UserStore
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.authserver.access import AccessTokens, Authentication
-from bastion.authserver.stores import GrantStore, IssuedToken
+from bastion.authserver.stores import GrantStore, Issuance, IssuedToken
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
@@ -29,7 +29,7 @@ from bastion.oauth.clients import (
     REFRESH_TOKEN,
     Client,
 )
-from bastion.oauth.codes import check_redemption, code_hash
+from bastion.oauth.codes import CodeGrant, check_redemption, code_hash
 from bastion.oauth.params import Params, scopes
 from bastion.oauth.refresh import Family
 from bastion.oauth.tokens import ID_TOKEN_TYP, id_token_claims
@@ -116,7 +116,43 @@ async def authorization_code(
     code = params.require("code")
     now = ctx.clock.now()
     hashed = code_hash(code)
-    grant, consumed_now = await ctx.grants.consume_code(hashed, now)
+    # Filled by ``issue``, which the store calls inside the transaction that consumes the
+    # code (and again if that transaction is retried): the checks and the token's claims.
+    refused: list[tuple[OAuthError, bool]] = []
+    prepared: list[tuple[Authentication, Family | None, dict[str, Any]]] = []
+
+    def issue(grant: CodeGrant) -> Issuance | None:
+        refused.clear()
+        prepared.clear()
+        try:
+            check_redemption(
+                grant,
+                client_id=client.client_id,
+                redirect_uri=params.get("redirect_uri"),
+                verifier=params.get("code_verifier"),
+                now=now,
+            )
+        except OAuthError as exc:
+            refused.append((exc, True))
+            return None  # the code stays consumed: one attempt per code (RFC 6749 §4.1.2)
+        try:
+            audience = _audience(params.resources, grant.resources, client, ctx)
+        except OAuthError as exc:
+            refused.append((exc, False))
+            return None
+        who = Authentication(grant.subject, grant.auth_time, grant.acr, grant.amr)
+        family = None
+        if client.allows_grant(REFRESH_TOKEN):
+            family = _new_family(ctx, client, who, grant.scope, grant.resources, grant.session_id)
+        claims = ctx.access.claims(
+            client_id=client.client_id, who=who, scope=grant.scope, audience=audience
+        )
+        prepared.append((who, family, claims))
+        return family, _issued(claims, family=family, code=hashed)
+
+    # One transaction: consume the code and, if its checks pass, write the family, the
+    # code's link to it and the token's index entry, unless the code was marked replayed.
+    grant, consumed_now, issued = await ctx.grants.redeem_code(hashed, now, issue)
     if grant is None:
         ctx.emit("oauth.code.refused", Outcome.DENIED, client, reason="unknown code")
         raise OAuthError("invalid_grant", "the authorization code is invalid")
@@ -124,40 +160,26 @@ async def authorization_code(
         # RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice was stolen; everything
         # issued from it is revoked (its refresh family and access tokens). The mark also
         # reaches a first redemption still in flight: its tokens are indexed only in a
-        # transaction that finds the code unmarked (``issue_from_code``).
+        # transaction that finds the code unmarked.
         await ctx.grants.mark_replayed(hashed, now)
         await _revoke_code(ctx, client, hashed)
         ctx.emit("oauth.code.replayed", Outcome.DENIED, client, subject=grant.subject)
         raise OAuthError("invalid_grant", "the authorization code was already used")
-    try:
-        check_redemption(
-            grant,
-            client_id=client.client_id,
-            redirect_uri=params.get("redirect_uri"),
-            verifier=params.get("code_verifier"),
-            now=now,
-        )
-    except OAuthError as exc:
-        ctx.emit("oauth.code.refused", Outcome.DENIED, client, reason=exc.description)
-        raise
-    user = await ctx.users.get(grant.subject)
-    if user is None or not user.enabled or grant.auth_time < user.tokens_valid_after:
-        raise OAuthError("invalid_grant", "the user's authorization is no longer valid")
-    who = Authentication(grant.subject, grant.auth_time, grant.acr, grant.amr)
-    audience = _audience(params.resources, grant.resources, client, ctx)
-    family = None
-    if client.allows_grant(REFRESH_TOKEN):
-        family = _new_family(ctx, client, who, grant.scope, grant.resources, grant.session_id)
-    claims = ctx.access.claims(
-        client_id=client.client_id, who=who, scope=grant.scope, audience=audience
-    )
-    # One transaction: the family, the code's link to it and the token's index entry,
-    # written only if the code was not marked replayed meanwhile.
-    if not await ctx.grants.issue_from_code(
-        hashed, family, _issued(claims, family=family, code=hashed)
-    ):
+    if refused:
+        exc, from_checks = refused[0]
+        if from_checks:
+            ctx.emit("oauth.code.refused", Outcome.DENIED, client, reason=exc.description)
+        raise exc
+    if not issued or not prepared:
         await _revoke_code(ctx, client, hashed)
         raise OAuthError("invalid_grant", "the authorization code was already used")
+    who, family, claims = prepared[0]
+    # Read once the tokens are indexed, so a user revoked before this read is refused
+    # here, and one revoked after it finds the family and the token to revoke.
+    user = await ctx.users.get(grant.subject)
+    if user is None or not user.enabled or grant.auth_time < user.tokens_valid_after:
+        await _revoke_code(ctx, client, hashed, "user_revoked")
+        raise OAuthError("invalid_grant", "the user's authorization is no longer valid")
     body = _token_response(ctx, client, who, grant.scope, claims, family=family, nonce=grant.nonce)
     ctx.emit(
         "oauth.token.issued",
@@ -170,15 +192,13 @@ async def authorization_code(
     return body
 
 
-async def _revoke_code(ctx: GrantContext, client: Client, hashed: str) -> None:
+async def _revoke_code(
+    ctx: GrantContext, client: Client, hashed: str, reason: str = "code_replay"
+) -> None:
     family_id = await ctx.grants.family_of_code(hashed)
     if family_id:
-        await ctx.access.revoke_families(
-            "code_replay", f"client:{client.client_id}", family_id=family_id
-        )
-    await ctx.access.deny(
-        await ctx.grants.live_tokens(ctx.clock.now(), code_hash=hashed), "code_replay"
-    )
+        await ctx.access.revoke_families(reason, f"client:{client.client_id}", family_id=family_id)
+    await ctx.access.deny(await ctx.grants.live_tokens(ctx.clock.now(), code_hash=hashed), reason)
 
 
 def _new_family(

@@ -54,6 +54,9 @@ class OAuthSettings(Section):
     # Off by default: inside a grace window the token just rotated out still works, so a
     # thief racing the app is not detected (RFC 9700 §4.14.2). Opt-in, same instance only.
     refresh_grace: Duration = 0.0
+    # How long an authorization code can be redeemed. RFC 6749 §4.1.2: short-lived, and a
+    # maximum of 10 minutes is RECOMMENDED, so longer values are refused.
+    code_lifetime: Duration = 60.0
     par_lifetime: Duration = 60.0
     login_timeout: Duration = 600.0
     session_idle: Duration = 3_600.0
@@ -69,6 +72,10 @@ class OAuthSettings(Section):
     def _lifetimes(self) -> OAuthSettings:
         if not 1 <= self.access_token_lifetime <= 3600:
             raise ValueError("access_token_lifetime must be between 1 second and 1 hour")
+        if not 1 <= self.code_lifetime <= 600:
+            raise ValueError(
+                "code_lifetime must be between 1 second and 10 minutes (RFC 6749 §4.1.2)"
+            )
         if self.refresh_grace > 60:
             raise ValueError("refresh_grace above 60 s would let a stolen token fork a family")
         if self.refresh_idle_lifetime > self.refresh_absolute_lifetime:

@@ -11,6 +11,7 @@ parallel refreshes with one token exactly one advances its family.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,6 +75,11 @@ class ConsentStore(Protocol):
         ...
 
 
+# What a redeemed code writes: its refresh family (None without refresh) and the index
+# entry of its access token.
+Issuance = tuple[Family | None, IssuedToken]
+
+
 class GrantStore(Protocol):
     """Authorization codes, refresh token families and the index of issued access tokens."""
 
@@ -81,6 +87,17 @@ class GrantStore(Protocol):
 
     async def consume_code(self, code_hash: str, now: float) -> tuple[CodeGrant | None, bool]:
         """The grant, and whether this call consumed it (False: already used, or absent)."""
+        ...
+
+    async def redeem_code(
+        self, code_hash: str, now: float, issue: Callable[[CodeGrant], Issuance | None]
+    ) -> tuple[CodeGrant | None, bool, bool]:
+        """In one transaction: consume the code and, only if this call consumed it, ask
+        ``issue(grant)`` what to write; unless it answers None (the code stays consumed,
+        nothing else is written), link the code to the family, create the family (when
+        there is one) and index the token, as ``issue_from_code`` does. Returns the grant
+        (None: unknown code), whether this call consumed it, and whether it issued.
+        ``issue`` must do no I/O, and may run again if the transaction is retried."""
         ...
 
     async def mark_replayed(self, code_hash: str, now: float) -> None: ...

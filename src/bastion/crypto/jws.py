@@ -1,4 +1,5 @@
-"""Compact JWS signature checks (RFC 7515 §5.2) with ``cryptography`` called directly.
+"""Compact JWS signatures (RFC 7515 §5.1, §5.2) made and checked with ``cryptography``
+called directly.
 
 The gateway checks a token's signature on every cache miss, so this path is measured
 (docs/performance.md, "Signature checks"): joserfc re-imports keys, re-parses the token
@@ -18,6 +19,10 @@ the signature goes straight to OpenSSL. The rules are joserfc's, kept on purpose
 
 Every failure is a ``ValueError`` naming the reason; callers turn it into their one
 opaque error for the credential, with the reason kept in the chain for the log.
+
+Signing (``sign_compact``) is on the token endpoint's path: it writes what joserfc's
+``jwt.encode`` writes for Bastion's headers (``typ`` first, then ``alg`` and ``kid``, JSON
+without spaces, base64url without padding), with a private key parsed once.
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
@@ -239,3 +247,35 @@ def _verified(key: PublicKey, alg: str, data: bytes, signature: bytes) -> bool:
     except InvalidSignature:
         return False
     return True
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding (RFC 7515 §2)."""
+    return (
+        binascii.b2a_base64(data, newline=False).decode("ascii").translate(_TO_URLSAFE).rstrip("=")
+    )
+
+
+_TO_URLSAFE = str.maketrans("+/", "-_")
+
+
+def header_segment(alg: str, kid: str, typ: str) -> str:
+    """The encoded protected header, in joserfc's order: ``typ``, ``alg``, ``kid``."""
+    return b64url(orjson.dumps({"typ": typ, "alg": alg, "kid": kid}))
+
+
+def sign_compact(header: str, claims: Mapping[str, Any], key: Any, alg: str) -> str:
+    """A compact JWS of ``claims`` under the encoded ``header`` (``header_segment``),
+    signed by a ``cryptography`` private key: ES256/384/512 as the raw ``r || s`` of
+    RFC 7518 §3.4, Ed25519 and EdDSA as the key signs (RFC 8037 §3.1)."""
+    signing_input = f"{header}.{b64url(orjson.dumps(claims))}"
+    data = signing_input.encode("ascii")
+    if alg in _CURVES:
+        size = _CURVES[alg][1]
+        r, s = decode_dss_signature(key.sign(data, _ECDSA[alg]))
+        signature = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    elif alg in _EDWARDS:
+        signature = key.sign(data)
+    else:
+        raise ValueError(f"cannot sign with {alg}")
+    return f"{signing_input}.{b64url(signature)}"

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from joserfc.jwk import ECKey, OKPKey
 
-from bastion.crypto.jws import PublicKeys
+from bastion.crypto.jws import PublicKeys, header_segment, sign_compact
 from bastion.errors import KeyNotFound, KeyRingError
 
 Algorithm = Literal["ES256", "Ed25519"]
@@ -54,6 +54,22 @@ class SigningKey:
 
     def jose_key(self) -> JoseKey:
         return self._jose_key
+
+    @functools.cached_property
+    def _private_key(self) -> Any:
+        return self._jose_key.private_key
+
+    @functools.cached_property
+    def _headers(self) -> dict[str, str]:
+        return {}
+
+    def sign(self, claims: Mapping[str, Any], typ: str) -> str:
+        """A compact JWS of ``claims`` with header ``{"typ", "alg", "kid"}``: joserfc's
+        output, made directly (``crypto.jws.sign_compact``)."""
+        header = self._headers.get(typ)
+        if header is None:
+            header = self._headers[typ] = header_segment(self.alg, self.kid, typ)
+        return sign_compact(header, claims, self._private_key, self.alg)
 
     def public_jwk(self) -> dict[str, Any]:
         """The public half only, as RFC 7517 JWK members."""

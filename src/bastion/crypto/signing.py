@@ -13,8 +13,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from joserfc import jwt
-
 from bastion.clock import Clock
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.jws import PublicKeys
@@ -114,8 +112,7 @@ class SigningKeys:
         if not isinstance(exp, int | float) or exp - now > self._settings.max_token_lifetime:
             raise KeyRingError("a signed token needs an exp within keys.max_token_lifetime")
         key = self._ring.signing_key(now)
-        header = {"alg": key.alg, "kid": key.kid, "typ": typ}
-        return jwt.encode(header, claims, key.jose_key(), algorithms=[key.alg])
+        return key.sign(claims, typ)
 
     async def _add(self, key: SigningKey, retirements: Mapping[str, float] | None = None) -> None:
         sealed = self._envelope.seal(key.private_pem, key.kid.encode())

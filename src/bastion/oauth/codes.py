@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bastion.errors import OAuthError
 from bastion.oauth import pkce
 
+# The default of ``oauth.code_lifetime``; the minting side passes the configured value.
 CODE_LIFETIME = 60.0
 CODE_BYTES = 32
 

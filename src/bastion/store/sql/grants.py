@@ -13,12 +13,13 @@ hold across any number of processes:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from bastion.authserver.stores import IssuedToken
+from bastion.authserver.stores import Issuance, IssuedToken
 from bastion.oauth.codes import CodeGrant
 from bastion.oauth.refresh import Family
 from bastion.oauth.tokens import MAX_CLOCK_SKEW
@@ -199,6 +200,64 @@ class SqlGrantStore:
             )
             grant = await tx.one(select(authorization_codes).where(code), _code)
         return grant, bool(consumed)
+
+    async def redeem_code(
+        self, code_hash: str, now: float, issue: Callable[[CodeGrant], Issuance | None]
+    ) -> tuple[CodeGrant | None, bool, bool]:
+        # One commit for the whole redemption instead of one to consume and one to issue.
+        direct = self._database.direct
+        if direct is not None:
+
+            def redeem(conn: sqlite3.Connection) -> tuple[CodeGrant | None, bool, bool]:
+                consumed = conn.execute(_CONSUME_CODE, {"now": now, "code_hash": code_hash})
+                row = conn.execute(_SELECT_CODE, {"code_hash": code_hash}).fetchone()
+                grant = None if row is None else _code(row)
+                if grant is None or consumed.rowcount == 0:
+                    return grant, False, False
+                issuance = issue(grant)
+                if issuance is None:
+                    return grant, True, False
+                family, token = issuance
+                linked = conn.execute(
+                    _LINK_UNREPLAYED_CODE,
+                    {
+                        "family_id": None if family is None else family.family_id,
+                        "code_hash": code_hash,
+                    },
+                )
+                if linked.rowcount == 0:
+                    return grant, True, False
+                if family is not None:
+                    conn.execute(_INSERT_FAMILY, _family_values(family))
+                conn.execute(_INSERT_TOKEN, _token_values(token))
+                return grant, True, True
+
+            return await direct.write(redeem)
+        code = authorization_codes.c.code_hash == code_hash
+        async with self._rows.transaction() as tx:
+            consumed = await tx.run(
+                update(authorization_codes)
+                .where(and_(code, authorization_codes.c.consumed_at.is_(None)))
+                .values(consumed_at=now)
+            )
+            grant = await tx.one(select(authorization_codes).where(code), _code)
+            if grant is None or not consumed:
+                return grant, False, False
+            issuance = issue(grant)
+            if issuance is None:
+                return grant, True, False
+            family, token = issuance
+            change = authorization_codes.c.family_id if family is None else family.family_id
+            if not await tx.run(
+                update(authorization_codes)
+                .where(and_(code, authorization_codes.c.replayed_at.is_(None)))
+                .values(family_id=change)
+            ):
+                return grant, True, False
+            if family is not None:
+                await tx.run(insert(refresh_families).values(**_family_values(family)))
+            await tx.run(insert(issued_tokens).values(**_token_values(token)))
+        return grant, True, True
 
     async def mark_replayed(self, code_hash: str, now: float) -> None:
         await self._set_code(code_hash, replayed_at=now)

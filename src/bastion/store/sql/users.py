@@ -15,6 +15,7 @@ from bastion.store.sql.rows import Row, Rows
 from bastion.store.sql.schema import users
 
 _SELECT_USER = "SELECT * FROM users WHERE user_id = :user_id"
+_SELECT_USER_STATE = "SELECT enabled, tokens_valid_after FROM users WHERE user_id = :user_id"
 
 
 def _user(row: Row) -> User:
@@ -59,6 +60,20 @@ class SqlUserStore:
 
             return await direct.read(get)
         return await self._one(users.c.user_id == user_id)
+
+    async def token_state(self, user_id: str) -> tuple[bool, float] | None:
+        direct = self._database.direct
+        if direct is not None:
+
+            def state(conn: sqlite3.Connection) -> tuple[bool, float] | None:
+                row = conn.execute(_SELECT_USER_STATE, {"user_id": user_id}).fetchone()
+                return None if row is None else (bool(row[0]), row[1])
+
+            return await direct.read(state)
+        return await self._rows.one(
+            select(users.c.enabled, users.c.tokens_valid_after).where(users.c.user_id == user_id),
+            lambda row: (bool(row["enabled"]), float(row["tokens_valid_after"])),
+        )
 
     async def by_username(self, username: str) -> User | None:
         return await self._one(users.c.username == username)

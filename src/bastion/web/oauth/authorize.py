@@ -32,7 +32,7 @@ from bastion.authserver.browser import Browser
 from bastion.errors import OAuthError, UnsafeRedirect
 from bastion.oauth.authorize import PAR_URN_PREFIX, AuthorizationRequest, identify, validate
 from bastion.oauth.clients import Client
-from bastion.oauth.codes import CODE_LIFETIME, CodeGrant, code_hash, new_code
+from bastion.oauth.codes import CodeGrant, code_hash, new_code
 from bastion.oauth.params import Params, parse
 from bastion.web.oauth.answers import audit, page_route, redirect_error, redirect_to_client
 from bastion.web.oauth.common import authenticate, form, oauth_error, oauth_json
@@ -201,7 +201,7 @@ async def complete_authorization(
             amr=session.amr,
             nonce=auth_request.nonce,
             issued_at=now,
-            expires_at=now + CODE_LIFETIME,
+            expires_at=now + browser.server.settings.oauth.code_lifetime,
             redirect_uri_given=auth_request.redirect_uri_given,
         )
     )
