@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from bastion.authserver.stores import IssuedToken
 from bastion.errors import StoreUnavailable
+from bastion.store.sql import direct as direct_module
 from bastion.store.sql.database import Database
 from bastion.store.sql.grants import SqlGrantStore
 from tests.store.test_grant_contract import NOW, family, grant
@@ -158,4 +159,36 @@ async def test_a_file_that_is_no_database_is_store_unavailable(tmp_path: Path) -
         with pytest.raises(StoreUnavailable):
             await store.consume_code(grant().code_hash, NOW)
     finally:
+        await database.close()
+
+
+async def test_the_log_starts_over_while_readers_keep_coming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader on the log whenever a write begins keeps SQLite from starting the log
+    over on its own (https://sqlite.org/wal.html, "Avoiding Excessively Large WAL
+    Files"): the checkpoint must, or the log grows with every write."""
+    monkeypatch.setattr(direct_module, "CHECKPOINT_EVERY", 20)
+    monkeypatch.setattr(direct_module, "RESTART_FRAMES", 100)
+    path = tmp_path / "b.db"
+    database = await _migrated(path)
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        direct = database.direct
+        assert direct is not None
+        await direct.write(lambda conn: conn.execute("CREATE TABLE filler (data BLOB)"))
+        for _ in range(600):
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM filler").fetchone()
+            await direct.write(
+                lambda conn: conn.execute("INSERT INTO filler VALUES (?)", (bytes(4096),))
+            )
+            reader.execute("COMMIT")
+            await asyncio.sleep(0)  # the checkpoint runs on the writer thread meanwhile
+        await asyncio.sleep(0.1)
+        wal = path.with_name(path.name + "-wal")
+        # 600 writes of a page or more each: without restarts the log holds them all.
+        assert wal.stat().st_size < 600 * 4096 // 2
+    finally:
+        reader.close()
         await database.close()
