@@ -27,10 +27,17 @@ from bastion.web.oauth import (
 def routes(runtime: Runtime) -> list[BaseRoute]:
     settings, auth = runtime.settings, runtime.auth
     browser = Browser(auth)
+    # Starlette tries routes in order, one pattern match each: the endpoints apps call
+    # on every grant and check (token, introspection, revocation) come first, ahead of
+    # the pages' many routes. No two groups share a path, so the order changes no answer.
     return [
+        *token.routes(auth),
+        *lifecycle.routes(auth),
+        *userinfo.routes(auth),
         *health.routes(runtime.check_stores),
         *jwks.routes(runtime.keys, max_age=settings.keys.jwks_max_age),
         *discovery.routes(settings),
+        *registration.routes(auth),
         *authorize.routes(browser),
         *consent.routes(browser),
         *login.routes(browser),
@@ -40,8 +47,4 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         *recovery.routes(browser),
         *admin.routes(auth),
         *static.routes,
-        *token.routes(auth),
-        *lifecycle.routes(auth),
-        *userinfo.routes(auth),
-        *registration.routes(auth),
     ]
