@@ -184,22 +184,9 @@ class SqlGrantStore:
     async def consume_code(self, code_hash: str, now: float) -> tuple[CodeGrant | None, bool]:
         direct = self._database.direct
         if direct is not None:
-
-            def consume(conn: sqlite3.Connection) -> tuple[CodeGrant | None, bool]:
-                consumed = conn.execute(_CONSUME_CODE, {"now": now, "code_hash": code_hash})
-                row = conn.execute(_SELECT_CODE, {"code_hash": code_hash}).fetchone()
-                return (None if row is None else _code(row)), consumed.rowcount > 0
-
-            return await direct.write(consume)
-        code = authorization_codes.c.code_hash == code_hash
+            return await direct.write(lambda conn: _consume_direct(conn, code_hash, now))
         async with self._rows.transaction() as tx:
-            consumed = await tx.run(
-                update(authorization_codes)
-                .where(and_(code, authorization_codes.c.consumed_at.is_(None)))
-                .values(consumed_at=now)
-            )
-            grant = await tx.one(select(authorization_codes).where(code), _code)
-        return grant, bool(consumed)
+            return await _consume(tx, code_hash, now)
 
     async def redeem_code(
         self, code_hash: str, now: float, issue: Callable[[CodeGrant], Issuance | None]
@@ -209,55 +196,23 @@ class SqlGrantStore:
         if direct is not None:
 
             def redeem(conn: sqlite3.Connection) -> tuple[CodeGrant | None, bool, bool]:
-                consumed = conn.execute(_CONSUME_CODE, {"now": now, "code_hash": code_hash})
-                row = conn.execute(_SELECT_CODE, {"code_hash": code_hash}).fetchone()
-                grant = None if row is None else _code(row)
-                if grant is None or consumed.rowcount == 0:
+                grant, consumed = _consume_direct(conn, code_hash, now)
+                if grant is None or not consumed:
                     return grant, False, False
                 issuance = issue(grant)
                 if issuance is None:
                     return grant, True, False
-                family, token = issuance
-                linked = conn.execute(
-                    _LINK_UNREPLAYED_CODE,
-                    {
-                        "family_id": None if family is None else family.family_id,
-                        "code_hash": code_hash,
-                    },
-                )
-                if linked.rowcount == 0:
-                    return grant, True, False
-                if family is not None:
-                    conn.execute(_INSERT_FAMILY, _family_values(family))
-                conn.execute(_INSERT_TOKEN, _token_values(token))
-                return grant, True, True
+                return grant, True, _issue_direct(conn, code_hash, *issuance)
 
             return await direct.write(redeem)
-        code = authorization_codes.c.code_hash == code_hash
         async with self._rows.transaction() as tx:
-            consumed = await tx.run(
-                update(authorization_codes)
-                .where(and_(code, authorization_codes.c.consumed_at.is_(None)))
-                .values(consumed_at=now)
-            )
-            grant = await tx.one(select(authorization_codes).where(code), _code)
+            grant, consumed = await _consume(tx, code_hash, now)
             if grant is None or not consumed:
                 return grant, False, False
             issuance = issue(grant)
             if issuance is None:
                 return grant, True, False
-            family, token = issuance
-            change = authorization_codes.c.family_id if family is None else family.family_id
-            if not await tx.run(
-                update(authorization_codes)
-                .where(and_(code, authorization_codes.c.replayed_at.is_(None)))
-                .values(family_id=change)
-            ):
-                return grant, True, False
-            if family is not None:
-                await tx.run(insert(refresh_families).values(**_family_values(family)))
-            await tx.run(insert(issued_tokens).values(**_token_values(token)))
-        return grant, True, True
+            return grant, True, await _issue(tx, code_hash, *issuance)
 
     async def mark_replayed(self, code_hash: str, now: float) -> None:
         await self._set_code(code_hash, replayed_at=now)
@@ -289,37 +244,11 @@ class SqlGrantStore:
     async def issue_from_code(
         self, code_hash: str, family: Family | None, token: IssuedToken
     ) -> bool:
-        family_id = None if family is None else family.family_id
         direct = self._database.direct
         if direct is not None:
-
-            def issue(conn: sqlite3.Connection) -> bool:
-                linked = conn.execute(
-                    _LINK_UNREPLAYED_CODE, {"family_id": family_id, "code_hash": code_hash}
-                )
-                if linked.rowcount == 0:
-                    return False
-                if family is not None:
-                    conn.execute(_INSERT_FAMILY, _family_values(family))
-                conn.execute(_INSERT_TOKEN, _token_values(token))
-                return True
-
-            return await direct.write(issue)
-        code = authorization_codes.c.code_hash == code_hash
+            return await direct.write(lambda conn: _issue_direct(conn, code_hash, family, token))
         async with self._rows.transaction() as tx:
-            # Without a family the update changes nothing, but still takes the row lock.
-            change = authorization_codes.c.family_id if family_id is None else family_id
-            linked = await tx.run(
-                update(authorization_codes)
-                .where(and_(code, authorization_codes.c.replayed_at.is_(None)))
-                .values(family_id=change)
-            )
-            if not linked:
-                return False
-            if family is not None:
-                await tx.run(insert(refresh_families).values(**_family_values(family)))
-            await tx.run(insert(issued_tokens).values(**_token_values(token)))
-        return True
+            return await _issue(tx, code_hash, family, token)
 
     async def rotate_family(
         self, family_id: str, generation: int, now: float, rotated_by: str, token: IssuedToken
@@ -489,3 +418,55 @@ class SqlGrantStore:
             select(issued_tokens.c.jti, issued_tokens.c.expires_at).where(and_(*conditions)),
             lambda row: (str(row["jti"]), float(row["expires_at"])),
         )
+
+
+# The steps of a code's redemption, each stated once per path (direct SQLite statements
+# and SQLAlchemy) and shared by the methods that run them alone or together.
+
+
+def _consume_direct(
+    conn: sqlite3.Connection, code_hash: str, now: float
+) -> tuple[CodeGrant | None, bool]:
+    consumed = conn.execute(_CONSUME_CODE, {"now": now, "code_hash": code_hash})
+    row = conn.execute(_SELECT_CODE, {"code_hash": code_hash}).fetchone()
+    return (None if row is None else _code(row)), consumed.rowcount > 0
+
+
+def _issue_direct(
+    conn: sqlite3.Connection, code_hash: str, family: Family | None, token: IssuedToken
+) -> bool:
+    family_id = None if family is None else family.family_id
+    linked = conn.execute(_LINK_UNREPLAYED_CODE, {"family_id": family_id, "code_hash": code_hash})
+    if linked.rowcount == 0:
+        return False
+    if family is not None:
+        conn.execute(_INSERT_FAMILY, _family_values(family))
+    conn.execute(_INSERT_TOKEN, _token_values(token))
+    return True
+
+
+async def _consume(tx: Rows, code_hash: str, now: float) -> tuple[CodeGrant | None, bool]:
+    code = authorization_codes.c.code_hash == code_hash
+    consumed = await tx.run(
+        update(authorization_codes)
+        .where(and_(code, authorization_codes.c.consumed_at.is_(None)))
+        .values(consumed_at=now)
+    )
+    return await tx.one(select(authorization_codes).where(code), _code), bool(consumed)
+
+
+async def _issue(tx: Rows, code_hash: str, family: Family | None, token: IssuedToken) -> bool:
+    code = authorization_codes.c.code_hash == code_hash
+    # Without a family the update changes nothing, but still takes the row lock.
+    change = authorization_codes.c.family_id if family is None else family.family_id
+    linked = await tx.run(
+        update(authorization_codes)
+        .where(and_(code, authorization_codes.c.replayed_at.is_(None)))
+        .values(family_id=change)
+    )
+    if not linked:
+        return False
+    if family is not None:
+        await tx.run(insert(refresh_families).values(**_family_values(family)))
+    await tx.run(insert(issued_tokens).values(**_token_values(token)))
+    return True
