@@ -75,8 +75,8 @@ class DirectPostgres:
     """One asyncpg pool per process and event loop (``bastion serve --workers N``
     starts N processes, each with its own pool of at most ``pool_size`` connections)."""
 
-    def __init__(self, connect_args: dict[str, Any], *, pool_size: int, timeout: float) -> None:
-        self._connect_args = connect_args
+    def __init__(self, connect_args: Mapping[str, Any], *, pool_size: int, timeout: float) -> None:
+        self._connect_args = dict(connect_args)
         self._pool_size = pool_size
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
