@@ -45,6 +45,9 @@ _UNREACHABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.OperatorInterventionError,
 )
+# Of those, the ones that say nothing about the connections already open: a busy pool or
+# server (no connection free in time, no slot left), not a lost server.
+_BUSY = (TimeoutError, asyncpg.TooManyConnectionsError)
 # A parameter ``:name``, not the second colon of a ``::type`` cast.
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -105,7 +108,7 @@ class DirectPostgres:
         on a fresh connection if the first one turns out dead: it wrote nothing."""
         try:
             return await self._fetchrow(statement, values)
-        except StoreUnavailable:
+        except _ConnectionLost:
             return await self._fetchrow(statement, values)
 
     async def write(self, statement: Statement, values: Mapping[str, Any]) -> Any:
@@ -118,10 +121,12 @@ class DirectPostgres:
         try:
             async with pool.acquire(timeout=self._timeout) as conn:
                 return await conn.fetchrow(statement.sql, *statement.args(values))
+        except _BUSY as exc:
+            raise StoreUnavailable("database", driver_reason(exc)) from exc
         except _UNREACHABLE as exc:
             # The server went away for every connection opened before: open new ones.
             await pool.expire_connections()
-            raise StoreUnavailable("database", driver_reason(exc)) from exc
+            raise _ConnectionLost("database", driver_reason(exc)) from exc
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -134,6 +139,10 @@ class DirectPostgres:
             except (TimeoutError, *_UNREACHABLE):
                 pass
         pool.terminate()
+
+
+class _ConnectionLost(StoreUnavailable):
+    """A connection died under a statement: the pool's others are replaced."""
 
 
 async def _keep_session(_connection: asyncpg.Connection) -> None:
