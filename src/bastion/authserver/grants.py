@@ -116,8 +116,9 @@ async def authorization_code(
     code = params.require("code")
     now = ctx.clock.now()
     hashed = code_hash(code)
-    # Filled by ``issue``, which the store calls inside the transaction that consumes the
-    # code (and again if that transaction is retried): the checks and the token's claims.
+    # Filled by ``issue``, which the store calls for the redemption (perhaps more than
+    # once, perhaps before the code is consumed): the checks and the token's claims, used
+    # below only when this request consumed the code.
     refused: list[tuple[OAuthError, bool]] = []
     prepared: list[tuple[Authentication, Family | None, dict[str, Any]]] = []
 

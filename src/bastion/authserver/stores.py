@@ -92,12 +92,14 @@ class GrantStore(Protocol):
     async def redeem_code(
         self, code_hash: str, now: float, issue: Callable[[CodeGrant], Issuance | None]
     ) -> tuple[CodeGrant | None, bool, bool]:
-        """In one transaction: consume the code and, only if this call consumed it, ask
-        ``issue(grant)`` what to write; unless it answers None (the code stays consumed,
+        """In one transaction: consume the code and, only if this call consumed it, write
+        what ``issue(grant)`` answered; unless it answers None (the code stays consumed,
         nothing else is written), link the code to the family, create the family (when
         there is one) and index the token, as ``issue_from_code`` does. Returns the grant
         (None: unknown code), whether this call consumed it, and whether it issued.
-        ``issue`` must do no I/O, and may run again if the transaction is retried."""
+        ``issue`` must do no I/O. It may run more than once, and before the code is
+        consumed (with the grant as this call's consumption leaves it): its answer is
+        written only by the call that consumes the code."""
         ...
 
     async def mark_replayed(self, code_hash: str, now: float) -> None: ...

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from bastion.audit.redaction import redact_text
 from bastion.errors import SchemaNotCurrent, StoreUnavailable
 from bastion.store.sql.direct import DirectSqlite, Synchronous
+from bastion.store.sql.direct_postgres import DirectPostgres, driver_reason
 from bastion.store.sql.sqlite_files import create_private_database, database_path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -41,13 +42,6 @@ def _is_unreachable(exc: BaseException) -> bool:
     if isinstance(exc, _UNREACHABLE):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
-def _reason(exc: BaseException) -> str:
-    """The driver's own words, for operators: redacted, and short."""
-    cause = getattr(exc, "orig", None) or exc
-    detail = redact_text(str(cause).splitlines()[0] if str(cause) else "", limit=200)
-    return f"{type(cause).__name__}: {detail}" if detail else type(cause).__name__
 
 
 class Database:
@@ -75,6 +69,7 @@ class Database:
         self._create = create
         self.synchronous: Synchronous = synchronous
         self._direct: DirectSqlite | None = None
+        self.postgres: DirectPostgres | None = None
         # A server may restart under us, so PostgreSQL connections are checked before use;
         # an SQLite file cannot go away that way, and the check would double its statements.
         kwargs: dict[str, Any] = {"pool_pre_ping": self.dialect != "sqlite"}
@@ -90,6 +85,15 @@ class Database:
                 "connect_args": {"timeout": connect_timeout, "command_timeout": 30},
             }
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.dialect == "postgresql":
+            # The token endpoint's statements, on asyncpg directly (``direct_postgres.py``);
+            # its pool is this process's own, beside the engine's.
+            _, connect_args = self.engine.dialect.create_connect_args(self.engine.url)
+            for option in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+                connect_args.pop(option, None)  # SQLAlchemy's own, not asyncpg's
+            self.postgres = DirectPostgres(
+                connect_args, pool_size=pool_size, timeout=connect_timeout
+            )
         if self.dialect == "sqlite":
             event.listen(
                 self.engine.sync_engine,
@@ -143,7 +147,7 @@ class Database:
                 yield conn
         except Exception as exc:
             if not connected or _is_unreachable(exc):
-                raise StoreUnavailable("database", _reason(exc)) from exc
+                raise StoreUnavailable("database", driver_reason(exc)) from exc
             raise
 
     async def ping(self) -> None:
@@ -241,6 +245,8 @@ class Database:
         if self._direct is not None:
             self._direct.close()
             self._direct = None
+        if self.postgres is not None:
+            await self.postgres.close()
         await self.engine.dispose()
 
 

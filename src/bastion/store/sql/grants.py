@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
@@ -25,6 +26,7 @@ from bastion.oauth.refresh import Family
 from bastion.oauth.tokens import MAX_CLOCK_SKEW
 from bastion.store.sql.codec import dump_list, load_tuple
 from bastion.store.sql.database import Database
+from bastion.store.sql.direct_postgres import DirectPostgres, Statement
 from bastion.store.sql.rows import Row, Rows
 from bastion.store.sql.schema import authorization_codes, issued_tokens, refresh_families
 
@@ -132,17 +134,67 @@ _HOLD_LIVE_FAMILY = (
     "UPDATE refresh_families SET generation = generation"
     " WHERE family_id = :family_id AND generation = :generation AND revoked_at IS NULL"
 )
-_INSERT_FAMILY = _insert_sql(
-    "refresh_families",
-    [
-        *("family_id", "salt", "client_id", "subject", "session_id", "scope", "resources"),
-        *("auth_time", "acr", "amr", "generation", "rotated_at", "created_at"),
-        *("last_used_at", "expires_at"),
-    ],
-)
-_INSERT_TOKEN = _insert_sql(
-    "issued_tokens", ["jti", "client_id", "subject", "family_id", "code_hash", "expires_at"]
-)
+_FAMILY_COLUMNS = [
+    *("family_id", "salt", "client_id", "subject", "session_id", "scope", "resources"),
+    *("auth_time", "acr", "amr", "generation", "rotated_at", "created_at"),
+    *("last_used_at", "expires_at"),
+]
+_TOKEN_COLUMNS = ["jti", "client_id", "subject", "family_id", "code_hash", "expires_at"]
+_INSERT_FAMILY = _insert_sql("refresh_families", _FAMILY_COLUMNS)
+_INSERT_TOKEN = _insert_sql("issued_tokens", _TOKEN_COLUMNS)
+
+
+# The same steps on PostgreSQL (``direct_postgres.py``): the writes of a step that must
+# commit together are one statement, so that each step is one round trip and one
+# transaction. Rows are written ``FROM`` the row an ``UPDATE`` changed: none when the
+# condition failed. The inserted values' parameters carry a prefix (``family_``,
+# ``token_``), as both tables have columns of the same names.
+
+
+def _insert_from(table: str, columns: list[str], prefix: str, source: str) -> str:
+    values = ", ".join(f":{prefix}{c}" for c in columns)
+    # Names are this module's constants; values are always bound parameters.
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM {source}"  # noqa: S608
+
+
+def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {prefix + name: value for name, value in values.items()}
+
+
+def _redeem_sql(with_family: bool) -> str:
+    # Consumed and linked in one UPDATE; the link, and every row written below, only when
+    # the code was not marked replayed (as _LINK_UNREPLAYED_CODE).
+    steps = [
+        "consumed AS (UPDATE authorization_codes SET consumed_at = :now, family_id ="
+        " CASE WHEN replayed_at IS NULL THEN COALESCE(:family_id, family_id) ELSE family_id END"
+        " WHERE code_hash = :code_hash AND consumed_at IS NULL"
+        " RETURNING replayed_at IS NULL AS unmarked)",
+        "issuing AS (SELECT 1 FROM consumed WHERE unmarked)",
+    ]
+    if with_family:
+        steps.append(
+            f"family AS ({_insert_from('refresh_families', _FAMILY_COLUMNS, 'family_', 'issuing')})"
+        )
+    token = _insert_from("issued_tokens", _TOKEN_COLUMNS, "token_", "issuing")
+    steps.append(f"token AS ({token} RETURNING 1)")
+    outcome = "EXISTS (SELECT 1 FROM consumed) AS consumed, EXISTS (SELECT 1 FROM token) AS issued"
+    return f"WITH {', '.join(steps)} SELECT {outcome}"
+
+
+def _then_index_token(held: str) -> Statement:
+    """``held`` (a conditional UPDATE), and the token's index entry only if it matched."""
+    token = _insert_from("issued_tokens", _TOKEN_COLUMNS, "token_", "held")
+    return Statement.of(f"WITH held AS ({held} RETURNING 1) {token} RETURNING 1")
+
+
+_PG_SELECT_CODE = Statement.of(_SELECT_CODE)
+_PG_CONSUME_CODE = Statement.of(f"{_CONSUME_CODE} RETURNING 1")
+_PG_REDEEM_WITH_FAMILY = Statement.of(_redeem_sql(with_family=True))
+_PG_REDEEM_WITHOUT_FAMILY = Statement.of(_redeem_sql(with_family=False))
+_PG_ROTATE = _then_index_token(_ADVANCE_FAMILY)
+_PG_REISSUE = _then_index_token(_HOLD_LIVE_FAMILY)
+_PG_SELECT_FAMILY = Statement.of(_SELECT_FAMILY)
+_PG_INSERT_TOKEN = Statement.of(f"{_INSERT_TOKEN} RETURNING 1")
 
 
 def _live_at(family_id: str, generation: int) -> ColumnElement[bool]:
@@ -205,6 +257,9 @@ class SqlGrantStore:
                 return grant, True, _issue_direct(conn, code_hash, *issuance)
 
             return await direct.write(redeem)
+        postgres = self._database.postgres
+        if postgres is not None:
+            return await _redeem_postgres(postgres, code_hash, now, issue)
         async with self._rows.transaction() as tx:
             grant, consumed = await _consume(tx, code_hash, now)
             if grant is None or not consumed:
@@ -253,25 +308,28 @@ class SqlGrantStore:
     async def rotate_family(
         self, family_id: str, generation: int, now: float, rotated_by: str, token: IssuedToken
     ) -> bool:
+        advance = {
+            "family_id": family_id,
+            "generation": generation,
+            "now": now,
+            "rotated_by": rotated_by or None,
+        }
         direct = self._database.direct
         if direct is not None:
 
             def rotate(conn: sqlite3.Connection) -> bool:
-                advanced = conn.execute(
-                    _ADVANCE_FAMILY,
-                    {
-                        "family_id": family_id,
-                        "generation": generation,
-                        "now": now,
-                        "rotated_by": rotated_by or None,
-                    },
-                )
-                if advanced.rowcount == 0:
+                if conn.execute(_ADVANCE_FAMILY, advance).rowcount == 0:
                     return False
                 conn.execute(_INSERT_TOKEN, _token_values(token))
                 return True
 
             return await direct.write(rotate)
+        postgres = self._database.postgres
+        if postgres is not None:
+            written = await postgres.write(
+                _PG_ROTATE, advance | _prefixed("token_", _token_values(token))
+            )
+            return written is not None
         async with self._rows.transaction() as tx:
             if not await tx.run(
                 update(refresh_families)
@@ -288,19 +346,23 @@ class SqlGrantStore:
         return True
 
     async def reissue_in_family(self, family_id: str, generation: int, token: IssuedToken) -> bool:
+        live = {"family_id": family_id, "generation": generation}
         direct = self._database.direct
         if direct is not None:
 
             def reissue(conn: sqlite3.Connection) -> bool:
-                held = conn.execute(
-                    _HOLD_LIVE_FAMILY, {"family_id": family_id, "generation": generation}
-                )
-                if held.rowcount == 0:
+                if conn.execute(_HOLD_LIVE_FAMILY, live).rowcount == 0:
                     return False
                 conn.execute(_INSERT_TOKEN, _token_values(token))
                 return True
 
             return await direct.write(reissue)
+        postgres = self._database.postgres
+        if postgres is not None:
+            written = await postgres.write(
+                _PG_REISSUE, live | _prefixed("token_", _token_values(token))
+            )
+            return written is not None
         async with self._rows.transaction() as tx:
             # An update that changes nothing still takes the row lock: a revocation of
             # this family waits for this transaction, or this one sees the revocation.
@@ -335,6 +397,10 @@ class SqlGrantStore:
                 return None if row is None else _family(row)
 
             return await direct.read(get)
+        postgres = self._database.postgres
+        if postgres is not None:
+            row = await postgres.fetchrow(_PG_SELECT_FAMILY, {"family_id": family_id})
+            return None if row is None else _family(row)
         return await self._rows.one(
             select(refresh_families).where(refresh_families.c.family_id == family_id), _family
         )
@@ -395,6 +461,10 @@ class SqlGrantStore:
         direct = self._database.direct
         if direct is not None:
             await direct.write(lambda conn: conn.execute(_INSERT_TOKEN, _token_values(token)))
+            return
+        postgres = self._database.postgres
+        if postgres is not None:
+            await postgres.write(_PG_INSERT_TOKEN, _token_values(token))
             return
         await self._rows.run(insert(issued_tokens).values(**_token_values(token)))
 
@@ -470,3 +540,44 @@ async def _issue(tx: Rows, code_hash: str, family: Family | None, token: IssuedT
         await tx.run(insert(refresh_families).values(**_family_values(family)))
     await tx.run(insert(issued_tokens).values(**_token_values(token)))
     return True
+
+
+async def _redeem_postgres(
+    postgres: DirectPostgres,
+    code_hash: str,
+    now: float,
+    issue: Callable[[CodeGrant], Issuance | None],
+) -> tuple[CodeGrant | None, bool, bool]:
+    """A read, then one statement that consumes the code and writes what ``issue``
+    answered, only if no one consumed it in between: two round trips, one transaction.
+
+    ``issue`` is asked before the code is consumed, with the grant as this call's
+    consumption will leave it; when another redemption wins meanwhile, its answer is
+    dropped (the statement writes nothing) and the code is read again as it now is.
+    """
+    found = await postgres.fetchrow(_PG_SELECT_CODE, {"code_hash": code_hash})
+    if found is None:
+        return None, False, False
+    if found["consumed_at"] is not None:
+        return _code(found), False, False
+    grant = replace(_code(found), consumed_at=now)
+    issuance = issue(grant)
+    code = {"now": now, "code_hash": code_hash}
+    if issuance is None:
+        # Refused by the checks: the code is used up all the same (one attempt per code).
+        if await postgres.write(_PG_CONSUME_CODE, code) is not None:
+            return grant, True, False
+    else:
+        family, token = issuance
+        values = code | {"family_id": None} | _prefixed("token_", _token_values(token))
+        statement = _PG_REDEEM_WITHOUT_FAMILY
+        if family is not None:
+            statement = _PG_REDEEM_WITH_FAMILY
+            values |= {"family_id": family.family_id}
+            values |= _prefixed("family_", _family_values(family))
+        written = await postgres.write(statement, values)
+        if written["consumed"]:
+            return grant, True, bool(written["issued"])
+    # Another redemption consumed it between our read and our write.
+    found = await postgres.fetchrow(_PG_SELECT_CODE, {"code_hash": code_hash})
+    return (None if found is None else _code(found)), False, False

@@ -11,11 +11,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from bastion.accounts.records import User
 from bastion.errors import UserExists
 from bastion.store.sql.database import Database
+from bastion.store.sql.direct_postgres import Statement
 from bastion.store.sql.rows import Row, Rows
 from bastion.store.sql.schema import users
 
 _SELECT_USER = "SELECT * FROM users WHERE user_id = :user_id"
 _SELECT_USER_STATE = "SELECT enabled, tokens_valid_after FROM users WHERE user_id = :user_id"
+_PG_SELECT_USER = Statement.of(_SELECT_USER)
+_PG_SELECT_USER_STATE = Statement.of(_SELECT_USER_STATE)
 
 
 def _user(row: Row) -> User:
@@ -59,6 +62,10 @@ class SqlUserStore:
                 return None if row is None else _user(row)
 
             return await direct.read(get)
+        postgres = self._database.postgres
+        if postgres is not None:
+            row = await postgres.fetchrow(_PG_SELECT_USER, {"user_id": user_id})
+            return None if row is None else _user(row)
         return await self._one(users.c.user_id == user_id)
 
     async def token_state(self, user_id: str) -> tuple[bool, float] | None:
@@ -70,6 +77,10 @@ class SqlUserStore:
                 return None if row is None else (bool(row[0]), row[1])
 
             return await direct.read(state)
+        postgres = self._database.postgres
+        if postgres is not None:
+            row = await postgres.fetchrow(_PG_SELECT_USER_STATE, {"user_id": user_id})
+            return None if row is None else (bool(row[0]), float(row[1]))
         return await self._rows.one(
             select(users.c.enabled, users.c.tokens_valid_after).where(users.c.user_id == user_id),
             lambda row: (bool(row["enabled"]), float(row["tokens_valid_after"])),
