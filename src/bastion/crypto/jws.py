@@ -196,18 +196,17 @@ def _public_key(jwk: Any) -> PublicKey:
     )
 
 
+def public_key(jwk: Mapping[str, Any]) -> PublicKey:
+    """One JWK parsed as ``from_jwks`` parses a set's: ``ValueError`` when it is
+    malformed, private or symmetric."""
+    return PublicKeys.from_jwks({"keys": [dict(jwk)]}).keys[0]
+
+
 def verify(compact: Compact, keys: PublicKeys, algorithms: Collection[str]) -> None:
     """Return if ``compact`` is signed by one of ``keys`` with an allowed algorithm;
     ``ValueError`` otherwise (module docstring: the rules)."""
-    header = compact.header
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in algorithms:
-        raise ValueError("algorithm not allowed")
-    try:
-        _HEADER_CHECK.check_header(header)
-    except JoseError as exc:
-        raise ValueError(f"header refused: {exc.error}") from exc
-    kid = header.get("kid")
+    alg = _checked_alg(compact.header, algorithms)
+    kid = compact.header.get("kid")
     fitting = [key for key in keys.candidates(kid) if _fits(key, alg)]
     if not fitting:
         raise ValueError("no key for this kid and algorithm")
@@ -215,6 +214,27 @@ def verify(compact: Compact, keys: PublicKeys, algorithms: Collection[str]) -> N
         if _verified(key, alg, compact.signing_input, compact.signature):
             return
     raise ValueError("bad signature")
+
+
+def verify_with_key(compact: Compact, key: PublicKey, algorithms: Collection[str]) -> None:
+    """Return if ``compact`` is signed by ``key`` (one the token carries itself, as a DPoP
+    proof does) with an allowed algorithm that fits it; ``ValueError`` otherwise."""
+    alg = _checked_alg(compact.header, algorithms)
+    if not _fits(key, alg):
+        raise ValueError("the key does not fit the algorithm")
+    if not _verified(key, alg, compact.signing_input, compact.signature):
+        raise ValueError("bad signature")
+
+
+def _checked_alg(header: dict[str, Any], algorithms: Collection[str]) -> str:
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in algorithms:
+        raise ValueError("algorithm not allowed")
+    try:
+        _HEADER_CHECK.check_header(header)
+    except JoseError as exc:
+        raise ValueError(f"header refused: {exc.error}") from exc
+    return alg
 
 
 def _fits(key: PublicKey, alg: str) -> bool:
