@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from bastion.authserver.dpop import first_use, replay_key
 from bastion.oauth.dpop import SUPPORTED_ALGORITHMS, ProofRules, check_proof
-from bastion.oauth.dpop_replay import first_use, replay_key
 from bastion.store.protocols import HotStore
 from tests.support.dpop import DeviceKey
 

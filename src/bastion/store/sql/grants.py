@@ -47,6 +47,7 @@ def _code(row: Row) -> CodeGrant:
         expires_at=row["expires_at"],
         consumed_at=row["consumed_at"],
         redirect_uri_given=bool(row["redirect_uri_given"]),
+        dpop_jkt=row["dpop_jkt"],
     )
 
 
@@ -69,6 +70,7 @@ def _family(row: Row) -> Family:
         acr=row["acr"],
         amr=load_tuple(row["amr"]),
         rotated_by=row["rotated_by"] or "",
+        dpop_jkt=row["dpop_jkt"],
     )
 
 
@@ -89,6 +91,7 @@ def _family_values(family: Family) -> dict[str, Any]:
         "created_at": family.created_at,
         "last_used_at": family.last_used_at,
         "expires_at": family.expires_at,
+        "dpop_jkt": family.dpop_jkt,
     }
 
 
@@ -178,6 +181,7 @@ class SqlGrantStore:
                 issued_at=grant.issued_at,
                 expires_at=grant.expires_at,
                 redirect_uri_given=grant.redirect_uri_given,
+                dpop_jkt=grant.dpop_jkt,
             )
         )
 
