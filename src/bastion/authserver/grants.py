@@ -233,7 +233,7 @@ def _check_family_key(
             "oauth.refresh.refused",
             Outcome.DENIED,
             client,
-            reason="dpop proof missing" if proof is None else "dpop key mismatch",
+            reason="dpop_proof_missing" if proof is None else "dpop_wrong_key",
             subject=family.subject,
             family=family.family_id,
         )

@@ -140,7 +140,7 @@ _INSERT_FAMILY = _insert_sql(
     [
         *("family_id", "salt", "client_id", "subject", "session_id", "scope", "resources"),
         *("auth_time", "acr", "amr", "generation", "rotated_at", "created_at"),
-        *("last_used_at", "expires_at"),
+        *("last_used_at", "expires_at", "dpop_jkt"),
     ],
 )
 _INSERT_TOKEN = _insert_sql(
