@@ -14,6 +14,7 @@ pure proof checks of ``oauth.dpop`` plus what needs a store or the audit trail.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Collection
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
@@ -62,6 +63,12 @@ class Dpop:
         self.clock = clock
         # For WWW-Authenticate (§7.1): the algorithms a client may sign proofs with.
         self.algs = " ".join(settings.algorithms)
+        # Requests at the gateway per (client, scheme): how far DPoP has been adopted,
+        # for the metrics area. Bounded by the clients and issuers that exist.
+        self.traffic: Counter[tuple[str, str]] = Counter()
+
+    def count(self, client_id: str | None, scheme: str) -> None:
+        self.traffic[(client_id or "", scheme)] += 1
 
     def required(self, client: Client) -> bool:
         """Whether this client's token requests must carry a proof (§5.2)."""
