@@ -40,7 +40,7 @@ secret_sha256 = "{hash_secret(SECRET)}"
         def token(proof: str | None) -> int:
             headers = {} if proof is None else {"DPoP": proof}
             answer = gw.client.post("/token", data=data, auth=("backend", SECRET), headers=headers)
-            return answer.status_code
+            return int(answer.status_code)
 
         assert token(key.proof("POST", f"{ISSUER}/token")) == 200
         hot.stop()
