@@ -53,6 +53,11 @@ auth = "bastion"
 require_dpop = true
 [[gateway.routes]]
 methods = ["GET"]
+path = "/items/{{item_id}}"
+upstream = "api"
+auth = "bastion"
+[[gateway.routes]]
+methods = ["GET"]
 path = "/partner"
 upstream = "api"
 auth = ["partner"]
@@ -179,6 +184,23 @@ def test_proofs_not_made_for_this_request_are_refused(
     }[attack]
     refused(call(harness_, token, proof), "invalid_dpop_proof")
     assert not recorder.seen
+
+
+def test_htu_is_compared_with_the_path_as_sent(
+    gw: tuple[GatewayHarness, Recorder], now: FixedClock
+) -> None:
+    # §4.3: the URI the app called, percent-encoding and all (RFC 3986 §6.2.2.2 aside).
+    harness_, _ = gw
+    key = DeviceKey()
+    token = harness_.mint(jkt=key.jkt)
+    path = "/api/items/caf%C3%A9"
+    proof = key.proof("GET", f"{ISSUER}{path}", access_token=token, iat=now.now())
+    assert call(harness_, token, proof, path=path).status_code == 200
+    # An unreserved character encoded on one side only is the same URI.
+    proof = key.proof("GET", f"{ISSUER}/api/items/%61bc", access_token=token, iat=now.now())
+    assert call(harness_, token, proof, path="/api/items/abc").status_code == 200
+    proof = key.proof("GET", f"{ISSUER}/api/items/abd", access_token=token, iat=now.now())
+    refused(call(harness_, token, proof, path="/api/items/abc"), "invalid_dpop_proof")
 
 
 def test_an_unbound_token_under_the_dpop_scheme_is_refused(

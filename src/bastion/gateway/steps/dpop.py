@@ -36,7 +36,9 @@ class SenderConstraint(Step):
         jkt = bound_key(caller)
         actor = f"client:{caller.client_id}" if caller.client_id else ex.who
         dpop.count(caller.client_id, scheme)
-        uri = self.services.public_origin + ex.scope["path"]
+        # The path as sent (percent-encoding intact), which is what the app signed.
+        raw = ex.scope.get("raw_path") or ex.scope["path"].encode()
+        uri = self.services.public_origin + raw.decode("latin-1")
         if scheme == "bearer":
             if jkt is not None:
                 # §7.2: a bound token sent as a bearer token is a downgrade.
