@@ -364,3 +364,25 @@ def test_userinfo_nonce(nonce_server: Server) -> None:
         server, "DPoP", token, key.proof("GET", USERINFO, access_token=token, nonce=fresh)
     )
     assert ok.status_code == 200
+
+
+def test_the_nonce_dance_at_the_par_endpoint(nonce_server: Server) -> None:
+    # RFC 9449 §10.1 with §8: a proof sent to /par needs the nonce too, and is told it.
+    key = DeviceKey()
+    params = {
+        "client_id": "mobile",
+        "redirect_uri": APP_REDIRECT,
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": pkce.s256(VERIFIER),
+        "code_challenge_method": "S256",
+    }
+    par = f"{ISSUER}/par"
+    first = nonce_server.client.post("/par", data=params, headers={"DPoP": key.proof("POST", par)})
+    assert first.status_code == 400
+    assert first.json()["error"] == "use_dpop_nonce"
+    nonce = first.headers["dpop-nonce"]
+    second = nonce_server.client.post(
+        "/par", data=params, headers={"DPoP": key.proof("POST", par, nonce=nonce)}
+    )
+    assert second.status_code == 201, second.text

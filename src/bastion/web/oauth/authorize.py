@@ -235,7 +235,11 @@ async def pushed_authorization_request(browser: Browser, request: Request) -> Re
         pushed = validate(params, identified, redirect_uri, pushed=True)
         dpop_jkt = await _pushed_key(server, request, client, pushed.dpop_jkt)
     except DpopError as exc:
-        return oauth_json({"error": exc.error, "error_description": exc.description}, 400)
+        # RFC 9449 §8: a nonce-less proof is answered with the nonce to use.
+        headers = (
+            {"dpop-nonce": server.dpop.current_nonce()} if exc.error == "use_dpop_nonce" else {}
+        )
+        return oauth_json({"error": exc.error, "error_description": exc.description}, 400, headers)
     except OAuthError as exc:
         return oauth_error(exc)
     handle = secrets.token_urlsafe(24)
@@ -271,6 +275,9 @@ async def _pushed_key(
         nonce=server.dpop.nonce_required(client),
     )
     if named is not None and named != proof.jkt:
+        server.dpop.refused(
+            f"client:{client.client_id}", "wrong_key", f"{server.settings.issuer}/par"
+        )
         raise DpopError("wrong_key", "dpop_jkt does not name the DPoP proof's key")
     return proof.jkt
 
