@@ -12,11 +12,15 @@ import pytest
 
 from bastion.oauth import pkce
 from tests.authserver.conftest import (
+    ADMIN_SECRET,
+    API,
     APP_REDIRECT,
     BACKEND_SECRET,
+    GATEWAY_SECRET,
     ISSUER,
     VERIFIER,
     Server,
+    exchange,
     get_code,
     start_server,
 )
@@ -386,3 +390,79 @@ def test_the_nonce_dance_at_the_par_endpoint(nonce_server: Server) -> None:
         "/par", data=params, headers={"DPoP": key.proof("POST", par, nonce=nonce)}
     )
     assert second.status_code == 201, second.text
+
+
+def test_the_admin_api_keeps_the_binding(server: Server) -> None:
+    # RFC 9449 §7.1, §7.2 at the admin API: a bound admin token needs its proof.
+    key = DeviceKey()
+    issued = post_token(
+        server,
+        {
+            "grant_type": "client_credentials",
+            "scope": "bastion:admin",
+            "resource": f"{ISSUER}/admin",
+        },
+        key.proof("POST", TOKEN),
+        auth=("operator-tool", ADMIN_SECRET),
+    ).json()
+    token = issued["access_token"]
+    assert issued["token_type"] == "DPoP"
+    users = f"{ISSUER}/admin/users"
+    bearer = server.client.get("/admin/users", headers={"authorization": f"Bearer {token}"})
+    assert bearer.status_code == 401
+    assert bearer.headers["www-authenticate"].startswith('DPoP error="invalid_token"')
+    stolen = server.client.get(
+        "/admin/users",
+        headers={
+            "authorization": f"DPoP {token}",
+            "DPoP": DeviceKey().proof("GET", users, access_token=token),
+        },
+    )
+    assert stolen.status_code == 401
+    ok = server.client.get(
+        "/admin/users",
+        headers={
+            "authorization": f"DPoP {token}",
+            "DPoP": key.proof("GET", users, access_token=token),
+        },
+    )
+    assert ok.status_code == 200, ok.text
+
+
+def test_a_family_begun_without_dpop_is_bound_by_its_first_proof(server: Server) -> None:
+    # RFC 9449 §5: a public client's refresh token is bound once a proof comes with it.
+    key, thief = DeviceKey(), DeviceKey()
+    code = get_code(server.client)
+    bearer = post_token(server, code_request(code)).json()
+    bound = post_token(server, refresh_request(bearer["refresh_token"]), key.proof("POST", TOKEN))
+    assert bound.status_code == 200
+    assert bound.json()["token_type"] == "DPoP"
+    token = bound.json()["refresh_token"]
+    assert post_token(server, refresh_request(token)).status_code == 400
+    assert post_token(server, refresh_request(token), thief.proof("POST", TOKEN)).status_code == 400
+    assert post_token(server, refresh_request(token), key.proof("POST", TOKEN)).status_code == 200
+
+
+def test_token_exchange_never_drops_the_binding(server: Server) -> None:
+    # RFC 8693 across RFC 9449: without its own proof the exchanger's token keeps the
+    # subject's key, so a bound token cannot be laundered into a bearer token.
+    key, gateway_key = DeviceKey(), DeviceKey()
+    subject = dpop_tokens(server, key, scope="openid orders:read", resource=API)["access_token"]
+    kept = exchange(server, subject)
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["token_type"] == "DPoP"
+    assert claims_of(kept.json()["access_token"])["cnf"] == {"jkt": key.jkt}
+    own = server.client.post(
+        "/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": subject,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": "https://orders.internal",
+            "scope": "orders:read",
+        },
+        auth=("gateway", GATEWAY_SECRET),
+        headers={"DPoP": gateway_key.proof("POST", TOKEN)},
+    )
+    assert claims_of(own.json()["access_token"])["cnf"] == {"jkt": gateway_key.jkt}
+    assert server.events("oauth.token.exchanged")[0]["details"]["subject_bound"] is True

@@ -67,3 +67,16 @@ def test_a_statement_that_requires_dpop_cannot_be_undone_by_the_app(
     )
     assert update.status_code == 400
     assert update.json()["error"] == "invalid_client_metadata"
+
+
+def test_the_app_cannot_switch_dpop_off_by_leaving_it_out(registrar: TestClient) -> None:
+    # RFC 7592 §2.2 is a full replacement, but the registration token lives on the
+    # device: dropping the member must not drop the protection.
+    registered = register(registrar, {**NATIVE, "dpop_bound_access_tokens": True}).json()
+    update = registrar.put(
+        registered["registration_client_uri"].removeprefix("http://127.0.0.1:8000"),
+        json={**NATIVE, "client_id": registered["client_id"]},
+        headers={"authorization": f"Bearer {registered['registration_access_token']}"},
+    )
+    assert update.status_code == 200, update.text
+    assert update.json()["dpop_bound_access_tokens"] is True

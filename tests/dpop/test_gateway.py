@@ -30,6 +30,10 @@ CONFIG = """
 issuer = "http://127.0.0.1:8000"
 [oauth]
 dpop = {{ require_nonce = {nonce} }}
+[[oauth.clients]]
+client_id = "noncey"
+redirect_uris = ["com.example.noncey:/cb"]
+require_dpop_nonce = true
 [[gateway.upstreams]]
 name = "api"
 url = "{url}"
@@ -146,7 +150,7 @@ def test_every_request_needs_its_own_proof_even_with_the_token_cached(
     second = key.proof("GET", ORDERS, access_token=token, iat=now.now())
     assert call(harness_, token, second).status_code == 200
     reasons = [e["details"]["reason"] for e in harness_.events("oauth.dpop.refused")]
-    assert reasons == ["replay", "malformed"]
+    assert reasons == ["replay", "missing"]
 
 
 def test_a_bound_token_sent_as_bearer_is_refused(
@@ -337,3 +341,35 @@ secret_sha256 = "{hash_secret(secret)}"
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_dpop_proof"
     assert fresh.status_code == 200
+
+
+def test_a_clients_own_nonce_switch_holds_at_the_gateway(
+    gw: tuple[GatewayHarness, Recorder], now: FixedClock
+) -> None:
+    # RFC 9449 §9 for a client that asked for nonces (require_dpop_nonce) alone.
+    harness_, _ = gw
+    key = DeviceKey()
+    token = harness_.mint(client_id="noncey", jkt=key.jkt)
+    first = call(harness_, token, key.proof("GET", ORDERS, access_token=token, iat=now.now()))
+    refused(first, "use_dpop_nonce")
+    nonce = first.headers["dpop-nonce"]
+    proof = key.proof("GET", ORDERS, access_token=token, iat=now.now(), nonce=nonce)
+    assert call(harness_, token, proof).status_code == 200
+    # Other clients are not asked.
+    other = harness_.mint(jkt=key.jkt)
+    assert (
+        call(
+            harness_, other, key.proof("GET", ORDERS, access_token=other, iat=now.now())
+        ).status_code
+        == 200
+    )
+
+
+def test_dpop_scheme_without_a_proof_is_audited_as_missing(
+    gw: tuple[GatewayHarness, Recorder], now: FixedClock
+) -> None:
+    harness_, _ = gw
+    key = DeviceKey()
+    token = harness_.mint(jkt=key.jkt)
+    refused(call(harness_, token, None), "invalid_dpop_proof")
+    assert harness_.events("oauth.dpop.refused")[-1]["details"]["reason"] == "missing"

@@ -135,6 +135,22 @@ def test_short_rsa_key_is_refused() -> None:
     refused(key.proof("POST", TOKEN_URI), "jwk")
 
 
+def test_zero_padded_rsa_modulus_is_refused() -> None:
+    # RFC 7518 §2: Base64urlUInt in its shortest form; padding must not pass a 1024-bit
+    # key off as a long one (nor give one key two thumbprints, RFC 7638).
+    key = DeviceKey("RS256", rsa_bits=1024)
+    jwk = key.jwk()
+    from bastion.crypto.jws import b64decode, b64url
+
+    padded = dict(jwk, n=b64url(b"\x00" * 130 + b64decode(jwk["n"])))
+    refused(key.proof("POST", TOKEN_URI, header={"jwk": padded}), "jwk")
+
+
+def test_a_4096_bit_rsa_key_fits_in_a_proof() -> None:
+    key = DeviceKey("PS256", rsa_bits=4096)
+    assert check(key.proof("POST", TOKEN_URI))
+
+
 def test_jwk_whose_curve_does_not_fit_the_algorithm_is_refused() -> None:
     # An EC P-256 key claiming an Edwards or RSA algorithm (algorithm confusion).
     key = DeviceKey()
@@ -148,7 +164,7 @@ def test_more_than_one_dpop_header_is_refused() -> None:
     proof = key.proof("POST", TOKEN_URI)
     with pytest.raises(DpopError, match="exactly one"):
         check_proof([proof, proof], method="POST", uri=TOKEN_URI, now=time.time(), rules=RULES)
-    with pytest.raises(DpopError, match="exactly one"):
+    with pytest.raises(DpopError, match="required"):
         check_proof([], method="POST", uri=TOKEN_URI, now=time.time(), rules=RULES)
 
 

@@ -312,8 +312,11 @@ async def refresh_token(
     claims = ctx.access.claims(
         client_id=client.client_id, who=who, scope=scope, audience=audience, jkt=jkt(proof)
     )
+    # RFC 9449 §5: a public client's family that began without DPoP is bound to the key
+    # of its first refresh with a proof, and from then on to that key only.
+    binding = proof.jkt if proof is not None and client.is_public else None
     family, outcome = await _issue(
-        ctx, client, family, generation, outcome, instance, _issued(claims, family=family)
+        ctx, client, family, generation, outcome, instance, _issued(claims, family=family), binding
     )
     body = _token_response(ctx, client, who, scope, claims, family=family)
     ctx.emit(
@@ -372,6 +375,7 @@ async def _issue(
     outcome: refresh.Outcome,
     instance: refresh.Instance,
     token: IssuedToken,
+    binding: str | None = None,
 ) -> tuple[Family, refresh.Outcome]:
     """Index the new access token in the transaction that rotates the family past
     ``generation`` (ROTATE) or finds it still live (REPLAY); the family as it then is.
@@ -384,7 +388,9 @@ async def _issue(
     if outcome is refresh.Outcome.ROTATE:
         now = ctx.clock.now()
         fingerprint = instance.fingerprint(family.salt)
-        if await ctx.grants.rotate_family(family.family_id, generation, now, fingerprint, token):
+        if await ctx.grants.rotate_family(
+            family.family_id, generation, now, fingerprint, token, binding
+        ):
             # Our conditional update succeeded, so the row now holds exactly this.
             advanced = replace(
                 family,
@@ -392,6 +398,7 @@ async def _issue(
                 rotated_at=now,
                 last_used_at=now,
                 rotated_by=fingerprint,
+                dpop_jkt=family.dpop_jkt or binding,
             )
             return advanced, refresh.Outcome.ROTATE
         # Lost the race to a concurrent refresh with the same token, or to a revocation:

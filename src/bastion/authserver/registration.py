@@ -264,8 +264,10 @@ def updated(
         jwks=_public_jwks(merged.get("jwks")) or client.jwks,
         statement_values=bound or None,
         branding=_branding(merged),
-        # A statement that fixed it (BOUND_VALUES) cannot be undone by the app's update.
-        dpop_bound_access_tokens=_flag(merged.get("dpop_bound_access_tokens")),
+        # The app may turn DPoP on, never off: a statement (BOUND_VALUES) or the operator
+        # may have required it, and the registration token lives on the device.
+        dpop_bound_access_tokens=_flag(merged.get("dpop_bound_access_tokens"))
+        or client.dpop_bound_access_tokens,
     )
     try:
         return check_client(changed)

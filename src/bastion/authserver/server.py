@@ -78,6 +78,7 @@ def build_auth_server(
     users = SqlUserStore(database)
     access = AccessTokens(settings, keys, grant_store, users, hot, audit, clock)
     declared = [client_from_settings(c, i) for i, c in enumerate(settings.oauth.clients)]
+    registry = ClientRegistry(declared, SqlClientStore(database))
     grants = GrantContext(
         settings,
         access,
@@ -90,7 +91,7 @@ def build_auth_server(
     )
     return AuthServer(
         settings=settings,
-        clients=ClientRegistry(declared, SqlClientStore(database)),
+        clients=registry,
         users=users,
         consents=SqlConsentStore(database),
         sessions=SqlSessionStore(database),
@@ -102,7 +103,7 @@ def build_auth_server(
         throttle=LoginThrottle(hot, clock, throttle_limits(settings), audit),
         envelope=Envelope(master_key),
         recovery_key=derive_key(master_key, "recovery-codes"),
-        dpop=Dpop(settings.oauth.dpop, master_key, hot, audit, clock),
+        dpop=Dpop(settings.oauth.dpop, master_key, hot, audit, clock, registry),
     )
 
 

@@ -18,7 +18,7 @@ from bastion.errors import OAuthError
 from bastion.oauth import exchange, refresh
 from bastion.oauth.authorize import check_resources
 from bastion.oauth.clients import Client
-from bastion.oauth.dpop import DpopProof
+from bastion.oauth.dpop import DpopProof, bound_key
 from bastion.oauth.params import Params, scopes
 
 
@@ -63,7 +63,10 @@ async def token_exchange(
         act=act,
         family_id=family_id,
         code_hash=code,
-        jkt=jkt(proof),
+        # With its own proof the client holds the new token by its key (it acts for the
+        # user); without one the subject's binding stays, so an exchange can never turn
+        # a device-bound token into a bearer token (RFC 9449 §6 kept across RFC 8693).
+        jkt=jkt(proof) or bound_key(subject),
     )
     ctx.emit(
         "oauth.token.exchanged",
@@ -72,6 +75,7 @@ async def token_exchange(
         subject=subject["sub"],
         audience=list(targets),
         scope=list(requested),
+        subject_bound=bound_key(subject) is not None,
     )
     return {
         "access_token": token,

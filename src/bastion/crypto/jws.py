@@ -109,6 +109,16 @@ def _b64(segment: str) -> bytes:
 _URLSAFE = str.maketrans("-_", "+/")
 
 
+def b64decode(segment: str) -> bytes:
+    """Strict base64url without padding; ``ValueError`` for anything else."""
+    if not _B64URL.fullmatch(segment):
+        raise ValueError("bad base64url")
+    return _b64(segment)
+
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
@@ -119,15 +129,16 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def parse_compact(token: str) -> Compact:
+def parse_compact(token: str, *, max_header: int = MAX_HEADER_BYTES) -> Compact:
     """Header, claims, signing input and signature of a compact JWS whose payload is a
-    JSON object (a JWT), or ``ValueError``. Nothing is trusted until ``verify``."""
+    JSON object (a JWT), or ``ValueError``. Nothing is trusted until ``verify``.
+    ``max_header`` is larger only for tokens that carry their key (DPoP proofs)."""
     match = _COMPACT.fullmatch(token)
     if match is None:
         raise ValueError("not a compact JWS")
     head, body, tail = match.groups()
     # Base64url grows by 4/3: bound the encoded sizes before decoding anything.
-    if len(head) > MAX_HEADER_BYTES * 4 // 3 + 3:
+    if len(head) > max_header * 4 // 3 + 3:
         raise ValueError("header too large")
     if len(body) > MAX_PAYLOAD_BYTES * 4 // 3 + 3:
         raise ValueError("payload too large")

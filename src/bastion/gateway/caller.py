@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.errors import BEARER_REALM, Unauthenticated
+from bastion.oauth.dpop import bound_key as token_key
 
 BASTION = "bastion"
 REALM = BEARER_REALM
@@ -50,9 +51,7 @@ def bound_key(caller: Caller) -> str | None:
     """The RFC 7638 thumbprint the caller's token is bound to (``cnf.jkt``, RFC 9449
     §6.1), or None for a bearer token; remembered with the cached token."""
     if "jkt" not in caller.memo:
-        cnf = caller.claims.get("cnf")
-        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-        caller.memo["jkt"] = jkt if isinstance(jkt, str) else None
+        caller.memo["jkt"] = token_key(caller.claims)
     value: str | None = caller.memo["jkt"]
     return value
 

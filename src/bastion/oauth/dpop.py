@@ -51,6 +51,7 @@ MIN_RSA_BITS = 2048
 # small and a hostile proof cheap to refuse.
 MAX_JTI_LENGTH = 256
 MAX_URI_LENGTH = 2048
+MAX_PROOF_HEADER_BYTES = 2048
 # Members that only a private JWK has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # The members a thumbprint is computed over, per key type (RFC 7638 §3.2).
@@ -66,7 +67,7 @@ _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 # §4.1: the DPoP header field is one JWT, so one token68-shaped value.
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
-Error = Literal["invalid_dpop_proof", "use_dpop_nonce"]
+Error = Literal["invalid_dpop_proof", "use_dpop_nonce", "invalid_token"]
 # Whether a proof's ``nonce`` (None when it has none) is one the server accepts at ``now``.
 NonceCheck = Callable[[str | None, float], bool]
 
@@ -126,6 +127,13 @@ def thumbprint(jwk: Mapping[str, Any]) -> str:
     # §3.3: the required members only, in lexicographic order, no whitespace.
     canonical = orjson.dumps(required, option=orjson.OPT_SORT_KEYS)
     return jws.b64url(hashlib.sha256(canonical).digest())
+
+
+def bound_key(claims: Mapping[str, Any]) -> str | None:
+    """The RFC 7638 thumbprint a token is bound to (``cnf.jkt``, RFC 9449 §6.1), or None."""
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    return jkt if isinstance(jkt, str) else None
 
 
 def access_token_hash(token: str) -> str:
@@ -196,11 +204,14 @@ def check_proof(
     origin and path); ``access_token``, when the request carries one (§7.1), must be the
     one the proof names in ``ath``; ``nonce``, when the server asks for nonces, tells a
     fresh one from a stale one (§8, §9)."""
+    if not values:
+        raise DpopError("missing", "a DPoP proof is required")
     if len(values) != 1:
         raise DpopError("malformed", "exactly one DPoP header field is required")
     (value,) = values
     try:
-        compact = jws.parse_compact(value.strip(" \t"))
+        # A proof's header holds the whole public key: room for RSA up to 4096 bits.
+        compact = jws.parse_compact(value.strip(" \t"), max_header=MAX_PROOF_HEADER_BYTES)
     except ValueError as exc:
         raise DpopError("malformed", "the DPoP proof is not a well-formed JWT") from exc
     key = _proof_key(compact.header, rules)
@@ -263,12 +274,26 @@ def _proof_key(header: Mapping[str, Any], rules: ProofRules) -> jws.PublicKey:
         raise DpopError("jwk", "the DPoP proof's jwk holds private key material")
     try:
         thumbprint(jwk)
-        # Judged before parsing: a short modulus is refused without the work of importing it.
-        if jwk["kty"] == "RSA" and len(jwk["n"].rstrip("=")) * 6 < MIN_RSA_BITS - 7:
-            raise ValueError("RSA key too short")
-        return jws.public_key(jwk)
+        if jwk["kty"] == "RSA":
+            _check_rsa(jwk)
+        key = jws.public_key(jwk)
     except ValueError as exc:
         raise DpopError("jwk", "the DPoP proof's jwk is not a usable public key") from exc
+    if key.kind == "RSA" and key.key.key_size < MIN_RSA_BITS:
+        raise DpopError("jwk", "the DPoP proof's RSA key is too short")
+    return key
+
+
+def _check_rsa(jwk: Mapping[str, Any]) -> None:
+    # Judged before parsing, so a short modulus costs nothing to refuse; and in canonical
+    # form only (RFC 7518 §2: Base64urlUInt has no leading zero octet), so padding cannot
+    # make a short key look long, nor one key have two thumbprints (RFC 7638).
+    if len(jwk["n"]) * 6 < MIN_RSA_BITS - 7:
+        raise ValueError("RSA key too short")
+    for name in ("n", "e"):
+        head = jws.b64decode(jwk[name][:4])
+        if not head or head[0] == 0:
+            raise ValueError(f"RSA {name} is not in its shortest form")
 
 
 def _string_claim(claims: Mapping[str, Any], name: str, limit: int) -> str:

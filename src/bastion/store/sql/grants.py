@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from bastion.authserver.stores import Issuance, IssuedToken
@@ -126,7 +126,8 @@ _LINK_UNREPLAYED_CODE = (
 )
 _ADVANCE_FAMILY = (
     "UPDATE refresh_families SET generation = :generation + 1, rotated_at = :now,"
-    " last_used_at = :now, rotated_by = :rotated_by"
+    " last_used_at = :now, rotated_by = :rotated_by,"
+    " dpop_jkt = COALESCE(dpop_jkt, :dpop_jkt)"
     " WHERE family_id = :family_id AND generation = :generation AND revoked_at IS NULL"
 )
 # Takes the family's row lock (PostgreSQL) or the write lock (SQLite) without changing
@@ -255,7 +256,13 @@ class SqlGrantStore:
             return await _issue(tx, code_hash, family, token)
 
     async def rotate_family(
-        self, family_id: str, generation: int, now: float, rotated_by: str, token: IssuedToken
+        self,
+        family_id: str,
+        generation: int,
+        now: float,
+        rotated_by: str,
+        token: IssuedToken,
+        dpop_jkt: str | None = None,
     ) -> bool:
         direct = self._database.direct
         if direct is not None:
@@ -268,6 +275,7 @@ class SqlGrantStore:
                         "generation": generation,
                         "now": now,
                         "rotated_by": rotated_by or None,
+                        "dpop_jkt": dpop_jkt,
                     },
                 )
                 if advanced.rowcount == 0:
@@ -285,6 +293,7 @@ class SqlGrantStore:
                     rotated_at=now,
                     last_used_at=now,
                     rotated_by=rotated_by or None,
+                    dpop_jkt=func.coalesce(refresh_families.c.dpop_jkt, dpop_jkt),
                 )
             ):
                 return False
