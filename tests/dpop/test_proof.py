@@ -130,6 +130,12 @@ def test_wrong_typ_missing_jwk_and_another_keys_signature_are_refused() -> None:
     refused(key.proof("POST", TOKEN_URI, header={"jwk": "not an object"}), "jwk")
 
 
+def test_unencoded_payload_option_is_refused() -> None:
+    # RFC 7797 §7: b64 is not for JWTs; a proof is one.
+    key = DeviceKey()
+    refused(key.proof("POST", TOKEN_URI, header={"b64": False, "crit": ["b64"]}), "malformed")
+
+
 def test_short_rsa_key_is_refused() -> None:
     key = DeviceKey("RS256", rsa_bits=1024)
     refused(key.proof("POST", TOKEN_URI), "jwk")

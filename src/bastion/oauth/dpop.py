@@ -266,6 +266,9 @@ def _proof_key(header: Mapping[str, Any], rules: ProofRules) -> jws.PublicKey:
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in rules.algorithms:
         raise DpopError("alg", "the DPoP proof's algorithm is not supported")
+    if "b64" in header:
+        # RFC 7797's unencoded payload has no place in a JWT (RFC 7797 §7).
+        raise DpopError("malformed", "the DPoP proof's payload must be base64url-encoded")
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
         raise DpopError("jwk", "the DPoP proof carries no public key (jwk)")
