@@ -34,17 +34,17 @@ class SenderConstraint(Step):
         scheme, token = presented
         dpop = self.services.dpop
         dpop.count(caller.client_id, scheme)
+        unbound_bearer = scheme == "bearer" and bound_key(caller) is None
+        if unbound_bearer and not ex.route.settings.require_dpop:
+            return  # the common case, decided before any other work
         # The path as sent (percent-encoding intact), which is what the app signed.
         raw = ex.scope.get("raw_path") or ex.scope["path"].encode()
         uri = self.services.public_origin + raw.decode("latin-1")
-        if scheme == "bearer" and ex.route.settings.require_dpop and bound_key(caller) is None:
-            actor = f"client:{caller.client_id}"
-            dpop.refused(actor, "bearer_token", uri)
+        if unbound_bearer:
+            dpop.refused(f"client:{caller.client_id}", "bearer_token", uri)
             raise DpopRefused(
                 "This route needs a DPoP-bound access token.", "invalid_token", dpop.algs
             )
-        if scheme == "bearer" and bound_key(caller) is None:
-            return  # the common case, decided without a call
         try:
             await dpop.check_presentation(
                 scheme=scheme,
