@@ -160,8 +160,9 @@ def test_a_4096_bit_rsa_key_fits_in_a_proof() -> None:
 def test_jwk_whose_curve_does_not_fit_the_algorithm_is_refused() -> None:
     # An EC P-256 key claiming an Edwards or RSA algorithm (algorithm confusion).
     key = DeviceKey()
-    refused(key.proof("POST", TOKEN_URI, header={"alg": "EdDSA"}), "signature")
-    refused(key.proof("POST", TOKEN_URI, header={"alg": "RS256"}), "signature")
+    refused(key.proof("POST", TOKEN_URI, header={"alg": "EdDSA"}), "alg")
+    refused(key.proof("POST", TOKEN_URI, header={"alg": "RS256"}), "alg")
+    refused(key.proof("POST", TOKEN_URI, header={"crit": ["unknown"]}), "alg")
 
 
 def test_more_than_one_dpop_header_is_refused() -> None:

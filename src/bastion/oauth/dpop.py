@@ -218,7 +218,10 @@ def check_proof(
     try:
         jws.verify_with_key(compact, key, rules.algorithms)
     except ValueError as exc:
-        raise DpopError("signature", "the DPoP proof's signature does not verify") from exc
+        # A header JOSE refuses (an unknown crit) or a key that does not fit the
+        # algorithm is not a bad signature: the audit trail tells them apart.
+        reason = "signature" if str(exc) == "bad signature" else "alg"
+        raise DpopError(reason, "the DPoP proof's signature does not verify") from exc
     claims = compact.claims
     jti = _string_claim(claims, "jti", MAX_JTI_LENGTH)
     htm = _string_claim(claims, "htm", 32)
