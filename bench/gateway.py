@@ -8,7 +8,12 @@ Targets, each a separate server process with one worker, all on 127.0.0.1:
   (signature cached, denylist consulted), scope, BOLA ``param_claims`` (user_id = sub),
   response allowlist (drops ``secret``), token-exchange credential for the upstream;
 - Bastion on a public route (no caller: routing, middleware and the proxy call only),
-  which splits the pipeline's cost from the shell's.
+  which splits the pipeline's cost from the shell's;
+- the full pipeline with a DPoP-bound token (RFC 9449): a fresh proof on every request,
+  made beforehand (one per request, fed to wrk by a Lua script), so the row shows what
+  checking a proof costs beside the bearer row, against one ES256 verification timed in
+  the same run. Needs wrk; the proofs' window is widened to 5 minutes so a run never
+  outlives them.
 
 Each target gets a saturating run (``BENCH_CONNECTIONS``, throughput and its p50/p99)
 and a one-connection run (per-request latency without queueing; under saturation
@@ -51,9 +56,13 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import orjson
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from bastion.config import encode_master_key
+from bastion.crypto import jws
 from bastion.oauth.clients import hash_secret
+from bastion.oauth.dpop import access_token_hash
 from bench import upstream_app
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -90,6 +99,8 @@ port = @BASTION_PORT@
 
 [oauth]
 access_token_lifetime = "1h"
+# Proofs are made before each load run, so they must stay fresh for the run's length.
+dpop = { proof_max_age = "5m" }
 
 [[oauth.clients]]
 client_id = "@CLIENT_ID@"
@@ -348,11 +359,94 @@ def measure(name: str, url: str, headers: Sequence[str] = ()) -> Row:
 # --- checks ----------------------------------------------------------------------------
 
 
-def access_token(base: str) -> str:
+class ProofMaker:
+    """A device key and the DPoP proofs it signs (RFC 9449 §4.2), for the DPoP row."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        numbers = self.key.public_key().public_numbers()
+        jwk = {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": jws.b64url(numbers.x.to_bytes(32, "big")),
+            "y": jws.b64url(numbers.y.to_bytes(32, "big")),
+        }
+        self.header = jws.b64url(orjson.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}))
+
+    def proof(self, htm: str, htu: str, access_token: str | None = None) -> str:
+        claims = {"jti": secrets.token_urlsafe(16), "htm": htm, "htu": htu, "iat": int(time.time())}
+        if access_token is not None:
+            claims["ath"] = access_token_hash(access_token)
+        return jws.sign_compact(self.header, claims, self.key, "ES256")
+
+
+# Hands each request the next proof of a file (one per line): proofs are single use.
+WRK_PROOFS = """\
+local proofs, token, i = {}, nil, 0
+function init(args)
+  token = args[2]
+  for line in io.lines(args[1]) do proofs[#proofs + 1] = line end
+end
+function request()
+  i = i + 1
+  return wrk.format(nil, nil, {["Authorization"] = "DPoP " .. token, ["DPoP"] = proofs[i]})
+end
+"""
+
+
+def dpop_load(url: str, token: str, maker: ProofMaker, connections: int, seconds: int) -> Load:
+    """wrk with a new proof per request; more proofs than any run here can use (a
+    missing one would be a 401, which fails the run)."""
+    work = Path(tempfile.mkdtemp(prefix="bastion-bench-dpop-"))
+    try:
+        count = (20_000 if connections > 1 else 5_000) * seconds
+        (work / "proofs").write_text(
+            "\n".join(maker.proof("GET", url, token) for _ in range(count)) + "\n"
+        )
+        (work / "proofs.lua").write_text(WRK_PROOFS)
+        command = [shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+        command += ["--latency", "-s", str(work / "proofs.lua"), url, "--"]
+        command += [str(work / "proofs"), token]
+        output = subprocess.run(
+            pinned(command, 0), capture_output=True, text=True, check=True, timeout=seconds + 30
+        ).stdout
+        return parse_wrk(output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_dpop(name: str, url: str, token: str, maker: ProofMaker) -> Row:
+    dpop_load(url, token, maker, CONNECTIONS, WARMUP_SECONDS)
+    saturated = dpop_load(url, token, maker, CONNECTIONS, SECONDS)
+    single = dpop_load(url, token, maker, 1, SECONDS)
+    print(
+        f"  {name}: {saturated.rps:,.0f} req/s, p50 {saturated.p50_ms:.2f} ms;"
+        f" one connection p50 {single.p50_ms:.3f} ms",
+        flush=True,
+    )
+    return Row(name, saturated, single)
+
+
+def es256_verify_us() -> float:
+    """One ES256 verification with ``cryptography``, in microseconds (this process)."""
+    maker = ProofMaker()
+    compact = jws.parse_compact(maker.proof("GET", "https://bench.invalid/x"))
+    key = jws.public_key(compact.header["jwk"])
+    rounds = 2_000
+    began = time.process_time()
+    for _ in range(rounds):
+        jws.verify_with_key(compact, key, ("ES256",))
+    return (time.process_time() - began) / rounds * 1e6
+
+
+def access_token(base: str, maker: ProofMaker | None = None) -> str:
+    """A client-credentials token; bound to ``maker``'s key when given (RFC 9449 §5)."""
+    headers = {} if maker is None else {"DPoP": maker.proof("POST", f"{base}/token")}
     response = httpx.post(
         f"{base}/token",
         auth=(CLIENT_ID, CLIENT_SECRET),
         data={"grant_type": "client_credentials", "scope": SCOPE, "resource": AUDIENCE},
+        headers=headers,
         timeout=10,
     )
     response.raise_for_status()
@@ -371,7 +465,7 @@ def expect(url: str, headers: Sequence[str], body: object) -> None:
 # --- report ----------------------------------------------------------------------------
 
 
-def report(rows: Sequence[Row], baselines: dict[str, Row]) -> None:
+def report(rows: Sequence[Row], baselines: dict[str, Row], verify_us: float) -> None:
     print()
     print(
         ("wrk -t1 --latency" if uses_wrk() else "Python load generator (aiohttp)")
@@ -407,6 +501,16 @@ def report(rows: Sequence[Row], baselines: dict[str, Row]) -> None:
             f" ({'met' if single < 1.0 else 'MISSED'}: < 1 ms),"
             f" {loaded:.2f} ms at {CONNECTIONS} connections"
         )
+        dpop = next((r for r in rows if r.name == f"bastion full pipeline, DPoP ({server})"), None)
+        if dpop is not None:
+            extra_us = 1e6 / dpop.saturated.rps - 1e6 / full.saturated.rps
+            other_us = extra_us - verify_us
+            print(
+                f"DPoP under {server}: {dpop.saturated.rps / full.saturated.rps:.2f} of the bearer"
+                f" route; {extra_us:.0f} µs more per request on the gateway's core, of which one"
+                f" ES256 verification is {verify_us:.0f} µs: other {other_us:.0f} µs"
+                f" ({'met' if other_us <= 30 else 'MISSED'}: <= 30 µs)"
+            )
 
 
 def main() -> None:
@@ -481,7 +585,18 @@ def run(work: Path, servers: Sequence[str]) -> None:
                         expect(bastion + path, headers, body)
                         title = f"bastion{label} {name} ({server})"
                         rows.append(measure(title, bastion + path, headers))
-    report(rows, baselines)
+                    if uses_wrk():
+                        maker = ProofMaker()
+                        bound = access_token(bastion, maker)
+                        url = bastion + FULL_PATH
+                        check = [
+                            f"Authorization: DPoP {bound}",
+                            f"DPoP: {maker.proof('GET', url, bound)}",
+                        ]
+                        expect(url, check, SHAPED)
+                        title = f"bastion{label} full pipeline, DPoP ({server})"
+                        rows.append(measure_dpop(title, url, bound, maker))
+    report(rows, baselines, es256_verify_us())
 
 
 def variants() -> list[tuple[str, dict[str, str]]]:

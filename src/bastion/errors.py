@@ -227,6 +227,23 @@ class Unauthenticated(ProblemError):
         super().__init__(detail, headers={"www-authenticate": challenge})
 
 
+class DpopRefused(ProblemError):
+    """A request refused under the DPoP scheme (RFC 9449 §7.1): the challenge names the
+    error (``invalid_token``, ``invalid_dpop_proof`` or ``use_dpop_nonce``) and the
+    algorithms a proof may use; ``nonce``, when given, travels in ``DPoP-Nonce`` (§9)."""
+
+    status = 401
+    title = "Unauthorized"
+    type = "urn:bastion:problem:unauthenticated"
+
+    def __init__(self, detail: str, error: str, algs: str, nonce: str | None = None) -> None:
+        headers = {"www-authenticate": f'DPoP error="{error}", algs="{algs}"'}
+        if nonce is not None:
+            headers["dpop-nonce"] = nonce
+        super().__init__(detail, headers=headers)
+        self.error = error
+
+
 class SignInRequired(ProblemError):
     """Pages answer with the sign-in page; their scripts with 401 and, in
     ``extensions["redirect"]``, where the page goes to sign in."""

@@ -314,6 +314,7 @@ async def open_runtime(
                 settings,
                 gateway_audience(settings),
                 access=auth.access,
+                dpop=auth.dpop,
                 database=database,
                 hot=hot,
                 audit=audit,

@@ -55,6 +55,12 @@ redirect_uris = ["com.example.strict:/cb"]
 scopes = ["openid"]
 require_pushed_authorization_requests = true
 [[oauth.clients]]
+client_id = "bound"
+type = "public"
+redirect_uris = ["com.example.bound:/cb"]
+scopes = ["openid"]
+dpop_bound_access_tokens = true
+[[oauth.clients]]
 client_id = "backend"
 type = "confidential"
 grant_types = ["client_credentials"]

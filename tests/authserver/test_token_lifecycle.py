@@ -434,11 +434,16 @@ def test_a_token_minted_while_its_family_is_revoked_is_never_live(
     minted: list[str] = []
 
     async def revoke_around_rotation(
-        family_id: str, generation: int, now: float, rotated_by: str, token: IssuedToken
+        family_id: str,
+        generation: int,
+        now: float,
+        rotated_by: str,
+        token: IssuedToken,
+        dpop_jkt: str | None = None,
     ) -> bool:
         if revocation == "before":
             await access.revoke_families("test", "operator", family_id=family_id)
-        rotated = await rotate(family_id, generation, now, rotated_by, token)
+        rotated = await rotate(family_id, generation, now, rotated_by, token, dpop_jkt)
         if rotated:
             minted.append(token.jti)
         if revocation == "after":

@@ -51,6 +51,25 @@ def test_check_warns_about_a_refresh_grace_window(tmp_path: Path) -> None:
     assert run(["check", "-c", str(graced), "--strict"]).exit_code == 2
 
 
+def test_check_warns_in_production_when_public_clients_may_skip_dpop(
+    tmp_path: Path, master_key_b64: str
+) -> None:
+    """RFC 9449: bearer tokens for apps are the weaker choice in production."""
+    base = (
+        'environment = "production"\nissuer = "https://auth.example.com"\n'
+        '[server]\ntrusted_proxies = ["10.0.0.0/8"]\n'
+    )
+    env = {"BASTION_MASTER_KEY": master_key_b64}
+    bearer = write_config(tmp_path, base)
+    result = run(["check", "-c", str(bearer)], env)
+    assert result.exit_code == 0, result.stderr
+    assert "oauth.dpop.require_for_public_clients" in result.stderr
+    bound = write_config(tmp_path, base + "[oauth.dpop]\nrequire_for_public_clients = true\n")
+    assert "require_for_public_clients" not in run(["check", "-c", str(bound)], env).stderr
+    development = write_config(tmp_path, "")
+    assert "require_for_public_clients" not in run(["check", "-c", str(development)]).stderr
+
+
 def test_check_reads_bastion_config_from_environment(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("nonsense = 1\n")

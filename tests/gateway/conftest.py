@@ -60,8 +60,10 @@ class GatewayHarness:
         lifetime: float | None = None,
         acr: str | None = None,
         auth_time: float | None = None,
+        jkt: str | None = None,
     ) -> str:
-        """A Bastion access token, minted and indexed like the token endpoint does."""
+        """A Bastion access token, minted and indexed like the token endpoint does (bound
+        to a DPoP key when ``jkt`` is given)."""
         mint = functools.partial(
             self.runtime.auth.access.mint,
             client_id=client_id,
@@ -69,6 +71,7 @@ class GatewayHarness:
             scope=scope,
             audience=audience,
             lifetime=lifetime,
+            jkt=jkt,
         )
         token, _ = self.client.portal.call(mint)  # type: ignore[union-attr]
         return str(token)

@@ -172,6 +172,7 @@ def test_explain_prints_a_routes_steps_in_order() -> None:
     steps = [step["step"] for step in orjson.loads(result.stdout)["steps"]]
     assert steps == [
         "authentication",
+        "dpop",
         "authorization",
         "identifiers",
         "input validation",
@@ -182,7 +183,7 @@ def test_explain_prints_a_routes_steps_in_order() -> None:
     ]
     text = CliRunner().invoke(cli, [*args, "GET /users/{user_id}/notes"], env=env)
     assert text.stdout.splitlines()[0] == "route my-notes -> notes /users/{user_id}/notes"
-    assert "  4. claim bindings" in text.stdout
+    assert "  5. claim bindings" in text.stdout
     missing = CliRunner().invoke(cli, [*args, "nope"], env=env)
     assert missing.exit_code == 5
     assert "routes: create-note, read-note" in missing.stderr

@@ -86,8 +86,10 @@ class AccessTokens:
         audience: Sequence[str],
         lifetime: float | None = None,
         act: dict[str, Any] | None = None,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
-        """The claims of a new access token (its ``jti`` fresh): not yet indexed."""
+        """The claims of a new access token (its ``jti`` fresh): not yet indexed; bound to
+        a DPoP key when ``jkt`` is given."""
         return access_token_claims(
             issuer=self.issuer,
             subject=who.subject,
@@ -100,6 +102,7 @@ class AccessTokens:
             acr=who.acr,
             amr=who.amr,
             act=act,
+            jkt=jkt,
         )
 
     def sign(self, claims: dict[str, Any]) -> str:
@@ -117,6 +120,7 @@ class AccessTokens:
         family_id: str | None = None,
         code_hash: str | None = None,
         act: dict[str, Any] | None = None,
+        jkt: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         claims = self.claims(
             client_id=client_id,
@@ -125,6 +129,7 @@ class AccessTokens:
             audience=audience,
             lifetime=lifetime,
             act=act,
+            jkt=jkt,
         )
         # Indexed before it is handed out, so any revocation that follows can find it.
         await self.grants.record_token(

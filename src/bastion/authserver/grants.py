@@ -30,6 +30,7 @@ from bastion.oauth.clients import (
     Client,
 )
 from bastion.oauth.codes import CodeGrant, check_redemption, code_hash
+from bastion.oauth.dpop import DpopProof
 from bastion.oauth.params import Params, scopes
 from bastion.oauth.refresh import Family
 from bastion.oauth.tokens import ID_TOKEN_TYP, id_token_claims
@@ -74,6 +75,15 @@ def _issued(
     )
 
 
+def token_type(claims: dict[str, Any]) -> str:
+    """RFC 9449 §5: "DPoP" for a token bound to a key, "Bearer" otherwise."""
+    return "DPoP" if "cnf" in claims else "Bearer"
+
+
+def jkt(proof: DpopProof | None) -> str | None:
+    return None if proof is None else proof.jkt
+
+
 def _token_response(
     ctx: GrantContext,
     client: Client,
@@ -87,7 +97,7 @@ def _token_response(
     """The answer for tokens whose index entry is committed: signing comes last."""
     body: dict[str, Any] = {
         "access_token": ctx.access.sign(claims),
-        "token_type": "Bearer",
+        "token_type": token_type(claims),
         "expires_in": claims["exp"] - claims["iat"],
         "scope": " ".join(scope),
     }
@@ -111,7 +121,11 @@ def _token_response(
 
 
 async def authorization_code(
-    ctx: GrantContext, client: Client, params: Params, instance: refresh.Instance
+    ctx: GrantContext,
+    client: Client,
+    params: Params,
+    instance: refresh.Instance,
+    proof: DpopProof | None,
 ) -> dict[str, Any]:
     code = params.require("code")
     now = ctx.clock.now()
@@ -133,6 +147,7 @@ async def authorization_code(
                 verifier=params.get("code_verifier"),
                 now=now,
             )
+            _check_code_key(grant, proof)
         except OAuthError as exc:
             refused.append((exc, True))
             return None  # the code stays consumed: one attempt per code (RFC 6749 §4.1.2)
@@ -145,8 +160,15 @@ async def authorization_code(
         family = None
         if client.allows_grant(REFRESH_TOKEN):
             family = _new_family(ctx, client, who, grant.scope, grant.resources, grant.session_id)
+            if proof is not None and client.is_public:
+                # RFC 9449 §5: a public client's refresh tokens are bound to its key.
+                family = replace(family, dpop_jkt=proof.jkt)
         claims = ctx.access.claims(
-            client_id=client.client_id, who=who, scope=grant.scope, audience=audience
+            client_id=client.client_id,
+            who=who,
+            scope=grant.scope,
+            audience=audience,
+            jkt=jkt(proof),
         )
         prepared.append((who, family, claims))
         return family, _issued(claims, family=family, code=hashed)
@@ -193,6 +215,32 @@ async def authorization_code(
     return body
 
 
+def _check_code_key(grant: CodeGrant, proof: DpopProof | None) -> None:
+    # RFC 9449 §10: a code whose request named a key is redeemed with that key only, so
+    # a code intercepted on its way back to the app is useless to anyone without it.
+    if grant.dpop_jkt is not None and (proof is None or proof.jkt != grant.dpop_jkt):
+        raise OAuthError("invalid_grant", "the code is bound to another DPoP key")
+
+
+def _check_family_key(
+    ctx: GrantContext, client: Client, family: Family, proof: DpopProof | None
+) -> None:
+    # RFC 9449 §5: checked before the rotation is judged, so a thief without the key
+    # neither gets tokens nor revokes the user's family by replaying an old token.
+    if family.dpop_jkt is None:
+        return
+    if proof is None or proof.jkt != family.dpop_jkt:
+        ctx.emit(
+            "oauth.refresh.refused",
+            Outcome.DENIED,
+            client,
+            reason="dpop_proof_missing" if proof is None else "dpop_wrong_key",
+            subject=family.subject,
+            family=family.family_id,
+        )
+        raise OAuthError("invalid_grant", "the refresh token is bound to another DPoP key")
+
+
 async def _revoke_code(
     ctx: GrantContext, client: Client, hashed: str, reason: str = "code_replay"
 ) -> None:
@@ -231,7 +279,11 @@ def _new_family(
 
 
 async def refresh_token(
-    ctx: GrantContext, client: Client, params: Params, instance: refresh.Instance
+    ctx: GrantContext,
+    client: Client,
+    params: Params,
+    instance: refresh.Instance,
+    proof: DpopProof | None,
 ) -> dict[str, Any]:
     token = params.require("refresh_token")
     parsed = refresh.parse(token)
@@ -243,6 +295,7 @@ async def refresh_token(
         # Bound to its client (RFC 6749 §6): another client presenting it gains nothing.
         ctx.emit("oauth.refresh.refused", Outcome.DENIED, client, reason="other client's token")
         raise OAuthError("invalid_grant", "the refresh token is invalid")
+    _check_family_key(ctx, client, family, proof)
     generation = parsed[1]
     outcome = await _judge(ctx, client, family, generation, instance)
     # Checked before the rotation, so that a refused request does not use up the token.
@@ -257,9 +310,14 @@ async def refresh_token(
     if user is None or not user.enabled:
         raise OAuthError("invalid_grant", "the user's authorization is no longer valid")
     who = Authentication(family.subject, family.auth_time, family.acr, family.amr)
-    claims = ctx.access.claims(client_id=client.client_id, who=who, scope=scope, audience=audience)
+    claims = ctx.access.claims(
+        client_id=client.client_id, who=who, scope=scope, audience=audience, jkt=jkt(proof)
+    )
+    # RFC 9449 §5: a public client's family that began without DPoP is bound to the key
+    # of its first refresh with a proof, and from then on to that key only.
+    binding = proof.jkt if proof is not None and client.is_public else None
     family, outcome = await _issue(
-        ctx, client, family, generation, outcome, instance, _issued(claims, family=family)
+        ctx, client, family, generation, outcome, instance, _issued(claims, family=family), binding
     )
     body = _token_response(ctx, client, who, scope, claims, family=family)
     ctx.emit(
@@ -318,6 +376,7 @@ async def _issue(
     outcome: refresh.Outcome,
     instance: refresh.Instance,
     token: IssuedToken,
+    binding: str | None = None,
 ) -> tuple[Family, refresh.Outcome]:
     """Index the new access token in the transaction that rotates the family past
     ``generation`` (ROTATE) or finds it still live (REPLAY); the family as it then is.
@@ -330,7 +389,9 @@ async def _issue(
     if outcome is refresh.Outcome.ROTATE:
         now = ctx.clock.now()
         fingerprint = instance.fingerprint(family.salt)
-        if await ctx.grants.rotate_family(family.family_id, generation, now, fingerprint, token):
+        if await ctx.grants.rotate_family(
+            family.family_id, generation, now, fingerprint, token, binding
+        ):
             # Our conditional update succeeded, so the row now holds exactly this.
             advanced = replace(
                 family,
@@ -338,6 +399,7 @@ async def _issue(
                 rotated_at=now,
                 last_used_at=now,
                 rotated_by=fingerprint,
+                dpop_jkt=family.dpop_jkt or binding,
             )
             return advanced, refresh.Outcome.ROTATE
         # Lost the race to a concurrent refresh with the same token, or to a revocation:
@@ -357,7 +419,11 @@ async def _issue(
 
 
 async def client_credentials(
-    ctx: GrantContext, client: Client, params: Params, instance: refresh.Instance
+    ctx: GrantContext,
+    client: Client,
+    params: Params,
+    instance: refresh.Instance,
+    proof: DpopProof | None,
 ) -> dict[str, Any]:
     requested = scopes(params.get("scope"))
     if not set(requested) <= client.scopes:
@@ -369,11 +435,12 @@ async def client_credentials(
         who=Authentication(client.client_id),
         scope=requested,
         audience=audience,
+        jkt=jkt(proof),
     )
     ctx.emit("oauth.token.issued", Outcome.SUCCESS, client, grant=CLIENT_CREDENTIALS)
     return {
         "access_token": token,
-        "token_type": "Bearer",
+        "token_type": token_type(claims),
         "expires_in": claims["exp"] - claims["iat"],
         "scope": " ".join(requested),
     }

@@ -7,7 +7,7 @@ from typing import Any
 
 from bastion.accounts.stores import SessionStore
 from bastion.audit import AuditEvent, Outcome
-from bastion.authserver.grants import GrantContext
+from bastion.authserver.grants import GrantContext, token_type
 from bastion.errors import OAuthError
 from bastion.oauth import refresh
 from bastion.oauth.clients import Client
@@ -82,7 +82,7 @@ async def introspect(ctx: GrantContext, client: Client, token: str) -> dict[str,
         )
         if outcome is not refresh.Outcome.ROTATE:
             return inactive
-        return {
+        answer: dict[str, Any] = {
             "active": True,
             "token_type": "refresh_token",
             "client_id": family.client_id,
@@ -91,6 +91,9 @@ async def introspect(ctx: GrantContext, client: Client, token: str) -> dict[str,
             "exp": int(family.expires_at),
             "iss": ctx.settings.issuer,
         }
+        if family.dpop_jkt is not None:
+            answer["cnf"] = {"jkt": family.dpop_jkt}
+        return answer
     try:
         claims = await ctx.access.verify(token)
     except OAuthError:
@@ -100,7 +103,9 @@ async def introspect(ctx: GrantContext, client: Client, token: str) -> dict[str,
     if not audiences & client.resources:
         # RFC 7662 §4: a resource server learns only about tokens meant for it.
         return inactive
-    return {"active": True, "token_type": "Bearer", **claims}
+    # RFC 9449 §6.2: a bound token is introspected with its cnf and token_type "DPoP",
+    # so a resource server knows to ask for the proof.
+    return {"active": True, "token_type": token_type(claims), **claims}
 
 
 async def revoke_user(

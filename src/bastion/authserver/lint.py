@@ -7,8 +7,17 @@ from bastion.authserver.settings import OAuthSettings
 from bastion.errors import ConfigProblem
 
 
-def oauth_warnings(settings: OAuthSettings) -> list[ConfigProblem]:
+def oauth_warnings(settings: OAuthSettings, *, production: bool) -> list[ConfigProblem]:
     found: list[ConfigProblem] = []
+    if production and not settings.dpop.require_for_public_clients:
+        found.append(
+            ConfigProblem(
+                "oauth.dpop.require_for_public_clients",
+                "public clients may get bearer tokens: a token copied off a phone works "
+                "anywhere; true binds every app's tokens to a key that stays on the device "
+                "(RFC 9449)",
+            )
+        )
     if settings.refresh_grace > 0:
         found.append(
             ConfigProblem(

@@ -51,6 +51,7 @@ BOUND_VALUES = (
     "jwks",
     "jwks_uri",
     "token_endpoint_auth_method",
+    "dpop_bound_access_tokens",
 )
 CODE_FLOW = frozenset({AUTHORIZATION_CODE, REFRESH_TOKEN})
 
@@ -125,6 +126,15 @@ def _text(value: Any, name: str) -> str | None:
         raise OAuthError("invalid_client_metadata", f"{name} must be a string")
     if value is not None and (_CONTROL.search(value) or len(value) > 2048):
         raise OAuthError("invalid_client_metadata", f"{name} is too long or has control characters")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    # RFC 9449 §5.2: a JSON boolean, false when absent.
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise OAuthError("invalid_client_metadata", "dpop_bound_access_tokens must be a boolean")
     return value
 
 
@@ -203,6 +213,7 @@ def client_from_metadata(
         source="registration",
         statement_values=statement_values(statement) or None,
         branding=_branding(merged),
+        dpop_bound_access_tokens=_flag(merged.get("dpop_bound_access_tokens")),
     )
     try:
         return check_client(client), secret
@@ -253,6 +264,10 @@ def updated(
         jwks=_public_jwks(merged.get("jwks")) or client.jwks,
         statement_values=bound or None,
         branding=_branding(merged),
+        # The app may turn DPoP on, never off: a statement (BOUND_VALUES) or the operator
+        # may have required it, and the registration token lives on the device.
+        dpop_bound_access_tokens=_flag(merged.get("dpop_bound_access_tokens"))
+        or client.dpop_bound_access_tokens,
     )
     try:
         return check_client(changed)
@@ -275,6 +290,7 @@ def operator_ceiling(client: Client) -> dict[str, Any] | None:
         "client_name": client.name,
         "token_endpoint_auth_method": client.auth_method,
         "jwks": None if client.jwks is None else dict(client.jwks),
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         **{name: getattr(client.branding, name) for name in BRANDING},
     }
     return {name: current.get(name, fixed) for name, fixed in client.statement_values.items()}

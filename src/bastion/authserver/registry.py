@@ -39,6 +39,8 @@ def client_from_settings(declared: ClientSettings, index: int) -> Client:
         grant_types=frozenset(declared.grant_types or default_grants),
         resources=frozenset(declared.resources),
         require_pushed_authorization_requests=declared.require_pushed_authorization_requests,
+        dpop_bound_access_tokens=declared.dpop_bound_access_tokens,
+        require_dpop_nonce=declared.require_dpop_nonce,
         secret_hash=declared.secret_sha256,
         jwks=jwks,
         source="config",

@@ -9,6 +9,7 @@ from bastion.accounts.stores import FactorStore, SessionStore, UserStore
 from bastion.accounts.throttle import LoginThrottle, ThrottleLimits
 from bastion.audit import AuditPipeline
 from bastion.authserver.access import AccessTokens
+from bastion.authserver.dpop import Dpop
 from bastion.authserver.grants import GrantContext
 from bastion.authserver.registry import ClientRegistry, client_from_settings
 from bastion.authserver.stores import ConsentStore
@@ -44,6 +45,12 @@ class AuthServer:
     # ``recovery_key``.
     envelope: Envelope
     recovery_key: bytes
+    dpop: Dpop
+
+    @property
+    def token_endpoint(self) -> str:
+        """The token endpoint as clients reach it: what a DPoP proof's htu names."""
+        return f"{self.settings.issuer}/token"
 
     @property
     def audit(self) -> AuditPipeline:
@@ -71,6 +78,7 @@ def build_auth_server(
     users = SqlUserStore(database)
     access = AccessTokens(settings, keys, grant_store, users, hot, audit, clock)
     declared = [client_from_settings(c, i) for i, c in enumerate(settings.oauth.clients)]
+    registry = ClientRegistry(declared, SqlClientStore(database))
     grants = GrantContext(
         settings,
         access,
@@ -83,7 +91,7 @@ def build_auth_server(
     )
     return AuthServer(
         settings=settings,
-        clients=ClientRegistry(declared, SqlClientStore(database)),
+        clients=registry,
         users=users,
         consents=SqlConsentStore(database),
         sessions=SqlSessionStore(database),
@@ -95,6 +103,7 @@ def build_auth_server(
         throttle=LoginThrottle(hot, clock, throttle_limits(settings), audit),
         envelope=Envelope(master_key),
         recovery_key=derive_key(master_key, "recovery-codes"),
+        dpop=Dpop(settings.oauth.dpop, master_key, hot, audit, clock, registry),
     )
 
 

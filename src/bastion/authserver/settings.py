@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from bastion.configtypes import AnchoredPath, Duration, Section
+from bastion.oauth.dpop import SUPPORTED_ALGORITHMS
 
 
 class ClientSettings(Section):
@@ -26,6 +27,10 @@ class ClientSettings(Section):
     grant_types: tuple[str, ...] | None = None
     resources: tuple[str, ...] = ()
     require_pushed_authorization_requests: bool = False
+    # RFC 9449 §5.2: token requests without a DPoP proof are refused.
+    dpop_bound_access_tokens: bool = False
+    # RFC 9449 §8: this client must use server nonces in its proofs.
+    require_dpop_nonce: bool = False
     secret_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     jwks_file: AnchoredPath | None = None
     introspection: bool = False
@@ -38,6 +43,39 @@ class ClientSettings(Section):
     policy_uri: str | None = None
     tos_uri: str | None = None
     accent_color: str | None = None
+
+
+class DpopSettings(Section):
+    """Sender-constrained tokens (RFC 9449): see docs/dpop.md."""
+
+    # Proof algorithms accepted: asymmetric only (RFC 9449 §4.3), advertised in discovery.
+    algorithms: tuple[str, ...] = SUPPORTED_ALGORITHMS
+    # How old a proof's iat may be, and how far ahead of this server's clock (RFC 9449
+    # §11.1): a short window bounds how long a proof captured in transit stays usable.
+    proof_max_age: Duration = 60.0
+    proof_leeway: Duration = 5.0
+    # Every public client must send proofs (tokens bound to the device's key). Off by
+    # default so existing apps keep working; `bastion check` warns in production.
+    require_for_public_clients: bool = False
+    # Ask every client for server nonces (RFC 9449 §8); a client can also ask alone.
+    require_nonce: bool = False
+    # A nonce is handed out for this long and accepted for up to twice as long.
+    nonce_lifetime: Duration = 120.0
+
+    @model_validator(mode="after")
+    def _check(self) -> DpopSettings:
+        unknown = set(self.algorithms) - set(SUPPORTED_ALGORITHMS)
+        if unknown or not self.algorithms:
+            raise ValueError(
+                "algorithms must be a non-empty list from " + ", ".join(SUPPORTED_ALGORITHMS)
+            )
+        if not 1 <= self.proof_max_age <= 600:
+            raise ValueError("proof_max_age must be between 1 second and 10 minutes")
+        if self.proof_leeway > 60:
+            raise ValueError("proof_leeway above 60 s would accept proofs made far ahead")
+        if not 10 <= self.nonce_lifetime <= 3600:
+            raise ValueError("nonce_lifetime must be between 10 seconds and 1 hour")
+        return self
 
 
 class RegistrationSettings(Section):
@@ -64,6 +102,7 @@ class OAuthSettings(Section):
     default_audience: str | None = None
     clients: tuple[ClientSettings, ...] = ()
     registration: RegistrationSettings = RegistrationSettings()
+    dpop: DpopSettings = DpopSettings()
     # What each scope lets an app do, in words people read on the consent and account
     # pages: one text for every language, or a table of language -> text (docs/pages.md).
     scope_descriptions: dict[str, str | dict[str, str]] = Field(default_factory=dict)

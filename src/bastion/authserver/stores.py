@@ -118,11 +118,18 @@ class GrantStore(Protocol):
         ...
 
     async def rotate_family(
-        self, family_id: str, generation: int, now: float, rotated_by: str, token: IssuedToken
+        self,
+        family_id: str,
+        generation: int,
+        now: float,
+        rotated_by: str,
+        token: IssuedToken,
+        dpop_jkt: str | None = None,
     ) -> bool:
         """In one transaction: move a live family from ``generation`` to the next, recording
         the rotating instance's fingerprint, and index ``token``; False (nothing written)
-        if someone else advanced it first or it is revoked."""
+        if someone else advanced it first or it is revoked. ``dpop_jkt`` binds a family
+        not yet bound to a DPoP key (RFC 9449 §5); a bound family keeps its key."""
         ...
 
     async def reissue_in_family(self, family_id: str, generation: int, token: IssuedToken) -> bool:

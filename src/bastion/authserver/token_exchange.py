@@ -7,16 +7,27 @@ from typing import Any
 
 from bastion.audit import Outcome
 from bastion.authserver.access import Authentication
-from bastion.authserver.grants import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, GrantContext
+from bastion.authserver.grants import (
+    ACCESS_TOKEN_TYPE,
+    JWT_TOKEN_TYPE,
+    GrantContext,
+    jkt,
+    token_type,
+)
 from bastion.errors import OAuthError
 from bastion.oauth import exchange, refresh
 from bastion.oauth.authorize import check_resources
 from bastion.oauth.clients import Client
+from bastion.oauth.dpop import DpopProof, bound_key
 from bastion.oauth.params import Params, scopes
 
 
 async def token_exchange(
-    ctx: GrantContext, client: Client, params: Params, instance: refresh.Instance
+    ctx: GrantContext,
+    client: Client,
+    params: Params,
+    instance: refresh.Instance,
+    proof: DpopProof | None,
 ) -> dict[str, Any]:
     """RFC 8693 §2: a narrower token for another audience, naming the original app in ``act``."""
     if params.require("subject_token_type") != ACCESS_TOKEN_TYPE:
@@ -52,6 +63,10 @@ async def token_exchange(
         act=act,
         family_id=family_id,
         code_hash=code,
+        # With its own proof the client holds the new token by its key (it acts for the
+        # user); without one the subject's binding stays, so an exchange can never turn
+        # a device-bound token into a bearer token (RFC 9449 §6 kept across RFC 8693).
+        jkt=jkt(proof) or bound_key(subject),
     )
     ctx.emit(
         "oauth.token.exchanged",
@@ -60,11 +75,12 @@ async def token_exchange(
         subject=subject["sub"],
         audience=list(targets),
         scope=list(requested),
+        subject_bound=bound_key(subject) is not None,
     )
     return {
         "access_token": token,
         "issued_token_type": ACCESS_TOKEN_TYPE,
-        "token_type": "Bearer",
+        "token_type": token_type(claims),
         "expires_in": claims["exp"] - claims["iat"],
         "scope": " ".join(requested),
     }

@@ -48,7 +48,7 @@ def check(config: Path | None, as_json: bool, strict: bool, route: str | None) -
         _explain(settings, route, as_json)
         return
     warnings = [
-        *oauth_warnings(settings.oauth),
+        *oauth_warnings(settings.oauth, production=settings.is_production),
         *gateway_warnings(settings.gateway),
         *permission_warnings(settings.database_url),
     ]

@@ -109,6 +109,16 @@ def _b64(segment: str) -> bytes:
 _URLSAFE = str.maketrans("-_", "+/")
 
 
+def b64decode(segment: str) -> bytes:
+    """Strict base64url without padding; ``ValueError`` for anything else."""
+    if not _B64URL.fullmatch(segment):
+        raise ValueError("bad base64url")
+    return _b64(segment)
+
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
@@ -119,15 +129,16 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def parse_compact(token: str) -> Compact:
+def parse_compact(token: str, *, max_header: int = MAX_HEADER_BYTES) -> Compact:
     """Header, claims, signing input and signature of a compact JWS whose payload is a
-    JSON object (a JWT), or ``ValueError``. Nothing is trusted until ``verify``."""
+    JSON object (a JWT), or ``ValueError``. Nothing is trusted until ``verify``.
+    ``max_header`` is larger only for tokens that carry their key (DPoP proofs)."""
     match = _COMPACT.fullmatch(token)
     if match is None:
         raise ValueError("not a compact JWS")
     head, body, tail = match.groups()
     # Base64url grows by 4/3: bound the encoded sizes before decoding anything.
-    if len(head) > MAX_HEADER_BYTES * 4 // 3 + 3:
+    if len(head) > max_header * 4 // 3 + 3:
         raise ValueError("header too large")
     if len(body) > MAX_PAYLOAD_BYTES * 4 // 3 + 3:
         raise ValueError("payload too large")
@@ -196,18 +207,17 @@ def _public_key(jwk: Any) -> PublicKey:
     )
 
 
+def public_key(jwk: Mapping[str, Any]) -> PublicKey:
+    """One JWK parsed as ``from_jwks`` parses a set's: ``ValueError`` when it is
+    malformed, private or symmetric."""
+    return PublicKeys.from_jwks({"keys": [dict(jwk)]}).keys[0]
+
+
 def verify(compact: Compact, keys: PublicKeys, algorithms: Collection[str]) -> None:
     """Return if ``compact`` is signed by one of ``keys`` with an allowed algorithm;
     ``ValueError`` otherwise (module docstring: the rules)."""
-    header = compact.header
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in algorithms:
-        raise ValueError("algorithm not allowed")
-    try:
-        _HEADER_CHECK.check_header(header)
-    except JoseError as exc:
-        raise ValueError(f"header refused: {exc.error}") from exc
-    kid = header.get("kid")
+    alg = _checked_alg(compact.header, algorithms)
+    kid = compact.header.get("kid")
     fitting = [key for key in keys.candidates(kid) if _fits(key, alg)]
     if not fitting:
         raise ValueError("no key for this kid and algorithm")
@@ -215,6 +225,27 @@ def verify(compact: Compact, keys: PublicKeys, algorithms: Collection[str]) -> N
         if _verified(key, alg, compact.signing_input, compact.signature):
             return
     raise ValueError("bad signature")
+
+
+def verify_with_key(compact: Compact, key: PublicKey, algorithms: Collection[str]) -> None:
+    """Return if ``compact`` is signed by ``key`` (one the token carries itself, as a DPoP
+    proof does) with an allowed algorithm that fits it; ``ValueError`` otherwise."""
+    alg = _checked_alg(compact.header, algorithms)
+    if not _fits(key, alg):
+        raise ValueError("the key does not fit the algorithm")
+    if not _verified(key, alg, compact.signing_input, compact.signature):
+        raise ValueError("bad signature")
+
+
+def _checked_alg(header: dict[str, Any], algorithms: Collection[str]) -> str:
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in algorithms:
+        raise ValueError("algorithm not allowed")
+    try:
+        _HEADER_CHECK.check_header(header)
+    except JoseError as exc:
+        raise ValueError(f"header refused: {exc.error}") from exc
+    return alg
 
 
 def _fits(key: PublicKey, alg: str) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from bastion.audit import AuditPipeline
 from bastion.authserver.access import DENYLIST_PREFIX, AccessTokens
+from bastion.authserver.dpop import Dpop
 from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.config import Settings
@@ -68,11 +70,17 @@ class JwksFetcher:
             await self._session.close()
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def build_gateway(
     settings: Settings,
     audience: str,
     *,
     access: AccessTokens,
+    dpop: Dpop,
     database: Database,
     hot: HotStore,
     audit: AuditPipeline,
@@ -119,6 +127,8 @@ def build_gateway(
         audit=audit,
         clock=clock,
         guards=guards,
+        dpop=dpop,
+        public_origin=gateway.public_url or _origin(settings.issuer),
         body_timeout=settings.server.body_timeout,
         stale=TTLCache(clock, STALE_ENTRIES),
     )

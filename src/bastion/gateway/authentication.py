@@ -1,4 +1,4 @@
-"""Who is calling: a bearer access token from Bastion or from a declared external issuer.
+"""Who is calling: an access token from Bastion or from a declared external issuer.
 
 The signature and claims of a token are checked once; the result is cached under the
 token's SHA-256 until it expires, so a busy app pays for one signature check per token,
@@ -144,10 +144,12 @@ def external_claims_problem(
     typ = str(header.get("typ", ""))
     if typ.lower() not in {t.lower() for t in settings.token_types}:
         return "typ not accepted"
-    if "cnf" in claims:
-        # A sender-constrained token (RFC 9449 DPoP, RFC 8705 mTLS) is not a bearer token:
-        # accepting it without the proof would strip the constraint.
-        return "sender-constrained token presented as bearer"
+    cnf = claims.get("cnf")
+    if cnf is not None and not (isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str)):
+        # A constraint other than DPoP (RFC 8705 mTLS's x5t#S256, say) cannot be checked
+        # here, and accepting the token without it would strip the constraint. A DPoP
+        # binding (cnf.jkt) is checked on every request by the dpop step.
+        return "sender constraint other than DPoP"
     registry = claims_registry(
         issuer=settings.issuer, now=now, audiences=settings.audience, required=("exp", "sub")
     )

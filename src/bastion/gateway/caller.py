@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.errors import BEARER_REALM, Unauthenticated
+from bastion.oauth.dpop import bound_key as token_key
 
 BASTION = "bastion"
 REALM = BEARER_REALM
@@ -29,15 +30,30 @@ class Caller:
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
-def bearer_token(authorization: str | None) -> str:
-    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1), or Unauthenticated."""
+def presented_token(authorization: str | None) -> tuple[str, str]:
+    """The scheme ("bearer" or "dpop") and token of an ``Authorization`` header (RFC 6750
+    §2.1, RFC 9449 §7.1), or Unauthenticated."""
     if not authorization:
         raise Unauthenticated("An access token is required.", error=None)
     scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token or len(token) > MAX_TOKEN_BYTES:
+    scheme, token = scheme.lower(), token.strip()
+    if (
+        scheme not in ("bearer", "dpop")
+        or not token
+        or " " in token
+        or len(token) > MAX_TOKEN_BYTES
+    ):
         raise Unauthenticated("The access token is invalid.", error="invalid_request")
-    return token
+    return scheme, token
+
+
+def bound_key(caller: Caller) -> str | None:
+    """The RFC 7638 thumbprint the caller's token is bound to (``cnf.jkt``, RFC 9449
+    §6.1), or None for a bearer token; remembered with the cached token."""
+    if "jkt" not in caller.memo:
+        caller.memo["jkt"] = token_key(caller.claims)
+    value: str | None = caller.memo["jkt"]
+    return value
 
 
 def claim_text(caller: Caller, claim: str) -> str | None:

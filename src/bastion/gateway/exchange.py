@@ -16,6 +16,7 @@ import orjson
 from starlette.types import Message, Receive, Scope, Send
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
+from bastion.authserver.dpop import Dpop
 from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.errors import BodyTooLarge, InvalidInput, RequestTimeout, UpstreamFailure
@@ -41,6 +42,10 @@ class Services:
     audit: AuditPipeline
     clock: Clock
     guards: Guards
+    # DPoP proofs (RFC 9449): checks, replay memory, nonces; and the origin of the
+    # gateway as a proof's htu names it.
+    dpop: Dpop
+    public_origin: str
     body_timeout: float
     # The last good answer per (route, URL, caller), for stale fallbacks; keyed by the
     # caller too, so a fallback never hands one user's data to another.
@@ -96,6 +101,8 @@ class Exchange:
     # The query the upstream receives (pagination rewrites it).
     query_string: bytes = b""
     caller: Caller | None = None
+    # The Authorization header's scheme ("bearer" or "dpop") and token, once parsed.
+    presented: tuple[str, str] | None = None
     object_id: str | None = None
     # The id a create makes, when the app chose it (path or body), and whether this
     # request reserved it in the ownership registry.

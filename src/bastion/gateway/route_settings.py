@@ -233,6 +233,8 @@ class RouteSettings(Section):
     clients: tuple[str, ...] = ()
     acr: str | None = None
     max_auth_age: Duration | None = None
+    # Only sender-constrained tokens (RFC 9449 DPoP): a bearer token is refused.
+    require_dpop: bool = False
     upstream_scopes: tuple[str, ...] | None = None
     forward_headers: tuple[str, ...] = ()
     max_body_bytes: int | None = Field(None, ge=0)
@@ -330,6 +332,8 @@ class RouteSettings(Section):
             part in ("user", "client", "tier") for limit in self.limits for part in limit.by
         ):
             raise ValueError("a public route has no user, client or tier to limit by")
+        if self.is_public and self.require_dpop:
+            raise ValueError("a public route has no token to constrain (require_dpop)")
         if objects.response_owner is not None and "HEAD" in self.methods:
             # A HEAD answer has no body to find the owner in: it would leak existence.
             raise ValueError("objects.response_owner cannot protect HEAD")

@@ -250,10 +250,20 @@ class GatewaySettings(Section):
     audience: str | None = None
     # The client named in internal tokens (RFC 8693 §4.1 "act" names the app).
     client_id: str = "bastion-gateway"
+    # The origin apps reach the gateway at, as a DPoP proof's htu names it (RFC 9449
+    # §4.3); by default the issuer's origin (Bastion serves both).
+    public_url: str | None = None
     token_cache_size: int = Field(10_000, ge=0, le=1_000_000)
     upstreams: tuple[UpstreamSettings, ...] = ()
     issuers: tuple[IssuerSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", value):
+            raise ValueError("public_url is an origin such as https://api.example.com")
+        return value
 
     @field_validator("prefix")
     @classmethod

@@ -26,6 +26,8 @@ PAR_URN_PREFIX = "urn:ietf:params:oauth:request_uri:"
 _RESOURCE = re.compile(r"[a-z][a-z0-9+.\-]*:[^\s#]+")
 # Enough for a dozen language tags; the rest of a longer value is ignored.
 MAX_UI_LOCALES = 256
+# RFC 7638 SHA-256 thumbprint, base64url: always 43 characters (RFC 9449 §10).
+JKT = re.compile(r"[A-Za-z0-9_\-]{43}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class AuthorizationRequest:
     redirect_uri_given: bool = True
     # OIDC Core §3.1.2.1: the languages the app prefers for Bastion's pages, in order.
     ui_locales: str | None = None
+    # RFC 9449 §10: the thumbprint of the DPoP key the code will be bound to.
+    dpop_jkt: str | None = None
 
     @property
     def wants_openid(self) -> bool:
@@ -98,6 +102,9 @@ def validate(
     if "none" in prompt and len(prompt) > 1:
         raise OAuthError("invalid_request", "prompt=none cannot be combined with other values")
     max_age = _max_age(params.get("max_age"))
+    dpop_jkt = params.get("dpop_jkt")
+    if dpop_jkt is not None and not JKT.fullmatch(dpop_jkt):
+        raise OAuthError("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint")
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=redirect_uri,
@@ -111,6 +118,7 @@ def validate(
         acr_values=tuple((params.get("acr_values") or "").split()),
         redirect_uri_given=params.get("redirect_uri") is not None,
         ui_locales=(params.get("ui_locales") or "")[:MAX_UI_LOCALES] or None,
+        dpop_jkt=dpop_jkt,
     )
 
 

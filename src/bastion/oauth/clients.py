@@ -161,6 +161,10 @@ class Client:
     resources: frozenset[str] = frozenset()
     name: str = ""
     require_pushed_authorization_requests: bool = False
+    # RFC 9449 §5.2: every token request must carry a DPoP proof.
+    dpop_bound_access_tokens: bool = False
+    # RFC 9449 §8: every proof must carry the server's current nonce.
+    require_dpop_nonce: bool = False
     secret_hash: str | None = field(default=None, repr=False)
     jwks: Mapping[str, Any] | None = None
     enabled: bool = True
@@ -199,6 +203,8 @@ class Client:
             "scope": " ".join(sorted(self.scopes)),
             "resources": sorted(self.resources),
             "require_pushed_authorization_requests": self.require_pushed_authorization_requests,
+            "dpop_bound_access_tokens": self.dpop_bound_access_tokens,
+            "require_dpop_nonce": self.require_dpop_nonce,
             "jwks": dict(self.jwks) if self.jwks else None,
             "enabled": self.enabled,
             "source": self.source,

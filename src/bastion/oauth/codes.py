@@ -50,6 +50,8 @@ class CodeGrant:
     # RFC 6749 §4.1.3: redirect_uri is required at the token endpoint only if the
     # authorization request included it.
     redirect_uri_given: bool = True
+    # RFC 9449 §10: the thumbprint of the DPoP key the authorization request named.
+    dpop_jkt: str | None = None
 
 
 def check_redemption(

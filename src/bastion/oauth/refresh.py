@@ -55,6 +55,9 @@ class Family:
     amr: tuple[str, ...] = ()
     # Fingerprint of the instance that made the latest rotation; "" when unknown.
     rotated_by: str = ""
+    # RFC 9449 §5: a public client's family is bound to the DPoP key it began with;
+    # every refresh must prove that key. None: not bound.
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,10 @@ def access_token_claims(
     amr: Sequence[str] = (),
     act: Mapping[str, Any] | None = None,
     jti: str | None = None,
+    jkt: str | None = None,
 ) -> dict[str, Any]:
-    """RFC 9068 §2.2 claims. ``cnf`` (sender constraint) is left to the DPoP layer."""
+    """RFC 9068 §2.2 claims; ``jkt``, the thumbprint of a DPoP key, binds the token to
+    that key (RFC 9449 §6.1: ``cnf.jkt``)."""
     if lifetime < MIN_LIFETIME:
         # A caller computing a lifetime must refuse before it gets here; zero in
         # particular is a lifetime, never "use the default".
@@ -69,6 +71,8 @@ def access_token_claims(
         claims["amr"] = list(amr)
     if act:
         claims["act"] = dict(act)
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}
     return claims
 
 

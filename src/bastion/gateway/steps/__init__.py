@@ -12,6 +12,7 @@ from bastion.gateway.steps.base import Step
 from bastion.gateway.steps.body_claims import BodyClaims
 from bastion.gateway.steps.claim_bindings import ClaimBindings
 from bastion.gateway.steps.credential import UpstreamCredential
+from bastion.gateway.steps.dpop import SenderConstraint
 from bastion.gateway.steps.fallback import StaleFallback
 from bastion.gateway.steps.idempotency import Idempotency
 from bastion.gateway.steps.identifiers import Identifiers
@@ -26,6 +27,7 @@ from bastion.gateway.steps.validation import InputValidation
 ORDER: tuple[type[Step], ...] = (
     AddressLimits,
     Authentication,
+    SenderConstraint,
     Authorization,
     Identifiers,
     ClaimBindings,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from bastion.authserver.stores import Issuance, IssuedToken
@@ -49,6 +49,7 @@ def _code(row: Row) -> CodeGrant:
         expires_at=row["expires_at"],
         consumed_at=row["consumed_at"],
         redirect_uri_given=bool(row["redirect_uri_given"]),
+        dpop_jkt=row["dpop_jkt"],
     )
 
 
@@ -71,6 +72,7 @@ def _family(row: Row) -> Family:
         acr=row["acr"],
         amr=load_tuple(row["amr"]),
         rotated_by=row["rotated_by"] or "",
+        dpop_jkt=row["dpop_jkt"],
     )
 
 
@@ -91,6 +93,7 @@ def _family_values(family: Family) -> dict[str, Any]:
         "created_at": family.created_at,
         "last_used_at": family.last_used_at,
         "expires_at": family.expires_at,
+        "dpop_jkt": family.dpop_jkt,
     }
 
 
@@ -125,7 +128,8 @@ _LINK_UNREPLAYED_CODE = (
 )
 _ADVANCE_FAMILY = (
     "UPDATE refresh_families SET generation = :generation + 1, rotated_at = :now,"
-    " last_used_at = :now, rotated_by = :rotated_by"
+    " last_used_at = :now, rotated_by = :rotated_by,"
+    " dpop_jkt = COALESCE(dpop_jkt, :dpop_jkt)"
     " WHERE family_id = :family_id AND generation = :generation AND revoked_at IS NULL"
 )
 # Takes the family's row lock (PostgreSQL) or the write lock (SQLite) without changing
@@ -137,7 +141,7 @@ _HOLD_LIVE_FAMILY = (
 _FAMILY_COLUMNS = [
     *("family_id", "salt", "client_id", "subject", "session_id", "scope", "resources"),
     *("auth_time", "acr", "amr", "generation", "rotated_at", "created_at"),
-    *("last_used_at", "expires_at"),
+    *("last_used_at", "expires_at", "dpop_jkt"),
 ]
 _TOKEN_COLUMNS = ["jti", "client_id", "subject", "family_id", "code_hash", "expires_at"]
 _INSERT_FAMILY = _insert_sql("refresh_families", _FAMILY_COLUMNS)
@@ -230,6 +234,7 @@ class SqlGrantStore:
                 issued_at=grant.issued_at,
                 expires_at=grant.expires_at,
                 redirect_uri_given=grant.redirect_uri_given,
+                dpop_jkt=grant.dpop_jkt,
             )
         )
 
@@ -306,13 +311,20 @@ class SqlGrantStore:
             return await _issue(tx, code_hash, family, token)
 
     async def rotate_family(
-        self, family_id: str, generation: int, now: float, rotated_by: str, token: IssuedToken
+        self,
+        family_id: str,
+        generation: int,
+        now: float,
+        rotated_by: str,
+        token: IssuedToken,
+        dpop_jkt: str | None = None,
     ) -> bool:
         advance = {
             "family_id": family_id,
             "generation": generation,
             "now": now,
             "rotated_by": rotated_by or None,
+            "dpop_jkt": dpop_jkt,
         }
         direct = self._database.direct
         if direct is not None:
@@ -339,6 +351,7 @@ class SqlGrantStore:
                     rotated_at=now,
                     last_used_at=now,
                     rotated_by=rotated_by or None,
+                    dpop_jkt=func.coalesce(refresh_families.c.dpop_jkt, dpop_jkt),
                 )
             ):
                 return False

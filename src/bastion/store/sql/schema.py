@@ -73,6 +73,9 @@ clients = Table(
     Column("statement_values", Text, nullable=True),
     # JSON: RFC 7591 logo_uri, client_uri, policy_uri, tos_uri and the accent colour.
     Column("branding", Text, nullable=True),
+    # RFC 9449 §5.2 dpop_bound_access_tokens, and whether server nonces are required (§8).
+    Column("dpop_bound", Boolean, nullable=False, server_default=false()),
+    Column("dpop_nonce", Boolean, nullable=False, server_default=false()),
 )
 
 users = Table(
@@ -108,6 +111,8 @@ authorization_codes = Table(
     Column("family_id", String(64), nullable=True),
     Column("redirect_uri_given", Boolean, nullable=False, server_default=true()),
     Column("replayed_at", Double, nullable=True),
+    # RFC 9449 §10: the DPoP key the authorization request named (dpop_jkt).
+    Column("dpop_jkt", String(64), nullable=True),
     # Pruning: codes without a family by expiry; the others go with their family.
     Index("ix_authorization_codes_family_id_expires_at", "family_id", "expires_at"),
 )
@@ -134,6 +139,8 @@ refresh_families = Table(
     Column("revoked_reason", String(64), nullable=True),
     # Keyed fingerprint of the instance that made the latest rotation (refresh grace).
     Column("rotated_by", String(64), nullable=True),
+    # RFC 9449 §5: the DPoP key a public client's family is bound to for its whole life.
+    Column("dpop_jkt", String(64), nullable=True),
     Index("ix_refresh_families_subject", "subject"),
     Index("ix_refresh_families_session_id", "session_id"),
     Index("ix_refresh_families_expires_at", "expires_at"),

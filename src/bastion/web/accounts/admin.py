@@ -30,6 +30,7 @@ from bastion.errors import (
     UserExists,
     WeakPassword,
 )
+from bastion.oauth.dpop import DpopError
 from bastion.web.accounts import admin_schema as schema
 from bastion.web.oauth.common import json_object
 from bastion.web.openapi import Operation, document_route
@@ -44,6 +45,14 @@ def _refused(exc: OAuthError) -> Response:
     return problem_response(exc.status, headers={"www-authenticate": header}, detail=exc.error)
 
 
+def _refused_proof(server: AuthServer, exc: DpopError) -> Response:
+    """RFC 9449 §7.1: refusals about the binding are challenged under the DPoP scheme."""
+    headers = {"www-authenticate": f'DPoP error="{exc.error}", algs="{server.dpop.algs}"'}
+    if exc.error == "use_dpop_nonce":
+        headers["dpop-nonce"] = server.dpop.current_nonce()
+    return problem_response(401, headers=headers, detail=exc.error)
+
+
 def _invalid_token() -> OAuthError:
     return OAuthError("invalid_token", "not an admin token", status=401)
 
@@ -52,14 +61,23 @@ async def _administrator(server: AuthServer, request: Request) -> Accounts:
     """The accounts service acting for the calling client, once its token says it may
     administer users; ``OAuthError`` (RFC 6750 §3.1 codes) otherwise."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    scheme, token = scheme.lower(), token.strip()
+    if scheme not in ("bearer", "dpop") or not token:
         raise _invalid_token()
     try:
-        claims = await server.access.verify(
-            token.strip(), audience=f"{server.settings.issuer}/admin"
-        )
+        claims = await server.access.verify(token, audience=f"{server.settings.issuer}/admin")
     except OAuthError as exc:
         raise _invalid_token() from exc
+    # RFC 9449 §7: a DPoP-bound admin token needs its proof; never as a bearer token.
+    await server.dpop.check_presentation(
+        scheme=scheme,
+        token=token,
+        claims=claims,
+        values=request.headers.getlist("dpop"),
+        method=request.method,
+        uri=f"{server.settings.issuer}{request.url.path}",
+        nonce=await server.dpop.nonce_required_for(str(claims.get("client_id"))),
+    )
     if "auth_time" in claims or "act" in claims or claims["sub"] != claims["client_id"]:
         # A user's token, or one exchanged for a service, never administers accounts.
         raise _invalid_token()
@@ -78,6 +96,8 @@ def admin_route(operation: Operation, handler: AdminHandler, server: AuthServer)
             accounts = await _administrator(server, request)
         except OAuthError as exc:
             return _refused(exc)
+        except DpopError as exc:
+            return _refused_proof(server, exc)
         try:
             return await handler(accounts, request)
         except (WeakPassword, AccountRuleError) as exc:

@@ -29,10 +29,12 @@ from bastion.accounts.levels import (
 from bastion.accounts.records import BrowserSession
 from bastion.audit import Outcome
 from bastion.authserver.browser import Browser
+from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError, UnsafeRedirect
 from bastion.oauth.authorize import PAR_URN_PREFIX, AuthorizationRequest, identify, validate
 from bastion.oauth.clients import Client
 from bastion.oauth.codes import CodeGrant, code_hash, new_code
+from bastion.oauth.dpop import DpopError
 from bastion.oauth.params import Params, parse
 from bastion.web.oauth.answers import audit, page_route, redirect_error, redirect_to_client
 from bastion.web.oauth.common import authenticate, form, oauth_error, oauth_json
@@ -203,6 +205,7 @@ async def complete_authorization(
             issued_at=now,
             expires_at=now + browser.server.settings.oauth.code_lifetime,
             redirect_uri_given=auth_request.redirect_uri_given,
+            dpop_jkt=auth_request.dpop_jkt,
         )
     )
     if interaction_id:
@@ -229,13 +232,23 @@ async def pushed_authorization_request(browser: Browser, request: Request) -> Re
         if "request_uri" in params:
             raise OAuthError("invalid_request", "request_uri cannot be pushed")
         identified, redirect_uri = identify(params, {client.client_id: client}.get)
-        validate(params, identified, redirect_uri, pushed=True)
+        pushed = validate(params, identified, redirect_uri, pushed=True)
+        dpop_jkt = await _pushed_key(server, request, client, pushed.dpop_jkt)
+    except DpopError as exc:
+        # RFC 9449 §8: a nonce-less proof is answered with the nonce to use.
+        headers = (
+            {"dpop-nonce": server.dpop.current_nonce()} if exc.error == "use_dpop_nonce" else {}
+        )
+        return oauth_json({"error": exc.error, "error_description": exc.description}, 400, headers)
     except OAuthError as exc:
         return oauth_error(exc)
     handle = secrets.token_urlsafe(24)
     # Client credentials authenticated this push; they are not part of the request.
-    pairs = [(name, params.get(name)) for name in sorted(params.names() - CLIENT_AUTH_PARAMS)]
+    names = params.names() - CLIENT_AUTH_PARAMS - {"dpop_jkt"}
+    pairs = [(name, params.get(name)) for name in sorted(names)]
     pairs += [("resource", resource) for resource in params.resources]
+    if dpop_jkt is not None:
+        pairs.append(("dpop_jkt", dpop_jkt))
     lifetime = server.settings.oauth.par_lifetime
     await server.hot.set(
         f"par:{handle}", orjson.dumps({"client_id": client.client_id, "pairs": pairs}), ttl=lifetime
@@ -244,6 +257,29 @@ async def pushed_authorization_request(browser: Browser, request: Request) -> Re
     return oauth_json(
         {"request_uri": PAR_URN_PREFIX + handle, "expires_in": int(lifetime)}, status=201
     )
+
+
+async def _pushed_key(
+    server: AuthServer, request: Request, client: Client, named: str | None
+) -> str | None:
+    """RFC 9449 §10.1: a DPoP proof sent with the push binds the code to its key, as
+    ``dpop_jkt`` does; when both are sent they must name the same key."""
+    values = request.headers.getlist("dpop")
+    if not values:
+        return named
+    proof = await server.dpop.check(
+        values,
+        method="POST",
+        uri=f"{server.settings.issuer}/par",
+        actor=f"client:{client.client_id}",
+        nonce=server.dpop.nonce_required(client),
+    )
+    if named is not None and named != proof.jkt:
+        server.dpop.refused(
+            f"client:{client.client_id}", "wrong_key", f"{server.settings.issuer}/par"
+        )
+        raise DpopError("wrong_key", "dpop_jkt does not name the DPoP proof's key")
+    return proof.jkt
 
 
 def routes(browser: Browser) -> list[Route]:

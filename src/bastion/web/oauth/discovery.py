@@ -27,6 +27,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "require_pushed_authorization_requests": False,
         "revocation_endpoint": f"{base}/revoke",
         "introspection_endpoint": f"{base}/introspect",
+        # RFC 9449 §5.1: proofs are accepted at the token endpoint with these algorithms.
+        "dpop_signing_alg_values_supported": list(settings.oauth.dpop.algorithms),
         "userinfo_endpoint": f"{base}/userinfo",
         "end_session_endpoint": f"{base}/logout",
         "acr_values_supported": list(ACR_VALUES),

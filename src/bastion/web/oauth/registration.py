@@ -64,6 +64,7 @@ def _information(server: AuthServer, client: Client) -> dict[str, Any]:
         "response_types": metadata["response_types"],
         "scope": metadata["scope"],
         "jwks": metadata["jwks"],
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "registration_client_uri": f"{server.settings.issuer}/register/{client.client_id}",
         **client.branding.to_metadata(),
     }

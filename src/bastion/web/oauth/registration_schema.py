@@ -58,6 +58,9 @@ class ClientMetadata(BaseModel):
     )
     jwks: JwkSet | None = None
     jwks_uri: None = Field(None, description="not supported: send jwks")
+    dpop_bound_access_tokens: bool | None = Field(
+        None, description="RFC 9449 §5.2: every token request must carry a DPoP proof"
+    )
     software_statement: str | None = Field(
         None, description="a JWT signed by the operator (RFC 7591 §2.3)"
     )
@@ -83,6 +86,7 @@ _ORDER = (
     "scope",
     "client_name",
     *BRANDING,
+    "dpop_bound_access_tokens",
     "redirect_uris",
 )
 
@@ -102,6 +106,8 @@ def _refusal(where: tuple[int | str, ...]) -> OAuthError:
                 "invalid_client_metadata", "jwks must hold public EC, OKP or RSA keys only"
             )
         return OAuthError("invalid_client_metadata", "jwks must be a JWK Set")
+    if name == "dpop_bound_access_tokens":
+        return OAuthError("invalid_client_metadata", f"{name} must be a boolean")
     kind = "a list of strings" if name in _LISTS else "a string"
     return OAuthError("invalid_client_metadata", f"{name} must be {kind}")
 
@@ -132,6 +138,7 @@ class ClientInformation(BaseModel):
     response_types: list[str]
     scope: str
     jwks: JwkSet | None = Field(None, description="present when the client has keys")
+    dpop_bound_access_tokens: bool
     registration_client_uri: str = Field(description="where to read, update or delete it")
 
 

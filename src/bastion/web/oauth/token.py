@@ -1,4 +1,5 @@
-"""The token endpoint (RFC 6749 §3.2): POST only, never cached."""
+"""The token endpoint (RFC 6749 §3.2): POST only, never cached; DPoP proofs (RFC 9449
+§5) checked before any grant is judged."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.grant_types import HANDLERS
 from bastion.authserver.server import AuthServer
 from bastion.errors import OAuthError
+from bastion.oauth.clients import Client
+from bastion.oauth.dpop import DpopError, DpopProof
 from bastion.oauth.refresh import Instance
 from bastion.web.oauth.common import authenticate, form, oauth_error, oauth_json
 
 
 async def token(server: AuthServer, request: Request) -> Response:
+    client: Client | None = None
     try:
         params = await form(request)
         client = await authenticate(server, request, params)
@@ -34,7 +38,14 @@ async def token(server: AuthServer, request: Request) -> Response:
                 )
             )
             raise OAuthError("unauthorized_client", "this client may not use this grant type")
-        return oauth_json(await handler(server.grants, client, params, _instance(request)))
+        proof = await _proof(server, request, client)
+        body = await handler(server.grants, client, params, _instance(request), proof)
+        return oauth_json(body, headers=_nonce(server, client))
+    except DpopError as exc:
+        # RFC 9449 §5.1 / §8: a 400 with the DPoP error code; use_dpop_nonce carries the
+        # nonce to use, and so does every answer to a client that must use nonces.
+        headers = _nonce(server, client, force=exc.error == "use_dpop_nonce")
+        return oauth_json({"error": exc.error, "error_description": exc.description}, 400, headers)
     except OAuthError as exc:
         # One record for every refusal, whatever stage raised it (the grants add detail).
         server.grants.audit.emit(
@@ -45,7 +56,36 @@ async def token(server: AuthServer, request: Request) -> Response:
                 details={"error": exc.error, "reason": exc.description},
             )
         )
-        return oauth_error(exc)
+        response = oauth_error(exc)
+        response.headers.update(_nonce(server, client))
+        return response
+
+
+async def _proof(server: AuthServer, request: Request, client: Client) -> DpopProof | None:
+    """The request's DPoP proof, checked; None when it has none and needs none."""
+    dpop = server.dpop
+    values = request.headers.getlist("dpop")
+    actor = f"client:{client.client_id}"
+    if not values:
+        if dpop.required(client):
+            dpop.refused(actor, "missing", server.token_endpoint)
+            raise DpopError("missing", "this client must send a DPoP proof")
+        return None
+    return await dpop.check(
+        values,
+        method="POST",
+        uri=server.token_endpoint,
+        actor=actor,
+        nonce=dpop.nonce_required(client),
+    )
+
+
+def _nonce(server: AuthServer, client: Client | None, *, force: bool = False) -> dict[str, str]:
+    """``DPoP-Nonce`` (RFC 9449 §8.2) for a client that must use server nonces: on every
+    answer, so the next proof can carry the newest one."""
+    if force or server.dpop.nonce_required(client):
+        return {"dpop-nonce": server.dpop.current_nonce()}
+    return {}
 
 
 def _instance(request: Request) -> Instance:
