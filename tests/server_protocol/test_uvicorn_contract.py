@@ -36,7 +36,13 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 EXTENDED = ("connection_made", "connection_lost", "on_message_begin", "on_headers_complete")
 # Read or written on the protocol, and on the cycle of the request being answered.
 PROTOCOL_ATTRIBUTES = ("loop", "transport", "client", "cycle", "app_state")
-CYCLE_ATTRIBUTES = ("keep_alive", "response_complete")
+CYCLE_ATTRIBUTES = (
+    "keep_alive",
+    "response_complete",
+    "response_started",
+    "disconnected",
+    "transport",
+)
 
 
 class FakeTransport(asyncio.Transport):

@@ -15,7 +15,9 @@ which are why pyproject.toml bounds uvicorn (``<0.56``):
 - its parser callbacks ``connection_made``, ``connection_lost``, ``on_message_begin``
   and ``on_headers_complete``, each extended here around uvicorn's own;
 - ``RequestResponseCycle.response_complete``, and ``RequestResponseCycle.keep_alive``,
-  which set to False makes uvicorn answer with ``connection: close`` and close after it.
+  which set to False makes uvicorn answer with ``connection: close`` and close after it;
+- ``RequestResponseCycle.transport`` (what the cycle writes its answer to, replaced by
+  ``OneWrite``) and ``response_started`` and ``disconnected`` (read by it).
 
 The 408 is written to the transport as raw HTTP/1.1 bytes because no ASGI request
 exists yet to answer through.
@@ -86,6 +88,62 @@ def _timeout_answer() -> bytes:
     return head.encode("latin-1") + body
 
 
+class OneWrite(asyncio.Transport):
+    """The transport a request's cycle writes to: the answer's head is held until the
+    first write of its body, and both leave in one call, so a whole answer costs one
+    write system call instead of two.
+
+    uvicorn writes the status line and header section in one ``write`` and the body in
+    another; uvloop sends each at once (a system call each, and on loopback the
+    receiver's TCP processing too). Nothing is reordered or dropped: the held head goes
+    out before any other write or close, and at the latest at the next turn of the
+    event loop, so a streamed answer whose body is slow to come still shows its head
+    at once.
+    """
+
+    __slots__ = ("_cycle", "_held", "_loop", "_transport")
+
+    def __init__(
+        self, transport: asyncio.Transport, cycle: Any, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        super().__init__()
+        self._transport = transport
+        self._cycle = cycle
+        self._loop = loop
+        # None before the head was written; the head while it is held; b"" after.
+        self._held: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        held = self._held
+        if held:
+            self._held = b""
+            self._transport.writelines((held, data))
+        elif held is None and self._cycle.response_started:
+            # The first write once the answer has started is its head (a 100 Continue
+            # is written before that, and passes through).
+            self._held = bytes(data)
+            self._loop.call_soon(self._flush)
+        else:
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        held = self._held
+        if held:
+            self._held = b""
+            if not self._cycle.disconnected and not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+
 class GuardedHttpTools(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header deadline and a request cap
     (``bastion serve`` passes it as ``http=``)."""
@@ -125,9 +183,16 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._deadline = None
         self._served += 1
         super().on_headers_complete()
-        if self._served >= self._guard.max_requests and self.cycle is not None:
+        cycle = self.cycle
+        if cycle is None:
+            return
+        if cycle.transport is self.transport:
+            # A new request (an upgrade keeps the cycle before it): its answer is
+            # written through OneWrite. Its task has not run yet.
+            cycle.transport = OneWrite(self.transport, cycle, self.loop)
+        if self._served >= self._guard.max_requests:
             # The answer says "connection: close" and the connection ends after it.
-            self.cycle.keep_alive = False
+            cycle.keep_alive = False
 
     def _arm(self) -> None:
         self._deadline = self.loop.time() + self._guard.header_timeout
