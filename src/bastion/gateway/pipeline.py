@@ -161,12 +161,14 @@ class Gateway:
         ex.object_id = route.object_id(match.params)
         # CORS fields depend on this request's Origin: every answer gets them once, and
         # they are never stored with an answer (replays and stale copies add their own).
-        ex.extra += cors.response_headers(route.settings.cors, headers.get("origin"))
+        if route.settings.cors is not None:
+            ex.extra += cors.response_headers(route.settings.cors, headers.get("origin"))
         try:
-            ex.query_string = scope.get("query_string", b"")
-            ex.query = parse_query(ex.query_string)
-            if any(name in ex.query for name in TOKEN_PARAMETERS):
-                raise InvalidInput("Access tokens are not accepted in the URL.")
+            query_string = ex.query_string = scope.get("query_string", b"")
+            if query_string:  # an empty one leaves the exchange's empty query
+                ex.query = parse_query(query_string)
+                if any(name in ex.query for name in TOKEN_PARAMETERS):
+                    raise InvalidInput("Access tokens are not accepted in the URL.")
             await self._chains[route.label].run(ex)
         except ProblemError as exc:
             if _is_refusal(exc):
