@@ -12,6 +12,7 @@ import gzip
 import socket
 import ssl
 import struct
+import time
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -424,6 +425,35 @@ async def test_a_silent_upstream_times_out() -> None:
         p = pool(port, read_timeout=0.2)
         with pytest.raises(TimeoutError):
             await p.request("GET", "/x", [], None)
+        await p.close()
+
+
+async def test_one_timer_serves_a_kept_alive_connection_and_still_times_out() -> None:
+    """The read/total timer is left running between waits (one per connection, not one
+    per wait): it must not fire on a later request early, nor miss it."""
+    answered = 0
+
+    def first_two(_: bytes) -> bytes:
+        nonlocal answered
+        answered += 1
+        return ok()(b"") if answered <= 2 else b""  # then silent
+
+    async with scripted(first_two) as (_, port):
+        p = pool(port, read_timeout=0.3, total_timeout=5)
+        assert (await fetch(p))[0] == 200
+        [conn] = p._idle
+        timer = conn._timer
+        assert timer is not None
+        assert (await fetch(p))[0] == 200
+        assert conn._timer is timer  # the same timer, not one per wait
+        await asyncio.sleep(0.2)  # the first request's deadline passes during the next
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await p.request("GET", "/x", [], None)
+        waited = time.monotonic() - started
+        assert 0.25 <= waited < 2.0
+        assert conn.closed
+        assert conn._timer is None
         await p.close()
 
 
