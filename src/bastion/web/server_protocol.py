@@ -14,6 +14,9 @@ which are why pyproject.toml bounds uvicorn (``<0.56``):
   answered, or None) and ``app_state`` (the ASGI lifespan state, see below);
 - its parser callbacks ``connection_made``, ``connection_lost``, ``on_message_begin``
   and ``on_headers_complete``, each extended here around uvicorn's own;
+- ``on_response_complete``, restated without its keep-alive timer (``server_state``,
+  ``flow``, ``pipeline``, ``_start_asgi_task``, ``timeout_keep_alive`` and
+  ``timeout_keep_alive_handler``), and ``_unset_keepalive_if_required``, extended;
 - ``RequestResponseCycle.response_complete``, and ``RequestResponseCycle.keep_alive``,
   which set to False makes uvicorn answer with ``connection: close`` and close after it;
 - ``RequestResponseCycle.transport`` (what the cycle writes its answer to, replaced by
@@ -60,6 +63,9 @@ from bastion.web.settings import ServerSettings
 log = logging.getLogger("bastion.guards")
 
 STATE_KEY = "bastion.connection_guard"
+# A timer left running counts as due this close to its deadline (loop clocks tick in
+# milliseconds; one moved by less would fire again at once).
+TIMER_SLACK = 0.001
 
 
 @dataclass(frozen=True)
@@ -227,6 +233,11 @@ class GuardedHttpTools(HttpToolsProtocol):
     # find no deadline (or a later one, which it waits for): a timer per request cost
     # ~1% of the gateway's throughput, and a connection sees at most one per timeout.
     _header_timer: asyncio.TimerHandle | None
+    # The keep-alive deadline between an answer and the next request (a loop time, else
+    # None) and its timer, kept the same way: uvicorn schedules a timer after every answer
+    # and cancels it when the next request arrives.
+    _idle_until: float | None
+    _idle_timer: asyncio.TimerHandle | None
     _served: int
 
     def connection_made(self, transport: Any) -> None:
@@ -235,6 +246,8 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._guard = self.app_state.get(STATE_KEY, UNPUBLISHED)
         self._deadline = None
         self._header_timer = None
+        self._idle_until = None
+        self._idle_timer = None
         self._served = 0
         super().connection_made(transport)
         self._arm()
@@ -245,6 +258,42 @@ class GuardedHttpTools(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
         super().connection_lost(exc)
+        self._idle_until = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def on_response_complete(self) -> None:
+        # uvicorn's own, but for the keep-alive timer (see _idle_until).
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_until = self.loop.time() + self.timeout_keep_alive
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_at(self._idle_until, self._idle_check)
+
+    def _unset_keepalive_if_required(self) -> None:
+        # Called by uvicorn when data arrives and when the connection ends.
+        self._idle_until = None
+        super()._unset_keepalive_if_required()
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        until = self._idle_until
+        if until is None:
+            return  # a request came; the next answer starts a timer again
+        if self.loop.time() < until - TIMER_SLACK:
+            # Set after a later answer than the one this timer was started for.
+            self._idle_timer = self.loop.call_at(until, self._idle_check)
+            return
+        self._idle_until = None
+        self.timeout_keep_alive_handler()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
