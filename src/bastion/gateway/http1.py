@@ -75,6 +75,20 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
+def _fields_sendable(headers: Sequence[tuple[str, str]]) -> bool:
+    """Every name a token and no value with a control character but tab: one search over
+    the names joined by a token character and one over the values joined by a tab, which
+    accept exactly what a search per field accepts (a request has several fields)."""
+    if not headers:
+        return True
+    names = [name for name, _ in headers]
+    return (
+        all(names)
+        and _TOKEN.fullmatch("a".join(names)) is not None
+        and _CONTROL.search("\t".join([value for _, value in headers])) is None
+    )
+
+
 class ConnectFailed(ConnectionError):
     """No connection to the upstream: refused, unreachable, or the TLS handshake failed.
     Nothing was sent."""
@@ -556,10 +570,10 @@ class Pool:
         could split the request."""
         if not _TOKEN.fullmatch(method) or " " in target or _CONTROL.search(target):
             raise UnsendableRequest("request target or method holds a separator")
+        if not _fields_sendable(headers):
+            raise UnsendableRequest("header field holds a separator")
         lines = [method, " ", target, " HTTP/1.1", self._host_line]
         for name, value in headers:
-            if not _TOKEN.fullmatch(name) or _CONTROL.search(value):
-                raise UnsendableRequest("header field holds a separator")
             if name.lower() in _FRAMING:
                 continue
             lines += (name, ": ", value, "\r\n")

@@ -21,14 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bastion.gateway.http1 import (
+    _CONTROL,
+    _TOKEN,
     MAX_HEADER_FIELDS,
     ConnectFailed,
     Opener,
     Pool,
     UnsendableRequest,
     UpstreamBroken,
+    _fields_sendable,
     open_tcp,
 )
 from tests.support.pki import TestCA
@@ -764,3 +769,22 @@ async def test_a_cancel_just_after_connecting_counts_the_connection_out_once() -
         assert (await fetch(p))[0] == 200
         assert p.open_connections == 1
         await p.close()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="aZ09-_!#.~ :\t\r\n\x00\x7f()é", max_size=5),
+            st.text(alphabet="aZ09 ,;=\t\r\n\x00\x0b\x7fé", max_size=5),
+        ),
+        max_size=5,
+    )
+)
+def test_fields_are_checked_as_one_search_per_field_would(
+    headers: list[tuple[str, str]],
+) -> None:
+    per_field = all(
+        _TOKEN.fullmatch(name) is not None and _CONTROL.search(value) is None
+        for name, value in headers
+    )
+    assert _fields_sendable(headers) == per_field
