@@ -15,6 +15,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from bastion.web.server_protocol import FramedCycle
+from tests.server_protocol.fakes import FakeTransport
 
 # Bytes that matter to the framing: letters, digits, separators, controls, CR, LF, tab.
 _ALPHABET = b"aZ09-_ ,;:=\t\r\n\x00\x7f()@/"
@@ -28,24 +29,8 @@ values = (
 fields = st.lists(st.tuples(names, values), max_size=6)
 
 
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = b""
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += bytes(data)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def _cycle(kind: type[RequestResponseCycle], method: str, keep_alive: bool) -> Any:
-    transport = Transport()
+    transport = FakeTransport()
     return kind(
         scope={  # type: ignore[typeddict-item]
             "type": "http",

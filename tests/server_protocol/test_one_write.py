@@ -10,39 +10,13 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from bastion.web.server_protocol import GuardedHttpTools, OneWrite
+from tests.server_protocol.fakes import CycleState, FakeTransport
 
 
-class Recording(asyncio.Transport):
-    """A transport that keeps every write call apart."""
-
-    def __init__(self) -> None:
-        super().__init__({"peername": ("192.0.2.7", 50000), "sockname": ("127.0.0.1", 8000)})
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes.append(bytes(data))
-
-    def writelines(self, data: Any) -> None:
-        self.writes.append(b"".join(data))
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
-def _serve(app: Any) -> tuple[GuardedHttpTools, Recording]:
+def _serve(app: Any) -> tuple[GuardedHttpTools, FakeTransport]:
     config = Config(app, log_config=None, lifespan="off", proxy_headers=False)
     protocol = GuardedHttpTools(config=config, server_state=ServerState(), app_state={})
-    transport = Recording()
+    transport = FakeTransport()
     protocol.connection_made(transport)
     return protocol, transport
 
@@ -96,13 +70,9 @@ async def test_a_slow_body_does_not_hold_the_head_back() -> None:
 
 
 async def test_a_close_sends_the_held_head_first() -> None:
-    transport = Recording()
+    transport = FakeTransport()
 
-    class Cycle:
-        response_started = False
-        disconnected = False
-
-    cycle = Cycle()
+    cycle = CycleState()
     one = OneWrite(transport, cycle, asyncio.get_running_loop())
     one.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # before the answer: passes through
     cycle.response_started = True
@@ -116,13 +86,9 @@ async def test_a_close_sends_the_held_head_first() -> None:
 
 
 async def test_nothing_is_written_after_the_client_left() -> None:
-    transport = Recording()
+    transport = FakeTransport()
 
-    class Cycle:
-        response_started = True
-        disconnected = False
-
-    cycle = Cycle()
+    cycle = CycleState(response_started=True)
     one = OneWrite(transport, cycle, asyncio.get_running_loop())
     one.write(b"HTTP/1.1 200 OK\r\n\r\n")
     cycle.disconnected = True

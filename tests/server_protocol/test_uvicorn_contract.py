@@ -30,6 +30,7 @@ from bastion.web.server_protocol import (
     lifespan_state,
 )
 from bastion.web.settings import ServerSettings
+from tests.server_protocol.fakes import FakeTransport
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -62,28 +63,6 @@ CYCLE_ATTRIBUTES = (
     "disconnected",
     "transport",
 )
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__({"peername": ("192.0.2.7", 50000), "sockname": ("127.0.0.1", 8000)})
-        self.written = b""
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += bytes(data)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 async def _ok(scope: Any, receive: Any, send: Any) -> None:
