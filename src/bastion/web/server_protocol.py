@@ -20,13 +20,7 @@ which are why pyproject.toml bounds uvicorn (``<0.56``):
 - ``RequestResponseCycle.response_complete``, and ``RequestResponseCycle.keep_alive``,
   which set to False makes uvicorn answer with ``connection: close`` and close after it;
 - ``RequestResponseCycle.transport`` (what the cycle writes its answer to, replaced by
-  ``OneWrite``) and ``response_started`` and ``disconnected`` (read by it);
-- ``RequestResponseCycle.send``, whose first branch (the status line and header section)
-  ``FramedCycle`` restates with one validation pass over all names and one over all
-  values, with the module's ``HEADER_RE``, ``HEADER_VALUE_RE`` and ``STATUS_LINE`` and
-  the cycle's ``flow``, ``access_log``, ``default_headers``, ``chunked_encoding``,
-  ``expected_content_length``, ``waiting_for_100_continue`` and ``scope``
-  (``tests/server_protocol/test_framing.py`` holds the two byte-equal).
+  ``OneWrite``) and ``response_started`` and ``disconnected`` (read by it).
 
 The 408 is written to the transport as raw HTTP/1.1 bytes because no ASGI request
 exists yet to answer through.
@@ -47,13 +41,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import (
-    HEADER_RE,
-    HEADER_VALUE_RE,
-    STATUS_LINE,
-    HttpToolsProtocol,
-    RequestResponseCycle,
-)
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.errors import RequestTimeout
@@ -124,8 +112,7 @@ class OneWrite(asyncio.Transport):
     def __init__(
         self, transport: asyncio.Transport, cycle: Any, loop: asyncio.AbstractEventLoop
     ) -> None:
-        # No BaseTransport.__init__: its extra-info mapping is never read here (one is
-        # made per request).
+        super().__init__()
         self._transport = transport
         self._cycle = cycle
         self._loop = loop
@@ -161,65 +148,6 @@ class OneWrite(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._transport.get_extra_info(name, default)
-
-
-class FramedCycle(RequestResponseCycle):
-    """uvicorn's request cycle, with the answer's head framed in one pass.
-
-    uvicorn checks each header name and each value with a regular expression of its own
-    (two searches per field, a dozen fields per gateway answer). One search over all
-    names joined by a character the name pattern allows, and one over all values joined
-    by a tab (allowed in values), refuse exactly what the per-field searches refuse. The
-    rest is uvicorn's code as it is; anything else (the body, an access log, a paused or
-    gone client) goes to uvicorn's own ``send``.
-    """
-
-    async def send(self, message: Any) -> None:
-        if (
-            self.response_started
-            or message["type"] != "http.response.start"
-            or self.access_log
-            or self.disconnected
-            or self.flow.write_paused
-        ):
-            await super().send(message)
-            return
-        self.response_started = True
-        self.waiting_for_100_continue = False
-        status_code = message["status"]
-        headers = self.default_headers + list(message.get("headers", []))
-        if HEADER_RE.search(b"a".join([name for name, _ in headers])):
-            raise RuntimeError("Invalid HTTP header name.")
-        if HEADER_VALUE_RE.search(b"\t".join([value for _, value in headers])):
-            raise RuntimeError("Invalid HTTP header value.")
-        content = [STATUS_LINE[status_code]]
-        has_connection_close = False
-        for name, value in headers:
-            name = name.lower()
-            if name == b"content-length" and self.chunked_encoding is None:
-                self.expected_content_length = int(value.decode())
-                self.chunked_encoding = False
-            elif name == b"transfer-encoding" and value.lower() == b"chunked":
-                self.expected_content_length = 0
-                self.chunked_encoding = True
-            elif name == b"connection":
-                connection = [token.lower().strip() for token in value.split(b",")]
-                if b"close" in connection:
-                    self.keep_alive = False
-                    has_connection_close = True
-            content += (name, b": ", value, b"\r\n")
-        if not self.keep_alive and not has_connection_close:
-            content.append(b"connection: close\r\n")
-        if (
-            self.chunked_encoding is None
-            and self.scope["method"] != "HEAD"
-            and status_code not in (204, 304)
-        ):
-            # Neither content-length nor transfer-encoding specified
-            self.chunked_encoding = True
-            content.append(b"transfer-encoding: chunked\r\n")
-        content.append(b"\r\n")
-        self.transport.write(b"".join(content))
 
 
 class GuardedHttpTools(HttpToolsProtocol):
@@ -309,9 +237,7 @@ class GuardedHttpTools(HttpToolsProtocol):
             return
         if cycle.transport is self.transport:
             # A new request (an upgrade keeps the cycle before it): its answer is
-            # framed by FramedCycle and written through OneWrite. Its task has not run
-            # yet, so nothing was sent the other way.
-            cycle.__class__ = FramedCycle
+            # written through OneWrite. Its task has not run yet.
             cycle.transport = OneWrite(self.transport, cycle, self.loop)
         if self._served >= self._guard.max_requests:
             # The answer says "connection: close" and the connection ends after it.
