@@ -4,6 +4,8 @@ held back (a slow body still gets its head at once; a close sends what is held).
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 from uvicorn.config import Config
@@ -96,3 +98,28 @@ async def test_nothing_is_written_after_the_client_left() -> None:
     assert transport.writes == []
     assert one.is_closing() is False
     assert one.get_extra_info("peername") == ("192.0.2.7", 50000)
+
+
+async def test_an_answered_cycle_is_freed_without_the_garbage_collector() -> None:
+    """No reference cycle per request (cycle -> OneWrite -> cycle): each would wait for
+    the garbage collector, and many make its young collections frequent and long."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    gc.disable()
+    try:
+        protocol, transport = _serve(app)
+        protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        await _until(lambda: transport.writes)
+        first = weakref.ref(protocol.cycle)
+        protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        await _until(lambda: len(transport.writes) == 2)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert first() is None
+        protocol.connection_lost(None)
+    finally:
+        gc.enable()

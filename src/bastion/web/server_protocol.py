@@ -123,6 +123,10 @@ class OneWrite(asyncio.Transport):
         held = self._held
         if held:
             self._held = b""
+            # Done with the cycle, which holds this transport: without the reference back
+            # the cycle is freed when its request is, not by the garbage collector (a
+            # reference cycle per request made young collections frequent and long).
+            self._cycle = None
             self._transport.writelines((held, data))
         elif held is None and self._cycle.response_started:
             # The first write once the answer has started is its head (a 100 Continue
@@ -136,7 +140,8 @@ class OneWrite(asyncio.Transport):
         held = self._held
         if held:
             self._held = b""
-            if not self._cycle.disconnected and not self._transport.is_closing():
+            cycle, self._cycle = self._cycle, None
+            if not cycle.disconnected and not self._transport.is_closing():
                 self._transport.write(held)
 
     def close(self) -> None:
