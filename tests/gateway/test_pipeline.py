@@ -14,6 +14,7 @@ from joserfc.jwk import KeySet
 
 from bastion.accounts.levels import ACR_MFA, ACR_PASSWORD
 from bastion.clock import FixedClock
+from bastion.gateway.pipeline import MATCH_CACHE_PATH_BYTES, MATCH_CACHE_SIZE
 from tests.gateway.conftest import GatewayHarness, gateway_app
 from tests.support.inprocess import InProcess
 from tests.support.recorder import Answer, Recorder
@@ -689,3 +690,35 @@ def test_cors_fields_appear_once_on_refusals_too(gw: GatewayHarness, recorder: R
         answer = gw.client.get(path, headers=origin)
         values = answer.headers.get_list("access-control-allow-origin")
         assert values == ["https://shop.example"], path
+
+
+def test_recent_path_matches_are_kept_bounded_and_change_nothing(
+    gw: GatewayHarness, recorder: Recorder
+) -> None:
+    """``Gateway._matched``: a path asked for again is matched from a bounded cache; the
+    parameters are each request's own, a refused path is never kept, and a long path is
+    matched in full."""
+    gateway = gw.runtime.gateway
+    assert gateway is not None
+    matched = gateway._matched
+    assert matched.cache_info().maxsize == MATCH_CACHE_SIZE
+    matched.cache_clear()
+    for _ in range(3):
+        answer = gw.client.get("/api/catalogue/a%20b%3Fx=1%23y")
+        assert answer.status_code == 200
+        assert recorder.last.raw_path == b"/catalogue/a%20b%3Fx%3D1%23y"
+    assert (matched.cache_info().hits, matched.cache_info().misses) == (2, 1)
+    found = matched("GET", b"/api/catalogue/a%20b%3Fx=1%23y")
+    assert found is not None
+    route, pairs = found
+    assert route.label == "catalogue"
+    assert dict(pairs) == {"item": "a b?x=1#y"}
+    # A refused path raises each time and is never kept.
+    for _ in range(2):
+        assert gw.client.get("/api/catalogue/a%2Fb").status_code == 404
+    assert matched.cache_info().currsize == 1
+    # A path longer than what is kept is matched in full, with the same outcome.
+    long = "/api/catalogue/" + "x" * MATCH_CACHE_PATH_BYTES
+    assert gw.client.get(long).status_code == 200
+    assert recorder.last.raw_path == b"/catalogue/" + b"x" * MATCH_CACHE_PATH_BYTES
+    assert matched.cache_info().currsize == 1

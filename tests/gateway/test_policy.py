@@ -133,3 +133,23 @@ def test_routes_that_would_leak_or_confuse_are_refused(
     }
     with pytest.raises(ValueError, match=message):
         RouteSettings(**{**base, **options})
+
+
+def test_a_verified_token_is_checked_once_per_route_but_its_sign_in_age_always() -> None:
+    """What depends on the token and the route alone is remembered per verified token
+    and route; the sign-in age depends on the time and is checked on every request."""
+    route = _route(scopes=("a",), acr=ACR_MFA, max_auth_age=60)
+    caller = _caller(("a",), acr=ACR_MFA, auth_time=NOW - 30)
+    authorize(route, caller, NOW)
+    authorize(route, caller, NOW)
+    with pytest.raises(StepUpRequired):
+        authorize(route, caller, NOW + 31)  # the same token, its sign-in now too old
+    # Another route (another settings object) is checked on its own.
+    with pytest.raises(Forbidden):
+        authorize(_route(scopes=("b",)), caller, NOW)
+    # A refusal is never remembered.
+    other = _route(scopes=("b",))
+    held_none = _caller(())
+    for _ in range(2):
+        with pytest.raises(Forbidden):
+            authorize(other, held_none, NOW)

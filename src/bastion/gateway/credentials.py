@@ -14,7 +14,8 @@ The app's token never leaves the gateway. Per upstream, one of:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 from bastion.authserver.access import Authentication
@@ -44,21 +45,20 @@ class InternalTokens:
         self._clock = clock
         self._tokens = Renewing(clock, MAX_CACHED)
 
-    async def token_for(
-        self, caller: Caller, upstream: UpstreamSettings, scopes: Sequence[str]
-    ) -> str:
-        memo = caller.memo
-        who = memo.get("who")
-        if who is None:
-            who = memo["who"] = _authentication(caller)
+    def cached(
+        self, caller: Caller, upstream: UpstreamSettings, scopes: tuple[str, ...]
+    ) -> str | None:
+        """The token ``token_for`` would give at once, with nothing to mint, renew or wait
+        for; else None (then ``token_for``). The hot path: no coroutine, no closure."""
         lifetime = upstream.credential.lifetime
-        # How the user signed in is part of the key: a password-level token must never be
-        # handed an internal token minted for an earlier MFA sign-in.
-        key: tuple[Any, ...] = (caller.issuer, who, caller.client_id, upstream.name, tuple(scopes))
-        if self._clock.now() + lifetime > caller.expires_at:
-            # In the app token's last minute, a shared token could outlive it: these are
-            # minted for app tokens of this expiry alone, with that expiry as their limit.
-            key = (*key, caller.expires_at)
+        return self._tokens.fresh(self._key(caller, upstream, scopes), _timing(lifetime))
+
+    async def token_for(
+        self, caller: Caller, upstream: UpstreamSettings, scopes: tuple[str, ...]
+    ) -> str:
+        lifetime = upstream.credential.lifetime
+        key = self._key(caller, upstream, scopes)
+        who = _who(caller)
 
         async def mint() -> tuple[str, float]:
             left = min(lifetime, caller.expires_at - self._clock.now())
@@ -80,8 +80,52 @@ class InternalTokens:
             )
             return token, float(minted["exp"])
 
-        timing = Timing.for_lifetime(lifetime, MIN_REMAINING, RENEW_AHEAD)
-        return await self._tokens.get(key, mint, timing)
+        return await self._tokens.get(key, mint, _timing(lifetime))
+
+    def _key(self, caller: Caller, upstream: UpstreamSettings, scopes: tuple[str, ...]) -> Hashable:
+        # How the user signed in is part of the key: a password-level token must never be
+        # handed an internal token minted for an earlier MFA sign-in. Built once per
+        # verified token, with its hash (a dataclass's hash is Python code).
+        slot = ("internal", upstream.name, scopes)
+        key: Key | None = caller.memo.get(slot)
+        if key is None:
+            parts = (caller.issuer, _who(caller), caller.client_id, upstream.name, scopes)
+            key = caller.memo[slot] = Key(parts)
+        if self._clock.now() + upstream.credential.lifetime > caller.expires_at:
+            # In the app token's last minute, a shared token could outlive it: these are
+            # minted for app tokens of this expiry alone, with that expiry as their limit.
+            return Key((*key.parts, caller.expires_at))
+        return key
+
+
+class Key:
+    """A cache key of several parts whose hash is computed once (the key is looked up on
+    every request); equal to another key of equal parts."""
+
+    __slots__ = ("_hash", "parts")
+
+    def __init__(self, parts: tuple[Hashable, ...]) -> None:
+        self.parts = parts
+        self._hash = hash(parts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Key) and self.parts == other.parts
+
+
+@functools.lru_cache(maxsize=64)
+def _timing(lifetime: float) -> Timing:
+    return Timing.for_lifetime(lifetime, MIN_REMAINING, RENEW_AHEAD)
+
+
+def _who(caller: Caller) -> Authentication:
+    memo = caller.memo
+    who: Authentication | None = memo.get("who")
+    if who is None:
+        who = memo["who"] = _authentication(caller)
+    return who
 
 
 def _authentication(caller: Caller) -> Authentication:

@@ -52,7 +52,7 @@ class Services:
     stale: TTLCache[tuple[str, ...], Kept]
 
 
-@dataclass
+@dataclass(slots=True)
 class Answer:
     """An upstream answer read whole, as the app will receive it once the steps are done."""
 
@@ -87,7 +87,8 @@ class Answer:
         return orjson.dumps(self._document) if self._changed else self.payload
 
 
-@dataclass
+# Slots: one of each is made per request, and their fields are read by every step.
+@dataclass(slots=True)
 class Exchange:
     scope: Scope
     receive: Receive

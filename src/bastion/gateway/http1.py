@@ -65,11 +65,28 @@ MAX_HEADER_BYTES = 65_536
 # each buffered piece also counts what holding it costs, so tiny chunks cannot hide.
 _HIGH_WATER = 262_144
 _PIECE_COST = 64
+# A wait's timer counts as due this close to its deadline: event loop clocks tick in
+# milliseconds, and a timer moved by less would fire again at once.
+_TIMER_SLACK = 0.001
 # Decoded bodies come out in pieces of at most this size.
 _CHUNK = 65_536
 # RFC 9110 §5.1 (field names are tokens) and §5.5 (no CTL but HTAB in a value).
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _fields_sendable(headers: Sequence[tuple[str, str]]) -> bool:
+    """Every name a token and no value with a control character but tab: one search over
+    the names joined by a token character and one over the values joined by a tab, which
+    accept exactly what a search per field accepts (a request has several fields)."""
+    if not headers:
+        return True
+    names = [name for name, _ in headers]
+    return (
+        all(names)
+        and _TOKEN.fullmatch("a".join(names)) is not None
+        and _CONTROL.search("\t".join([value for _, value in headers])) is None
+    )
 
 
 class ConnectFailed(ConnectionError):
@@ -166,6 +183,13 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
+        # The read/total deadline of the wait in progress (loop time), and the one timer
+        # that enforces it: left running between waits and moved only when it would fire
+        # late, since scheduling and cancelling a timer per wait cost more than the rest
+        # of the wait. It fires about once per read timeout on a busy connection.
+        self._due: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         # A request is out and its answer not yet released: data at any other time is
         # unasked for (a late 408, garbage) and ends the connection.
         self.in_flight = False
@@ -222,6 +246,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._stop_timer()
         if self.head_done and not self.complete and exc is None and self._reads_to_close():
             # An answer without a length ends with the connection (RFC 9112 §6.3), when
             # the connection ends cleanly.
@@ -343,24 +368,41 @@ class Connection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
+        self._stop_timer()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def wait(self, deadline: float, read_timeout: float) -> None:
         """Until something more arrives; ``TimeoutError`` at the read or total limit."""
         if self._error is not None:
             raise self._error
-        waiter = self._loop.create_future()
+        loop = self._loop
+        waiter = loop.create_future()
         self._waiter = waiter
-        now = time.monotonic()
-        timer = self._loop.call_at(
-            self._loop.time() + min(read_timeout, deadline - now), self._time_out
-        )
+        due = self._due = loop.time() + min(read_timeout, deadline - time.monotonic())
+        if self._timer is None or self._timer_at > due:
+            self._stop_timer()
+            self._timer_at = due
+            self._timer = loop.call_at(due, self._check_due)
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
+            self._due = None
 
-    def _time_out(self) -> None:
+    def _check_due(self) -> None:
+        self._timer = None
+        due = self._due
+        if due is None or self.closed:
+            return  # no wait in progress: the next one starts a timer
+        if self._loop.time() < due - _TIMER_SLACK:
+            # A later wait than the one this timer was started for.
+            self._timer_at = due
+            self._timer = self._loop.call_at(due, self._check_due)
+            return
         self._fail(TimeoutError())
 
     def take(self) -> bytes:
@@ -528,10 +570,10 @@ class Pool:
         could split the request."""
         if not _TOKEN.fullmatch(method) or " " in target or _CONTROL.search(target):
             raise UnsendableRequest("request target or method holds a separator")
+        if not _fields_sendable(headers):
+            raise UnsendableRequest("header field holds a separator")
         lines = [method, " ", target, " HTTP/1.1", self._host_line]
         for name, value in headers:
-            if not _TOKEN.fullmatch(name) or _CONTROL.search(value):
-                raise UnsendableRequest("header field holds a separator")
             if name.lower() in _FRAMING:
                 continue
             lines += (name, ": ", value, "\r\n")

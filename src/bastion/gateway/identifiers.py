@@ -32,6 +32,7 @@ collations, ``COLLATE NOCASE``). Two users can then never own ``WVW123`` and
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -57,6 +58,9 @@ class IdForm(Enum):
     AUTO = "auto"
 
 
+# Ids recur request after request (a caller's own id on every call): a bounded cache
+# spares the Unicode folding below, and an attacker cycling ids only makes it miss.
+@functools.lru_cache(maxsize=4096)
 def canonical(value: str, form: IdForm) -> str | None:
     """The one spelling of ``value`` as an id of ``form``, or ``None``."""
     if not value or len(value) > MAX_ID_LENGTH or value != value.strip():

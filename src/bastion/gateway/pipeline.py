@@ -11,6 +11,7 @@ write is audited with the route, the subject and the object id, never the body.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ log = logging.getLogger("bastion.gateway")
 # Query parameters that carry credentials: refused, so tokens never sit in URLs, access
 # logs and browser history (RFC 6750 §2.3 and §5.3: "don't pass bearer tokens in URLs").
 TOKEN_PARAMETERS = ("access_token",)
+# Recent (method, path) matches kept, and the longest path kept (``Gateway._matched``).
+MATCH_CACHE_SIZE = 4096
+MATCH_CACHE_PATH_BYTES = 512
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,11 @@ class Gateway:
         self.services = services
         self._closers = list(closers)
         self._chains = {route.label: Chain.build(route, services) for route in router.values}
+        # What recent paths matched: an app asks for the same paths again and again, and
+        # matching (decoding, the checks on each segment, the trie walk) is pure. Bounded
+        # in entries and in path length; a refused path is never kept, and a path seen
+        # for the first time (or an attacker cycling paths) is matched in full.
+        self._matched = functools.lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match)
 
     @property
     def audit(self) -> AuditPipeline:
@@ -142,31 +151,49 @@ class Gateway:
     def handles(self, raw: bytes) -> bool:
         return raw.startswith(self._under_prefix) or raw == self.prefix
 
+    def _match(self, method: str, raw: bytes) -> tuple[Route, tuple[tuple[str, str], ...]] | None:
+        """The route and parameters of a raw path under the prefix; ``BadPath`` for an
+        unsafe one."""
+        match = self.router.match(method, split_path(raw[len(self.prefix) :] or b"/"))
+        return None if match is None else (match.route, tuple(match.params.items()))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         headers = request_headers(scope)
+        raw = raw_path(scope)
+        if method == "OPTIONS":
+            try:
+                segments = split_path(raw[len(self.prefix) :] or b"/")
+            except BadPath:
+                segments = None
+            if segments is not None:
+                await self._preflight(scope, segments, headers, send)
+                return
         try:
-            segments = split_path(raw_path(scope)[len(self.prefix) :] or b"/")
+            match = (
+                self._matched(method, raw)
+                if len(raw) <= MATCH_CACHE_PATH_BYTES
+                else self._match(method, raw)
+            )
         except BadPath:
-            segments = None
-        if method == "OPTIONS" and segments is not None:
-            await self._preflight(scope, segments, headers, send)
-            return
-        match = None if segments is None else self.router.match(method, segments)
+            match = None
         if match is None:
             await self._unmatched(scope, send, method, Hidden("no route"))
             return
-        route = match.route
-        ex = Exchange(scope, receive, send, method, headers, route, match.params)
-        ex.object_id = route.object_id(match.params)
+        route, pairs = match
+        params = dict(pairs)  # the exchange's own: steps may replace values
+        ex = Exchange(scope, receive, send, method, headers, route, params)
+        ex.object_id = route.object_id(params)
         # CORS fields depend on this request's Origin: every answer gets them once, and
         # they are never stored with an answer (replays and stale copies add their own).
-        ex.extra += cors.response_headers(route.settings.cors, headers.get("origin"))
+        if route.settings.cors is not None:
+            ex.extra += cors.response_headers(route.settings.cors, headers.get("origin"))
         try:
-            ex.query_string = scope.get("query_string", b"")
-            ex.query = parse_query(ex.query_string)
-            if any(name in ex.query for name in TOKEN_PARAMETERS):
-                raise InvalidInput("Access tokens are not accepted in the URL.")
+            query_string = ex.query_string = scope.get("query_string", b"")
+            if query_string:  # an empty one leaves the exchange's empty query
+                ex.query = parse_query(query_string)
+                if any(name in ex.query for name in TOKEN_PARAMETERS):
+                    raise InvalidInput("Access tokens are not accepted in the URL.")
             await self._chains[route.label].run(ex)
         except ProblemError as exc:
             if _is_refusal(exc):

@@ -31,6 +31,27 @@ def _forbidden(reason: str, scopes: tuple[str, ...] = ()) -> Forbidden:
 
 
 def authorize(route: RouteSettings, caller: Caller, now: float) -> None:
+    # Scopes, apps, roles and claims depend on the token and the route alone: checked once
+    # per verified token and route (the memo keeps the route, so its id cannot be reused).
+    key = ("authorized", id(route))
+    if caller.memo.get(key) is not route:
+        _authorize_token(route, caller)
+        caller.memo[key] = route
+    if route.acr is not None or route.max_auth_age is not None:
+        requirement = Requirement(
+            acr=route.acr,
+            max_age=None if route.max_auth_age is None else int(route.max_auth_age),
+        )
+        header = challenge(caller.claims, requirement, now)
+        if header is not None:
+            raise StepUpRequired(
+                "A stronger or more recent sign-in is required.",
+                "authentication level",
+                headers={"www-authenticate": header},
+            )
+
+
+def _authorize_token(route: RouteSettings, caller: Caller) -> None:
     if not set(route.scopes) <= caller.scopes:
         raise _forbidden("scope", route.scopes)
     if route.any_scopes and not set(route.any_scopes) & caller.scopes:
@@ -46,18 +67,6 @@ def authorize(route: RouteSettings, caller: Caller, now: float) -> None:
     for name, allowed in route.claims.items():
         if not _claim_matches(caller.claims.get(name), allowed):
             raise _forbidden("claim")
-    if route.acr is not None or route.max_auth_age is not None:
-        requirement = Requirement(
-            acr=route.acr,
-            max_age=None if route.max_auth_age is None else int(route.max_auth_age),
-        )
-        header = challenge(caller.claims, requirement, now)
-        if header is not None:
-            raise StepUpRequired(
-                "A stronger or more recent sign-in is required.",
-                "authentication level",
-                headers={"www-authenticate": header},
-            )
 
 
 def _claim_matches(value: object, allowed: tuple[object, ...]) -> bool:

@@ -60,6 +60,15 @@ class Renewing:
         value, _ = await asyncio.shield(flight)
         return value
 
+    def fresh(self, key: Hashable, timing: Timing) -> str | None:
+        """The value for ``key`` while ``get`` would return it with nothing to start or
+        wait for (at least ``renew_ahead`` left), else None."""
+        found = self._values.get(key)
+        if found is None:
+            return None
+        left = found[1] - self._clock.now()
+        return found[0] if left >= max(timing.renew_ahead, timing.min_remaining) else None
+
     def value(self, key: Hashable) -> str | None:
         """The value held for ``key``, however close to expiry."""
         found = self._values.get(key)

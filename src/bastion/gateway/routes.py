@@ -81,6 +81,11 @@ class Route:
         # Read several times per request (the chain, the limits, the audit): built once.
         return self.settings.label
 
+    @functools.cached_property
+    def limit_scope(self) -> str:
+        """The scope of this route's rate-limit counters."""
+        return f"route:{self.label}"
+
     @property
     def needs_document(self) -> bool:
         """The body is read by the gateway (bound fields, or the id to record)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, NoReturn
 
@@ -129,11 +129,14 @@ class RateLimiter:
         # at run time (a reload builds new limit objects, checked by identity).
         self._compiled: dict[tuple[int, str | None], Compiled] = {}
 
-    async def check(self, scope: str, limits: Sequence[LimitSettings], facts: Facts) -> Verdict:
-        """Admit the request or raise ``RateLimited`` (429) naming visible limits only."""
+    def check(
+        self, scope: str, limits: Sequence[LimitSettings], facts: Facts
+    ) -> Coroutine[Any, Any, Verdict]:
+        """Admit the request or raise ``RateLimited`` (429) naming visible limits only
+        (awaited; the path for one limit or several is chosen without a coroutine more)."""
         if len(limits) == 1:
-            return await self._check_one(scope, limits[0], facts)
-        return await self._check_all(scope, limits, facts)
+            return self._check_one(scope, limits[0], facts)
+        return self._check_all(scope, limits, facts)
 
     async def _check_all(
         self, scope: str, limits: Sequence[LimitSettings], facts: Facts

@@ -12,7 +12,7 @@ import pytest
 from bastion.clock import FixedClock
 from bastion.errors import Unauthenticated
 from bastion.gateway.caller import Caller
-from bastion.gateway.credentials import InternalTokens
+from bastion.gateway.credentials import InternalTokens, Key
 from bastion.gateway.settings import UpstreamSettings
 
 START = 1_700_000_000.0
@@ -122,3 +122,55 @@ async def test_a_cancelled_request_does_not_cancel_the_shared_mint() -> None:
     first.cancel()
     assert await second == "token-1"
     assert len(minter.lifetimes) == 1
+
+
+async def test_the_cached_path_gives_only_what_needs_no_mint_or_renewal() -> None:
+    """``cached`` (the request path without a coroutine) answers only while the token has
+    more than its renewal margin left; otherwise the request goes to ``token_for``."""
+    clock = FixedClock(START)
+    minter = Minter(clock)
+    tokens = InternalTokens(minter, "gateway", clock)
+    caller = _caller(START + 3600)
+    assert tokens.cached(caller, UPSTREAM, ("notes:read",)) is None  # nothing minted yet
+    await tokens.token_for(caller, UPSTREAM, ("notes:read",))
+    assert tokens.cached(caller, UPSTREAM, ("notes:read",)) == "token-1"
+    # Another verified token of the same user and sign-in shares it; other scopes do not.
+    assert tokens.cached(_caller(START + 3600), UPSTREAM, ("notes:read",)) == "token-1"
+    assert tokens.cached(caller, UPSTREAM, ()) is None
+    assert tokens.cached(_caller(START + 3600, "bob"), UPSTREAM, ("notes:read",)) is None
+    clock.advance(45)  # 15 s left: due for renewal, which only token_for starts
+    assert tokens.cached(caller, UPSTREAM, ("notes:read",)) is None
+    assert await tokens.token_for(caller, UPSTREAM, ("notes:read",)) == "token-1"
+    await asyncio.sleep(0.05)
+    assert tokens.cached(caller, UPSTREAM, ("notes:read",)) == "token-2"
+    clock.advance(61)  # past its exp: never handed out
+    assert tokens.cached(caller, UPSTREAM, ("notes:read",)) is None
+
+
+async def test_the_cached_path_never_outlives_the_app_token() -> None:
+    clock = FixedClock(START)
+    minter = Minter(clock)
+    tokens = InternalTokens(minter, "gateway", clock)
+    long = _caller(START + 3600)
+    await tokens.token_for(long, UPSTREAM, ())
+    assert tokens.cached(long, UPSTREAM, ()) == "token-1"
+    # The same user with an app token in its last minute: the shared token (60 s) would
+    # outlive it, so it is not handed out; one capped at that expiry is minted instead.
+    short = _caller(START + 30)
+    assert tokens.cached(short, UPSTREAM, ()) is None
+    assert await tokens.token_for(short, UPSTREAM, ()) == "token-2"
+    assert minter.lifetimes[-1] == pytest.approx(30)
+    # The capped token is kept under that expiry, for app tokens of that expiry only.
+    assert tokens.cached(short, UPSTREAM, ()) == "token-2"
+    assert tokens.cached(long, UPSTREAM, ()) == "token-1"
+    clock.advance(15)  # 15 s left of both: inside the renewal margin
+    assert tokens.cached(short, UPSTREAM, ()) is None
+
+
+def test_keys_compare_by_their_parts() -> None:
+    a = Key(("bastion", "alice", ("x",)))
+    b = Key(("bastion", "alice", ("x",)))
+    assert a == b
+    assert hash(a) == hash(b)
+    assert a != Key(("bastion", "bob", ("x",)))
+    assert a != ("bastion", "alice", ("x",))

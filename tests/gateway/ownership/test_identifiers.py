@@ -195,3 +195,13 @@ def test_registry_keys_fold_what_upstreams_fold() -> None:
     assert registry_key("\uff37VW", IdForm.AUTO) == registry_key("wvw", IdForm.AUTO)
     assert registry_key(LOWER.replace("-", ""), IdForm.AUTO) == LOWER
     assert registry_key("42", IdForm.INTEGER) == "42"
+
+
+def test_the_cache_of_canonical_forms_is_bounded_and_changes_no_answer() -> None:
+    assert canonical.cache_info().maxsize == 4096
+    canonical.cache_clear()
+    for _ in range(2):
+        assert canonical("007", IdForm.AUTO) == "7"
+        assert canonical("007", IdForm.STRING) == "007"
+        assert canonical("0_1", IdForm.AUTO) is None
+    assert canonical.cache_info().hits == 3

@@ -12,6 +12,7 @@ import gzip
 import socket
 import ssl
 import struct
+import time
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,14 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bastion.gateway.http1 import (
+    _CONTROL,
+    _TOKEN,
     MAX_HEADER_FIELDS,
     ConnectFailed,
     Opener,
     Pool,
     UnsendableRequest,
     UpstreamBroken,
+    _fields_sendable,
     open_tcp,
 )
 from tests.support.pki import TestCA
@@ -427,6 +433,35 @@ async def test_a_silent_upstream_times_out() -> None:
         await p.close()
 
 
+async def test_one_timer_serves_a_kept_alive_connection_and_still_times_out() -> None:
+    """The read/total timer is left running between waits (one per connection, not one
+    per wait): it must not fire on a later request early, nor miss it."""
+    answered = 0
+
+    def first_two(_: bytes) -> bytes | None:
+        nonlocal answered
+        answered += 1
+        return ok()(b"") if answered <= 2 else b""  # then silent
+
+    async with scripted(first_two) as (_, port):
+        p = pool(port, read_timeout=0.3, total_timeout=5)
+        assert (await fetch(p))[0] == 200
+        [conn] = p._idle
+        timer = conn._timer
+        assert timer is not None
+        assert (await fetch(p))[0] == 200
+        assert conn._timer is timer  # the same timer, not one per wait
+        await asyncio.sleep(0.2)  # the first request's deadline passes during the next
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await p.request("GET", "/x", [], None)
+        waited = time.monotonic() - started
+        assert 0.25 <= waited < 2.0
+        assert conn.closed
+        assert conn._timer is None
+        await p.close()
+
+
 async def test_a_trickling_answer_meets_the_total_timeout() -> None:
     async with scripted(lambda _: b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nab") as (
         _,
@@ -734,3 +769,22 @@ async def test_a_cancel_just_after_connecting_counts_the_connection_out_once() -
         assert (await fetch(p))[0] == 200
         assert p.open_connections == 1
         await p.close()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="aZ09-_!#.~ :\t\r\n\x00\x7f()é", max_size=5),
+            st.text(alphabet="aZ09 ,;=\t\r\n\x00\x0b\x7fé", max_size=5),
+        ),
+        max_size=5,
+    )
+)
+def test_fields_are_checked_as_one_search_per_field_would(
+    headers: list[tuple[str, str]],
+) -> None:
+    per_field = all(
+        _TOKEN.fullmatch(name) is not None and _CONTROL.search(value) is None
+        for name, value in headers
+    )
+    assert _fields_sendable(headers) == per_field

@@ -28,6 +28,8 @@ class UpstreamCredential(Step):
         elif upstream.settings.credential.type == "token_exchange" and ex.caller is not None:
             scopes = narrowed_scopes(route.internal_scopes, ex.caller)
             tokens = self.services.internal_tokens
-            token = await tokens.token_for(ex.caller, upstream.settings, scopes)
+            token = tokens.cached(ex.caller, upstream.settings, scopes)
+            if token is None:
+                token = await tokens.token_for(ex.caller, upstream.settings, scopes)
             outgoing.append(("authorization", f"Bearer {token}"))
         ex.outgoing = outgoing

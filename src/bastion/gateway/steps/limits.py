@@ -9,7 +9,6 @@ from bastion.gateway.exchange import Exchange
 from bastion.gateway.routes import Route
 from bastion.gateway.steps.base import Step
 from bastion.guards.limiter import Facts
-from bastion.guards.settings import LimitSettings
 
 
 class AddressLimits(Step):
@@ -20,7 +19,9 @@ class AddressLimits(Step):
         return bool(route.limits_before)
 
     async def request(self, ex: Exchange) -> None:
-        await limit(self, ex, ex.route.limits_before)
+        limiter = self.services.guards.limiter
+        verdict = await limiter.check(ex.route.limit_scope, ex.route.limits_before, facts(ex))
+        ex.extra += verdict.fields
 
 
 class UserLimits(Step):
@@ -31,19 +32,21 @@ class UserLimits(Step):
         return bool(route.limits_after)
 
     async def request(self, ex: Exchange) -> None:
-        await limit(self, ex, ex.route.limits_after)
+        limiter = self.services.guards.limiter
+        verdict = await limiter.check(ex.route.limit_scope, ex.route.limits_after, facts(ex))
+        ex.extra += verdict.fields
 
 
-async def limit(step: Step, ex: Exchange, limits: tuple[LimitSettings, ...]) -> None:
+def facts(ex: Exchange) -> Facts:
+    """What this request's limits can be keyed by."""
     caller = ex.caller
     client = ex.scope.get("client")
-    facts = Facts(
+    if caller is None:
+        return Facts(ip=client[0] if client else None, route=ex.route.label)
+    return Facts(
         ip=client[0] if client else None,
-        user=None if caller is None else principal(caller, caller.subject),
-        client=None if caller is None else caller.client_id,
+        user=principal(caller, caller.subject),
+        client=caller.client_id,
         route=ex.route.label,
-        claims=None if caller is None else caller.claims,
+        claims=caller.claims,
     )
-    limiter = step.services.guards.limiter
-    verdict = await limiter.check(f"route:{ex.route.label}", limits, facts)
-    ex.extra += verdict.fields
