@@ -303,3 +303,13 @@ def test_nonce_rotates_and_the_previous_one_still_works() -> None:
 def test_garbage_is_refused_without_exception_leaks() -> None:
     for value in ("", "a.b", "a.b.c", "é.é.é", "x" * 5000, ".".join(["eyJ9"] * 3)):
         refused(value, "malformed")
+
+
+def test_a_cached_key_is_only_used_for_the_same_members() -> None:
+    # Keys are parsed once per JWK: the same key with another `alg` member must still be
+    # judged on its own (RFC 7517 §4.4), not served from the cache.
+    key = DeviceKey()
+    check(key.proof("POST", TOKEN_URI))
+    refused(key.proof("POST", TOKEN_URI, header={"jwk": dict(key.jwk(), alg="ES384")}), "alg")
+    leaked = dict(key.jwk(), d="AAAA")
+    refused(key.proof("POST", TOKEN_URI, header={"jwk": leaked}), "jwk")

@@ -16,6 +16,7 @@ or ``use_dpop_nonce`` when only the nonce is missing or stale (§8, §9).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -64,6 +65,11 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # RFC 3986 §2.3: unreserved characters, which percent-encoding normalisation decodes.
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+# A URI is printable ASCII: spaces, controls and anything beyond ASCII are refused.
+_NOT_URI = re.compile(r"[^\x21-\x7e]")
+# Parsed proof keys by their JWK's canonical JSON: an app signs every proof with the
+# same key, so importing it (most of a proof's cost beside the signature) is done once.
+KEY_CACHE_SIZE = 4_096
 # §4.1: the DPoP header field is one JWT, so one token68-shaped value.
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -147,7 +153,7 @@ def normalize_uri(uri: str) -> str:
     and host in lower case, the default port and dot segments removed, percent-encoding
     in upper case with unreserved characters decoded, an empty path made "/").
     ``ValueError`` for anything that is not an absolute http(s) URI."""
-    if len(uri) > MAX_URI_LENGTH or not uri.isascii() or any(c <= " " or c == "\x7f" for c in uri):
+    if len(uri) > MAX_URI_LENGTH or _NOT_URI.search(uri):
         raise ValueError("not a URI")
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
@@ -214,7 +220,7 @@ def check_proof(
         compact = jws.parse_compact(value.strip(" \t"), max_header=MAX_PROOF_HEADER_BYTES)
     except ValueError as exc:
         raise DpopError("malformed", "the DPoP proof is not a well-formed JWT") from exc
-    key = _proof_key(compact.header, rules)
+    key, jkt = _proof_key(compact.header, rules)
     try:
         jws.verify_with_key(compact, key, rules.algorithms)
     except ValueError as exc:
@@ -232,7 +238,8 @@ def check_proof(
     if not _METHOD.fullmatch(htm) or htm != method:
         raise DpopError("htm", "the DPoP proof was made for another HTTP method")
     try:
-        matches = normalize_uri(htu) == normalize_uri(uri)
+        normalized = normalize_uri(htu)
+        matches = normalized == normalize_uri(uri)
     except ValueError:
         matches = False
     if not matches:
@@ -253,16 +260,17 @@ def check_proof(
     if nonce is not None and not nonce(proof_nonce, now):
         raise DpopError("nonce", "a fresh DPoP nonce is required", "use_dpop_nonce")
     return DpopProof(
-        jkt=thumbprint(compact.header["jwk"]),
+        jkt=jkt,
         jti=jti,
         iat=float(iat),
         htm=htm,
-        htu=normalize_uri(htu),
+        htu=normalized,
         nonce=proof_nonce,
     )
 
 
-def _proof_key(header: Mapping[str, Any], rules: ProofRules) -> jws.PublicKey:
+def _proof_key(header: Mapping[str, Any], rules: ProofRules) -> tuple[jws.PublicKey, str]:
+    """The proof's key, checked and parsed, and its thumbprint."""
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() != PROOF_TYPE:
         raise DpopError("typ", "the DPoP proof's typ is not dpop+jwt")
@@ -279,15 +287,23 @@ def _proof_key(header: Mapping[str, Any], rules: ProofRules) -> jws.PublicKey:
         # §4.3 point 7: a private key in the header means it has left the device.
         raise DpopError("jwk", "the DPoP proof's jwk holds private key material")
     try:
-        thumbprint(jwk)
-        if jwk["kty"] == "RSA":
-            _check_rsa(jwk)
-        key = jws.public_key(jwk)
+        return _parsed_key(orjson.dumps(jwk, option=orjson.OPT_SORT_KEYS))
     except ValueError as exc:
         raise DpopError("jwk", "the DPoP proof's jwk is not a usable public key") from exc
+
+
+@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
+def _parsed_key(canonical: bytes) -> tuple[jws.PublicKey, str]:
+    # Keyed by every member, so a cached key is only ever one with exactly these
+    # members; a key that fails is never kept (lru_cache keeps no exceptions).
+    jwk = orjson.loads(canonical)
+    jkt = thumbprint(jwk)
+    if jwk["kty"] == "RSA":
+        _check_rsa(jwk)
+    key = jws.public_key(jwk)
     if key.kind == "RSA" and key.key.key_size < MIN_RSA_BITS:
-        raise DpopError("jwk", "the DPoP proof's RSA key is too short")
-    return key
+        raise ValueError("RSA key too short")
+    return key, jkt
 
 
 def _check_rsa(jwk: Mapping[str, Any]) -> None:
