@@ -70,6 +70,8 @@ _NOT_URI = re.compile(r"[^\x21-\x7e]")
 # Parsed proof keys by their JWK's canonical JSON: an app signs every proof with the
 # same key, so importing it (most of a proof's cost beside the signature) is done once.
 KEY_CACHE_SIZE = 4_096
+# Normalised URIs: the same few endpoints on every request (bounded; errors never kept).
+URI_CACHE_SIZE = 1_024
 # §4.1: the DPoP header field is one JWT, so one token68-shaped value.
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -147,6 +149,7 @@ def access_token_hash(token: str) -> str:
     return jws.b64url(hashlib.sha256(token.encode("ascii", "replace")).digest())
 
 
+@functools.lru_cache(maxsize=URI_CACHE_SIZE)
 def normalize_uri(uri: str) -> str:
     """A URI as §4.3 point 9 compares ``htu``: query and fragment dropped, then the
     syntax-based and scheme-based normalisations of RFC 3986 §6.2.2 and §6.2.3 (scheme
