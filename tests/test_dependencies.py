@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Loaded by name rather than imported: SQLAlchemy's drivers, chosen by the database URL.
-DRIVERS = {"aiosqlite", "asyncpg"}
+DRIVERS = {"aiosqlite"}
 
 
 def _name(requirement: str) -> str:

@@ -17,6 +17,7 @@ at the boundary where they occur and chained with ``from``::
     │   └── DocumentError           an OpenAPI or schema document that cannot be read
     ├── StoreError
     │   ├── StoreUnavailable        a store (database, hot state) cannot be reached
+    │   │   └── ConnectionLost      a database connection died under a statement
     │   ├── SchemaNotCurrent        the database schema is not at the code's revision
     │   ├── ClientExists            a client with that id already exists
     │   └── UserExists              a user with that username already exists
@@ -28,6 +29,7 @@ at the boundary where they occur and chained with ``from``::
     ├── ProblemError                an HTTP answer as RFC 9457 problem details (400)
     │   ├── InvalidInput            a request the gateway's validation refused (400)
     │   ├── Unauthenticated         no valid access token (401, RFC 6750 §3)
+    │   ├── DpopRefused             a token or proof refused under DPoP (401, RFC 9449 §7.1)
     │   ├── SignInRequired          a page or its script needs a signed-in user (401)
     │   ├── Refusal                 refused by policy; ``reason`` is for the audit trail
     │   │   ├── Forbidden           scope, role, claim or client missing (403)
@@ -48,6 +50,8 @@ at the boundary where they occur and chained with ``from``::
     │   └── UpstreamFailure         an upstream that failed or answered 5xx (502)
     │       └── GatewayTimeout      an upstream that did not answer in time (504)
     ├── CallbackRefused             an authorization answer the demo app did not ask for
+    ├── DpopError                   a DPoP proof refused (RFC 9449); ``reason`` is for the
+    │                               audit trail, ``error`` the code for the wire
     └── OAuthError                  an OAuth error code (RFC 6749 §4.1.2.1, §5.2) for the wire
         └── UnsafeRedirect          shown on Bastion's page, never sent to a redirect URI
 
@@ -61,7 +65,7 @@ to whoever sent the request or value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 # The RFC 6750 §3 challenge of the gateway's protected resources.
 BEARER_REALM = 'Bearer realm="bastion"'
@@ -150,6 +154,10 @@ class StoreUnavailable(StoreError):
         super().__init__(f"{store} unavailable: {message}")
 
 
+class ConnectionLost(StoreUnavailable):
+    """A database connection died under a statement: the pool's others are replaced."""
+
+
 class SchemaNotCurrent(StoreError):
     """The database schema is not at the revision this code needs."""
 
@@ -225,6 +233,27 @@ class Unauthenticated(ProblemError):
     def __init__(self, detail: str, error: str | None = "invalid_token") -> None:
         challenge = BEARER_REALM if error is None else f'{BEARER_REALM}, error="{error}"'
         super().__init__(detail, headers={"www-authenticate": challenge})
+
+
+class DpopError(BastionError):
+    """A refused DPoP proof (RFC 9449 §4.3) or presentation (§7). ``reason`` is for the
+    audit trail (one word from a fixed set), ``description`` for the client (never
+    echoing its input), ``error`` the code the client sees: ``invalid_dpop_proof``,
+    ``use_dpop_nonce`` (§8, §9) or ``invalid_token`` (a token sent under the wrong
+    scheme)."""
+
+    def __init__(
+        self,
+        reason: str,
+        description: str,
+        error: Literal["invalid_dpop_proof", "use_dpop_nonce", "invalid_token"] = (
+            "invalid_dpop_proof"
+        ),
+    ) -> None:
+        super().__init__(f"{reason}: {description}")
+        self.reason = reason
+        self.description = description
+        self.error = error
 
 
 class DpopRefused(ProblemError):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from bastion.errors import DpopError
 from bastion.oauth.dpop import (
     SUPPORTED_ALGORITHMS,
-    DpopError,
     ProofRules,
     access_token_hash,
     check_proof,

@@ -25,8 +25,9 @@ from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.crypto.derive import derive_key
 from bastion.crypto.jws import b64url
+from bastion.errors import DpopError
 from bastion.oauth.clients import Client
-from bastion.oauth.dpop import DpopError, DpopProof, ProofRules, bound_key, check_proof
+from bastion.oauth.dpop import DpopProof, ProofRules, bound_key, check_proof
 from bastion.oauth.dpop_nonce import DpopNonces
 from bastion.store.protocols import HotStore
 

@@ -22,12 +22,13 @@ import hmac
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
 from bastion.crypto import jws
+from bastion.errors import DpopError
 
 # RFC 9449 §4.2: a proof's media type. Media types compare case-insensitively.
 PROOF_TYPE = "dpop+jwt"
@@ -75,21 +76,8 @@ URI_CACHE_SIZE = 1_024
 # §4.1: the DPoP header field is one JWT, so one token68-shaped value.
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
-Error = Literal["invalid_dpop_proof", "use_dpop_nonce", "invalid_token"]
 # Whether a proof's ``nonce`` (None when it has none) is one the server accepts at ``now``.
 NonceCheck = Callable[[str | None, float], bool]
-
-
-class DpopError(Exception):
-    """A refused proof. ``reason`` is for the audit trail (one word from a fixed set),
-    ``description`` for the client (never echoing its input), ``error`` the RFC 9449
-    error code."""
-
-    def __init__(self, reason: str, description: str, error: Error = "invalid_dpop_proof") -> None:
-        super().__init__(f"{reason}: {description}")
-        self.reason = reason
-        self.description = description
-        self.error = error
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ a replayed one. Refusals answer 401 with a ``DPoP`` challenge (§7.1) and are au
 
 from __future__ import annotations
 
-from bastion.errors import DpopRefused
+from bastion.errors import DpopError, DpopRefused
 from bastion.gateway.caller import BASTION, Caller, bound_key
 from bastion.gateway.exchange import Exchange
 from bastion.gateway.routes import Route
 from bastion.gateway.steps.base import Step
-from bastion.oauth.dpop import DpopError
 
 
 class SenderConstraint(Step):

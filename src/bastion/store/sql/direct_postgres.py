@@ -33,7 +33,7 @@ from typing import Any
 import asyncpg
 
 from bastion.audit.redaction import redact_text
-from bastion.errors import StoreUnavailable
+from bastion.errors import ConnectionLost, StoreUnavailable
 
 # The driver's errors that mean "no answer from the server" rather than "a wrong query".
 _UNREACHABLE = (
@@ -108,7 +108,7 @@ class DirectPostgres:
         on a fresh connection if the first one turns out dead: it wrote nothing."""
         try:
             return await self._fetchrow(statement, values)
-        except _ConnectionLost:
+        except ConnectionLost:
             return await self._fetchrow(statement, values)
 
     async def write(self, statement: Statement, values: Mapping[str, Any]) -> Any:
@@ -126,7 +126,7 @@ class DirectPostgres:
         except _UNREACHABLE as exc:
             # The server went away for every connection opened before: open new ones.
             await pool.expire_connections()
-            raise _ConnectionLost("database", driver_reason(exc)) from exc
+            raise ConnectionLost("database", driver_reason(exc)) from exc
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -139,10 +139,6 @@ class DirectPostgres:
             except (TimeoutError, *_UNREACHABLE):
                 pass
         pool.terminate()
-
-
-class _ConnectionLost(StoreUnavailable):
-    """A connection died under a statement: the pool's others are replaced."""
 
 
 async def _keep_session(_connection: asyncpg.Connection) -> None:

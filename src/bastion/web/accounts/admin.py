@@ -25,12 +25,12 @@ from bastion.authserver.accounts import Accounts, describe
 from bastion.authserver.server import AuthServer
 from bastion.errors import (
     AccountRuleError,
+    DpopError,
     OAuthError,
     ResourceNotFound,
     UserExists,
     WeakPassword,
 )
-from bastion.oauth.dpop import DpopError
 from bastion.web.accounts import admin_schema as schema
 from bastion.web.oauth.common import json_object
 from bastion.web.openapi import Operation, document_route

@@ -30,11 +30,10 @@ from bastion.accounts.records import BrowserSession
 from bastion.audit import Outcome
 from bastion.authserver.browser import Browser
 from bastion.authserver.server import AuthServer
-from bastion.errors import OAuthError, UnsafeRedirect
+from bastion.errors import DpopError, OAuthError, UnsafeRedirect
 from bastion.oauth.authorize import PAR_URN_PREFIX, AuthorizationRequest, identify, validate
 from bastion.oauth.clients import Client
 from bastion.oauth.codes import CodeGrant, code_hash, new_code
-from bastion.oauth.dpop import DpopError
 from bastion.oauth.params import Params, parse
 from bastion.web.oauth.answers import audit, page_route, redirect_error, redirect_to_client
 from bastion.web.oauth.common import authenticate, form, oauth_error, oauth_json

@@ -12,9 +12,9 @@ from starlette.routing import Route
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.grant_types import HANDLERS
 from bastion.authserver.server import AuthServer
-from bastion.errors import OAuthError
+from bastion.errors import DpopError, OAuthError
 from bastion.oauth.clients import Client
-from bastion.oauth.dpop import DpopError, DpopProof
+from bastion.oauth.dpop import DpopProof
 from bastion.oauth.refresh import Instance
 from bastion.web.oauth.common import authenticate, form, oauth_error, oauth_json
 

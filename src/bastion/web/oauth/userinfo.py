@@ -11,8 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bastion.authserver.server import AuthServer
-from bastion.errors import OAuthError
-from bastion.oauth.dpop import DpopError
+from bastion.errors import DpopError, OAuthError
 from bastion.web.oauth.common import NO_STORE, oauth_json
 
 
