@@ -257,18 +257,14 @@ class DpopError(BastionError):
 
 
 class DpopRefused(ProblemError):
-    """A request refused under the DPoP scheme (RFC 9449 §7.1): the challenge names the
-    error (``invalid_token``, ``invalid_dpop_proof`` or ``use_dpop_nonce``) and the
-    algorithms a proof may use; ``nonce``, when given, travels in ``DPoP-Nonce`` (§9)."""
+    """A request refused under the DPoP scheme (RFC 9449 §7.1); ``headers`` are the
+    challenge (``Dpop.challenge``: the error, the algorithms, a nonce when one is due)."""
 
     status = 401
     title = "Unauthorized"
     type = "urn:bastion:problem:unauthenticated"
 
-    def __init__(self, detail: str, error: str, algs: str, nonce: str | None = None) -> None:
-        headers = {"www-authenticate": f'DPoP error="{error}", algs="{algs}"'}
-        if nonce is not None:
-            headers["dpop-nonce"] = nonce
+    def __init__(self, detail: str, error: str, headers: dict[str, str]) -> None:
         super().__init__(detail, headers=headers)
         self.error = error
 

@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 import pytest
 
-from bastion.oauth import pkce
 from tests.authserver.conftest import (
     ADMIN_SECRET,
     API,
@@ -20,6 +19,7 @@ from tests.authserver.conftest import (
     ISSUER,
     VERIFIER,
     Server,
+    authorize_params,
     exchange,
     get_code,
     start_server,
@@ -233,15 +233,7 @@ def test_dpop_jkt_binds_the_code(server: Server) -> None:
 def test_a_malformed_dpop_jkt_is_refused(server: Server) -> None:
     response = server.client.get(
         "/authorize",
-        params={
-            "client_id": "mobile",
-            "redirect_uri": APP_REDIRECT,
-            "response_type": "code",
-            "scope": "openid",
-            "code_challenge": pkce.s256(VERIFIER),
-            "code_challenge_method": "S256",
-            "dpop_jkt": "short",
-        },
+        params=authorize_params(scope="openid", dpop_jkt="short"),
     )
     assert response.status_code == 303
     assert "error=invalid_request" in response.headers["location"]
@@ -250,14 +242,7 @@ def test_a_malformed_dpop_jkt_is_refused(server: Server) -> None:
 def test_a_proof_with_the_pushed_request_binds_the_code(server: Server) -> None:
     # RFC 9449 §10.1: the key of the proof sent to the PAR endpoint.
     key, thief = DeviceKey(), DeviceKey()
-    params = {
-        "client_id": "mobile",
-        "redirect_uri": APP_REDIRECT,
-        "response_type": "code",
-        "scope": "openid",
-        "code_challenge": pkce.s256(VERIFIER),
-        "code_challenge_method": "S256",
-    }
+    params = authorize_params(scope="openid", state=None, nonce=None)
     mismatch = server.client.post(
         "/par",
         data={**params, "dpop_jkt": thief.jkt},
@@ -373,14 +358,7 @@ def test_userinfo_nonce(nonce_server: Server) -> None:
 def test_the_nonce_dance_at_the_par_endpoint(nonce_server: Server) -> None:
     # RFC 9449 §10.1 with §8: a proof sent to /par needs the nonce too, and is told it.
     key = DeviceKey()
-    params = {
-        "client_id": "mobile",
-        "redirect_uri": APP_REDIRECT,
-        "response_type": "code",
-        "scope": "openid",
-        "code_challenge": pkce.s256(VERIFIER),
-        "code_challenge_method": "S256",
-    }
+    params = authorize_params(scope="openid", state=None, nonce=None)
     par = f"{ISSUER}/par"
     first = nonce_server.client.post("/par", data=params, headers={"DPoP": key.proof("POST", par)})
     assert first.status_code == 400

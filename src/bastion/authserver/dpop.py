@@ -104,6 +104,14 @@ class Dpop:
     def current_nonce(self) -> str:
         return self.nonces.current(self.clock.now())
 
+    def challenge(self, error: str) -> dict[str, str]:
+        """The headers of a refusal under the DPoP scheme (§7.1): the error and the
+        algorithms a proof may use, and the nonce to use when that is what is missing."""
+        headers = {"www-authenticate": f'DPoP error="{error}", algs="{self.algs}"'}
+        if error == "use_dpop_nonce":
+            headers["dpop-nonce"] = self.current_nonce()
+        return headers
+
     async def check(
         self,
         values: Collection[str],

@@ -42,7 +42,9 @@ class SenderConstraint(Step):
         if unbound_bearer:
             dpop.refused(f"client:{caller.client_id}", "bearer_token", uri)
             raise DpopRefused(
-                "This route needs a DPoP-bound access token.", "invalid_token", dpop.algs
+                "This route needs a DPoP-bound access token.",
+                "invalid_token",
+                dpop.challenge("invalid_token"),
             )
         try:
             await dpop.check_presentation(
@@ -55,8 +57,7 @@ class SenderConstraint(Step):
                 nonce=await self._nonce_required(caller),
             )
         except DpopError as exc:
-            nonce = dpop.current_nonce() if exc.error == "use_dpop_nonce" else None
-            raise DpopRefused(_DETAILS[exc.error], exc.error, dpop.algs, nonce) from exc
+            raise DpopRefused(_DETAILS[exc.error], exc.error, dpop.challenge(exc.error)) from exc
 
     async def _nonce_required(self, caller: Caller) -> bool:
         dpop = self.services.dpop

@@ -47,10 +47,7 @@ def _refused(exc: OAuthError) -> Response:
 
 def _refused_proof(server: AuthServer, exc: DpopError) -> Response:
     """RFC 9449 §7.1: refusals about the binding are challenged under the DPoP scheme."""
-    headers = {"www-authenticate": f'DPoP error="{exc.error}", algs="{server.dpop.algs}"'}
-    if exc.error == "use_dpop_nonce":
-        headers["dpop-nonce"] = server.dpop.current_nonce()
-    return problem_response(401, headers=headers, detail=exc.error)
+    return problem_response(401, headers=server.dpop.challenge(exc.error), detail=exc.error)
 
 
 def _invalid_token() -> OAuthError:

@@ -21,14 +21,13 @@ def _challenge(
     # RFC 6750 §3 and RFC 9449 §7.1: the error travels in WWW-Authenticate, under the
     # scheme the client should use.
     if dpop:
-        header = (
-            f'DPoP error="{error}", error_description="{description}", algs="{server.dpop.algs}"'
-        )
+        headers = server.dpop.challenge(error)
     else:
-        header = f'Bearer realm="bastion", error="{error}", error_description="{description}"'
-    headers = {"www-authenticate": header}
-    if error == "use_dpop_nonce":
-        headers["dpop-nonce"] = server.dpop.current_nonce()
+        headers = {
+            "www-authenticate": (
+                f'Bearer realm="bastion", error="{error}", error_description="{description}"'
+            )
+        }
     return oauth_json({"error": error, "error_description": description}, status, headers)
 
 
