@@ -183,7 +183,9 @@ def pinned(command: list[str], cpu: int) -> list[str]:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], url: str, log: Path) -> Iterator[None]:
+def running(
+    command: list[str], env: dict[str, str], url: str, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """A server subprocess, answered once before yielding, terminated after.
 
     Its output goes to a file, as a deployed server's would (access logs included).
@@ -203,7 +205,7 @@ def running(command: list[str], env: dict[str, str], url: str, log: Path) -> Ite
                     tail = log.read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"server did not start: {command}\n{tail}") from None
                 time.sleep(0.1)
-        yield
+        yield process
     finally:
         process.terminate()
         try:
@@ -415,6 +417,75 @@ def dpop_load(url: str, token: str, maker: ProofMaker, connections: int, seconds
         shutil.rmtree(work, ignore_errors=True)
 
 
+# The paced comparison: both routes at the same offered rate, well below either one's
+# saturation, so that neither gets the other's batching (a saturated event loop serves
+# several requests per wake-up and per system call, so CPU per request falls with load
+# and a slower route would look dearer than it is). Each connection waits this long
+# between requests: at most ~1,500 req/s over 32 connections.
+PACED_DELAY_MS = 20
+PACED_ROUNDS = 3
+WRK_PACED = """\
+local proofs, scheme, token, i = {}, nil, nil, 0
+function init(args)
+  scheme, token = args[1], args[2]
+  if args[3] then for line in io.lines(args[3]) do proofs[#proofs + 1] = line end end
+end
+function delay() return @DELAY@ end
+function request()
+  i = i + 1
+  return wrk.format(nil, nil, {["Authorization"] = scheme .. " " .. token, ["DPoP"] = proofs[i]})
+end
+""".replace("@DELAY@", str(PACED_DELAY_MS))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def paced_cost(pid: int, url: str, token: str, maker: ProofMaker | None) -> float:
+    """The server's CPU per request, in µs, at the paced rate; DPoP when ``maker``."""
+    work = Path(tempfile.mkdtemp(prefix="bastion-bench-paced-"))
+    try:
+        (work / "paced.lua").write_text(WRK_PACED)
+        args = ["Bearer", token]
+        if maker is not None:
+            rate = CONNECTIONS * 1000 // PACED_DELAY_MS
+            proofs = (maker.proof("GET", url, token) for _ in range(rate * SECONDS))
+            (work / "proofs").write_text("\n".join(proofs) + "\n")
+            args = ["DPoP", token, str(work / "proofs")]
+        command = [shutil.which("wrk") or "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s"]
+        command += ["-s", str(work / "paced.lua"), url, "--", *args]
+        began = cpu_seconds(pid)
+        output = subprocess.run(
+            pinned(command, 0), capture_output=True, text=True, check=True, timeout=SECONDS + 30
+        ).stdout
+        used = cpu_seconds(pid) - began
+        if "Non-2xx" in output:
+            raise RuntimeError(f"paced run answered errors:\n{output}")
+        found = re.search(r"(\d+) requests in", output)
+        if found is None:
+            raise RuntimeError(f"unexpected wrk output:\n{output}")
+        return used / int(found.group(1)) * 1e6
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class PacedCosts:
+    bearer_us: float  # medians of PACED_ROUNDS alternating rounds
+    dpop_us: float
+
+
+def paced_costs(pid: int, url: str, bearer: str, bound: str, maker: ProofMaker) -> PacedCosts:
+    costs: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(PACED_ROUNDS):
+        costs[False].append(paced_cost(pid, url, bearer, None))
+        costs[True].append(paced_cost(pid, url, bound, maker))
+    return PacedCosts(statistics.median(costs[False]), statistics.median(costs[True]))
+
+
 def measure_dpop(name: str, url: str, token: str, maker: ProofMaker) -> Row:
     dpop_load(url, token, maker, CONNECTIONS, WARMUP_SECONDS)
     saturated = dpop_load(url, token, maker, CONNECTIONS, SECONDS)
@@ -435,7 +506,7 @@ def es256_verify_us() -> float:
     rounds = 2_000
     began = time.process_time()
     for _ in range(rounds):
-        jws.verify_with_key(compact, key, ("ES256",))
+        assert jws.signed_by(key, "ES256", compact.signing_input, compact.signature)
     return (time.process_time() - began) / rounds * 1e6
 
 
@@ -465,7 +536,12 @@ def expect(url: str, headers: Sequence[str], body: object) -> None:
 # --- report ----------------------------------------------------------------------------
 
 
-def report(rows: Sequence[Row], baselines: dict[str, Row], verify_us: float) -> None:
+def report(
+    rows: Sequence[Row],
+    baselines: dict[str, Row],
+    verify_us: float,
+    paced: dict[str, PacedCosts],
+) -> None:
     print()
     print(
         ("wrk -t1 --latency" if uses_wrk() else "Python load generator (aiohttp)")
@@ -510,6 +586,16 @@ def report(rows: Sequence[Row], baselines: dict[str, Row], verify_us: float) -> 
                 f" route; {extra_us:.0f} µs more per request on the gateway's core, of which one"
                 f" ES256 verification is {verify_us:.0f} µs: other {other_us:.0f} µs"
                 f" ({'met' if other_us <= 30 else 'MISSED'}: <= 30 µs)"
+            )
+        cost = paced.get(f"bastion full pipeline, DPoP ({server})")
+        if cost is not None:
+            extra_us = cost.dpop_us - cost.bearer_us
+            print(
+                f"DPoP under {server}, both routes paced at the same rate"
+                f" (<= {CONNECTIONS * 1000 // PACED_DELAY_MS:,} req/s), server CPU per request:"
+                f" bearer {cost.bearer_us:.0f} µs, DPoP {cost.dpop_us:.0f} µs, extra"
+                f" {extra_us:.0f} µs = one ES256 verification ({verify_us:.0f} µs alone)"
+                f" + {extra_us - verify_us:.0f} µs"
             )
 
 
@@ -561,6 +647,7 @@ def run(work: Path, servers: Sequence[str]) -> None:
     bastion = f"http://127.0.0.1:{BASTION_PORT}"
     rows: list[Row] = []
     baselines: dict[str, Row] = {}
+    paced: dict[str, PacedCosts] = {}
     with running(pinned(upstream_command(), 0), env, upstream + UPSTREAM_PATH, logs):
         rows.append(measure("upstream directly", upstream + UPSTREAM_PATH))
         for server in servers:
@@ -575,8 +662,9 @@ def run(work: Path, servers: Sequence[str]) -> None:
             )
             for label, extra in variants():
                 where = {**env, **extra}
-                with running(pinned(command, 1), where, bastion + "/healthz", logs):
-                    bearer = [f"Authorization: Bearer {access_token(bastion)}"]
+                with running(pinned(command, 1), where, bastion + "/healthz", logs) as process:
+                    plain = access_token(bastion)
+                    bearer = [f"Authorization: Bearer {plain}"]
                     for name, path, headers, body in (
                         ("full pipeline", FULL_PATH, bearer, SHAPED),
                         ("full + 2 limits", GUARDED_PATH, bearer, SHAPED),
@@ -596,7 +684,9 @@ def run(work: Path, servers: Sequence[str]) -> None:
                         expect(url, check, SHAPED)
                         title = f"bastion{label} full pipeline, DPoP ({server})"
                         rows.append(measure_dpop(title, url, bound, maker))
-    report(rows, baselines, es256_verify_us())
+                        if pinning():
+                            paced[title] = paced_costs(process.pid, url, plain, bound, maker)
+    report(rows, baselines, es256_verify_us(), paced)
 
 
 def variants() -> list[tuple[str, dict[str, str]]]:

@@ -162,7 +162,16 @@ def test_jwk_whose_curve_does_not_fit_the_algorithm_is_refused() -> None:
     key = DeviceKey()
     refused(key.proof("POST", TOKEN_URI, header={"alg": "EdDSA"}), "alg")
     refused(key.proof("POST", TOKEN_URI, header={"alg": "RS256"}), "alg")
-    refused(key.proof("POST", TOKEN_URI, header={"crit": ["unknown"]}), "alg")
+
+
+def test_critical_and_unregistered_header_members_are_refused() -> None:
+    # RFC 7515 §4.1.11: an extension marked critical that the server does not implement
+    # makes the JWS invalid; a proof needs none, and names only registered members.
+    key = DeviceKey()
+    refused(key.proof("POST", TOKEN_URI, header={"crit": ["unknown"], "unknown": 1}), "malformed")
+    refused(key.proof("POST", TOKEN_URI, header={"crit": ["kid"], "kid": "k"}), "malformed")
+    refused(key.proof("POST", TOKEN_URI, header={"x-custom": 1}), "malformed")
+    assert check(key.proof("POST", TOKEN_URI, header={"kid": "device-key-1"}))
 
 
 def test_more_than_one_dpop_header_is_refused() -> None:

@@ -120,6 +120,7 @@ class Dpop:
         uri: str,
         actor: str,
         access_token: str | None = None,
+        token_hash: str | None = None,
         nonce: bool = False,
     ) -> DpopProof:
         """The request's proof, checked and used up; ``DpopError`` (audited) otherwise."""
@@ -131,6 +132,7 @@ class Dpop:
                 now=self.clock.now(),
                 rules=self.rules,
                 access_token=access_token,
+                token_hash=token_hash,
                 nonce=self.nonces.accepts if nonce else None,
             )
             if not await first_use(self.hot, proof, self.rules):
@@ -150,11 +152,13 @@ class Dpop:
         method: str,
         uri: str,
         nonce: bool,
+        token_hash: str | None = None,
     ) -> None:
         """Return if an access token is presented as its binding requires (RFC 9449 §7):
         a bound token (``cnf.jkt``) only under the DPoP scheme with a proof by its key,
         naming it (``ath``); an unbound one only as a bearer token. ``DpopError``
-        (audited) otherwise, whose ``error`` is the challenge's code."""
+        (audited) otherwise, whose ``error`` is the challenge's code. ``token_hash`` is
+        the token's ``ath`` when the caller remembers it."""
         jkt = bound_key(claims)
         actor = f"client:{claims.get('client_id')}"
         if scheme == "bearer":
@@ -169,7 +173,13 @@ class Dpop:
             self.refused(actor, "unbound_token", uri)
             raise DpopError("unbound_token", "this access token is not DPoP-bound", "invalid_token")
         proof = await self.check(
-            values, method=method, uri=uri, actor=actor, access_token=token, nonce=nonce
+            values,
+            method=method,
+            uri=uri,
+            actor=actor,
+            access_token=token,
+            token_hash=token_hash,
+            nonce=nonce,
         )
         if proof.jkt != jkt:
             # §7.1: the proof must be made with the key the token is bound to.

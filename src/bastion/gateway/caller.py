@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.errors import BEARER_REALM, Unauthenticated
+from bastion.oauth.dpop import access_token_hash
 from bastion.oauth.dpop import bound_key as token_key
 
 BASTION = "bastion"
@@ -53,6 +54,16 @@ def bound_key(caller: Caller) -> str | None:
     if "jkt" not in caller.memo:
         caller.memo["jkt"] = token_key(caller.claims)
     value: str | None = caller.memo["jkt"]
+    return value
+
+
+def token_hash(caller: Caller, token: str) -> str:
+    """The token's ``ath`` (RFC 9449 §4.2), remembered with the cached token: every DPoP
+    proof presented with it names it. The cache holds a caller per token (by digest),
+    so ``token`` is always the one this caller was verified from."""
+    value: str | None = caller.memo.get("ath")
+    if value is None:
+        value = caller.memo["ath"] = access_token_hash(token)
     return value
 
 

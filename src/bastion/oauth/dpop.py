@@ -22,7 +22,7 @@ import hmac
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import orjson
@@ -68,9 +68,10 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 # A URI is printable ASCII: spaces, controls and anything beyond ASCII are refused.
 _NOT_URI = re.compile(r"[^\x21-\x7e]")
-# Parsed proof keys by their JWK's canonical JSON: an app signs every proof with the
-# same key, so importing it (most of a proof's cost beside the signature) is done once.
-KEY_CACHE_SIZE = 4_096
+# Judged proof headers by their encoded form: an app signs every proof with the same key,
+# so decoding the header and importing its key (most of a proof's cost beside the
+# signature) is done once per key.
+HEADER_CACHE_SIZE = 4_096
 # Normalised URIs: the same few endpoints on every request (bounded; errors never kept).
 URI_CACHE_SIZE = 1_024
 # §4.1: the DPoP header field is one JWT, so one token68-shaped value.
@@ -96,9 +97,10 @@ class ProofRules:
         return self.max_age + self.leeway
 
 
-@dataclass(frozen=True)
-class DpopProof:
-    """A proof that passed every check of §4.3 but replay, which the caller does."""
+class DpopProof(NamedTuple):
+    """A proof that passed every check of §4.3 but replay, which the caller does.
+    (A named tuple: made on every sender-constrained request, and a frozen dataclass
+    costs several times more to build.)"""
 
     jkt: str  # RFC 7638 thumbprint of the proof's key: what tokens are bound to (§6)
     jti: str
@@ -193,33 +195,32 @@ def check_proof(
     now: float,
     rules: ProofRules,
     access_token: str | None = None,
+    token_hash: str | None = None,
     nonce: NonceCheck | None = None,
 ) -> DpopProof:
     """Check the ``DpopProof`` in the request's ``DPoP`` header field values (§4.3).
 
     ``uri`` is the request's target as the server is reached from outside (its public
     origin and path); ``access_token``, when the request carries one (§7.1), must be the
-    one the proof names in ``ath``; ``nonce``, when the server asks for nonces, tells a
-    fresh one from a stale one (§8, §9)."""
+    one the proof names in ``ath`` (``token_hash``: its ``access_token_hash`` when the
+    caller has it already); ``nonce``, when the server asks for nonces, tells a fresh one
+    from a stale one (§8, §9)."""
     if not values:
         raise DpopError("missing", "a DPoP proof is required")
     if len(values) != 1:
         raise DpopError("malformed", "exactly one DPoP header field is required")
     (value,) = values
+    value = value.strip(" \t")
     try:
         # A proof's header holds the whole public key: room for RSA up to 4096 bits.
-        compact = jws.parse_compact(value.strip(" \t"), max_header=MAX_PROOF_HEADER_BYTES)
+        head, body, tail = jws.split_compact(value, max_header=MAX_PROOF_HEADER_BYTES)
+        alg, key, jkt = _proof_header(head, rules.algorithms)
+        claims = jws.json_segment(body, "payload")
+        signature = jws.signature_bytes(tail)
     except ValueError as exc:
         raise DpopError("malformed", "the DPoP proof is not a well-formed JWT") from exc
-    key, jkt = _proof_key(compact.header, rules)
-    try:
-        jws.verify_with_key(compact, key, rules.algorithms)
-    except ValueError as exc:
-        # A header JOSE refuses (an unknown crit) or a key that does not fit the
-        # algorithm is not a bad signature: the audit trail tells them apart.
-        reason = "signature" if str(exc) == "bad signature" else "alg"
-        raise DpopError(reason, "the DPoP proof's signature does not verify") from exc
-    claims = compact.claims
+    if not jws.signed_by(key, alg, value[: len(head) + 1 + len(body)].encode(), signature):
+        raise DpopError("signature", "the DPoP proof's signature does not verify")
     jti = _string_claim(claims, "jti", MAX_JTI_LENGTH)
     htm = _string_claim(claims, "htm", 32)
     htu = _string_claim(claims, "htu", MAX_URI_LENGTH)
@@ -243,34 +244,36 @@ def check_proof(
         ath = claims.get("ath")
         if not isinstance(ath, str):
             raise DpopError("ath", "the DPoP proof does not name the access token (ath)")
-        if not hmac.compare_digest(ath.encode(), access_token_hash(access_token).encode()):
+        expected = token_hash or access_token_hash(access_token)
+        if not hmac.compare_digest(ath.encode(), expected.encode()):
             raise DpopError("ath", "the DPoP proof was made for another access token")
     proof_nonce = claims.get("nonce")
     if proof_nonce is not None and not isinstance(proof_nonce, str):
         raise DpopError("malformed", "the DPoP proof's nonce is not a string")
     if nonce is not None and not nonce(proof_nonce, now):
         raise DpopError("nonce", "a fresh DPoP nonce is required", "use_dpop_nonce")
-    return DpopProof(
-        jkt=jkt,
-        jti=jti,
-        iat=float(iat),
-        htm=htm,
-        htu=normalized,
-        nonce=proof_nonce,
-    )
+    return DpopProof(jkt, jti, float(iat), htm, normalized, proof_nonce)
 
 
-def _proof_key(header: Mapping[str, Any], rules: ProofRules) -> tuple[jws.PublicKey, str]:
-    """The proof's key, checked and parsed, and its thumbprint."""
+@functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
+def _proof_header(segment: str, algorithms: frozenset[str]) -> tuple[str, jws.PublicKey, str]:
+    """The algorithm, parsed key and thumbprint of a proof's encoded header, once every
+    rule on the header has passed. An app signs every proof with the same key and so
+    sends the same header each time: it is decoded and judged once (keyed by its exact
+    bytes and the allowed algorithms; a header that fails is never kept)."""
+    header = jws.json_segment(segment, "header")
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() != PROOF_TYPE:
         raise DpopError("typ", "the DPoP proof's typ is not dpop+jwt")
     alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in rules.algorithms:
+    if not isinstance(alg, str) or alg not in algorithms:
         raise DpopError("alg", "the DPoP proof's algorithm is not supported")
     if "b64" in header:
         # RFC 7797's unencoded payload has no place in a JWT (RFC 7797 §7).
         raise DpopError("malformed", "the DPoP proof's payload must be base64url-encoded")
+    if not jws.header_members_allowed(header):
+        # Only JOSE's registered members, and no crit: a proof needs no extension.
+        raise DpopError("malformed", "the DPoP proof's header has unknown or critical members")
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
         raise DpopError("jwk", "the DPoP proof carries no public key (jwk)")
@@ -278,23 +281,18 @@ def _proof_key(header: Mapping[str, Any], rules: ProofRules) -> tuple[jws.Public
         # §4.3 point 7: a private key in the header means it has left the device.
         raise DpopError("jwk", "the DPoP proof's jwk holds private key material")
     try:
-        return _parsed_key(orjson.dumps(jwk, option=orjson.OPT_SORT_KEYS))
+        jkt = thumbprint(jwk)
+        if jwk["kty"] == "RSA":
+            _check_rsa(jwk)
+        key = jws.public_key(jwk)
     except ValueError as exc:
         raise DpopError("jwk", "the DPoP proof's jwk is not a usable public key") from exc
-
-
-@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
-def _parsed_key(canonical: bytes) -> tuple[jws.PublicKey, str]:
-    # Keyed by every member, so a cached key is only ever one with exactly these
-    # members; a key that fails is never kept (lru_cache keeps no exceptions).
-    jwk = orjson.loads(canonical)
-    jkt = thumbprint(jwk)
-    if jwk["kty"] == "RSA":
-        _check_rsa(jwk)
-    key = jws.public_key(jwk)
     if key.kind == "RSA" and key.key.key_size < MIN_RSA_BITS:
-        raise ValueError("RSA key too short")
-    return key, jkt
+        raise DpopError("jwk", "the DPoP proof's jwk is not a usable public key")
+    if not jws.key_fits(key, alg):
+        # An EC key claiming RS256, say: algorithm confusion.
+        raise DpopError("alg", "the DPoP proof's algorithm does not fit its key")
+    return alg, key, jkt
 
 
 def _check_rsa(jwk: Mapping[str, Any]) -> None:

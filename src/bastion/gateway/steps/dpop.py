@@ -11,7 +11,7 @@ a replayed one. Refusals answer 401 with a ``DPoP`` challenge (§7.1) and are au
 from __future__ import annotations
 
 from bastion.errors import DpopError, DpopRefused
-from bastion.gateway.caller import BASTION, Caller, bound_key
+from bastion.gateway.caller import BASTION, Caller, bound_key, token_hash
 from bastion.gateway.exchange import Exchange
 from bastion.gateway.routes import Route
 from bastion.gateway.steps.base import Step
@@ -55,6 +55,7 @@ class SenderConstraint(Step):
                 method=ex.method,
                 uri=uri,
                 nonce=await self._nonce_required(caller),
+                token_hash=token_hash(caller, token),
             )
         except DpopError as exc:
             raise DpopRefused(_DETAILS[exc.error], exc.error, dpop.challenge(exc.error)) from exc
