@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import struct
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from bastion.authserver.stores import IssuedToken
 from bastion.errors import StoreUnavailable
 from bastion.store.sql import direct as direct_module
 from bastion.store.sql.database import Database
+from bastion.store.sql.direct import DirectSqlite
 from bastion.store.sql.grants import SqlGrantStore
 from tests.store.test_grant_contract import NOW, family, grant
 
@@ -162,44 +164,124 @@ async def test_a_file_that_is_no_database_is_store_unavailable(tmp_path: Path) -
         await database.close()
 
 
+def _log_frames(path: Path) -> int:
+    """The frames in the database's log (``mxFrame``), from the wal-index header at the
+    start of its ``-shm`` file: SQLite's ``WalIndexHdr`` (wal.c) holds it as a u32 at
+    byte 16, in the machine's byte order. A restarted log keeps its file's size, so the
+    file's size cannot tell a restart; this number drops back when the log starts over."""
+    with path.with_name(path.name + "-shm").open("rb") as shm:
+        shm.seek(16)
+        frames: int = struct.unpack("=I", shm.read(4))[0]
+    return frames
+
+
+def _hold_snapshot(reader: sqlite3.Connection) -> None:
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM filler").fetchone()
+
+
+def _release_snapshot(reader: sqlite3.Connection) -> None:
+    if reader.in_transaction:
+        reader.execute("COMMIT")
+
+
+async def _write_page(direct: DirectSqlite) -> None:
+    await direct.write(lambda conn: conn.execute("INSERT INTO filler VALUES (?)", (bytes(4096),)))
+
+
 async def test_the_log_starts_over_while_readers_keep_coming(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Readers that keep coming keep SQLite from starting the log over on its own
-    (https://sqlite.org/wal.html, "Avoiding Excessively Large WAL Files"), and SQLite
-    never gives the file's space back by itself: the checkpoint must restart and
-    truncate it, or the file only grows."""
+    (https://sqlite.org/wal.html, "Avoiding Excessively Large WAL Files"): the checkpoint
+    must restart it, or the log only grows.
+
+    Two readers take turns, as the server's connections do: each takes a snapshot before
+    the other lets its own go, so every write begins with a reader on the log, and the
+    writer never finds the log free to start over. The turns go on while a write waits
+    (the restart holds the write lock), so the restart's bounded wait finds a moment
+    without readers on the log."""
     monkeypatch.setattr(direct_module, "CHECKPOINT_EVERY", 20)
     monkeypatch.setattr(direct_module, "RESTART_FRAMES", 100)
     path = tmp_path / "b.db"
     database = await _migrated(path)
-    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    readers = [sqlite3.connect(path, isolation_level=None) for _ in range(2)]
+    reading = True
+
+    async def keep_reading() -> None:
+        turn = 0
+        while reading:
+            # One turn between two writes; many while a write waits for the lock.
+            _hold_snapshot(readers[turn % 2])
+            _release_snapshot(readers[(turn + 1) % 2])
+            turn += 1
+            await asyncio.sleep(0)
+
     try:
         direct = database.direct
         assert direct is not None
         await direct.write(lambda conn: conn.execute("CREATE TABLE filler (data BLOB)"))
-        wal = path.with_name(path.name + "-wal")
-        largest, restarted, written = 0, False, 0
-        # Until the file is seen to shrink: one truncation is the point, and a busy
+        turns = asyncio.create_task(keep_reading())
+        largest, frames, written = 0, 0, 0
+        # Until the log is seen to start over: one restart is the point, and a busy
         # machine may take more writes to get one (each checkpoint waits a bounded time
-        # for the readers). Every other write has a reader holding a snapshot across it;
-        # without the checkpoint's truncation the file only grows, whatever the count.
-        while not restarted and written < 3000:
+        # for the readers). Without the checkpoint's restart the log only grows.
+        while frames >= largest and written < 3000:
+            await _write_page(direct)
             written += 1
-            held = written % 2 == 1
-            if held:
-                reader.execute("BEGIN")
-                reader.execute("SELECT count(*) FROM filler").fetchone()
-            await direct.write(
-                lambda conn: conn.execute("INSERT INTO filler VALUES (?)", (bytes(4096),))
-            )
-            if held:
-                reader.execute("COMMIT")
+            await asyncio.sleep(0)  # the readers' turn
+            largest, frames = max(largest, frames), _log_frames(path)
+        reading = False
+        await turns
+        assert frames < largest, f"the log grew to {frames} frames over {written} writes"
+        # It started over after growing past RESTART_FRAMES: the checkpoint's restart,
+        # not SQLite finding the log free by itself.
+        assert largest >= direct_module.RESTART_FRAMES
+    finally:
+        reading = False
+        for reader in readers:
+            reader.close()
+        await database.close()
+
+
+async def test_a_restarted_log_is_cut_back_to_the_size_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted log keeps its file's size; after a reader held the log long enough to
+    make it grow, the first commit in the restarted log cuts the file back to
+    ``journal_size_limit`` (set on every connection, direct or through SQLAlchemy)."""
+    monkeypatch.setattr(direct_module, "CHECKPOINT_EVERY", 20)
+    monkeypatch.setattr(direct_module, "RESTART_FRAMES", 100)
+    path = tmp_path / "b.db"
+    database = await _migrated(path)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        direct = database.direct
+        assert direct is not None
+        await direct.write(lambda conn: conn.execute("CREATE TABLE filler (data BLOB)"))
+        page_size = await direct.read(lambda conn: conn.execute("PRAGMA page_size").fetchone()[0])
+        limit = direct_module.wal_size_limit(page_size)
+        assert limit == 32 + 4 * 100 * (24 + page_size)
+        assert (
+            await direct.read(lambda conn: conn.execute("PRAGMA journal_size_limit").fetchone()[0])
+            == limit
+        )
+        async with database.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_size_limit"))).scalar() == limit
+        wal = path.with_name(path.name + "-wal")
+        # One reader holds its snapshot throughout: no restart can succeed.
+        _hold_snapshot(reader)
+        while wal.stat().st_size <= 2 * limit:
+            await _write_page(direct)
+        grown = _log_frames(path)
+        _release_snapshot(reader)
+        written = 0
+        while _log_frames(path) >= grown and written < 1000:
+            await _write_page(direct)
+            written += 1
             await asyncio.sleep(0)  # the checkpoint runs on the writer thread meanwhile
-            size = wal.stat().st_size
-            restarted = size < largest // 2
-            largest = max(largest, size)
-        assert restarted, f"the log grew to {largest} bytes over {written} writes"
+        assert _log_frames(path) < grown, f"no restart over {written} writes"
+        assert wal.stat().st_size <= limit
     finally:
         reader.close()
         await database.close()

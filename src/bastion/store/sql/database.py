@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bastion.audit.redaction import redact_text
 from bastion.errors import SchemaNotCurrent, StoreUnavailable
-from bastion.store.sql.direct import DirectSqlite, Synchronous
+from bastion.store.sql.direct import DirectSqlite, Synchronous, wal_size_limit
 from bastion.store.sql.direct_postgres import DirectPostgres, driver_reason
 from bastion.store.sql.sqlite_files import create_private_database, database_path
 
@@ -271,4 +271,9 @@ def _sqlite_pragmas(dbapi_connection: Any, synchronous: Synchronous) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # The same bound on the log file as the token endpoint's connections (direct.py): any
+    # connection's commit may be the first one in a restarted log.
+    cursor.execute("PRAGMA page_size")
+    limit = wal_size_limit(cursor.fetchone()[0])
+    cursor.execute(f"PRAGMA journal_size_limit={limit}")
     cursor.close()

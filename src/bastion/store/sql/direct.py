@@ -24,7 +24,8 @@ a constraint violation is the caller's bug and stays what it is.
 Either way the caller's ``await`` returns only after ``COMMIT`` returned: an answer is
 never sent for a grant that is not committed. WAL checkpoints are moved off the loop
 too: this connection does not checkpoint on commit; every ``CHECKPOINT_EVERY`` commits
-the writer thread runs a passive checkpoint (which never blocks readers or writers).
+the writer thread runs a passive checkpoint (which never blocks readers or writers), and
+past ``RESTART_FRAMES`` frames a restarting one (see ``RESTART_FRAMES`` below).
 """
 
 from __future__ import annotations
@@ -46,10 +47,26 @@ CHECKPOINT_EVERY = 500
 # reader on the log. Under steady grants some reader always is, so the log never started
 # over: measured at 385 MB beside an 11 MB database after 8,000 codes, every read
 # searching more of it (code exchange CPU per grant +75%). Past this many frames the
-# checkpoint restarts and truncates it, waiting at most RESTART_WAIT_MS for readers
-# (holding the write lock meanwhile: a bounded pause for writers, never for readers).
+# checkpoint runs in RESTART mode: it copies the last frames back and waits at most
+# RESTART_WAIT_MS for the readers on the log to finish (holding the write lock meanwhile:
+# a bounded pause for writers, never for readers), so that the next commit writes from
+# the start of the file again. Not TRUNCATE, which also cuts the file to zero bytes while
+# it holds the write lock (an ftruncate of 10-120 ms on a loaded VM), after which the file
+# is grown back frame by frame: every write in flight waited for the cut (the code
+# exchange p99 in docs/performance.md).
 RESTART_FRAMES = 4_096
 RESTART_WAIT_MS = 20
+# A restarted log keeps its file's size, so without a limit the file stays as large as
+# the most frames the log ever held (after readers kept the restart from succeeding for
+# a while). PRAGMA journal_size_limit cuts it back: the connection whose commit is the
+# first one in a restarted log truncates the file to its limit (or to that commit's end,
+# if further) and leaves a smaller file alone. That commit is usually the event loop's,
+# so the cut should be rare: the limit is this many times RESTART_FRAMES, where a log
+# that restarted on time ends below RESTART_FRAMES plus one CHECKPOINT_EVERY of commits
+# (about 2.2 times RESTART_FRAMES at the 8-10 pages a code exchange writes).
+SIZE_LIMIT_FACTOR = 4
+WAL_HEADER_BYTES = 32
+WAL_FRAME_HEADER_BYTES = 24
 
 
 class DirectSqlite:
@@ -80,6 +97,8 @@ class DirectSqlite:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.execute(f"PRAGMA journal_size_limit={wal_size_limit(page_size)}")
         return conn
 
     def _connection(self, threaded: bool) -> sqlite3.Connection:
@@ -157,7 +176,9 @@ class DirectSqlite:
         conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
         try:
             # Busy (a reader stayed longer) is no error: the next checkpoint tries again.
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            # Success leaves the frames in place: the next commit, on any connection,
+            # starts the log over (and applies journal_size_limit).
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         finally:
             conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
 
@@ -167,6 +188,13 @@ class DirectSqlite:
             if conn is not None:
                 conn.close()
         self._inline = self._threaded = None
+
+
+def wal_size_limit(page_size: int) -> int:
+    """``journal_size_limit`` in bytes for a database of ``page_size`` pages: the log's
+    header and ``SIZE_LIMIT_FACTOR`` times ``RESTART_FRAMES`` frames."""
+    frames = SIZE_LIMIT_FACTOR * RESTART_FRAMES
+    return WAL_HEADER_BYTES + frames * (WAL_FRAME_HEADER_BYTES + page_size)
 
 
 def _run(
