@@ -120,6 +120,8 @@ def test_route_settings_refuse_unsafe_or_inconsistent_routes(
         ({"auth": ("partner",), "acr": ACR_MFA}, 'auth = "bastion" alone'),
         ({"forward_headers": ("X-Forwarded-For",)}, "the gateway owns them"),
         ({"forward_headers": ("content-length",)}, "the gateway owns them"),
+        # RFC 9449: the app's proof is its credential at the gateway, never an upstream's.
+        ({"forward_headers": ("DPoP",)}, "the gateway owns them"),
     ],
 )
 def test_routes_that_would_leak_or_confuse_are_refused(

@@ -26,6 +26,10 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 GATEWAY_OWNED_HEADERS = frozenset(
     {
         "authorization",
+        # The app's DPoP proof (RFC 9449) is for the gateway only: an upstream that got it
+        # with the token could not use it (it names the gateway's URL and is used up),
+        # but it is the app's credential all the same, like Authorization.
+        "dpop",
         "cookie",
         "host",
         "content-length",
