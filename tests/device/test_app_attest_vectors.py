@@ -291,3 +291,11 @@ def test_assertion_by_another_key_is_refused() -> None:
     with pytest.raises(AttestationError) as refused:
         _assert(vector, 0, other)
     assert refused.value.reason == "signature_invalid"
+
+
+def test_key_id_is_checked_before_credential_id() -> None:
+    # Apple checks the key identifier against the certified key (step 5) before the
+    # credential id (step 9); both differ in this vector, so the first one names it.
+    with pytest.raises(AttestationError) as refused:
+        _attest(_load("invalid/neg-node-dev-wrong-key-id.json"))
+    assert refused.value.reason == "key_id_mismatch"
