@@ -239,3 +239,13 @@ def test_an_assertion_for_another_app_is_refused() -> None:
             previous_counter=0,
         )
     assert refused.value.reason == "rp_id_mismatch"
+
+
+def test_a_certificate_of_an_unknown_version_is_malformed() -> None:
+    device = Device()
+    decoded = cbor2.loads(device.attestation_object())
+    leaf = decoded["attStmt"]["x5c"][0]
+    version = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2, i.e. X.509 v3
+    assert leaf.count(version) == 1
+    decoded["attStmt"]["x5c"][0] = leaf.replace(version, bytes.fromhex("a003020103"))
+    assert _reason(device, cbor2.dumps(decoded)) == "malformed"

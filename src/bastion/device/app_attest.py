@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.verification import (
@@ -165,7 +165,7 @@ def _parse_attestation_object(data: bytes) -> _AttestationObject:
         raise AttestationError("malformed", "x5c entry not a certificate of bounded size")
     try:
         certificates = [x509.load_der_x509_certificate(der) for der in x5c]
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:
         raise AttestationError("malformed", "x5c entry is not DER X.509") from e
     return _AttestationObject(
         leaf=certificates[0],
@@ -203,15 +203,16 @@ def _check_chain(parsed: _AttestationObject, root: x509.Certificate, now: dateti
     )
     try:
         verifier.verify(parsed.leaf, parsed.intermediates)
-    except VerificationError as e:
+    except (VerificationError, ValueError) as e:
         raise AttestationError("certificate_chain_invalid", str(e)) from e
 
 
 def _certified_nonce(leaf: x509.Certificate) -> bytes:
+    # Certificates parse their extensions lazily: a malformed one surfaces here.
     try:
         extension = leaf.extensions.get_extension_for_oid(NONCE_EXTENSION).value
-    except x509.ExtensionNotFound as e:
-        raise AttestationError("malformed", "leaf has no nonce extension") from e
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError) as e:
+        raise AttestationError("malformed", "leaf has no single, readable nonce extension") from e
     value = extension.public_bytes()
     if len(value) != len(_NONCE_PREFIX) + 32 or not value.startswith(_NONCE_PREFIX):
         raise AttestationError("malformed", "nonce extension is not the expected structure")
@@ -219,7 +220,10 @@ def _certified_nonce(leaf: x509.Certificate) -> bytes:
 
 
 def _leaf_key(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey:
-    key = leaf.public_key()
+    try:
+        key = leaf.public_key()
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise AttestationError("malformed", "leaf key unreadable") from e
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise AttestationError("malformed", "leaf key is not P-256")
     return key
