@@ -49,6 +49,8 @@ at the boundary where they occur and chained with ``from``::
     │   ├── CircuitOpen             the upstream's circuit breaker is open (503)
     │   └── UpstreamFailure         an upstream that failed or answered 5xx (502)
     │       └── GatewayTimeout      an upstream that did not answer in time (504)
+    ├── AttestationError            an App Attest attestation or assertion that does not
+    │                               verify; ``reason`` names the failed check
     ├── CallbackRefused             an authorization answer the demo app did not ask for
     ├── DpopError                   a DPoP proof refused (RFC 9449); ``reason`` is for the
     │                               audit trail, ``error`` the code for the wire
@@ -233,6 +235,33 @@ class Unauthenticated(ProblemError):
     def __init__(self, detail: str, error: str | None = "invalid_token") -> None:
         challenge = BEARER_REALM if error is None else f'{BEARER_REALM}, error="{error}"'
         super().__init__(detail, headers={"www-authenticate": challenge})
+
+
+AttestationReason = Literal[
+    "certificate_chain_invalid",
+    "certificate_expired",
+    "certificate_not_yet_valid",
+    "nonce_mismatch",
+    "key_id_mismatch",
+    "rp_id_mismatch",
+    "counter_nonzero",
+    "aaguid_mismatch",
+    "credential_id_mismatch",
+    "signature_invalid",
+    "counter_not_increasing",
+    "malformed",
+]
+
+
+class AttestationError(BastionError):
+    """An Apple App Attest attestation or assertion that does not verify. ``reason`` names
+    the check that refused it (one of ``AttestationReason``), for the audit trail; it is
+    not meant for the device, which learns only that it was refused."""
+
+    def __init__(self, reason: AttestationReason, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason: AttestationReason = reason
+        self.detail = detail
 
 
 class DpopError(BastionError):

@@ -36,6 +36,7 @@ CORES = (
     "bastion.accounts.levels",
     "bastion.accounts.stepup",
     "bastion.crypto.envelope",
+    "bastion.device.app_attest",
 )
 # Frameworks and I/O a core must not pull in (directly or through the package root).
 HEAVY = ("starlette", "sqlalchemy", "aiohttp", "redis", "pydantic", "uvicorn", "asyncpg", "jinja2")

@@ -1,0 +1,1 @@
+"""Device trust: evidence that a request comes from a genuine instance of the app."""
