@@ -117,6 +117,8 @@ def _refused(reason: str) -> Any:
 
 
 def test_a_classic_token_decrypts_verifies_and_passes_the_rules() -> None:
+    """Every section of "Integrity verdicts" (requestDetails, appIntegrity,
+    deviceIntegrity, accountDetails, environmentDetails) is read into the Verdict."""
     payload = _decode(_token())
     assert payload == _verdict()
     verdict = _check(payload)
@@ -227,6 +229,8 @@ def test_the_decoder_refuses_keys_of_the_wrong_kind() -> None:
 
 
 def test_a_standard_verdict_matches_its_request_hash() -> None:
+    """Standard requests carry requestDetails.requestHash in place of the nonce
+    ("Integrity verdicts", request details field), echoed as the app sent it."""
     verdict = _verdict(**{"requestDetails.nonce": None, "requestDetails.requestHash": REQUEST_HASH})
     assert _check(verdict, nonce=None, request_hash=REQUEST_HASH).version_code == 42
     with _refused("request_hash_mismatch"):

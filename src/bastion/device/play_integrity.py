@@ -209,8 +209,8 @@ def check_verdict(
     - Classic requests: ``nonce`` is the bytes the server issued. The app passes them
       to ``setNonce`` base64url-encoded (URL-safe alphabet, no line wrap, 16 to 500
       characters) and Google echoes that string in ``requestDetails.nonce``; it is
-      decoded here (with or without ``=`` padding, as Android writes either) and the
-      bytes compared.
+      decoded here (with or without ``=`` padding: Android's ``Base64.URL_SAFE`` pads
+      unless ``NO_PADDING`` is added) and the bytes compared.
 
     ``certificate_digests`` are the base64url SHA-256 digests of the app's signing
     certificates, as Play reports them in ``appIntegrity.certificateSha256Digest``
