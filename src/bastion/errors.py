@@ -51,6 +51,8 @@ at the boundary where they occur and chained with ``from``::
     │       └── GatewayTimeout      an upstream that did not answer in time (504)
     ├── AttestationError            an App Attest attestation or assertion that does not
     │                               verify; ``reason`` names the failed check
+    ├── IntegrityError              a Play Integrity token or verdict refused; ``reason``
+    │                               names the failed check
     ├── CallbackRefused             an authorization answer the demo app did not ask for
     ├── DpopError                   a DPoP proof refused (RFC 9449); ``reason`` is for the
     │                               audit trail, ``error`` the code for the wire
@@ -261,6 +263,34 @@ class AttestationError(BastionError):
     def __init__(self, reason: AttestationReason, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason: AttestationReason = reason
+        self.detail = detail
+
+
+IntegrityReason = Literal[
+    "malformed",
+    "unsupported_algorithm",
+    "decryption_failed",
+    "signature_invalid",
+    "wrong_package",
+    "nonce_mismatch",
+    "request_hash_mismatch",
+    "stale",
+    "unrecognized_app",
+    "unknown_certificate",
+    "version_too_old",
+    "device_integrity",
+    "unlicensed",
+]
+
+
+class IntegrityError(BastionError):
+    """A Google Play Integrity token that does not decrypt or verify, or a verdict the
+    rules refuse. ``reason`` names the check (one of ``IntegrityReason``), for the audit
+    trail; the device learns only that it was refused."""
+
+    def __init__(self, reason: IntegrityReason, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason: IntegrityReason = reason
         self.detail = detail
 
 
