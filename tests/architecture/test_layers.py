@@ -37,6 +37,8 @@ CORES = (
     "bastion.accounts.stepup",
     "bastion.crypto.envelope",
     "bastion.device.app_attest",
+    "bastion.device.risk",
+    "bastion.device.cohorts",
 )
 # Frameworks and I/O a core must not pull in (directly or through the package root).
 HEAVY = ("starlette", "sqlalchemy", "aiohttp", "redis", "pydantic", "uvicorn", "asyncpg", "jinja2")
