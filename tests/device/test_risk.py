@@ -219,6 +219,11 @@ def test_an_outage_steps_up_by_default_and_never_denies_by_itself() -> None:
     assert assess(tampered, policy).decided == Action.DENY
     lenient = replace(policy, outage=Action.LIMIT)
     assert assess(replace(SAFE, attestation_unavailable=True), lenient).decided == Action.LIMIT
+    # An unchecked configuration value is not an error either.
+    for raw, action in (("limit", Action.LIMIT), ("bogus", Action.STEP_UP)):
+        unchecked = replace(policy, outage=raw)  # type: ignore[arg-type]
+        assert assess(replace(SAFE, attestation_unavailable=True), unchecked).decided == action
+        assert policy_problems(unchecked) == (f"outage: {raw!r} is not an action",)
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ count and age tables are lists of ``[at least, points]`` pairs::
     step_up_at = 60
     deny_at = 100
     attestation = { none = 40, basic = 25, device = 10 }    # strong scores 0
-    attestation_age = [[604800, 10], [2592000, 25]]         # never attested: the most
+    attestation_age = [[604800, 10], [2592000, 25]]         # never attested: 25 here
     app_recognition = { unknown = 0, unrecognized = 60 }
     licensing = { unknown = 0, unlicensed = 30 }
     app_access_risk = { default = 15, KNOWN_CONTROLLING = 40, UNKNOWN_CONTROLLING = 40 }
@@ -55,10 +55,10 @@ count and age tables are lists of ``[at least, points]`` pairs::
     rate_limited = [[1, 10], [5, 30]]
     detectors = { default = 30 }   # points per detector flag, by name
 
-    [token.device]                   # token issuance
+    [token.device]                   # token issuance; keys left out keep their defaults
     [refresh.device]
     [[gateway.routes]]
-    device = { mode = "enforce", deny_at = 80 }   # unnamed keys keep their defaults
+    device = { mode = "enforce", deny_at = 80 }
 
 This module is a pure core: no I/O, no configuration loading; the caller gathers the
 signals (verifiers, stores, detectors) and applies the decision.
@@ -277,6 +277,14 @@ def _scores(signals: Signals, policy: Policy) -> list[tuple[str, int]]:
     return scored
 
 
+def _outage(value: object) -> Action:
+    """The fallback action; one that is not an action (a configuration the loader did
+    not check) falls back to ``STEP_UP`` rather than failing the request."""
+    if isinstance(value, Action):
+        return value
+    return Action.__members__.get(str(value).upper(), Action.STEP_UP)
+
+
 def assess(signals: Signals, policy: Policy) -> Decision:
     """Decide what to do with a request from its signals, under ``policy``."""
     scored = [(reason, points) for reason, points in _scores(signals, policy) if points > 0]
@@ -291,7 +299,7 @@ def assess(signals: Signals, policy: Policy) -> Decision:
             decided = max(decided, action)
     reasons = [reason for reason, _ in scored]
     if signals.attestation_unavailable:
-        decided = max(decided, Action(policy.outage))
+        decided = max(decided, _outage(policy.outage))
         reasons.append("attestation_unavailable")
     enforced = decided if policy.mode == "enforce" else Action.ALLOW
     return Decision(decided, enforced, tuple(reasons), score, policy.mode)
@@ -303,6 +311,8 @@ def policy_problems(policy: Policy) -> tuple[str, ...]:
     problems: list[str] = []
     if policy.mode not in ("enforce", "audit"):
         problems.append(f"mode: {policy.mode!r} is neither 'enforce' nor 'audit'")
+    if not isinstance(policy.outage, Action):
+        problems.append(f"outage: {policy.outage!r} is not an action")
     if not policy.limit_at <= policy.step_up_at <= policy.deny_at:
         problems.append("thresholds: limit_at <= step_up_at <= deny_at does not hold")
     grades = {
