@@ -16,8 +16,9 @@ decided action is the strongest one whose threshold (``limit_at``, ``step_up_at`
 denies) scores at least the threshold of its action. When attestation could not be
 verified at all (``attestation_unavailable``: the vendor or the verifier is down), the
 decision is at least ``policy.outage`` (``STEP_UP`` unless configured): an outage never
-raises an error and never denies by itself. ``reasons`` names every signal that scored
-points, plus ``attestation_unavailable``, in a fixed order.
+raises an error, and denies by itself only where ``outage = "deny"`` says so. ``reasons``
+names every signal that scored points, in a fixed order, then
+``attestation_unavailable`` during an outage.
 
 Monotonicity. ``no_riskier(a, b)`` is a partial order: every signal of ``b`` is worse
 than or equal to the same signal of ``a``. Whatever the policy, ``no_riskier(a, b)``
