@@ -38,6 +38,8 @@ CORES = (
     "bastion.crypto.envelope",
     "bastion.device.app_attest",
     "bastion.device.play_integrity",
+    "bastion.device.risk",
+    "bastion.device.cohorts",
 )
 # Frameworks and I/O a core must not pull in (directly or through the package root).
 HEAVY = ("starlette", "sqlalchemy", "aiohttp", "redis", "pydantic", "uvicorn", "asyncpg", "jinja2")
