@@ -309,6 +309,13 @@ def test_policy_problems() -> None:
         "failed_sign_ins: negative points at 3",
         "new_device: negative points",
     )
-    # A mode that is not "enforce" enforces nothing.
+    # Fail closed: only the exact word "audit" stops enforcement, so a typo enforces.
     decision = assess(replace(SAFE, counter_anomaly=True), bad)
-    assert (decision.decided, decision.enforced) == (Action.DENY, Action.ALLOW)
+    assert (decision.decided, decision.enforced) == (Action.DENY, Action.DENY)
+
+
+def test_enforcement_is_the_default_and_audit_the_opt_in() -> None:
+    # Audit mode weakens the protection (it only reports), so it is never the default.
+    risky = replace(SAFE, counter_anomaly=True)
+    assert assess(risky, Policy()).enforced == Action.DENY
+    assert assess(risky, replace(Policy(), mode="audit")).enforced == Action.ALLOW

@@ -27,7 +27,8 @@ points are never negative (a negative number counts as zero), a graded table sco
 grade with the highest number given for it or any better grade, and the score maps to
 actions by thresholds, so more points never give a weaker action.
 
-Audit mode decides exactly as enforce mode does and enforces nothing:
+Enforcement is the default. Audit mode, the opt-in for trying a policy on real traffic,
+decides exactly as enforce mode does and enforces nothing:
 ``Decision.enforced`` is ``ALLOW`` and ``Decision.decided`` is what enforce mode would do.
 
 The policy is per action (sign-in, token issuance, refresh, a gateway route) and is
@@ -36,7 +37,7 @@ the field names of ``Policy``, graded tables are keyed by the lower-case grade n
 count and age tables are lists of ``[at least, points]`` pairs::
 
     [sign_in.device]                 # the same as sign_in = { device = { ... } }
-    mode = "audit"                   # or "enforce"
+    mode = "enforce"                 # the default; "audit" decides and enforces nothing
     outage = "step_up"               # allow | limit | step_up | deny
     limit_at = 30
     step_up_at = 60
@@ -197,7 +198,9 @@ class Policy:
     token issuance, refresh, a gateway route). The field names are the TOML keys drawn
     in the module docstring; see there for the meaning of each table."""
 
-    mode: Mode = "audit"
+    # Enforce unless audit mode is asked for: audit mode weakens the protection (it only
+    # reports), so it is the opt-in, for trying a policy on real traffic first.
+    mode: Mode = "enforce"
     outage: Action = Action.STEP_UP
     limit_at: int = 30
     step_up_at: int = 60
@@ -302,7 +305,8 @@ def assess(signals: Signals, policy: Policy) -> Decision:
     if signals.attestation_unavailable:
         decided = max(decided, _outage(policy.outage))
         reasons.append("attestation_unavailable")
-    enforced = decided if policy.mode == "enforce" else Action.ALLOW
+    # Only the exact word "audit" turns enforcement off: a mistyped mode enforces.
+    enforced = Action.ALLOW if policy.mode == "audit" else decided
     return Decision(decided, enforced, tuple(reasons), score, policy.mode)
 
 
