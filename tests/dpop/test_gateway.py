@@ -153,6 +153,23 @@ def test_every_request_needs_its_own_proof_even_with_the_token_cached(
     assert reasons == ["replay", "missing"]
 
 
+def test_a_token_refused_under_the_dpop_scheme_is_answered_in_that_scheme(
+    gw: tuple[GatewayHarness, Recorder], now: FixedClock
+) -> None:
+    # RFC 9449 §7.1: the challenge names the scheme the request used, so a DPoP client
+    # (which reads DPoP challenges for use_dpop_nonce) sees why it was refused.
+    harness_, _ = gw
+    key = DeviceKey()
+    token = harness_.mint(jkt=key.jkt)
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    refused(call(harness_, forged, key.proof("GET", ORDERS, access_token=forged)), "invalid_token")
+    missing = harness_.client.get("/api/orders")
+    assert missing.status_code == 401
+    challenge = missing.headers["www-authenticate"]
+    # §7.2: without credentials, both schemes are offered.
+    assert challenge.startswith('Bearer realm="bastion", DPoP algs="ES256'), challenge
+
+
 def test_a_bound_token_sent_as_bearer_is_refused(
     gw: tuple[GatewayHarness, Recorder], now: FixedClock
 ) -> None:

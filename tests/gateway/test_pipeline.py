@@ -192,8 +192,9 @@ def test_undeclared_routes_do_not_exist(gw: GatewayHarness, method: str, path: s
 def test_missing_and_malformed_credentials(gw: GatewayHarness) -> None:
     missing = gw.client.get("/api/orders?owner=alice")
     assert missing.status_code == 401
-    # RFC 6750 §3.1: no error code when the request had no credentials at all.
-    assert missing.headers["www-authenticate"] == 'Bearer realm="bastion"'
+    # RFC 6750 §3.1: no error code when the request had no credentials at all; RFC 9449
+    # §7.2: a resource taking both schemes offers both.
+    assert missing.headers["www-authenticate"].startswith('Bearer realm="bastion", DPoP algs="')
     assert missing.headers["content-type"] == "application/problem+json"
     basic = gw.client.get("/api/orders?owner=alice", headers={"authorization": "Basic YTpi"})
     assert basic.status_code == 401
