@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pyotp
 import pytest
+import pytest_asyncio
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -36,6 +37,7 @@ from playwright.async_api import (
     async_playwright,
     expect,
 )
+from pytest_asyncio import is_async_test
 
 from bastion.config import encode_master_key
 from bastion.oauth import pkce
@@ -136,8 +138,20 @@ def username(server: Server) -> str:
 
 # --- the browser ----------------------------------------------------------------------------
 
+HERE = Path(__file__).resolve().parent
 
-@pytest.fixture
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One Chromium for the whole session, so every browser test runs in the session's event
+    loop, where Playwright's objects live. Each test still gets its own browser context (a
+    fresh profile: cookies, storage, virtual authenticators), as before."""
+    in_session_loop = pytest.mark.asyncio(loop_scope="session")
+    for item in items:
+        if is_async_test(item) and HERE in item.path.parents:
+            item.add_marker(in_session_loop, append=False)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
         unavailable(
@@ -165,14 +179,14 @@ async def new_context(browser: Browser, server: Server, **options: Any) -> Brows
     return context
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def context(browser: Browser, server: Server) -> AsyncIterator[BrowserContext]:
     created = await new_context(browser, server)
     yield created
     await created.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def page(context: BrowserContext) -> Page:
     return await context.new_page()
 
