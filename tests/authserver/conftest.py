@@ -28,6 +28,7 @@ from bastion.runtime import Runtime
 from bastion.store.sql.users import SqlUserStore
 from bastion.web.app import build_app
 from tests.conftest import write_config
+from tests.support import schema
 
 ISSUER = "http://127.0.0.1:8000"
 APP_REDIRECT = "com.example.app:/cb"
@@ -147,7 +148,7 @@ def start_server(
     )
 
     async def prepare() -> str:
-        await wiring.migrate(settings)
+        await schema.migrate(settings)
         database = wiring.open_database(settings)
         try:
             user = await SqlUserStore(database).create(

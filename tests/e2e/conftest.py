@@ -28,6 +28,7 @@ import httpx
 import pyotp
 import pytest
 import pytest_asyncio
+from click.testing import CliRunner
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -39,6 +40,7 @@ from playwright.async_api import (
 )
 from pytest_asyncio import is_async_test
 
+from bastion.cli.main import cli
 from bastion.config import encode_master_key
 from bastion.oauth import pkce
 from tests.conftest import write_config
@@ -85,13 +87,16 @@ class Server:
     callback: str
 
     def create_user(self, prefix: str = "user") -> str:
+        """``bastion users create``, run in this process (no interpreter to start per user)
+        against the server's database."""
         username = f"{prefix}-{secrets.token_hex(4)}"
-        created = bastion(
+        created = CliRunner().invoke(
+            cli,
             ["users", "create", username, "--password-stdin", "-c", str(self.config)],
-            self.env,
-            stdin=PASSWORD + "\n",
+            input=PASSWORD + "\n",
+            env=self.env,
         )
-        assert created.returncode == 0, created.stderr
+        assert created.exit_code == 0, created.output
         return username
 
 
