@@ -135,7 +135,7 @@ case "${1:-}" in
     "$VENV/bin/ruff" format --check src tests bench examples
     "$VENV/bin/mypy"
     shift
-    step "running the tests (about ten minutes on two cores)"
+    step "running the tests (about nine and a half minutes on two cores)"
     exec "$VENV/bin/pytest" "$@"
     ;;
   *) echo "usage: $0 demo|test|install|lock" >&2; exit 2 ;;

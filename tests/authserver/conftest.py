@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion import wiring
 from bastion.accounts.passwords import Passwords
+from bastion.accounts.settings import PasswordSettings
 from bastion.audit.sinks import MemorySink
 from bastion.clock import Clock
 from bastion.config import Settings, load_settings
@@ -27,6 +28,7 @@ from bastion.runtime import Runtime
 from bastion.store.sql.users import SqlUserStore
 from bastion.web.app import build_app
 from tests.conftest import write_config
+from tests.support import schema
 
 ISSUER = "http://127.0.0.1:8000"
 APP_REDIRECT = "com.example.app:/cb"
@@ -112,6 +114,19 @@ def server(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[S
         yield started
 
 
+_PASSWORD_HASHES: dict[str, str] = {}
+
+
+def password_hash(settings: PasswordSettings) -> str:
+    """Alice's argon2id hash of ``PASSWORD`` under ``settings``, made once per parameter set:
+    a hash with the server's own parameters, as a sign-up would store, without paying for
+    two more full argon2 runs (``Passwords`` makes its dummy hash too) in every test."""
+    key = settings.model_dump_json()
+    if key not in _PASSWORD_HASHES:
+        _PASSWORD_HASHES[key] = Passwords(settings).hash(PASSWORD)
+    return _PASSWORD_HASHES[key]
+
+
 @contextmanager
 def start_server(
     tmp_path: Path,
@@ -133,11 +148,11 @@ def start_server(
     )
 
     async def prepare() -> str:
-        await wiring.migrate(settings)
+        await schema.migrate(settings)
         database = wiring.open_database(settings)
         try:
             user = await SqlUserStore(database).create(
-                "alice", Passwords(settings.accounts.passwords).hash(PASSWORD), 0.0
+                "alice", password_hash(settings.accounts.passwords), 0.0
             )
             return user.user_id
         finally:

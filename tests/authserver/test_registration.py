@@ -25,6 +25,7 @@ from bastion.oauth.clients import Client
 from bastion.web.app import BastionApp
 from tests.authserver.conftest import ISSUER, Server, authorize_params
 from tests.conftest import write_config
+from tests.support import schema
 
 INITIAL_TOKEN = "initial-access-token-for-tests-0123456789"
 OPERATOR_KEY = ECKey.generate_key("P-256", parameters={"kid": "operator"})
@@ -53,7 +54,7 @@ default_scopes = ["openid", "profile"]
             "BASTION_REGISTRATION_TOKEN": INITIAL_TOKEN,
         },
     )
-    asyncio.run(wiring.migrate(settings))
+    asyncio.run(schema.migrate(settings))
     with TestClient(wiring.create_app(settings), base_url=ISSUER, follow_redirects=False) as client:
         yield client
 

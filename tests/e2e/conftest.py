@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pyotp
 import pytest
+import pytest_asyncio
+from click.testing import CliRunner
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -36,7 +38,9 @@ from playwright.async_api import (
     async_playwright,
     expect,
 )
+from pytest_asyncio import is_async_test
 
+from bastion.cli.main import cli
 from bastion.config import encode_master_key
 from bastion.oauth import pkce
 from tests.conftest import write_config
@@ -83,13 +87,16 @@ class Server:
     callback: str
 
     def create_user(self, prefix: str = "user") -> str:
+        """``bastion users create``, run in this process (no interpreter to start per user)
+        against the server's database."""
         username = f"{prefix}-{secrets.token_hex(4)}"
-        created = bastion(
+        created = CliRunner().invoke(
+            cli,
             ["users", "create", username, "--password-stdin", "-c", str(self.config)],
-            self.env,
-            stdin=PASSWORD + "\n",
+            input=PASSWORD + "\n",
+            env=self.env,
         )
-        assert created.returncode == 0, created.stderr
+        assert created.exit_code == 0, created.output
         return username
 
 
@@ -136,8 +143,20 @@ def username(server: Server) -> str:
 
 # --- the browser ----------------------------------------------------------------------------
 
+HERE = Path(__file__).resolve().parent
 
-@pytest.fixture
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One Chromium for the whole session, so every browser test runs in the session's event
+    loop, where Playwright's objects live. Each test still gets its own browser context (a
+    fresh profile: cookies, storage, virtual authenticators), as before."""
+    in_session_loop = pytest.mark.asyncio(loop_scope="session")
+    for item in items:
+        if is_async_test(item) and HERE in item.path.resolve().parents:
+            item.add_marker(in_session_loop, append=False)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
         unavailable(
@@ -165,14 +184,14 @@ async def new_context(browser: Browser, server: Server, **options: Any) -> Brows
     return context
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def context(browser: Browser, server: Server) -> AsyncIterator[BrowserContext]:
     created = await new_context(browser, server)
     yield created
     await created.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def page(context: BrowserContext) -> Page:
     return await context.new_page()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.e2e.conftest import TIMEOUT_MS, enter_password
@@ -80,7 +81,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
         interrupt(process)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def phone(browser: Browser) -> AsyncIterator[BrowserContext]:
     context = await browser.new_context(viewport=PHONE)
     context.set_default_timeout(TIMEOUT_MS)

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.e2e.conftest import (
@@ -107,7 +108,7 @@ async def touch_targets(page: Page) -> list[str]:
     return small
 
 
-@pytest.fixture(params=[PHONE, DESKTOP], ids=["phone", "desktop"])
+@pytest_asyncio.fixture(params=[PHONE, DESKTOP], ids=["phone", "desktop"], loop_scope="session")
 async def sized(
     request: pytest.FixtureRequest, browser: Browser, server: Server
 ) -> AsyncIterator[BrowserContext]:

@@ -29,6 +29,7 @@ from bastion.gateway.transport import TCP, UpstreamTransport
 from bastion.runtime import Runtime
 from bastion.web.app import build_app
 from tests.conftest import write_config
+from tests.support import schema
 from tests.support.inprocess import InProcess
 from tests.support.recorder import Recorder
 
@@ -95,7 +96,7 @@ def gateway_app(
     transport: UpstreamTransport = TCP,
 ) -> Iterator[GatewayHarness]:
     settings = load_settings(write_config(tmp_path, body), environ)
-    asyncio.run(wiring.migrate(settings))
+    asyncio.run(schema.migrate(settings))
     opened: dict[str, Runtime] = {}
     sink = MemorySink()
 

@@ -16,6 +16,7 @@ from bastion.accounts.levels import ACR_MFA, ACR_PASSWORD
 from bastion.clock import FixedClock
 from bastion.gateway.pipeline import MATCH_CACHE_PATH_BYTES, MATCH_CACHE_SIZE
 from tests.gateway.conftest import GatewayHarness, gateway_app
+from tests.support import schema
 from tests.support.inprocess import InProcess
 from tests.support.recorder import Answer, Recorder
 from tests.support.services import free_port
@@ -550,7 +551,7 @@ def test_absolute_form_and_host_tricks_cannot_choose_the_upstream(
         body = CONFIG.format(url=url, closed=free_port(), mfa=ACR_MFA)
         env = {**environ, "LEGACY_KEY": "legacy-key-0123456789"}
         settings = load_settings(write_config(tmp_path, body), env)
-        asyncio.run(wiring.migrate(settings))
+        asyncio.run(schema.migrate(settings))
         app = build_app(settings, lambda: wiring.open_runtime(settings, environ=env))
         with serve_in_thread(app, lifespan="on") as bastion_url:
             port = int(bastion_url.rsplit(":", 1)[1])

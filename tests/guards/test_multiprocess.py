@@ -15,7 +15,7 @@ import httpx
 
 from tests.conftest import write_config
 from tests.support.recorder import Recorder
-from tests.support.server import bastion, serving
+from tests.support.server import bastion, serving_together
 from tests.support.services import free_port, unique_name
 from tests.support.upstream import serve_in_thread
 
@@ -49,11 +49,13 @@ def test_three_processes_admit_the_configured_number(
         assert bastion(["db", "upgrade", "-c", str(config)], env).returncode == 0
         ports = [free_port() for _ in range(3)]
         bases = [f"http://127.0.0.1:{port}" for port in ports]
-        with (
-            serving(["-c", str(config), "--port", str(ports[0])], env, bases[0]),
-            serving(["-c", str(config), "--port", str(ports[1])], env, bases[1]),
-            serving(["-c", str(config), "--port", str(ports[2])], env, bases[2]),
-        ):
+        servers = [
+            (["-c", str(config), "--port", str(port)], base)
+            for port, base in zip(ports, bases, strict=True)
+        ]
+        # The first creates the signing key (an empty key ring is filled by the first
+        # server to start); the other two then start side by side.
+        with serving_together(servers[:1], env), serving_together(servers[1:], env):
             statuses = [
                 httpx.get(f"{base}/api/feed", timeout=10).status_code
                 for base, _ in zip(itertools.cycle(bases), range(60), strict=False)

@@ -19,6 +19,7 @@ from bastion.config import load_settings
 from bastion.web.app import build_app
 from bastion.web.server_protocol import GuardedHttpTools
 from tests.conftest import write_config
+from tests.support import schema
 from tests.support.recorder import Recorder
 from tests.support.upstream import serve_in_thread
 
@@ -52,7 +53,7 @@ def guarded_bastion(
     """Bastion served by uvicorn with ``GuardedHttpTools``, as ``bastion serve`` runs it;
     the limits reach the protocol through the app's lifespan state."""
     settings = load_settings(write_config(tmp_path, config), environ)
-    asyncio.run(wiring.migrate(settings))
+    asyncio.run(schema.migrate(settings))
     app = build_app(
         settings, lambda: wiring.open_runtime(settings, environ=environ, audit_sinks=(sink,))
     )

@@ -42,39 +42,68 @@ def bastion(
 def serving(
     args: list[str], env: dict[str, str], url: str, *, verify: bool | ssl.SSLContext = True
 ) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [*BASTION, "serve", *args],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read() if process.stdout else ""
-                raise AssertionError(f"server exited with {process.returncode}:\n{output}")
-            try:
-                httpx.get(f"{url}/healthz", verify=verify, timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with serving_together([(args, url)], env, verify=verify) as (process,):
         yield process
-    finally:
-        interrupt(process)
 
 
-def interrupt(process: subprocess.Popen[Any]) -> None:
-    """Ctrl-C, as a person stops a server; killed if it has not stopped 15 s later."""
-    process.send_signal(signal.SIGINT)
+@contextmanager
+def serving_together(
+    servers: list[tuple[list[str], str]],
+    env: dict[str, str],
+    *,
+    verify: bool | ssl.SSLContext = True,
+) -> Iterator[list[subprocess.Popen[str]]]:
+    """``bastion serve`` with each ``(args, url)``, all started at once so that their
+    start-ups overlap; each is waited for until it answers at its url, and all are stopped
+    together."""
+    processes: list[subprocess.Popen[str]] = []
     try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        for args, _ in servers:
+            processes.append(
+                subprocess.Popen(
+                    [*BASTION, "serve", *args],
+                    env={**os.environ, **env},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        for process, (_, url) in zip(processes, servers, strict=True):
+            _wait_until_serving(process, url, verify, deadline)
+        yield processes
+    finally:
+        interrupt(*processes)
+
+
+def _wait_until_serving(
+    process: subprocess.Popen[str], url: str, verify: bool | ssl.SSLContext, deadline: float
+) -> None:
+    while True:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"server exited with {process.returncode}:\n{output}")
+        try:
+            httpx.get(f"{url}/healthz", verify=verify, timeout=1)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def interrupt(*processes: subprocess.Popen[Any]) -> None:
+    """Ctrl-C, as a person stops a server; killed if it has not stopped 15 s later. Several
+    processes are interrupted at once and stop side by side."""
+    for process in processes:
+        process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:

@@ -4,13 +4,13 @@ import asyncio
 
 import pytest
 
-from bastion import wiring
 from bastion.config import Settings
+from tests.support import schema
 
 
 @pytest.fixture
 def migrated_settings(settings: Settings) -> Settings:
     """Development settings whose SQLite database is migrated."""
 
-    asyncio.run(wiring.migrate(settings))
+    asyncio.run(schema.migrate(settings))
     return settings

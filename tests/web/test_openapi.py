@@ -27,6 +27,7 @@ from bastion.web.app import build_app
 from bastion.web.oauth.registration_schema import REGISTRATION_API
 from bastion.web.openapi import document
 from tests.conftest import write_config
+from tests.support import schema
 from tests.support.services import free_port
 from tests.support.upstream import serve_in_thread
 
@@ -82,7 +83,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "BASTION_REGISTRATION_TOKEN": INITIAL_TOKEN,
         },
     )
-    asyncio.run(wiring.migrate(loaded))
+    asyncio.run(schema.migrate(loaded))
     app = build_app(loaded, lambda: wiring.open_runtime(loaded))
     with serve_in_thread(app, port, lifespan="on") as url:
         token = httpx.post(
