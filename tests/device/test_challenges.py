@@ -144,7 +144,7 @@ def test_lifetime_up_to_five_minutes_is_accepted(lifetime: float) -> None:
 
 
 async def test_a_challenge_is_issued_to_a_client() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="client"):
         await _service(MemoryHotStore()).issue("")
 
 
