@@ -24,21 +24,11 @@ from bastion.device.app_attest import (
     verify_assertion,
     verify_attestation,
 )
+from tests.support.pki import ca_certificate
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 APP_ID = "ABCDE12345.com.example.app"
 CLIENT_DATA = b"server-issued challenge"
-_KEY_USAGE_CA = x509.KeyUsage(
-    digital_signature=False,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -51,22 +41,14 @@ def _ca(
     issuer: x509.Certificate | None,
     signer: ec.EllipticCurvePrivateKey,
 ) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(issuer.subject if issuer else _name(name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=365))
-        .not_valid_after(NOW + timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_KEY_USAGE_CA, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    return ca_certificate(
+        _name(name),
+        key,
+        issuer=issuer,
+        signer=signer,
+        not_before=NOW - timedelta(days=365),
+        not_after=NOW + timedelta(days=365),
     )
-    if issuer is not None:
-        authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key())
-        builder = builder.add_extension(authority, critical=False)
-    return builder.sign(signer, hashes.SHA384())
 
 
 ROOT_KEY = ec.generate_private_key(ec.SECP384R1())

@@ -25,6 +25,7 @@ from bastion.device.app_attest import (
     verify_assertion,
     verify_attestation,
 )
+from tests.support.pki import ca_certificate
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "app-attest"
 VECTOR_FILES = sorted(VECTORS.glob("valid/*.json")) + sorted(VECTORS.glob("invalid/*.json"))
@@ -208,31 +209,8 @@ def test_too_many_certificates_is_malformed() -> None:
 def _look_alike_root() -> x509.Certificate:
     # Same subject and validity as Apple's root, another key: only the signature differs.
     key = ec.generate_private_key(ec.SECP384R1())
-    return (
-        x509.CertificateBuilder()
-        .subject_name(ROOT.subject)
-        .issuer_name(ROOT.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(ROOT.not_valid_before_utc)
-        .not_valid_after(ROOT.not_valid_after_utc)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA384())
+    return ca_certificate(
+        ROOT.subject, key, not_before=ROOT.not_valid_before_utc, not_after=ROOT.not_valid_after_utc
     )
 
 

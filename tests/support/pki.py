@@ -29,6 +29,50 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     )
 
 
+def ca_key_usage(*, digital_signature: bool = False) -> x509.KeyUsage:
+    """A CA's key usage: signs certificates and CRLs (and, when asked, TLS handshakes)."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def ca_certificate(
+    subject: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+    issuer: x509.Certificate | None = None,
+    signer: ec.EllipticCurvePrivateKey | None = None,
+) -> x509.Certificate:
+    """A CA certificate (self-signed unless ``issuer`` and its ``signer`` are given) with
+    the key identifiers a WebPKI path check expects, signed with ECDSA SHA-384."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(ca_key_usage(), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if issuer is not None and signer is not None:
+        authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key())
+        builder = builder.add_extension(authority, critical=False)
+    return builder.sign(signer or key, hashes.SHA384())
+
+
 class TestCA:
     __test__ = False  # not a pytest class
 
@@ -46,20 +90,7 @@ class TestCA:
             .not_valid_before(now - datetime.timedelta(minutes=1))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(ca_key_usage(digital_signature=True), critical=True)
             .sign(self.key, hashes.SHA256())
         )
         self.cert_path = directory / f"{name.replace(' ', '-').lower()}.pem"
