@@ -396,23 +396,35 @@ end
 """
 
 
+def write_proofs(work: Path, maker: ProofMaker, url: str, token: str, count: int) -> Path:
+    """A file of ``count`` fresh proofs for GET ``url`` with ``token``, one per line."""
+    path = work / "proofs"
+    path.write_text("\n".join(maker.proof("GET", url, token) for _ in range(count)) + "\n")
+    return path
+
+
+def scripted_wrk(
+    work: Path, script: str, url: str, args: Sequence[str], connections: int, seconds: int
+) -> str:
+    """wrk's output for a run driven by a Lua ``script`` given ``args``, pinned like every
+    load here."""
+    (work / "script.lua").write_text(script)
+    command = [shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+    command += ["--latency", "-s", str(work / "script.lua"), url, "--", *args]
+    return subprocess.run(
+        pinned(command, 0), capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
+
+
 def dpop_load(url: str, token: str, maker: ProofMaker, connections: int, seconds: int) -> Load:
     """wrk with a new proof per request; more proofs than any run here can use (a
     missing one would be a 401, which fails the run)."""
     work = Path(tempfile.mkdtemp(prefix="bastion-bench-dpop-"))
     try:
         count = (20_000 if connections > 1 else 5_000) * seconds
-        (work / "proofs").write_text(
-            "\n".join(maker.proof("GET", url, token) for _ in range(count)) + "\n"
-        )
-        (work / "proofs.lua").write_text(WRK_PROOFS)
-        command = [shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
-        command += ["--latency", "-s", str(work / "proofs.lua"), url, "--"]
-        command += [str(work / "proofs"), token]
-        output = subprocess.run(
-            pinned(command, 0), capture_output=True, text=True, check=True, timeout=seconds + 30
-        ).stdout
-        return parse_wrk(output)
+        proofs = write_proofs(work, maker, url, token, count)
+        args = [str(proofs), token]
+        return parse_wrk(scripted_wrk(work, WRK_PROOFS, url, args, connections, seconds))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -448,19 +460,13 @@ def paced_cost(pid: int, url: str, token: str, maker: ProofMaker | None) -> floa
     """The server's CPU per request, in µs, at the paced rate; DPoP when ``maker``."""
     work = Path(tempfile.mkdtemp(prefix="bastion-bench-paced-"))
     try:
-        (work / "paced.lua").write_text(WRK_PACED)
         args = ["Bearer", token]
         if maker is not None:
             rate = CONNECTIONS * 1000 // PACED_DELAY_MS
-            proofs = (maker.proof("GET", url, token) for _ in range(rate * SECONDS))
-            (work / "proofs").write_text("\n".join(proofs) + "\n")
-            args = ["DPoP", token, str(work / "proofs")]
-        command = [shutil.which("wrk") or "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s"]
-        command += ["-s", str(work / "paced.lua"), url, "--", *args]
+            proofs = write_proofs(work, maker, url, token, rate * SECONDS)
+            args = ["DPoP", token, str(proofs)]
         began = cpu_seconds(pid)
-        output = subprocess.run(
-            pinned(command, 0), capture_output=True, text=True, check=True, timeout=SECONDS + 30
-        ).stdout
+        output = scripted_wrk(work, WRK_PACED, url, args, CONNECTIONS, SECONDS)
         used = cpu_seconds(pid) - began
         if "Non-2xx" in output:
             raise RuntimeError(f"paced run answered errors:\n{output}")
