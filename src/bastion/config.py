@@ -59,6 +59,7 @@ from bastion.crypto.settings import (
     decode_master_key,
     encode_master_key,
 )
+from bastion.device.settings import DeviceSettings
 from bastion.env_secrets import Secrets, resolve_secrets
 from bastion.errors import ConfigError, ConfigProblem
 from bastion.gateway.settings import GatewaySettings
@@ -119,6 +120,7 @@ class Settings(Section):
     oauth: OAuthSettings = OAuthSettings()
     accounts: AccountSettings = AccountSettings()
     gateway: GatewaySettings = GatewaySettings()
+    device: DeviceSettings = DeviceSettings()
     guards: GuardSettings = GuardSettings()
     pages: PageSettings = PageSettings()
     secrets: Secrets = Field(Secrets(), exclude=True)

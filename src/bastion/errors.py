@@ -20,6 +20,7 @@ at the boundary where they occur and chained with ``from``::
     │   │   └── ConnectionLost      a database connection died under a statement
     │   ├── SchemaNotCurrent        the database schema is not at the code's revision
     │   ├── ClientExists            a client with that id already exists
+    │   ├── DeviceKeyInUse          an App Attest key or DPoP key another device holds
     │   └── UserExists              a user with that username already exists
     ├── KeyRingError
     │   ├── MasterKeyError          master key missing, malformed, wrong or not the ring's
@@ -168,6 +169,11 @@ class SchemaNotCurrent(StoreError):
 
 class ClientExists(StoreError):
     """A client with that id already exists."""
+
+
+class DeviceKeyInUse(StoreError):
+    """An App Attest key id already recorded, or a DPoP key bound to another device that
+    is not revoked: one key, one installation (a cloned app shows up here)."""
 
 
 class UserExists(StoreError):

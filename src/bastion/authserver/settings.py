@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from bastion.configtypes import AnchoredPath, Duration, Section
+from bastion.device.settings import ClientDeviceSettings
 from bastion.oauth.dpop import SUPPORTED_ALGORITHMS
 
 
@@ -43,6 +44,8 @@ class ClientSettings(Section):
     policy_uri: str | None = None
     tos_uri: str | None = None
     accent_color: str | None = None
+    # Which app this client is on each platform (docs/device-trust.md).
+    device: ClientDeviceSettings | None = None
 
 
 class DpopSettings(Section):
