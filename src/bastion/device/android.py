@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,14 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bastion.device.apple import TrustDataUnavailable
+from bastion.device.apple import UNVERIFIABLE
 from bastion.device.binding import request_hash
 from bastion.device.play_integrity import DEVICE_LABELS, Verdict, check_verdict, decode_token
 from bastion.device.records import Level
 from bastion.device.settings import AndroidAppSettings
+from bastion.errors import DeviceUnverifiable
 
+log = logging.getLogger("bastion.device")
 
 _STRONGEST_FIRST: tuple[tuple[Level, str], ...] = (
     ("strong", DEVICE_LABELS["strong"]),
@@ -50,26 +53,33 @@ class ConsoleKeys:
     verification_key: ec.EllipticCurvePublicKey
 
 
+def _unreadable(what: str) -> DeviceUnverifiable:
+    # The operator's problem, not the device's: logged, never shown.
+    log.warning("Play Integrity keys cannot be used: %s", what)
+    return DeviceUnverifiable(UNVERIFIABLE, "console_keys_unreadable")
+
+
 def _base64_file(path: Path, what: str) -> bytes:
     try:
         text = path.read_text(encoding="ascii")
         return base64.b64decode("".join(text.split()), validate=True)
     except (OSError, UnicodeDecodeError, binascii.Error, ValueError) as exc:
-        raise TrustDataUnavailable(f"{what} unreadable: {type(exc).__name__}") from exc
+        raise _unreadable(f"{what} unreadable: {type(exc).__name__}") from exc
 
 
 def load_console_keys(app: AndroidAppSettings) -> ConsoleKeys:
-    assert app.decryption_key_file is not None and app.verification_key_file is not None
+    assert app.decryption_key_file is not None
+    assert app.verification_key_file is not None
     secret = _base64_file(app.decryption_key_file, "Play Integrity decryption key")
     if len(secret) != 32:
-        raise TrustDataUnavailable("Play Integrity decryption key is not 32 bytes")
+        raise _unreadable("Play Integrity decryption key is not 32 bytes")
     der = _base64_file(app.verification_key_file, "Play Integrity verification key")
     try:
         key = serialization.load_der_public_key(der)
     except (ValueError, TypeError) as exc:
-        raise TrustDataUnavailable("Play Integrity verification key is not DER") from exc
+        raise _unreadable("Play Integrity verification key is not DER") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise TrustDataUnavailable("Play Integrity verification key is not a P-256 key")
+        raise _unreadable("Play Integrity verification key is not a P-256 key")
     return ConsoleKeys(secret, key)
 
 

@@ -4,8 +4,7 @@
 Apple's App Attestation Root CA ships with Bastion (``apple-app-attestation-root-ca.pem``
 next to this module, from https://www.apple.com/certificateauthority/private/);
 ``[device].apple_root_file`` replaces it. A root that cannot be read is not the
-device's fault: ``TrustDataUnavailable``, which the service turns into
-``DeviceUnverifiable``.
+device's fault: ``DeviceUnverifiable`` ("apple_root_unreadable").
 """
 
 from __future__ import annotations
@@ -22,14 +21,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bastion.device import app_attest
 from bastion.device.settings import AppleAppSettings
-from bastion.errors import AttestationError
+from bastion.errors import AttestationError, DeviceUnverifiable
 
 BUNDLED_ROOT = "apple-app-attestation-root-ca.pem"
 KEY_ID_BYTES = 32
 
 
-class TrustDataUnavailable(Exception):
-    """A trust anchor or key that cannot be read (file missing, not a certificate)."""
+# What the device is told when the trust data cannot be had.
+UNVERIFIABLE = "The device cannot be verified right now; try again later."
 
 
 def load_root(path: Path | None) -> x509.Certificate:
@@ -41,7 +40,7 @@ def load_root(path: Path | None) -> x509.Certificate:
             pem = path.read_bytes()
         return x509.load_pem_x509_certificate(pem)
     except (OSError, ValueError) as exc:
-        raise TrustDataUnavailable(f"App Attest root unreadable: {type(exc).__name__}") from exc
+        raise DeviceUnverifiable(UNVERIFIABLE, "apple_root_unreadable") from exc
 
 
 def key_id_bytes(key_id: str) -> bytes:

@@ -23,7 +23,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn
+from typing import Any, Final, Literal, NoReturn
 
 from cryptography import x509
 
@@ -31,7 +31,7 @@ from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.device import android, anomalies, apple, binding
-from bastion.device.apple import TrustDataUnavailable
+from bastion.device.apple import UNVERIFIABLE
 from bastion.device.challenges import Challenge, DeviceChallenges
 from bastion.device.play_integrity import Decoder, Verdict
 from bastion.device.records import Device, DeviceStore, Platform
@@ -52,23 +52,18 @@ from bastion.store.protocols import HotStore
 
 log = logging.getLogger("bastion.device")
 
-ATTESTATION = "device.attestation"
-ASSERTION = "device.assertion"
-ENCRYPTION_KEY = "device.encryption_key"
 Action = Literal["device.attestation", "device.assertion"]
+ATTESTATION: Final = "device.attestation"
+ASSERTION: Final = "device.assertion"
+ENCRYPTION_KEY = "device.encryption_key"
 
 # What the device is told: enough for an honest app to know what to do next, nothing
 # about which check failed.
-REFUSED = {
+REFUSED: dict[str, str] = {
     ATTESTATION: "The device attestation was refused.",
     ASSERTION: "The device assertion was refused.",
 }
 CHALLENGE_REFUSED = "The challenge is unknown, used, expired or another app's: ask for a new one."
-UNVERIFIABLE = "The device cannot be verified right now; try again later."
-
-
-class UnknownClient(ProblemError):
-    """A client that declares no app: it has no challenges to ask for (400)."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +102,12 @@ class DeviceTrust:
     def app(self, client_id: str) -> ClientDeviceSettings:
         declared = self.apps.get(client_id)
         if declared is None or (declared.apple is None and declared.android is None):
-            raise UnknownClient("No app is declared for this client.")
+            # Deny by default: a client that declares no app has no challenges (400).
+            raise ProblemError("No app is declared for this client.")
         return declared
 
     async def challenge(self, client_id: str) -> Challenge:
-        """A one-time challenge for a client that declares an app (``UnknownClient``
+        """A one-time challenge for a client that declares an app (400 ``ProblemError``
         otherwise). ``StoreUnavailable`` when hot state cannot answer."""
         self.app(client_id)
         return await self.challenges.issue(client_id)
@@ -426,8 +422,8 @@ class DeviceTrust:
         if self._root is None:
             try:
                 self._root = apple.load_root(self.settings.apple_root_file)
-            except TrustDataUnavailable as exc:
-                self._unverifiable(action, client_id, "ios", "apple_root_unreadable", exc)
+            except DeviceUnverifiable as exc:
+                self._unverifiable(action, client_id, "ios", exc.reason, exc)
         return self._root
 
     async def _verdict(
@@ -456,8 +452,8 @@ class DeviceTrust:
         if keys is None:
             try:
                 keys = self._console_keys[client_id] = android.load_console_keys(declared)
-            except TrustDataUnavailable as exc:
-                self._unverifiable(action, client_id, "android", "console_keys_unreadable", exc)
+            except DeviceUnverifiable as exc:
+                self._unverifiable(action, client_id, "android", exc.reason, exc)
         return keys
 
     async def _decode(
@@ -469,7 +465,7 @@ class DeviceTrust:
             return await self.decoder.decode(declared.package_name, token)
         except IntegrityError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the decoder's own failures are outages
+        except Exception as exc:
             # Decoder errors are the implementation's (HTTP, credentials, timeouts): the
             # token was not judged, so the device is not refused for them.
             self._unverifiable(action, client_id, "android", "decoder_unavailable", exc)

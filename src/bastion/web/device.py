@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,9 +26,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bastion.authserver.server import AuthServer
+from bastion.device.binding import request_target
 from bastion.device.encryption_key import encryption_key
 from bastion.device.records import Device
-from bastion.device.binding import request_target
 from bastion.device.service import DeviceTrust
 from bastion.errors import BodyTooLarge, DpopError, DpopRefused, InvalidInput
 from bastion.oauth.clients import Client
@@ -51,6 +51,9 @@ _DPOP_DETAILS = {
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+_M = TypeVar("_M", bound=_Body)
 
 
 class ChallengeRequest(_Body):
@@ -78,7 +81,7 @@ class EncryptionKey(_Body):
     jwk: dict[str, Any]
 
 
-async def _body[M: _Body](request: Request, model: type[M]) -> M:
+async def _body(request: Request, model: type[_M]) -> _M:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise BodyTooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
@@ -237,8 +240,5 @@ def routes(trust: DeviceTrust, auth: AuthServer) -> list[Route]:
         Route("/device/challenge", partial(challenge, trust), methods=["POST"]),
         Route("/device/attest/apple", partial(attest_apple, trust, auth), methods=["POST"]),
         Route("/device/attest/google", partial(attest_google, trust, auth), methods=["POST"]),
-        Route(
-            "/device/encryption-key", partial(put_encryption_key, trust, auth), methods=["PUT"]
-        ),
+        Route("/device/encryption-key", partial(put_encryption_key, trust, auth), methods=["PUT"]),
     ]
-
