@@ -112,9 +112,9 @@ def _message(error: Any) -> str:
 
 
 def _bytes(value: str, pointer: str) -> bytes:
-    text = value.replace("-", "+").replace("_", "/")
+    text = value.replace("-", "+").replace("_", "/").rstrip("=")
     try:
-        return base64.b64decode(text + "=" * (-len(text.rstrip("=")) % 4), validate=True)
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidInput(
             "The request body is not valid.",
