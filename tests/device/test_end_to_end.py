@@ -7,18 +7,20 @@ assertion, another body, a replayed header, another installation's key."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bastion.device.binding import request_client_data
+from bastion.device.binding import attestation_client_data, request_client_data, request_hash
 from bastion.oauth.clients import hash_secret
 from tests.device.conftest import APP_ID, CA
 from tests.device.test_endpoints import ISSUER, Served, served
 from tests.support.app_attest import AppAttestDevice
 from tests.support.dpop import DeviceKey
+from tests.support.play_integrity import CERT_DIGEST, verdict
 from tests.support.recorder import Recorder
 from tests.support.upstream import serve_in_thread
 
@@ -162,3 +164,87 @@ def test_attested_app_to_protected_route(
             "wrong_device",
         ]
         assert len(recorder.seen) == 2
+
+
+OUTAGE_EXTRA = """
+[[oauth.clients]]
+client_id = "pay-android"
+type = "confidential"
+grant_types = ["client_credentials"]
+scopes = ["pay"]
+secret_sha256 = "{secret}"
+dpop_bound_access_tokens = true
+[oauth.clients.device.android]
+package_name = "com.example.app"
+certificate_digests = ["{digest}"]
+[[gateway.upstreams]]
+name = "api"
+url = "{url}"
+credential = {{ type = "none" }}
+[[gateway.routes]]
+methods = ["POST"]
+path = "/strict"
+upstream = "api"
+auth = "bastion"
+device = {{ require_assertion = true, outage = "deny" }}
+[[gateway.routes]]
+methods = ["POST"]
+path = "/lenient"
+upstream = "api"
+auth = "bastion"
+device = {{ require_assertion = true }}
+"""
+
+
+def test_google_down_at_the_gateway_follows_the_routes_outage_fallback(
+    tmp_path: Path, environ: dict[str, str], recorder_url: str
+) -> None:
+    """An assertion that cannot be judged is not a refusal of the device: a route whose
+    fallback is "deny" answers 503; any other leaves the answer to the route's risk
+    policy (the step marks the request as an outage), never a 500."""
+    extra = OUTAGE_EXTRA.format(secret=hash_secret(SECRET), url=recorder_url, digest=CERT_DIGEST)
+    with served(tmp_path, environ, extra=extra) as server:
+        key = DeviceKey()
+        challenge = server.challenge("pay-android")
+        bound = request_hash(attestation_client_data(challenge, key.jkt))
+        token = server.decoder.issue(verdict(now=time.time(), request_hash=bound))
+        attested = server.http.post(
+            "/device/attest/google",
+            json={"client_id": "pay-android", "integrity_token": token, "challenge": challenge},
+            headers={"DPoP": key.proof("POST", f"{ISSUER}/device/attest/google")},
+        )
+        assert attested.status_code == 201, attested.text
+        issued = server.http.post(
+            "/token",
+            content=FORM,
+            headers={
+                "content-type": "application/x-www-form-urlencoded",
+                "DPoP": key.proof("POST", f"{ISSUER}/token"),
+            },
+            auth=("pay-android", SECRET),
+        )
+        access = issued.json()["access_token"]
+        server.decoder.down = True
+
+        def call(path: str) -> httpx.Response:
+            body = b"{}"
+            challenge = server.challenge("pay-android")
+            signed = request_hash(request_client_data("POST", path, body, challenge))
+            return server.http.post(
+                path,
+                content=body,
+                headers={
+                    "authorization": f"DPoP {access}",
+                    "DPoP": key.proof("POST", f"{ISSUER}{path}", access_token=access),
+                    "Device-Assertion": f'integrity="{token}-{signed}", challenge="{challenge}"',
+                    "content-type": "application/json",
+                },
+            )
+
+        strict = call("/api/strict")
+        assert strict.status_code == 503
+        assert strict.json()["type"] == "urn:bastion:problem:device-unverifiable"
+        lenient = call("/api/lenient")
+        assert lenient.status_code not in (403, 500, 503)
+        reasons = [e["details"]["reason"] for e in server.events("device.assertion")]
+        assert reasons == ["decoder_unavailable", "decoder_unavailable"]

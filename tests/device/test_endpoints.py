@@ -4,8 +4,10 @@ key, and their refusals as RFC 9457 problem details."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,8 +70,6 @@ class Served:
     def attest_google(self, key: DeviceKey, **changes: Any) -> httpx.Response:
         challenge = self.challenge("android-app")
         nonce = request_hash(attestation_client_data(challenge, key.jkt))
-        import time
-
         token = self.console.token(verdict(now=time.time(), nonce=nonce, **changes))
         body = {"client_id": "android-app", "integrity_token": token, "challenge": challenge}
         proof = key.proof("POST", f"{ISSUER}/device/attest/google")
@@ -82,8 +82,6 @@ def served(
 ) -> Iterator[Served]:
     console, decoder, sink = ConsoleKeys(), FakeDecoder(), MemorySink()
     settings = device_settings(tmp_path, environ, console, device=device, extra=extra)
-    import asyncio
-
     asyncio.run(schema.migrate(settings))
     app = build_app(
         settings,
