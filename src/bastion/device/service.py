@@ -472,11 +472,16 @@ class DeviceTrust:
 
     # Outcomes.
 
+    def refuse_assertion(self, client_id: str, reason: str) -> NoReturn:
+        """Refuse (and audit) a request that cannot carry an assertion at all, such as
+        one with no client to hold to account."""
+        self._refuse(ASSERTION, client_id, None, reason)
+
     def _refuse(
         self,
         action: Action,
         client_id: str,
-        platform: Platform,
+        platform: Platform | None,
         reason: str,
         detail: str | None = None,
         *,
