@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import Message, Receive, Scope, Send
@@ -19,6 +19,7 @@ from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.authserver.dpop import Dpop
 from bastion.caches import TTLCache
 from bastion.clock import Clock
+from bastion.device.records import Device
 from bastion.errors import BodyTooLarge, InvalidInput, RequestTimeout, UpstreamFailure
 from bastion.gateway.authentication import Authenticator
 from bastion.gateway.caller import Caller, principal
@@ -30,6 +31,9 @@ from bastion.gateway.upstream import UNAVAILABLE
 from bastion.guards.idempotency import Claim
 from bastion.guards.service import Guards
 from bastion.web.context import correlation_id
+
+if TYPE_CHECKING:
+    from bastion.device.service import DeviceTrust
 
 log = logging.getLogger("bastion.gateway")
 
@@ -50,6 +54,8 @@ class Services:
     # The last good answer per (route, URL, caller), for stale fallbacks; keyed by the
     # caller too, so a fallback never hands one user's data to another.
     stale: TTLCache[tuple[str, ...], Kept]
+    # Device attestation and assertions (routes whose ``device`` policy asks for them).
+    device: DeviceTrust | None = None
 
 
 @dataclass(slots=True)
@@ -129,6 +135,11 @@ class Exchange:
     answered: bool = False
     # Headers every answer to this request carries (RateLimit fields, Link, CORS).
     extra: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # The device whose assertion this request carried (steps.device_assertion), for the
+    # risk step; ``device_outage`` when it could not be verified (trust data unavailable)
+    # and ``device`` is then the last known record of the caller's device, if any.
+    device: Device | None = None
+    device_outage: bool = False
 
     def forwarded_body(self) -> bytes | None:
         """What the upstream receives: the validated document, or the body as sent.

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bastion.accounts.levels import rank
 from bastion.configtypes import AnchoredPath, Duration, Section
+from bastion.device.settings import PolicySettings
 from bastion.gateway.caller import BASTION
 from bastion.gateway.templates import PathTemplate
 from bastion.guards.settings import IdempotencySettings, LimitSettings, PaginationSettings
@@ -30,6 +31,9 @@ GATEWAY_OWNED_HEADERS = frozenset(
         # with the token could not use it (it names the gateway's URL and is used up),
         # but it is the app's credential all the same, like Authorization.
         "dpop",
+        # The app's App Attest assertion or Play Integrity token over this request is
+        # checked and used up here (its challenge is one-time); upstreams never see it.
+        "device-assertion",
         "cookie",
         "host",
         "content-length",
@@ -253,6 +257,7 @@ class RouteSettings(Section):
     # answer this process saw for the same caller and URL, marked stale.
     fallback: Literal["none", "stale"] = "none"
     stale_for: Duration = 300.0
+    device: PolicySettings | None = None
 
     @field_validator("methods", "auth", "scopes", "any_scopes", mode="before")
     @classmethod
