@@ -268,9 +268,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield started
 
 
-def _code_flow(served: Served, client_id: str, key: DeviceKey, scope: str) -> dict[str, Any]:
-    """The authorization code flow (RFC 6749 §4.1, PKCE, RFC 9207 iss) for ``client_id``,
-    its token request with a DPoP proof by ``key``."""
+def _code(served: Served, client_id: str, scope: str) -> str:
+    """The browser part of the authorization code flow (RFC 6749 §4.1, PKCE, RFC 9207
+    iss) for ``client_id``."""
     params = {
         "client_id": client_id,
         "redirect_uri": REDIRECT,
@@ -282,21 +282,32 @@ def _code_flow(served: Served, client_id: str, key: DeviceKey, scope: str) -> di
     }
     answer = served.http.get("/authorize", params=params)
     assert answer.status_code == 303, answer.text
-    location = sign_in(served.http, answer.headers["location"], PASSWORD)  # type: ignore[arg-type]
+    location = answer.headers["location"]
+    if location.startswith("/login?"):  # not yet signed in on this server
+        location = sign_in(served.http, location, PASSWORD)  # type: ignore[arg-type]
     if location.startswith("/consent?"):
         location = approve(served.http, location)  # type: ignore[arg-type]
     assert location.startswith(REDIRECT), location
     returned = query_of(location)
     assert returned["iss"] == served.url
+    return returned["code"]
+
+
+def _redeem(served: Served, client_id: str, code: str, key: DeviceKey) -> httpx.Response:
     form = {
         "grant_type": "authorization_code",
-        "code": returned["code"],
+        "code": code,
         "redirect_uri": REDIRECT,
         "client_id": client_id,
         "code_verifier": VERIFIER,
     }
     proof = key.proof("POST", f"{served.url}/token")
-    tokens = served.http.post("/token", data=form, headers={"DPoP": proof})
+    return served.http.post("/token", data=form, headers={"DPoP": proof})
+
+
+def _code_flow(served: Served, client_id: str, key: DeviceKey, scope: str) -> dict[str, Any]:
+    """The whole code flow, its token request with a DPoP proof by ``key``."""
+    tokens = _redeem(served, client_id, _code(served, client_id, scope), key)
     assert tokens.status_code == 200, tokens.text
     body: dict[str, Any] = tokens.json()
     return body
@@ -382,6 +393,45 @@ def test_the_installation_client_cannot_get_tokens_without_its_dpop_proof(shared
     answer = shared.http.post("/token", data=form)
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_dpop_proof"
+
+
+def test_only_the_installations_key_gets_its_tokens(shared: Served) -> None:
+    """Without a secret, the installation's DPoP key is what tells it from anyone who
+    read its client_id: a proof by another key is refused before the code is used."""
+    key, other = DeviceKey(), DeviceKey()
+    client_id = shared.register(shared.google(key), key).json()["client_id"]
+    code = _code(shared, client_id, "openid")
+    refused = _redeem(shared, client_id, code, other)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_client"
+    assert _redeem(shared, client_id, code, key).status_code == 200
+
+
+def test_a_revoked_installation_gets_no_more_tokens(shared: Served) -> None:
+    key = DeviceKey()
+    client_id = shared.register(shared.apple(key), key).json()["client_id"]
+    tokens = _code_flow(shared, client_id, key, "openid")
+
+    async def revoke() -> None:
+        database = wiring.open_database(shared.settings)
+        try:
+            devices = SqlDeviceStore(database)
+            device = await devices.by_jkt(key.jkt)
+            assert device is not None
+            await devices.revoke(device.device_id, time.time(), "test")
+        finally:
+            await database.close()
+
+    asyncio.run(revoke())
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "client_id": client_id,
+    }
+    proof = key.proof("POST", f"{shared.url}/token")
+    refused = shared.http.post("/token", data=form, headers={"DPoP": proof})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_client"
 
 
 def test_an_installation_may_ask_for_less_than_its_app(shared: Served) -> None:

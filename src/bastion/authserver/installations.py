@@ -32,6 +32,7 @@ from bastion.oauth.clients import AUTHORIZATION_CODE, REFRESH_TOKEN, Client, che
 __all__ = [
     "DEVICE_ATTESTATION",
     "DeviceAttestation",
+    "installation_app",
     "installation_client",
     "parse_attestation",
     "software_version",
@@ -189,6 +190,15 @@ def installation_client(app: Client, metadata: Mapping[str, Any], *, client_id: 
         return check_client(client)
     except ClientMetadataError as exc:
         raise OAuthError(exc.error, str(exc)) from exc
+
+
+def installation_app(client: Client) -> str | None:
+    """The declared app client an installation's client was registered for, or None for
+    any other client. Only an attested registration fixes ``software_id``."""
+    if client.source != "registration" or not client.statement_values:
+        return None
+    app = client.statement_values.get("software_id")
+    return app if isinstance(app, str) else None
 
 
 def _ceiling(

@@ -39,6 +39,7 @@ from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.installations import (
     DEVICE_ATTESTATION,
     DeviceAttestation,
+    installation_app,
     installation_client,
     parse_attestation,
     software_version,
@@ -49,6 +50,7 @@ from bastion.device.records import Device
 from bastion.device.service import DeviceTrust
 from bastion.errors import DeviceRefused, DeviceUnverifiable, DpopError, OAuthError
 from bastion.oauth.clients import Client
+from bastion.oauth.dpop import DpopProof
 from bastion.web.oauth import registration_schema as schema
 from bastion.web.oauth.common import oauth_error, oauth_json
 
@@ -128,6 +130,23 @@ async def register_installation(
         _refused(server, "already_registered", software_id=app.client_id)
         return oauth_error(OAuthError("unapproved_software_statement", _UNAPPROVED))
     return await _create(server, trust, client, app, device)
+
+
+async def check_installation_key(
+    trust: DeviceTrust | None, client: Client, proof: DpopProof | None
+) -> None:
+    """At the token endpoint: an installation's client gets tokens only with its
+    installation's DPoP key, while that installation is not revoked. Without a secret,
+    that key is what tells the installation from anyone who read its ``client_id``;
+    other clients pass untouched. ``invalid_client`` (RFC 6749 §5.2) with 400: the
+    client sent no Authorization header to answer a challenge for."""
+    if installation_app(client) is None:
+        return
+    device = None if trust is None or proof is None else await trust.devices.by_jkt(proof.jkt)
+    if device is None or device.revoked or device.registered_client_id != client.client_id:
+        raise OAuthError(
+            "invalid_client", "this client's tokens are bound to its installation's key"
+        )
 
 
 async def _app(
