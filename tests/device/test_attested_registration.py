@@ -27,7 +27,7 @@ from bastion import wiring
 from bastion.audit.sinks import MemorySink
 from bastion.clock import SystemClock
 from bastion.config import Settings, load_settings
-from bastion.device.binding import attestation_client_data
+from bastion.device.binding import attestation_client_data, request_hash
 from bastion.device.google_api import PlayIntegrityApi, ServiceAccount
 from bastion.oauth import pkce
 from bastion.runtime import Runtime
@@ -45,7 +45,7 @@ from tests.support.device_evidence import (
     classic_verdict,
 )
 from tests.support.dpop import DeviceKey
-from tests.support.google_play import TestAccount
+from tests.support.google_play import FakeGooglePlay, TestAccount, serving_in_thread
 from tests.support.services import free_port
 from tests.support.upstream import serve_in_thread
 
@@ -206,6 +206,7 @@ def serving(
     *,
     attested: bool = True,
     decoder_endpoint: str | None = None,
+    google: FakeGooglePlay | None = None,
 ) -> Iterator[Served]:
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
@@ -227,7 +228,10 @@ def serving(
     _prepare(settings)
     sink = MemorySink()
     decoder = None
-    if decoder_endpoint is not None:
+    if google is not None:
+        account = ServiceAccount.from_info(google.account.info(google.token_uri))
+        decoder = PlayIntegrityApi(account, endpoint=google.url, timeout=5.0, clock=SystemClock())
+    elif decoder_endpoint is not None:
         account = ServiceAccount.from_info(TestAccount().info(f"{decoder_endpoint}/token"))
         decoder = PlayIntegrityApi(
             account, endpoint=decoder_endpoint, timeout=2.0, clock=SystemClock()
@@ -675,3 +679,36 @@ def test_an_attestation_that_cannot_be_judged_fails_closed_with_503(
         assert answer.headers["retry-after"] == "30"
         assert served.events("oauth.registration.unavailable")
         assert not served.events("oauth.registration.created")
+
+
+def test_a_standard_request_decoded_by_google_registers_an_installation(
+    tmp_path: Path, master_key_b64: str
+) -> None:
+    """The Play Integrity Standard API end to end: the app's token goes to (a local fake
+    of) Google's decodeIntegrityToken with Bastion's service account, and the verdict's
+    requestHash binds it to the challenge and the DPoP key."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bastion.db'}"
+    fake = FakeGooglePlay(TestAccount(), SystemClock())
+    with (
+        serving_in_thread(fake) as google,
+        serving(tmp_path, url, master_key_b64, google=google) as served,
+    ):
+        key = DeviceKey()
+        challenge = served.challenge("standard")
+        verdict = classic_verdict("com.example.standard", CERT, b"", time.time())
+        details = verdict["requestDetails"]
+        del details["nonce"]
+        details["requestHash"] = request_hash(attestation_client_data(challenge, key.jkt))
+        google.register("standard-token-" + "s" * 100, "com.example.standard", verdict)
+        body = {
+            "software_id": "standard",
+            "device_attestation": {
+                "platform": "google",
+                "integrity_token": "standard-token-" + "s" * 100,
+                "challenge": challenge,
+            },
+        }
+        answer = served.register(body, key)
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["redirect_uris"] == ["com.example.standard:/cb"]
+        assert (google.token_fetches, google.decode_calls) == (1, 1)

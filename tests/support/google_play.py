@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,3 +219,21 @@ class FakeGooglePlay:
 
 def _grant_error(code: str) -> web.Response:
     return web.json_response({"error": code, "error_description": "refused"}, status=400)
+
+
+@contextmanager
+def serving_in_thread(fake: FakeGooglePlay) -> Iterator[FakeGooglePlay]:
+    """``fake`` served from a loop of its own in a background thread, for a Bastion that
+    is itself served in another thread; stopped on exit. ``register`` and the counters
+    may be used from the test's thread (dict and int updates, no awaiting)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(fake.start(), loop).result(timeout=30)
+        yield fake
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.close(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
