@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from bastion import wiring
 from bastion.audit.sinks import MemorySink
 from bastion.clock import SystemClock
 from bastion.config import Settings, load_settings
-from bastion.device.binding import attestation_client_data, request_hash
+from bastion.device.binding import attestation_client_data, b64url, request_hash
 from bastion.device.google_api import PlayIntegrityApi, ServiceAccount
 from bastion.oauth import pkce
 from bastion.runtime import Runtime
@@ -37,15 +38,10 @@ from bastion.web.app import build_app
 from tests.authserver.conftest import PASSWORD, approve, password_hash, query_of, sign_in
 from tests.conftest import write_config
 from tests.support import schema
-from tests.support.device_evidence import (
-    AppAttestCA,
-    AppAttestKey,
-    PlayConsoleKeys,
-    b64url,
-    classic_verdict,
-)
+from tests.support.app_attest import AppAttestDevice, AttestationCA
 from tests.support.dpop import DeviceKey
 from tests.support.google_play import FakeGooglePlay, TestAccount, serving_in_thread
+from tests.support.play_integrity import ConsoleKeys, verdict
 from tests.support.services import free_port
 from tests.support.upstream import serve_in_thread
 
@@ -82,8 +78,8 @@ bundle_ids = ["{bundle}"]
 [oauth.clients.device.android]
 package_name = "{package}"
 certificate_digests = ["{cert}"]
-decryption_key_file = "play-decryption.key"
-verification_key_file = "play-verification.key"
+decryption_key_file = "pi-decryption.txt"
+verification_key_file = "pi-verify.txt"
 [[oauth.clients]]
 client_id = "web"
 type = "public"
@@ -113,8 +109,8 @@ class Served:
     url: str
     http: httpx.Client
     settings: Settings
-    ca: AppAttestCA
-    play: PlayConsoleKeys
+    ca: AttestationCA
+    play: ConsoleKeys
     audit: MemorySink
 
     @property
@@ -140,15 +136,16 @@ class Served:
     def apple(
         self,
         key: DeviceKey,
-        attest: AppAttestKey | None = None,
+        attest: AppAttestDevice | None = None,
         challenge: str | None = None,
         software_id: str = "shop",
         **metadata: Any,
     ) -> dict[str, Any]:
         """A registration body with an App Attest attestation over challenge.jkt."""
-        attest = attest or AppAttestKey(self.ca, f"{TEAM}.{BUNDLE}")
+        attest = attest or AppAttestDevice(self.ca, f"{TEAM}.{BUNDLE}")
         challenge = challenge or self.challenge(software_id)
-        evidence = attest.attestation_object(attestation_client_data(challenge, key.jkt))
+        client_data = attestation_client_data(challenge, key.jkt)
+        evidence = attest.attestation_object(client_data=client_data)
         return {
             "software_id": software_id,
             "software_version": "1.4.2",
@@ -172,7 +169,9 @@ class Served:
         """A registration body with a Play Integrity classic token over challenge.jkt."""
         challenge = challenge or self.challenge(software_id)
         client_data = attestation_client_data(challenge, key.jkt)
-        token = self.play.token(classic_verdict(package, CERT, client_data, time.time()))
+        # A classic request: the app passed base64url(SHA-256(client data)) as its nonce.
+        nonce = request_hash(client_data)
+        token = self.play.token(verdict(now=time.time(), nonce=nonce, package=package, digest=CERT))
         return {
             "software_id": software_id,
             "device_attestation": {
@@ -210,8 +209,8 @@ def serving(
 ) -> Iterator[Served]:
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
-    ca, play = AppAttestCA(), PlayConsoleKeys()
-    ca.write_root(directory / "apple-root.pem")
+    ca, play = AttestationCA.make(datetime.now(UTC)), ConsoleKeys()
+    (directory / "apple-root.pem").write_bytes(ca.root_pem())
     play.write(directory)
     text = CONFIG.format(
         issuer=issuer,
@@ -495,7 +494,7 @@ def _refused(served: Served, answer: httpx.Response, error: str, reason: str | N
 def test_an_attestation_for_another_bundle_is_refused(shared: Served) -> None:
     """A repackaged app: a genuine device, a key made for another App ID."""
     key = DeviceKey()
-    clone = AppAttestKey(shared.ca, f"{TEAM}.com.example.clone")
+    clone = AppAttestDevice(shared.ca, f"{TEAM}.com.example.clone")
     _refused(
         shared,
         shared.register(shared.apple(key, attest=clone), key),
@@ -533,7 +532,7 @@ def test_an_app_attest_key_registered_twice_is_refused(shared: Served) -> None:
     """One App Attest key, one installation: a second registration with it (another
     DPoP key, a fresh challenge) is a copy of the first installation."""
     first, second = DeviceKey(), DeviceKey()
-    attest = AppAttestKey(shared.ca, f"{TEAM}.{BUNDLE}")
+    attest = AppAttestDevice(shared.ca, f"{TEAM}.{BUNDLE}")
     assert shared.register(shared.apple(first, attest=attest), first).status_code == 201
     answer = shared.register(shared.apple(second, attest=attest), second)
     _refused(shared, answer, "unapproved_software_statement", "key_reused")
@@ -695,11 +694,11 @@ def test_a_standard_request_decoded_by_google_registers_an_installation(
     ):
         key = DeviceKey()
         challenge = served.challenge("standard")
-        verdict = classic_verdict("com.example.standard", CERT, b"", time.time())
-        details = verdict["requestDetails"]
-        del details["nonce"]
-        details["requestHash"] = request_hash(attestation_client_data(challenge, key.jkt))
-        google.register("standard-token-" + "s" * 100, "com.example.standard", verdict)
+        bound = request_hash(attestation_client_data(challenge, key.jkt))
+        payload = verdict(
+            now=time.time(), request_hash=bound, package="com.example.standard", digest=CERT
+        )
+        google.register("standard-token-" + "s" * 100, "com.example.standard", payload)
         body = {
             "software_id": "standard",
             "device_attestation": {
