@@ -177,6 +177,22 @@ async def test_revocation_selectors_combine(grant_store: GrantStore) -> None:
     )
 
 
+async def test_families_bound_to_a_dpop_key_are_revoked_together(
+    grant_store: GrantStore,
+) -> None:
+    """A revoked device's DPoP key (RFC 9449 §5 binds a public client's family to it)
+    selects every family of the installation, across users, and no other."""
+    first, second = family(dpop_jkt="jkt-device"), family(subject="u2", dpop_jkt="jkt-device")
+    other, unbound = family(dpop_jkt="jkt-other"), family()
+    for created in (first, second, other, unbound):
+        await grant_store.create_family(created)
+    revoked = await grant_store.revoke_families(NOW, "device_revoked", dpop_jkt="jkt-device")
+    assert sorted(revoked) == sorted([first.family_id, second.family_id])
+    assert await grant_store.revoke_families(NOW, "again", dpop_jkt="jkt-device") == []
+    assert await grant_store.active_families("u1", NOW) != []
+    assert await grant_store.revoke_families(NOW, "x", dpop_jkt="jkt-device", subject="u1") == []
+
+
 async def test_tokens_within_the_clock_skew_are_live(grant_store: GrantStore) -> None:
     """A token past ``exp`` still verifies within the forgiven skew, so revoking must
     still reach it; one past that is gone."""

@@ -21,7 +21,9 @@ from starlette.testclient import TestClient
 
 from bastion import wiring
 from bastion.config import Settings, encode_master_key, load_settings
+from bastion.device.records import Device
 from bastion.oauth.clients import hash_secret
+from bastion.store.sql.devices import SqlDeviceStore
 from bastion.web.accounts.admin_schema import ADMIN_API
 from bastion.web.app import build_app
 from bastion.web.oauth.registration_schema import REGISTRATION_API
@@ -68,6 +70,7 @@ class Served:
     url: str
     issuer: str
     admin: dict[str, str]  # headers with an admin token
+    settings: Settings
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +99,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             auth=("operator-tool", ADMIN_SECRET),
         )
         assert token.status_code == 200, token.text
-        yield Served(url, issuer, {"authorization": f"Bearer {token.json()['access_token']}"})
+        admin = {"authorization": f"Bearer {token.json()['access_token']}"}
+        yield Served(url, issuer, admin, loaded)
 
 
 # The documents as the app makes them; test_the_documents_are_served checks that the
@@ -158,6 +162,41 @@ def test_the_admin_operations_answer_as_documented(served: Served) -> None:
             answer = client.post(f"{path}/{action}", json=body)
             assert _documented(admin_api, f"{user}/{action}", answer).status_code == 200
         assert _documented(admin_api, user, client.delete(path)).status_code == 204
+
+
+def test_the_device_operations_answer_as_documented(served: Served) -> None:
+    """Listing, showing and revoking a device that exists, which random ids never reach."""
+
+    async def add() -> None:
+        database = wiring.open_database(served.settings)
+        try:
+            await SqlDeviceStore(database).add(
+                Device(
+                    "dev-documented",
+                    "android",
+                    "app",
+                    "strong",
+                    1.0,
+                    2.0,
+                    1.0,
+                    verdict={"device_labels": ["MEETS_STRONG_INTEGRITY"]},
+                    dpop_jkt="jkt-documented",
+                )
+            )
+        finally:
+            await database.close()
+
+    asyncio.run(add())
+    devices, device = "/admin/devices", "/admin/devices/{device_id}"
+    with httpx.Client(base_url=served.url, headers=served.admin) as client:
+        listed = _documented(admin_api, devices, client.get(devices, params={"limit": 5}))
+        assert "dev-documented" in {d["device_id"] for d in listed.json()["devices"]}
+        path = "/admin/devices/dev-documented"
+        assert _documented(admin_api, device, client.get(path)).json()["level"] == "strong"
+        revoke = client.post(f"{path}/revoke", json={"reason": "documented"})
+        assert _documented(admin_api, f"{device}/revoke", revoke).json()["families"] == 0
+        refused = client.get(devices, params={"limit": "many"})
+        assert _documented(admin_api, devices, refused).json()["errors"] == ["/limit"]
 
 
 def test_admin_bodies_are_validated_by_their_models(served: Served) -> None:

@@ -18,10 +18,12 @@ from bastion.config import Settings
 from bastion.crypto.derive import derive_key
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
+from bastion.device.records import DeviceStore
 from bastion.store.protocols import HotStore
 from bastion.store.sql.clients import SqlClientStore
 from bastion.store.sql.consents import SqlConsentStore
 from bastion.store.sql.database import Database
+from bastion.store.sql.devices import SqlDeviceStore
 from bastion.store.sql.factors import SqlFactorStore
 from bastion.store.sql.grants import SqlGrantStore
 from bastion.store.sql.sessions import SqlSessionStore
@@ -46,6 +48,8 @@ class AuthServer:
     envelope: Envelope
     recovery_key: bytes
     dpop: Dpop
+    # Attested app installations (bastion.device.records), bound to DPoP keys.
+    devices: DeviceStore
 
     @property
     def token_endpoint(self) -> str:
@@ -104,6 +108,7 @@ def build_auth_server(
         envelope=Envelope(master_key),
         recovery_key=derive_key(master_key, "recovery-codes"),
         dpop=Dpop(settings.oauth.dpop, master_key, hot, audit, clock, registry),
+        devices=SqlDeviceStore(database),
     )
 
 

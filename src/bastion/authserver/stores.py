@@ -153,9 +153,11 @@ class GrantStore(Protocol):
         subject: str | None = None,
         session_id: str | None = None,
         client_id: str | None = None,
+        dpop_jkt: str | None = None,
     ) -> list[str]:
         """Revoke the live families matching every selector given (at least one, else
-        ``ValueError``); the ids of those this call revoked."""
+        ``ValueError``); the ids of those this call revoked. ``dpop_jkt`` selects the
+        families bound to that DPoP key (RFC 9449 §5), as a revoked device's are."""
         ...
 
     async def lineage(self, jti: str) -> tuple[str | None, str | None]:

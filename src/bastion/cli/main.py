@@ -22,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "OAuth clients: create, list, show, update, disable, delete.",
     ),
     "db": ("bastion.cli.db", "db", "Database schema: status and upgrade; deleting expired rows."),
+    "devices": (
+        "bastion.cli.devices",
+        "devices",
+        "Attested app installations: list, show, revoke.",
+    ),
     "demo": ("bastion.cli.demo", "demo", "Run Bastion with a demo app, user and upstream."),
     "keys": ("bastion.cli.keys", "keys", "Signing keys: list, rotate, retire; a master key."),
     "serve": ("bastion.cli.serve", "serve", "Serve Bastion."),

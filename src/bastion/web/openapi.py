@@ -72,6 +72,9 @@ class Operation:
     security: Sequence[str] = ()
     anonymous: bool = False
     parameters: Mapping[str, str] = field(default_factory=dict)  # path parameter -> text
+    # The query parameters, as the fields of a model of simple types (the handler
+    # validates the query string with it).
+    query: type[BaseModel] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,17 +123,20 @@ def _operation(operation: Operation, references: References) -> dict[str, Any]:
     if operation.description:
         document["description"] = operation.description
     names = _PATH_PARAMETER.findall(operation.path)
-    if names:
-        document["parameters"] = [
-            {
-                "name": name,
-                "in": "path",
-                "required": True,
-                "description": operation.parameters.get(name, ""),
-                "schema": {"type": "string"},
-            }
-            for name in names
-        ]
+    parameters = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": operation.parameters.get(name, ""),
+            "schema": {"type": "string"},
+        }
+        for name in names
+    ]
+    if operation.query is not None:
+        parameters += _query_parameters(operation.query)
+    if parameters:
+        document["parameters"] = parameters
     if operation.body is not None:
         schema = references[(operation.body, "validation")]
         document["requestBody"] = {
@@ -142,6 +148,31 @@ def _operation(operation: Operation, references: References) -> dict[str, Any]:
             [{}] if operation.anonymous else []
         )
     return document
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    properties = model.model_json_schema()["properties"]
+    parameters = []
+    for name, info in model.model_fields.items():
+        schema = {k: v for k, v in properties[name].items() if k not in ("title", "description")}
+        # A query parameter is absent or a string, never null: ``X | None`` is just X.
+        variants = [v for v in schema.pop("anyOf", []) if v != {"type": "null"}]
+        if len(variants) == 1:
+            schema |= variants[0]
+        elif variants:
+            schema["anyOf"] = variants
+        if schema.get("default", 0) is None:
+            del schema["default"]
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": info.is_required(),
+                "description": info.description or "",
+                "schema": schema,
+            }
+        )
+    return parameters
 
 
 def document(api: Api, server_url: str) -> dict[str, Any]:

@@ -427,6 +427,7 @@ class SqlGrantStore:
         subject: str | None = None,
         session_id: str | None = None,
         client_id: str | None = None,
+        dpop_jkt: str | None = None,
     ) -> list[str]:
         conditions: list[ColumnElement[bool]] = [refresh_families.c.revoked_at.is_(None)]
         for column, value in (
@@ -434,6 +435,7 @@ class SqlGrantStore:
             (refresh_families.c.subject, subject),
             (refresh_families.c.session_id, session_id),
             (refresh_families.c.client_id, client_id),
+            (refresh_families.c.dpop_jkt, dpop_jkt),
         ):
             if value is not None:
                 conditions.append(column == value)

@@ -1,10 +1,12 @@
-"""The admin API for users: the same operations as ``bastion users``, over HTTP.
+"""The admin API for users and devices: the operations of ``bastion users`` and
+``bastion devices``, over HTTP.
 
 Callers present a Bastion access token obtained with client credentials (no user in it),
 whose scope holds ``accounts.admin_scope`` (default ``bastion:admin``) and whose audience
 is ``<issuer>/admin`` (RFC 8707: declare that resource on the admin client). Anything else
 answers 401 or 403 with an RFC 6750 challenge. Answers are JSON; errors are problem+json.
-Users are addressed by their opaque ``user_id``, which never changes.
+Users and devices are addressed by their opaque ids (``user_id``, ``device_id``), which
+never change.
 
 What each operation takes and answers is declared once in ``admin_schema``; the handlers
 validate and answer through those models, and ``/openapi/admin.json`` is made from them.
@@ -22,7 +24,10 @@ from starlette.routing import Route
 
 from bastion.accounts.records import User
 from bastion.authserver.accounts import Accounts, describe
+from bastion.authserver.devices import describe as describe_device
+from bastion.authserver.devices import revoke_device as revoke
 from bastion.authserver.server import AuthServer
+from bastion.device.records import Device
 from bastion.errors import (
     AccountRuleError,
     DpopError,
@@ -172,6 +177,51 @@ async def recovery_link(accounts: Accounts, request: Request) -> Response:
     return _answer(schema.RecoveryLink(ok=True, link=link))
 
 
+def _device(device: Device) -> schema.Device:
+    return schema.Device.model_validate(describe_device(device))
+
+
+async def _device_target(request: Request, server: AuthServer) -> Device:
+    device = await server.devices.get(request.path_params["device_id"])
+    if device is None:
+        raise ResourceNotFound("no such device")
+    return device
+
+
+async def list_devices(accounts: Accounts, request: Request) -> Response:
+    query = schema.validated(schema.DeviceQuery, dict(request.query_params))
+    found = await accounts.server.devices.list_devices(
+        user_id=query.user_id,
+        client_id=query.client_id,
+        include_revoked=query.include_revoked,
+        limit=query.limit,
+    )
+    return _answer(schema.DeviceList(devices=[_device(d) for d in found]))
+
+
+async def show_device(accounts: Accounts, request: Request) -> Response:
+    return _answer(_device(await _device_target(request, accounts.server)))
+
+
+async def revoke_device(accounts: Accounts, request: Request) -> Response:
+    device = await _device_target(request, accounts.server)
+    asked = schema.validated(schema.DeviceRevocationRequest, await json_object(request))
+    done = await revoke(accounts.server, device.device_id, asked.reason, accounts.actor)
+    return _answer(
+        schema.DeviceRevoked(
+            ok=True,
+            device_id=device.device_id,
+            already_revoked=done.already_revoked,
+            families=done.families,
+        )
+    )
+
+
+async def no_device_action(accounts: Accounts, request: Request) -> Response:
+    await _device_target(request, accounts.server)
+    raise ResourceNotFound("no such action")
+
+
 async def no_such_action(accounts: Accounts, request: Request) -> Response:
     await _target(request, accounts.server)
     raise ResourceNotFound("no such action")
@@ -188,11 +238,16 @@ def routes(server: AuthServer) -> list[Route]:
         (schema.REVOKE_SESSIONS, revoke_sessions),
         (schema.SET_POLICY, set_policy),
         (schema.RECOVERY_LINK, recovery_link),
+        (schema.LIST_DEVICES, list_devices),
+        (schema.SHOW_DEVICE, show_device),
+        (schema.REVOKE_DEVICE, revoke_device),
     ]
     # An action that is not declared is still answered only to administrators.
     fallback = Operation("POST", f"{schema.USER}/{{action}}", "", "", {})
+    device_fallback = Operation("POST", f"{schema.DEVICE}/{{action}}", "", "", {})
     return [
         *(admin_route(operation, handler, server) for operation, handler in handlers),
         admin_route(fallback, no_such_action, server),
+        admin_route(device_fallback, no_device_action, server),
         document_route("/openapi/admin.json", schema.ADMIN_API, server.settings.issuer),
     ]

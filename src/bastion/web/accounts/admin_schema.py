@@ -99,6 +99,74 @@ class RecoveryLink(BaseModel):
     link: str = Field(description="one-time link to give the user; it is shown only here")
 
 
+class DeviceQuery(AdminBody):
+    """The filters of a device listing, from the query string."""
+
+    invalid: ClassVar[str] = "limit is 1-1000 and include_revoked a boolean"
+
+    user_id: str | None = Field(None, description="only devices this user used")
+    client_id: str | None = Field(
+        None, description="only devices of this client (the app, or a client it registered)"
+    )
+    include_revoked: bool = Field(False, description="include revoked devices")
+    limit: int = Field(100, ge=1, le=1000, description="at most this many")
+
+
+class DeviceRevocationRequest(AdminBody):
+    invalid: ClassVar[str] = "reason is a string of 1-200 characters without control characters"
+
+    reason: StrictStr = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="why, for the device record and the audit trail",
+    )
+
+
+class Device(BaseModel):
+    """An attested app installation; key material is never shown."""
+
+    device_id: str = Field(description="opaque and permanent; the address of the device")
+    platform: Literal["ios", "android"]
+    client_id: str = Field(description="the app the installation attested for")
+    registered_client_id: str | None = Field(
+        description="the per-installation client it registered (RFC 7591), if any"
+    )
+    level: Literal["none", "basic", "device", "strong"] = Field(
+        description="the attestation level its platform vouched for"
+    )
+    app_version: str | None
+    key_id: str | None = Field(description="App Attest key id (iOS)")
+    environment: str | None = Field(description="App Attest environment (iOS)")
+    verdict: dict[str, Any] | None = Field(
+        description="summary of the last Play Integrity verdict that passed (Android)"
+    )
+    counter: int = Field(description="the last App Attest assertion counter accepted")
+    dpop_jkt: str | None = Field(description="RFC 7638 thumbprint of its DPoP key")
+    encryption_key: bool = Field(description="whether it registered an encryption key")
+    users: list[str] = Field(description="user ids seen on it, first seen first")
+    first_seen: float = Field(description="seconds since the epoch")
+    last_seen: float = Field(description="seconds since the epoch")
+    attested_at: float = Field(description="seconds since the epoch")
+    revoked_at: float | None = Field(description="seconds since the epoch; null while it stands")
+    revoked_reason: str | None
+
+
+class DeviceList(BaseModel):
+    devices: list[Device] = Field(description="most recently seen first")
+
+
+class DeviceRevoked(BaseModel):
+    """The device is revoked; its refresh-token families (and their access tokens) end."""
+
+    ok: Literal[True]
+    device_id: str
+    already_revoked: bool = Field(
+        description="revoked before this call, which only finished what was left"
+    )
+    families: int = Field(description="refresh-token families this call revoked")
+
+
 class ValidationProblem(BaseModel):
     """Problem details (RFC 9457) for a body that is not what the operation takes."""
 
@@ -120,6 +188,14 @@ _AUTH = {
     403: problem("the token lacks the admin scope (insufficient_scope)", _CHALLENGE),
 }
 _NO_USER = {404: problem("no such user")}
+_NO_DEVICE = {404: problem("no such device")}
+_QUERY = {
+    400: Answer(
+        "a query parameter is not what the operation takes",
+        ValidationProblem,
+        "application/problem+json",
+    )
+}
 _BODY = {
     400: Answer(
         "the body is not JSON, or not what the operation takes",
@@ -138,18 +214,29 @@ def _operation(
     summary: str,
     answers: dict[int, Answer],
     body: type[AdminBody] | None = None,
+    query: type[BaseModel] | None = None,
 ) -> Operation:
-    """An admin operation: admin token required, a user in the path may not exist."""
-    user = "{user_id}" in path
+    """An admin operation: admin token required, a user or device in the path may not
+    exist."""
+    user, device = "{user_id}" in path, "{device_id}" in path
+    missing = _NO_USER if user else _NO_DEVICE if device else {}
+    invalid = _BODY if body else _QUERY if query else {}
     return Operation(
         method,
         path,
         operation_id,
         summary,
-        {**answers, **_AUTH, **(_NO_USER if user else {}), **(_BODY if body else {})},
+        {**answers, **_AUTH, **missing, **invalid},
         body=body,
         security=("adminToken",),
-        parameters={"user_id": "the user's opaque id"} if user else {},
+        parameters=(
+            {"user_id": "the user's opaque id"}
+            if user
+            else {"device_id": "the device's opaque id"}
+            if device
+            else {}
+        ),
+        query=query,
     )
 
 
@@ -217,12 +304,34 @@ RECOVERY_LINK = _operation(
     RecoveryLinkRequest,
 )
 
+DEVICES = "/admin/devices"
+DEVICE = "/admin/devices/{device_id}"
+
+LIST_DEVICES = _operation(
+    "GET",
+    DEVICES,
+    "listDevices",
+    "List attested devices, most recently seen first",
+    {200: Answer(_OK, DeviceList)},
+    query=DeviceQuery,
+)
+SHOW_DEVICE = _operation("GET", DEVICE, "showDevice", "Show a device", {200: Answer(_OK, Device)})
+REVOKE_DEVICE = _operation(
+    "POST",
+    f"{DEVICE}/revoke",
+    "revokeDevice",
+    "Revoke a device and every token it holds (a stolen phone, a cloned app)",
+    {200: Answer(_OK, DeviceRevoked)},
+    DeviceRevocationRequest,
+)
+
 ADMIN_API = Api(
     title="Bastion admin API",
     version="1",
     description=(
-        "The operations of `bastion users` over HTTP. Callers present a Bastion access "
-        "token obtained with client credentials (no user in it) whose scope holds the "
+        "The operations of `bastion users` and `bastion devices` over HTTP. Callers "
+        "present a Bastion access token obtained with client credentials (no user in "
+        "it) whose scope holds the "
         "admin scope (default `bastion:admin`) and whose audience is `<issuer>/admin` "
         "(RFC 8707). Errors are problem details (RFC 9457)."
     ),
@@ -236,6 +345,9 @@ ADMIN_API = Api(
         REVOKE_SESSIONS,
         SET_POLICY,
         RECOVERY_LINK,
+        LIST_DEVICES,
+        SHOW_DEVICE,
+        REVOKE_DEVICE,
     ),
     security_schemes={"adminToken": BEARER},
 )
