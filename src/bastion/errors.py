@@ -56,6 +56,8 @@ at the boundary where they occur and chained with ``from``::
     │                               verify; ``reason`` names the failed check
     ├── IntegrityError              a Play Integrity token or verdict refused; ``reason``
     │                               names the failed check
+    ├── IntegrityUnavailable        Google's Play Integrity API cannot decode a token now
+    │                               (an outage, not a refusal: the token was not judged)
     ├── CallbackRefused             an authorization answer the demo app did not ask for
     ├── DpopError                   a DPoP proof refused (RFC 9449); ``reason`` is for the
     │                               audit trail, ``error`` the code for the wire
@@ -288,6 +290,9 @@ IntegrityReason = Literal[
     "version_too_old",
     "device_integrity",
     "unlicensed",
+    # Google's decodeIntegrityToken refused the token itself (400 INVALID_ARGUMENT): not a
+    # token, another app's, or one Google cannot decode.
+    "token_invalid",
 ]
 
 
@@ -299,6 +304,24 @@ class IntegrityError(BastionError):
     def __init__(self, reason: IntegrityReason, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason: IntegrityReason = reason
+        self.detail = detail
+
+
+UnavailableReason = Literal[
+    "unreachable", "timeout", "server_error", "bad_answer", "credentials_refused", "denied"
+]
+
+
+class IntegrityUnavailable(BastionError):
+    """Google's Play Integrity API could not decode a Standard request's token now:
+    unreachable, too slow, a 5xx or quota answer, an answer that cannot be read, or
+    Bastion's own service account refused. The token was not judged, so this is not an
+    ``IntegrityError`` (an outage is not a refusal): the caller applies its documented
+    outage fallback. ``reason`` (one of ``UnavailableReason``) is for the audit trail."""
+
+    def __init__(self, reason: UnavailableReason, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason: UnavailableReason = reason
         self.detail = detail
 
 

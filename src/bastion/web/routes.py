@@ -37,7 +37,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         *health.routes(runtime.check_stores),
         *jwks.routes(runtime.keys, max_age=settings.keys.jwks_max_age),
         *discovery.routes(settings),
-        *registration.routes(auth),
+        *registration.routes(auth, runtime.device),
         *(device.routes(runtime.device, auth) if runtime.device is not None else ()),
         *authorize.routes(browser),
         *consent.routes(browser),

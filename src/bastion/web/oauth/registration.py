@@ -27,8 +27,10 @@ from bastion.authserver.registration import (
     verify_statement,
 )
 from bastion.authserver.server import AuthServer
+from bastion.device.service import DeviceTrust
 from bastion.errors import OAuthError, ProblemError, ResourceNotFound
 from bastion.oauth.clients import CLIENT_ID, Client
+from bastion.web.oauth import installation
 from bastion.web.oauth import registration_schema as schema
 from bastion.web.oauth.common import json_object, oauth_error, oauth_json
 from bastion.web.openapi import document_route
@@ -65,6 +67,8 @@ def _information(server: AuthServer, client: Client) -> dict[str, Any]:
         "scope": metadata["scope"],
         "jwks": metadata["jwks"],
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+        # An installation's client (attested registration) names its app.
+        "software_id": (client.statement_values or {}).get("software_id"),
         "registration_client_uri": f"{server.settings.issuer}/register/{client.client_id}",
         **client.branding.to_metadata(),
     }
@@ -84,12 +88,19 @@ def _unauthorized(description: str) -> Response:
     )
 
 
-async def register(server: AuthServer, request: Request) -> Response:
+async def register(server: AuthServer, trust: DeviceTrust | None, request: Request) -> Response:
     _enabled(server)
     settings = server.settings.oauth.registration
     clock = server.grants.clock
     try:
         body = await _json_body(request)
+    except OAuthError as exc:
+        return oauth_error(exc)
+    if installation.wanted(server, trust, body):
+        # A verified attestation in place of the initial access token (docs/device-trust.md).
+        assert trust is not None
+        return await installation.register_installation(server, trust, request, body)
+    try:
         statement = _statement(server, body.get("software_statement"))
         if statement is None and not initial_token_ok(
             _bearer(request), server.settings.secrets.registration_token
@@ -204,9 +215,9 @@ def _audit(server: AuthServer, action: str, outcome: Outcome, **details: object)
     server.grants.audit.emit(AuditEvent(action, outcome, actor="registration", details=details))
 
 
-def routes(server: AuthServer) -> list[BaseRoute]:
+def routes(server: AuthServer, trust: DeviceTrust | None = None) -> list[BaseRoute]:
     endpoints: list[BaseRoute] = [
-        Route(schema.REGISTER.path, partial(register, server), methods=["POST"]),
+        Route(schema.REGISTER.path, partial(register, server, trust), methods=["POST"]),
         Route(schema.READ.path, partial(manage, server), methods=["GET", "PUT", "DELETE"]),
     ]
     if server.settings.oauth.registration.enabled:

@@ -64,6 +64,20 @@ class ClientMetadata(BaseModel):
     software_statement: str | None = Field(
         None, description="a JWT signed by the operator (RFC 7591 §2.3)"
     )
+    software_id: str | None = Field(
+        None,
+        description=("with device_attestation: the declared client this is an installation of"),
+    )
+    software_version: str | None = Field(None, description="the app's version (RFC 7591 §2)")
+    device_attestation: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "where [device].attested_registration is on, in place of the initial access "
+            'token: {"platform": "apple", "key_id", "attestation_object", "challenge"} or '
+            '{"platform": "google", "integrity_token", "challenge"}, made over '
+            'challenge "." the thumbprint of the DPoP key that signs this request\'s proof'
+        ),
+    )
 
 
 class ClientUpdate(ClientMetadata):
@@ -77,6 +91,9 @@ _LISTS = frozenset({"redirect_uris", "grant_types", "response_types"})
 # faults is answered about the same one.
 _ORDER = (
     "software_statement",
+    "device_attestation",
+    "software_id",
+    "software_version",
     "client_id",
     "token_endpoint_auth_method",
     "jwks_uri",
@@ -106,6 +123,8 @@ def _refusal(where: tuple[int | str, ...]) -> OAuthError:
                 "invalid_client_metadata", "jwks must hold public EC, OKP or RSA keys only"
             )
         return OAuthError("invalid_client_metadata", "jwks must be a JWK Set")
+    if name == "device_attestation":
+        return OAuthError("invalid_client_metadata", "device_attestation must be an object")
     if name == "dpop_bound_access_tokens":
         return OAuthError("invalid_client_metadata", f"{name} must be a boolean")
     kind = "a list of strings" if name in _LISTS else "a string"
@@ -139,6 +158,8 @@ class ClientInformation(BaseModel):
     scope: str
     jwks: JwkSet | None = Field(None, description="present when the client has keys")
     dpop_bound_access_tokens: bool
+    software_id: str | None = Field(None, description="an installation's app (its client)")
+    software_version: str | None = None
     registration_client_uri: str = Field(description="where to read, update or delete it")
 
 
@@ -172,6 +193,13 @@ class TokenError(BaseModel):
     error_description: str
 
 
+class Unavailable(BaseModel):
+    """The registration cannot be judged now (RFC 6749 §4.1.2.1's code): try again."""
+
+    error: Literal["temporarily_unavailable"]
+    error_description: str
+
+
 _REFUSED = {400: Answer("the metadata cannot be registered", RegistrationError)}
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bastion", error="invalid_token"'}
 _LIMITS = {413: problem("the body is over the server's limit")}
@@ -192,11 +220,17 @@ REGISTER = Operation(
         ),
         **_LIMITS,
         429: problem("too many registrations from this address", {"Retry-After": "seconds"}),
+        503: Answer(
+            "a device attestation that cannot be verified now",
+            Unavailable,
+            headers={"Retry-After": "seconds"},
+        ),
     },
     body=ClientMetadata,
     description=(
         "Needs the initial access token as a bearer token, or a software statement "
-        "signed by the operator in the metadata."
+        "signed by the operator in the metadata, or (with [device].attested_registration) "
+        "a device attestation with software_id and a DPoP proof."
     ),
     security=("initialAccessToken",),
     anonymous=True,

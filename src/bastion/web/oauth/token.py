@@ -21,6 +21,7 @@ from bastion.oauth.clients import Client
 from bastion.oauth.dpop import DpopProof
 from bastion.oauth.refresh import Instance
 from bastion.web.oauth.common import authenticate, form, oauth_error, oauth_json
+from bastion.web.oauth.installation import check_installation_key
 
 
 async def token(server: AuthServer, device: DeviceTrust | None, request: Request) -> Response:
@@ -43,6 +44,7 @@ async def token(server: AuthServer, device: DeviceTrust | None, request: Request
             )
             raise OAuthError("unauthorized_client", "this client may not use this grant type")
         proof = await _proof(server, request, client)
+        await check_installation_key(device, client, proof)
         await _device_assertion(device, request, client, grant_type, proof)
         body = await handler(server.grants, client, params, _instance(request), proof)
         return oauth_json(body, headers=_nonce(server, client))
