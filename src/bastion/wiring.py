@@ -99,6 +99,15 @@ def gateway_problems(settings: Settings, environ: Mapping[str, str]) -> list[Con
         if route.label in rules:
             for problem in id_source_problems(route, rules[route.label], forms):
                 problems.append(ConfigProblem(f"gateway.routes.{index}.objects", problem))
+    for index, route in enumerate(settings.gateway.routes):
+        cohort = None if route.device is None else route.device.cohort
+        if cohort is not None and cohort not in settings.device.cohorts:
+            problems.append(
+                ConfigProblem(
+                    f"gateway.routes.{index}.device.cohort",
+                    f"no cohort {cohort!r} in [device.cohorts]",
+                )
+            )
     audience = gateway_audience(settings)
     for index, upstream in enumerate(settings.gateway.upstreams):
         try:

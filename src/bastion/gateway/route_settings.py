@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bastion.accounts.levels import rank
 from bastion.configtypes import AnchoredPath, Duration, Section
+from bastion.device.settings import PolicySettings
 from bastion.gateway.caller import BASTION
 from bastion.gateway.templates import PathTemplate
 from bastion.guards.settings import IdempotencySettings, LimitSettings, PaginationSettings
@@ -253,6 +254,7 @@ class RouteSettings(Section):
     # answer this process saw for the same caller and URL, marked stale.
     fallback: Literal["none", "stale"] = "none"
     stale_for: Duration = 300.0
+    device: PolicySettings | None = None
 
     @field_validator("methods", "auth", "scopes", "any_scopes", mode="before")
     @classmethod
@@ -338,6 +340,8 @@ class RouteSettings(Section):
             raise ValueError("a public route has no user, client or tier to limit by")
         if self.is_public and self.require_dpop:
             raise ValueError("a public route has no token to constrain (require_dpop)")
+        if self.is_public and self.device is not None:
+            raise ValueError("a public route has no token to tie to a device (device)")
         if objects.response_owner is not None and "HEAD" in self.methods:
             # A HEAD answer has no body to find the owner in: it would leak existence.
             raise ValueError("objects.response_owner cannot protect HEAD")

@@ -12,6 +12,7 @@ from bastion.gateway.steps.base import Step
 from bastion.gateway.steps.body_claims import BodyClaims
 from bastion.gateway.steps.claim_bindings import ClaimBindings
 from bastion.gateway.steps.credential import UpstreamCredential
+from bastion.gateway.steps.device import DeviceRisk
 from bastion.gateway.steps.dpop import SenderConstraint
 from bastion.gateway.steps.fallback import StaleFallback
 from bastion.gateway.steps.idempotency import Idempotency
@@ -28,6 +29,8 @@ ORDER: tuple[type[Step], ...] = (
     AddressLimits,
     Authentication,
     SenderConstraint,
+    # The device assertion step (Device-Assertion header) goes here, before DeviceRisk.
+    DeviceRisk,
     Authorization,
     Identifiers,
     ClaimBindings,
