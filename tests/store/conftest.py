@@ -13,11 +13,13 @@ import pytest
 
 from bastion.accounts.stores import FactorStore, SessionStore, UserStore
 from bastion.authserver.stores import ClientStore, ConsentStore, GrantStore
+from bastion.device.records import DeviceStore
 from bastion.gateway.objects import OwnershipStore
 from bastion.store.protocols import SigningKeyStore
 from bastion.store.sql.clients import SqlClientStore
 from bastion.store.sql.consents import SqlConsentStore
 from bastion.store.sql.database import Database
+from bastion.store.sql.devices import SqlDeviceStore
 from bastion.store.sql.factors import SqlFactorStore
 from bastion.store.sql.grants import SqlGrantStore
 from bastion.store.sql.keys import SqlSigningKeyStore
@@ -64,3 +66,8 @@ def ownership_store(migrated: Database) -> OwnershipStore:
 @pytest.fixture
 def signing_key_store(migrated: Database) -> SigningKeyStore:
     return SqlSigningKeyStore(migrated)
+
+
+@pytest.fixture
+def device_store(migrated: Database) -> DeviceStore:
+    return SqlDeviceStore(migrated)

@@ -68,3 +68,25 @@ async def test_0007_keeps_clients_and_families_and_grants_nothing_new(
     await _run(database, "downgrade", "0006")
     await database.upgrade()
     assert await SqlClientStore(database).get("old-gateway") == client
+
+
+async def test_0011_adds_device_records_beside_existing_families(database: Database) -> None:
+    """Families from before 0011 stay as they were and are found by their DPoP key (a
+    revoked device revokes them); downgrading drops the device tables and only them."""
+    from bastion.device.records import Device
+    from bastion.store.sql.devices import SqlDeviceStore
+
+    await _run(database, "upgrade", "0010")
+    async with database.connect() as conn:
+        await conn.execute(FAMILY_0006, {"salt": b"s" * 16, "now": NOW, "later": NOW + 60})
+    await database.upgrade()
+    family = await SqlGrantStore(database).get_family("old-family-0123456789")
+    assert family is not None
+    assert family.dpop_jkt is None
+    device = Device("dev-1", "ios", "app", "device", NOW, NOW, NOW, key_id="k", dpop_jkt="j")
+    await SqlDeviceStore(database).add(device)
+    assert await SqlDeviceStore(database).get("dev-1") == device
+    await _run(database, "downgrade", "0010")
+    assert await SqlGrantStore(database).get_family("old-family-0123456789") == family
+    await database.upgrade()
+    assert await SqlDeviceStore(database).get("dev-1") is None

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
     true,
 )
 
@@ -144,6 +145,8 @@ refresh_families = Table(
     Index("ix_refresh_families_subject", "subject"),
     Index("ix_refresh_families_session_id", "session_id"),
     Index("ix_refresh_families_expires_at", "expires_at"),
+    # Revoking a device revokes the families bound to its DPoP key.
+    Index("ix_refresh_families_dpop_jkt", "dpop_jkt"),
 )
 
 # Every access token issued, so revoking a family, a code or a user can denylist the
@@ -257,4 +260,56 @@ idempotency_records = Table(
     Column("key", String(80), primary_key=True),
     Column("record", LargeBinary, nullable=False),
     Column("expires_at", Double, nullable=False, index=True),
+)
+
+# Device records (bastion.device.records): one row per app installation that attested.
+# The database keeps the rules that must hold across processes: one App Attest key, one
+# installation (a unique key id), and one DPoP key, one live installation (a unique
+# index over the thumbprints of devices not revoked). A revoked device frees its DPoP
+# key; its App Attest key stays spent, as the app makes a new one to attest again.
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("client_id", String(128), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("first_seen", Double, nullable=False),
+    Column("last_seen", Double, nullable=False),
+    Column("attested_at", Double, nullable=False),
+    Column("key_id", String(64), nullable=True, unique=True),
+    Column("public_key", LargeBinary, nullable=True),
+    # The authenticator data's sign count is an unsigned 32-bit number.
+    Column("counter", BigInteger, nullable=False, server_default="0"),
+    Column("environment", String(32), nullable=True),
+    Column("receipt", LargeBinary, nullable=True),
+    # JSON: the summary of the last Play Integrity verdict that passed.
+    Column("verdict", Text, nullable=True),
+    Column("app_version", String(64), nullable=True),
+    Column("dpop_jkt", String(64), nullable=True),
+    # JSON: the public JWK the installation registered for encryption to it.
+    Column("encryption_key", Text, nullable=True),
+    Column("registered_client_id", String(128), nullable=True),
+    Column("revoked_at", Double, nullable=True),
+    Column("revoked_reason", String(200), nullable=True),
+    Index("ix_devices_dpop_jkt", "dpop_jkt"),
+    Index(
+        "uq_devices_live_dpop_jkt",
+        "dpop_jkt",
+        unique=True,
+        sqlite_where=text("revoked_at IS NULL"),
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
+    Index("ix_devices_client_id", "client_id"),
+    Index("ix_devices_last_seen", "last_seen"),
+)
+
+# The users a device served, each with when it was first seen with the device.
+device_users = Table(
+    "device_users",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("first_seen", Double, nullable=False),
+    Index("ix_device_users_user_id", "user_id"),
 )
