@@ -331,6 +331,7 @@ async def open_runtime(
                 environ=os.environ if environ is None else environ,
                 guards=guards,
                 transport=transport,
+                risk=auth.risk,
             )
             await gateway.start()
         try:

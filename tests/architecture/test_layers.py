@@ -40,6 +40,8 @@ CORES = (
     "bastion.device.play_integrity",
     "bastion.device.risk",
     "bastion.device.cohorts",
+    "bastion.device.versions",
+    "bastion.device.verdicts",
 )
 # Frameworks and I/O a core must not pull in (directly or through the package root).
 HEAVY = ("starlette", "sqlalchemy", "aiohttp", "redis", "pydantic", "uvicorn", "asyncpg", "jinja2")

@@ -65,9 +65,12 @@ def admitted(
     if cohort is None:
         return True
     identifier = user_id or device_id
-    if cohort.percent is not None and identifier is not None:
-        if cohorts.in_cohort(identifier, cohort.salt, cohort.percent):
-            return True
+    if (
+        cohort.percent is not None
+        and identifier is not None
+        and cohorts.in_cohort(identifier, cohort.salt, cohort.percent)
+    ):
+        return True
     if client_id is not None and cohorts.listed_client(client_id, cohort.clients):
         return True
     return cohorts.listed_version(app_version, cohort.versions)

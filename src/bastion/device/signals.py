@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.device import anomalies, velocity, versions
 from bastion.device.records import Device, DeviceStore
-from bastion.device.risk import AttestationLevel, Signals
+from bastion.device.risk import AttestationLevel, PlayProtect, Signals
 from bastion.device.settings import ClientDeviceSettings
 from bastion.device.verdicts import verdict_signals
 from bastion.errors import StoreUnavailable
@@ -65,6 +65,9 @@ class RiskRequest:
     ip: str | None = None
     # Known at sign-in before the throttle forgets them; read from the throttle if None.
     failed_sign_ins: int | None = None
+    # The key is named, not proved (an authorization request's ``dpop_jkt``): the
+    # device's good standing cannot lower the risk, only its bad signs can raise it.
+    claimed: bool = False
 
 
 class Detectors(Protocol):
@@ -128,6 +131,16 @@ def compose(
     version = None if device is None else device.app_version
     minimum = None if client is None else client.min_app_version
     released = () if client is None else client.released_versions
+    if request.claimed:
+        # Anyone can name a thumbprint: what would vouch for the device is left at its
+        # riskiest, what speaks against it (anomaly, version, new user) is kept.
+        level, age = AttestationLevel.NONE, None
+        app_recognized = None if app_recognized else app_recognized
+        verdict = replace(
+            verdict,
+            licensed=None if verdict.licensed else verdict.licensed,
+            play_protect=max(verdict.play_protect, PlayProtect.UNKNOWN),
+        )
     return Signals(
         attestation=level,
         attestation_age=age,

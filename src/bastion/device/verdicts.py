@@ -2,8 +2,8 @@
 reads from it.
 
 A device record never stores an integrity token, only a summary of the last verdict
-that passed ``play_integrity.check_verdict``. Its keys are the ``Verdict`` field names,
-its values Google's words unchanged (https://developer.android.com/google/play/integrity/verdicts):
+that passed ``play_integrity.check_verdict``, written by the device trust service. Its
+keys are the ``play_integrity.Verdict`` field names, its values Google's words unchanged (https://developer.android.com/google/play/integrity/verdicts):
 
 ==========================  =========================================================
 ``app_recognition``         ``appIntegrity.appRecognitionVerdict`` (``PLAY_RECOGNIZED``,
@@ -38,10 +38,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.device.play_integrity import Verdict
 from bastion.device.risk import PlayProtect
 
-__all__ = ["VerdictSignals", "summarize", "verdict_signals"]
+__all__ = ["VerdictSignals", "verdict_signals"]
 
 _RECOGNITION = {"PLAY_RECOGNIZED": True, "UNRECOGNIZED_VERSION": False}
 _LICENSING = {"LICENSED": True, "UNLICENSED": False}
@@ -52,20 +51,6 @@ _PLAY_PROTECT = {
     "HIGH_RISK": PlayProtect.HIGH_RISK,
 }
 _BENIGN_APPS = frozenset({"KNOWN_INSTALLED"})
-
-
-def summarize(verdict: Verdict) -> dict[str, Any]:
-    """The summary a device record keeps of a verdict that passed (JSON-ready)."""
-    return {
-        "app_recognition": verdict.app_recognition,
-        "licensing": verdict.licensing,
-        "play_protect": verdict.play_protect,
-        "apps_detected": None if verdict.apps_detected is None else list(verdict.apps_detected),
-        "device_labels": sorted(verdict.device_labels),
-        "device_activity_level": verdict.device_activity_level,
-        "sdk_version": verdict.sdk_version,
-        "version_code": verdict.version_code,
-    }
 
 
 @dataclass(frozen=True)

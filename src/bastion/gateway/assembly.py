@@ -14,6 +14,7 @@ from bastion.authserver.dpop import Dpop
 from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.config import Settings
+from bastion.device.policies import RiskPolicies
 from bastion.errors import StoreUnavailable
 from bastion.gateway.authentication import Authenticator
 from bastion.gateway.credentials import InternalTokens
@@ -88,6 +89,7 @@ def build_gateway(
     environ: Mapping[str, str],
     guards: Guards,
     transport: UpstreamTransport = TCP,
+    risk: RiskPolicies | None = None,
 ) -> Gateway:
     """Raises ``ValueError`` when a route's schema or OpenAPI operation does not compile, or
     an upstream's own credential cannot be read. Every outbound connection goes through
@@ -131,6 +133,7 @@ def build_gateway(
         public_origin=gateway.public_url or _origin(settings.issuer),
         body_timeout=settings.server.body_timeout,
         stale=TTLCache(clock, STALE_ENTRIES),
+        risk=risk,
     )
     return Gateway(
         prefix=gateway.prefix,

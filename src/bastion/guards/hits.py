@@ -8,6 +8,7 @@ down the refusal is still answered and the count is simply not kept.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 from bastion.errors import StoreUnavailable
@@ -22,10 +23,9 @@ def _key(user: str) -> str:
 
 
 async def record(hot: HotStore, user: str) -> None:
-    try:
+    # A refusal is answered whether or not it could be counted.
+    with contextlib.suppress(StoreUnavailable):
         await hot.incr(_key(user), ttl=WINDOW)
-    except StoreUnavailable:
-        pass  # a refusal is answered whether or not it could be counted
 
 
 async def recent(hot: HotStore, user: str) -> int:

@@ -71,7 +71,9 @@ class DeviceRisk(Step):
             raise Forbidden(
                 "This device may only make requests with a narrower access token.",
                 "device_limited",
-                headers={"www-authenticate": f'{REALM}, error="insufficient_scope", scope="{scope}"'},
+                headers={
+                    "www-authenticate": f'{REALM}, error="insufficient_scope", scope="{scope}"'
+                },
             )
         if enforced is Action.STEP_UP:
             raise StepUpRequired(
