@@ -35,7 +35,8 @@ at the boundary where they occur and chained with ``from``::
     │   ├── Refusal                 refused by policy; ``reason`` is for the audit trail
     │   │   ├── Forbidden           scope, role, claim or client missing (403)
     │   │   ├── Hidden              refused as if it did not exist (404, BOLA)
-    │   │   └── StepUpRequired      authentication too weak or old (401, RFC 9470)
+    │   │   ├── StepUpRequired      authentication too weak or old (401, RFC 9470)
+    │   │   └── DeviceRefused       a device attestation or assertion refused (403)
     │   ├── ResourceNotFound        no such resource (404)
     │   ├── RequestTimeout          a client that sends its request too slowly (408)
     │   ├── IdempotencyConflict     the same Idempotency-Key still in progress (409)
@@ -48,6 +49,7 @@ at the boundary where they occur and chained with ``from``::
     │   │   └── AbnormalUsage       over a hidden limit
     │   ├── HeadersTooLarge         too many or too large header fields (431)
     │   ├── CircuitOpen             the upstream's circuit breaker is open (503)
+    │   ├── DeviceUnverifiable      Apple's or Google's trust data cannot be had (503)
     │   └── UpstreamFailure         an upstream that failed or answered 5xx (502)
     │       └── GatewayTimeout      an upstream that did not answer in time (504)
     ├── AttestationError            an App Attest attestation or assertion that does not
@@ -372,6 +374,32 @@ class StepUpRequired(Refusal):
     status = 401
     title = "Unauthorized"
     type = "urn:bastion:problem:step-up-required"
+
+
+class DeviceRefused(Refusal):
+    """A device attestation or assertion that does not hold: a cryptographic check, the
+    challenge, the app declared on the client, the key's standing. ``reason`` (one word,
+    see docs/device-trust.md) goes to the audit trail; the device learns only ``detail``,
+    which never says which check failed."""
+
+    status = 403
+    title = "Forbidden"
+    type = "urn:bastion:problem:device-refused"
+
+
+class DeviceUnverifiable(ProblemError):
+    """The attestation could not be judged because the trust data cannot be had (Google's
+    API unreachable, an Apple root or Play Console key that cannot be read). Not a refusal
+    of the device: the caller applies its policy's outage fallback; where nothing else
+    does, it is answered 503 with ``Retry-After``. ``reason`` is for the audit trail."""
+
+    status = 503
+    title = "Service Unavailable"
+    type = "urn:bastion:problem:device-unverifiable"
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail, headers={"retry-after": "30"})
+        self.reason = reason
 
 
 class ResourceNotFound(ProblemError):

@@ -17,6 +17,7 @@ from bastion.authserver.server import AuthServer
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
+from bastion.device.service import DeviceTrust
 from bastion.errors import StoreUnavailable
 from bastion.gateway.pipeline import Gateway
 from bastion.guards.service import Guards
@@ -42,6 +43,8 @@ class Runtime:
     auth: AuthServer
     guards: Guards
     gateway: Gateway | None = None
+    # Device attestation and assertions (docs/device-trust.md).
+    device: DeviceTrust | None = None
 
     def reload(self) -> None:
         """Re-read what changes on disk without a restart (``SIGHUP``): secret files."""

@@ -33,6 +33,8 @@ from bastion.config import (
 from bastion.config_source import ConfigSource
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
+from bastion.device.play_integrity import Decoder
+from bastion.device.service import DeviceTrust
 from bastion.errors import ConfigError, ConfigProblem, MasterKeyError
 from bastion.gateway.assembly import build_gateway
 from bastion.gateway.routes import id_source_problems, object_forms
@@ -45,6 +47,7 @@ from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.protocols import HotStore
 from bastion.store.redis.hot import RedisHotStore
 from bastion.store.sql.database import Database
+from bastion.store.sql.devices import SqlDeviceStore
 from bastion.store.sql.keys import SqlSigningKeyStore
 from bastion.web.app import build_app
 
@@ -269,6 +272,7 @@ async def open_runtime(
     environ: Mapping[str, str] | None = None,
     transport: UpstreamTransport = TCP,
     read_only: bool = False,
+    decoder: Decoder | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open stores and unlock the key ring, or raise before anything is served.
 
@@ -277,6 +281,8 @@ async def open_runtime(
     ``transport``: how the gateway connects to upstreams (tests pass an in-process one).
     ``read_only``: create no file (development master key, audit file until an event is
     recorded), for commands that only look. No database file is ever created here.
+    ``decoder``: Google's ``decodeIntegrityToken`` for Play Integrity tokens that are not
+    verified locally (tests pass a fake).
 
     Raises ``SchemaNotCurrent`` on an unmigrated database, ``MasterKeyError`` when the
     master key does not open the ring (the ring is left untouched), ``StoreUnavailable``
@@ -317,6 +323,7 @@ async def open_runtime(
         guards = build_guards(
             settings, hot=hot, database=database, audit=audit, clock=clock, master_key=secret
         )
+        device = DeviceTrust(settings, SqlDeviceStore(database), hot, audit, clock, decoder)
         gateway = None
         if settings.gateway.routes:
             gateway = build_gateway(
@@ -332,10 +339,13 @@ async def open_runtime(
                 guards=guards,
                 transport=transport,
                 risk=auth.risk,
+                device=device,
             )
             await gateway.start()
         try:
-            yield Runtime(settings, clock, database, hot, keys, audit, auth, guards, gateway)
+            yield Runtime(
+                settings, clock, database, hot, keys, audit, auth, guards, gateway, device
+            )
         finally:
             if gateway is not None:
                 await gateway.close()

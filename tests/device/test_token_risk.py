@@ -62,7 +62,9 @@ def server(tmp_path: Path, database_url: str, master_key_b64: str) -> Iterator[S
         yield started
 
 
-def attested(server: Server, key: DeviceKey, device_id: str) -> Device:
+def attested(
+    server: Server, key: DeviceKey, device_id: str, users: tuple[str, ...] | None = None
+) -> Device:
     now = server.runtime.clock.now()
     device = Device(
         device_id=device_id,
@@ -74,7 +76,7 @@ def attested(server: Server, key: DeviceKey, device_id: str) -> Device:
         attested_at=now,
         app_version="1.0",
         dpop_jkt=key.jkt,
-        user_ids=(server.user_id,),
+        user_ids=(server.user_id,) if users is None else users,
     )
     server.call(SqlDeviceStore(server.runtime.database).add, device)
     return device
@@ -204,3 +206,15 @@ def test_in_audit_mode_a_denying_sign_in_policy_lets_the_sign_in_through(
         assert not location.startswith("/login")
         (event,) = risk_events(server)
         assert (event["decided"], event["enforced"]) == ("deny", "allow")
+
+
+def test_a_user_is_new_on_a_device_until_tokens_are_issued_to_it_there(server: Server) -> None:
+    key = DeviceKey()
+    attested(server, key, "dev-t4", users=())
+    body = dpop_tokens(server, key)
+    refreshed = post_token(server, refresh_request(body["refresh_token"]), key.proof("POST", TOKEN))
+    assert refreshed.status_code == 200, refreshed.text
+    first, second = (e["signals"]["new_device"] for e in risk_events(server))
+    assert (first, second) == (True, False)
+    stored = server.call(SqlDeviceStore(server.runtime.database).get, "dev-t4")
+    assert stored.user_ids == (server.user_id,)

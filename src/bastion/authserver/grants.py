@@ -218,6 +218,7 @@ async def authorization_code(
         raise
     if scope != grant.scope:
         claims["scope"] = " ".join(scope)  # signed below, after this change
+    await _bind_device(ctx, who, proof)
     body = _token_response(ctx, client, who, scope, claims, family=family, nonce=grant.nonce)
     ctx.emit(
         "oauth.token.issued",
@@ -240,7 +241,8 @@ async def _device_answer(
     instance: refresh.Instance,
 ) -> tuple[str, ...]:
     """The scopes to issue under the device risk policy of ``action`` (``[device.token]``
-    or ``[device.refresh]``), judged on the device of the request's DPoP key.
+    for the code and client credentials grants, ``[device.refresh]``), judged on the
+    device of the request's DPoP key.
 
     ``limit`` keeps only the policy's ``limit_scopes`` (RFC 6749 §5.1: the answer's
     ``scope`` says what was granted); the grant itself keeps its scopes, so a later
@@ -258,7 +260,8 @@ async def _device_answer(
         action,
         policy,
         RiskRequest(
-            user_id=who.subject,
+            # A client's own token has no user (its subject is the client, RFC 9068 §2.2).
+            user_id=None if who.subject == client.client_id else who.subject,
             client_id=client.client_id,
             jkt=key,
             # Tokens issued with a proof are bound to its key (RFC 9449 §5).
@@ -280,6 +283,12 @@ async def _device_answer(
     if enforced is Action.DENY:
         raise OAuthError("invalid_grant", "tokens cannot be issued to this device")
     return scope
+
+
+async def _bind_device(ctx: GrantContext, who: Authentication, proof: DpopProof | None) -> None:
+    """The user now uses the device of the proof's key: its ``new_device`` signal ends."""
+    if ctx.risk is not None and proof is not None:
+        await ctx.risk.sources.bind(proof.jkt, who.subject)
 
 
 def _check_code_key(grant: CodeGrant, proof: DpopProof | None) -> None:
@@ -379,6 +388,7 @@ async def refresh_token(
     who = Authentication(family.subject, family.auth_time, family.acr, family.amr)
     # Judged before the rotation, so that a refusal leaves the refresh token usable.
     scope = await _device_answer(ctx, "refresh", client, who, scope, proof, instance)
+    await _bind_device(ctx, who, proof)
     claims = ctx.access.claims(
         client_id=client.client_id, who=who, scope=scope, audience=audience, jkt=jkt(proof)
     )
@@ -499,6 +509,9 @@ async def client_credentials(
         raise OAuthError("invalid_scope", "a requested scope is not allowed for this client")
     check_resources(params.resources, client)
     audience = params.resources or ctx.access.default_audience()
+    requested = await _device_answer(
+        ctx, "token", client, Authentication(client.client_id), requested, proof, instance
+    )
     token, claims = await ctx.access.mint(
         client_id=client.client_id,
         who=Authentication(client.client_id),

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from http_sfv.dictionary import Dictionary
 
@@ -67,6 +69,17 @@ def request_client_data(method: str, target: str, body: bytes, challenge: str) -
             challenge.encode("ascii"),
         )
     )
+
+
+def request_target(scope: Mapping[str, Any]) -> str:
+    """The ``target`` of ``request_client_data`` for an ASGI request: the path as the
+    app sent it (``raw_path``, percent-encoding untouched) and, when there is one, "?"
+    and the query."""
+    raw: bytes = scope.get("raw_path") or str(scope["path"]).encode("utf-8")
+    # Some servers put the query in raw_path as well; it is taken from query_string.
+    path = raw.split(b"?", 1)[0]
+    query: bytes = scope.get("query_string") or b""
+    return (path + b"?" + query if query else path).decode("latin-1")
 
 
 def request_hash(client_data: bytes) -> str:

@@ -153,7 +153,7 @@ class RiskPolicies:
         or the request is outside its cohort (then nothing is enforced nor audited)."""
         if policy is None:
             return None
-        found = await self.sources.device(request.jkt)
+        found = await self.sources.device(request.jkt, request)
         device = found.device or found.revoked
         # An unknown cohort is refused by the configuration checks; should one slip
         # through, everyone is judged rather than no one.

@@ -10,7 +10,9 @@ costs one lookup only:
 1. ``device``: the device record the key is bound to (``DeviceStore.by_jkt``). A revoked
    record counts as no device (and is reported, for the reason ``device_revoked``).
    When the store cannot be reached the last record this process read for the key, if
-   any, stands in and the request is marked ``unavailable``.
+   any, stands in and the request is marked ``unavailable``. A device the enforcement
+   point already has (``RiskRequest.known``: the gateway's assertion step verified it,
+   or reported an outage with its last known record) is used as it is.
 2. ``gather``: the rest, into ``risk.Signals``: attestation level and age from the
    record, the Play Integrity verdict summary (``bastion.device.verdicts``), the app
    version against the client's ``min_app_version`` and ``released_versions``
@@ -38,14 +40,14 @@ from bastion.device.records import Device, DeviceStore
 from bastion.device.risk import AttestationLevel, PlayProtect, Signals
 from bastion.device.settings import ClientDeviceSettings
 from bastion.device.verdicts import verdict_signals
-from bastion.errors import StoreUnavailable
+from bastion.errors import DeviceUnverifiable, StoreUnavailable
 from bastion.guards import hits
 from bastion.store.protocols import HotStore
 
 log = logging.getLogger("bastion.device")
 
 # Failures that mean "cannot tell", never "refuse": the outage fallback applies.
-OUTAGES: tuple[type[Exception], ...] = (StoreUnavailable,)
+OUTAGES: tuple[type[Exception], ...] = (StoreUnavailable, DeviceUnverifiable)
 # The last record read per key, for an outage; a few minutes old at most.
 LAST_KNOWN_FOR = 300.0
 LAST_KNOWN_ENTRIES = 10_000
@@ -68,6 +70,11 @@ class RiskRequest:
     # The key is named, not proved (an authorization request's ``dpop_jkt``): the
     # device's good standing cannot lower the risk, only its bad signs can raise it.
     claimed: bool = False
+    # The device an assertion on this request proved (the gateway's assertion step), or
+    # during an outage its last known record: used instead of a lookup by ``jkt``.
+    known: Device | None = None
+    # Attestation could not be verified for this request (the trust data is unavailable).
+    outage: bool = False
 
 
 class Detectors(Protocol):
@@ -191,7 +198,9 @@ class SignalSources:
         self._last_known: TTLCache[str, Device] = TTLCache(clock, LAST_KNOWN_ENTRIES)
         self._names: TTLCache[str, str] = TTLCache(clock, LAST_KNOWN_ENTRIES)
 
-    async def device(self, jkt: str | None) -> Found:
+    async def device(self, jkt: str | None, request: RiskRequest | None = None) -> Found:
+        if request is not None and (request.known is not None or request.outage):
+            return _usable(request.known, unavailable=request.outage)
         if jkt is None or self._devices is None:
             return Found(None)
         try:
@@ -204,6 +213,20 @@ class SignalSources:
             return Found(None)
         self._last_known.set(jkt, device, self._clock.now() + LAST_KNOWN_FOR)
         return _usable(device)
+
+    async def bind(self, jkt: str, user_id: str) -> None:
+        """Record that ``user_id`` uses the device ``jkt`` is bound to (after tokens were
+        issued to it with that key proved), so that ``new_device`` no longer counts for
+        them. Best effort: a store that cannot be reached leaves the user new."""
+        if self._devices is None:
+            return
+        try:
+            device = await self._devices.by_jkt(jkt)
+            if device is not None and not device.revoked and user_id not in device.user_ids:
+                await self._devices.seen(device.device_id, self._clock.now(), user_id=user_id)
+                self._last_known.pop(jkt)
+        except OUTAGES as exc:
+            log.warning("device user not recorded: %s", type(exc).__name__)
 
     async def gather(self, request: RiskRequest, found: Found) -> Signals:
         now = self._clock.now()

@@ -15,6 +15,7 @@ from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.device.policies import RiskPolicies
+from bastion.device.service import DeviceTrust
 from bastion.errors import StoreUnavailable
 from bastion.gateway.authentication import Authenticator
 from bastion.gateway.credentials import InternalTokens
@@ -90,6 +91,7 @@ def build_gateway(
     guards: Guards,
     transport: UpstreamTransport = TCP,
     risk: RiskPolicies | None = None,
+    device: DeviceTrust | None = None,
 ) -> Gateway:
     """Raises ``ValueError`` when a route's schema or OpenAPI operation does not compile, or
     an upstream's own credential cannot be read. Every outbound connection goes through
@@ -134,6 +136,7 @@ def build_gateway(
         body_timeout=settings.server.body_timeout,
         stale=TTLCache(clock, STALE_ENTRIES),
         risk=risk,
+        device=device,
     )
     return Gateway(
         prefix=gateway.prefix,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import Message, Receive, Scope, Send
@@ -20,6 +20,7 @@ from bastion.authserver.dpop import Dpop
 from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.device.policies import RiskPolicies
+from bastion.device.records import Device
 from bastion.errors import BodyTooLarge, InvalidInput, RequestTimeout, UpstreamFailure
 from bastion.gateway.authentication import Authenticator
 from bastion.gateway.caller import Caller, principal
@@ -31,6 +32,9 @@ from bastion.gateway.upstream import UNAVAILABLE
 from bastion.guards.idempotency import Claim
 from bastion.guards.service import Guards
 from bastion.web.context import correlation_id
+
+if TYPE_CHECKING:
+    from bastion.device.service import DeviceTrust
 
 log = logging.getLogger("bastion.gateway")
 
@@ -54,6 +58,8 @@ class Services:
     # Per-route device risk policies (bastion.device.policies); None only where no
     # route has a device table.
     risk: RiskPolicies | None = None
+    # Device attestation and assertions (routes whose ``device`` policy asks for them).
+    device: DeviceTrust | None = None
 
 
 @dataclass(slots=True)
@@ -133,6 +139,11 @@ class Exchange:
     answered: bool = False
     # Headers every answer to this request carries (RateLimit fields, Link, CORS).
     extra: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # The device whose assertion this request carried (steps.device_assertion), for the
+    # risk step; ``device_outage`` when it could not be verified (trust data unavailable)
+    # and ``device`` is then the last known record of the caller's device, if any.
+    device: Device | None = None
+    device_outage: bool = False
 
     def forwarded_body(self) -> bytes | None:
         """What the upstream receives: the validated document, or the body as sent.

@@ -31,6 +31,9 @@ GATEWAY_OWNED_HEADERS = frozenset(
         # with the token could not use it (it names the gateway's URL and is used up),
         # but it is the app's credential all the same, like Authorization.
         "dpop",
+        # The app's App Attest assertion or Play Integrity token over this request is
+        # checked and used up here (its challenge is one-time); upstreams never see it.
+        "device-assertion",
         "cookie",
         "host",
         "content-length",

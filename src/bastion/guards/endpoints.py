@@ -1,4 +1,5 @@
-"""Rate limits on Bastion's own endpoints: sign-in, token, authorization, registration.
+"""Rate limits on Bastion's own endpoints: sign-in, token, authorization, registration,
+device attestation.
 
 Plain ASGI in front of the endpoints. Which request belongs to which group is fixed
 here; the limits themselves are ``[guards.endpoints]`` (defaults ship for every group,
@@ -29,6 +30,10 @@ GROUPS: dict[tuple[str, str], str] = {
     ("GET", "/authorize"): "authorize",
     ("POST", "/consent"): "authorize",
     ("POST", "/register"): "registration",
+    ("POST", "/device/challenge"): "device",
+    ("POST", "/device/attest/apple"): "device",
+    ("POST", "/device/attest/google"): "device",
+    ("PUT", "/device/encryption-key"): "device",
 }
 
 

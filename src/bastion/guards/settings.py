@@ -74,6 +74,9 @@ class EndpointLimits(Section):
     token: tuple[LimitSettings, ...] = (_limit("token", 300, 60.0, 60, True),)
     authorize: tuple[LimitSettings, ...] = (_limit("authorize", 120, 60.0, 30, False),)
     registration: tuple[LimitSettings, ...] = (_limit("registration", 30, 3600.0, 10, True),)
+    # Challenges, attestations and encryption keys (/device/...): an app asks for a few
+    # at start and per protected request; more from one address is a script or a farm.
+    device: tuple[LimitSettings, ...] = (_limit("device", 120, 60.0, 30, True),)
 
 
 class IdempotencySettings(Section):

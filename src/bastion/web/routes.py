@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute
 
 from bastion.authserver.browser import Browser
 from bastion.runtime import Runtime
-from bastion.web import health, jwks, static
+from bastion.web import device, health, jwks, static
 from bastion.web.accounts import account, admin, login, logout, passkeys, recovery
 from bastion.web.oauth import (
     authorize,
@@ -31,13 +31,14 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
     # on every grant and check (token, introspection, revocation) come first, ahead of
     # the pages' many routes. No two groups share a path, so the order changes no answer.
     return [
-        *token.routes(auth),
+        *token.routes(auth, runtime.device),
         *lifecycle.routes(auth),
         *userinfo.routes(auth),
         *health.routes(runtime.check_stores),
         *jwks.routes(runtime.keys, max_age=settings.keys.jwks_max_age),
         *discovery.routes(settings),
         *registration.routes(auth),
+        *(device.routes(runtime.device, auth) if runtime.device is not None else ()),
         *authorize.routes(browser),
         *consent.routes(browser),
         *login.routes(browser),

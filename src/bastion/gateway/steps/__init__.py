@@ -13,6 +13,7 @@ from bastion.gateway.steps.body_claims import BodyClaims
 from bastion.gateway.steps.claim_bindings import ClaimBindings
 from bastion.gateway.steps.credential import UpstreamCredential
 from bastion.gateway.steps.device import DeviceRisk
+from bastion.gateway.steps.device_assertion import DeviceAssertion
 from bastion.gateway.steps.dpop import SenderConstraint
 from bastion.gateway.steps.fallback import StaleFallback
 from bastion.gateway.steps.idempotency import Idempotency
@@ -29,7 +30,8 @@ ORDER: tuple[type[Step], ...] = (
     AddressLimits,
     Authentication,
     SenderConstraint,
-    # The device assertion step (Device-Assertion header) goes here, before DeviceRisk.
+    # The assertion first: the risk step reads the device it verified, or its outage.
+    DeviceAssertion,
     DeviceRisk,
     Authorization,
     Identifiers,

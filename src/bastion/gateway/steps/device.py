@@ -1,7 +1,10 @@
 """Device risk on a gateway route with a ``device`` table (``bastion.device.policies``).
 
-The caller's device is the one its token's DPoP key (``cnf.jkt``, proved by the DPoP
-step before this one) is bound to; a bearer token has none. What each answer does here:
+The caller's device is the one the assertion step verified (routes with
+``require_assertion``), else the one its token's DPoP key (``cnf.jkt``, proved by the
+DPoP step before this one) is bound to; a bearer token alone has none. When the
+assertion step could not verify the device (the trust data is unavailable), the request
+is judged as an outage with the device's last known record. What each answer does here:
 
 - ``allow``: the request goes on;
 - ``limit``: the request goes on only if the token holds no scope beyond the policy's
@@ -47,15 +50,21 @@ class DeviceRisk(Step):
         assert risk is not None
         jkt = bound_key(caller)
         address = ex.scope.get("client")
+        # A client's own token (client credentials) names the client as its subject
+        # (RFC 9068 §2.2): there is no user to be new on the device or to have failed.
+        user = None if caller.subject == caller.client_id else principal(caller, caller.subject)
         judgement = await risk.judge(
             f"route:{ex.route.label}",
             policy,
             RiskRequest(
-                user_id=principal(caller, caller.subject),
+                user_id=user,
                 client_id=caller.client_id,
                 jkt=jkt,
                 bound=jkt is not None,
                 ip=address[0] if address else None,
+                # Set by the assertion step on routes that require assertions.
+                known=ex.device,
+                outage=ex.device_outage,
             ),
             correlation_id=correlation_id(ex.scope),
         )

@@ -24,12 +24,13 @@ class InputValidation(Step):
         if ex.method not in BODY_METHODS:
             return
         headers = ex.headers
-        ex.body = await read_body(
-            ex.receive,
-            ex.route.max_body,
-            headers.get("content-length"),
-            self.services.body_timeout,
-        )
+        if ex.body is None:  # the device assertion step may have read it already
+            ex.body = await read_body(
+                ex.receive,
+                ex.route.max_body,
+                headers.get("content-length"),
+                self.services.body_timeout,
+            )
         if rules is None:
             return
         ex.document = rules.check_body(headers.get("content-type"), ex.body)

@@ -1,5 +1,6 @@
 """The token endpoint (RFC 6749 §3.2): POST only, never cached; DPoP proofs (RFC 9449
-§5) checked before any grant is judged."""
+§5) and, where ``[device.token]`` or ``[device.refresh]`` asks for them, device
+assertions checked before any grant is judged."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from starlette.routing import Route
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.grant_types import HANDLERS
 from bastion.authserver.server import AuthServer
-from bastion.errors import DpopError, OAuthError
+from bastion.device.binding import ASSERTION_HEADER as ASSERTION
+from bastion.device.binding import request_target
+from bastion.device.service import DeviceTrust
+from bastion.errors import DeviceRefused, DeviceUnverifiable, DpopError, OAuthError
 from bastion.oauth.clients import Client
 from bastion.oauth.dpop import DpopProof
 from bastion.oauth.refresh import Instance
 from bastion.web.oauth.common import authenticate, form, oauth_error, oauth_json
 
 
-async def token(server: AuthServer, request: Request) -> Response:
+async def token(server: AuthServer, device: DeviceTrust | None, request: Request) -> Response:
     client: Client | None = None
     try:
         params = await form(request)
@@ -39,6 +43,7 @@ async def token(server: AuthServer, request: Request) -> Response:
             )
             raise OAuthError("unauthorized_client", "this client may not use this grant type")
         proof = await _proof(server, request, client)
+        await _device_assertion(device, request, client, grant_type, proof)
         body = await handler(server.grants, client, params, _instance(request), proof)
         return oauth_json(body, headers=_nonce(server, client))
     except DpopError as exc:
@@ -80,6 +85,48 @@ async def _proof(server: AuthServer, request: Request, client: Client) -> DpopPr
     )
 
 
+async def _device_assertion(
+    trust: DeviceTrust | None,
+    request: Request,
+    client: Client,
+    grant_type: str,
+    proof: DpopProof | None,
+) -> None:
+    """Return when the request needs no device assertion or carries a valid one for this
+    client (and for the device its DPoP key is bound to, if any).
+
+    A refused assertion is ``invalid_request`` (RFC 6749 §5.2: the request lacks a
+    required part or it is unacceptable), never ``invalid_grant``: the grant itself is
+    sound, and a client that hears ``invalid_grant`` on a refresh discards its refresh
+    token and signs its user out for what may be one bad request. When the assertion
+    cannot be judged (trust data unavailable), a policy whose outage fallback is
+    ``allow`` lets the request through; any other answers ``temporarily_unavailable``
+    with 503, as the authorization endpoint would (RFC 6749 §4.1.2.1): the risk engine's
+    step-up and limit answers have no place before a grant runs."""
+    if trust is None:
+        return
+    policy = trust.settings.refresh if grant_type == "refresh_token" else trust.settings.token
+    if policy is None or not policy.require_assertion:
+        return
+    device = None if proof is None else await trust.devices.by_jkt(proof.jkt)
+    try:
+        await trust.verify_assertion(
+            client_id=client.client_id,
+            method="POST",
+            target=request_target(request.scope),
+            body=await request.body(),
+            header_values=[v.encode("latin-1") for v in request.headers.getlist(ASSERTION)],
+            device=device,
+        )
+    except DeviceRefused as exc:
+        raise OAuthError("invalid_request", "a valid Device-Assertion is required") from exc
+    except DeviceUnverifiable as exc:
+        if policy.outage != "allow":
+            raise OAuthError(
+                "temporarily_unavailable", "the device cannot be verified now", status=503
+            ) from exc
+
+
 def _nonce(server: AuthServer, client: Client | None, *, force: bool = False) -> dict[str, str]:
     """``DPoP-Nonce`` (RFC 9449 §8.2) for a client that must use server nonces: on every
     answer, so the next proof can carry the newest one."""
@@ -95,5 +142,5 @@ def _instance(request: Request) -> Instance:
     return Instance.of(address=address, user_agent=request.headers.get("user-agent", ""))
 
 
-def routes(server: AuthServer) -> list[Route]:
-    return [Route("/token", partial(token, server), methods=["POST"])]
+def routes(server: AuthServer, device: DeviceTrust | None = None) -> list[Route]:
+    return [Route("/token", partial(token, server, device), methods=["POST"])]

@@ -1,0 +1,379 @@
+"""App Attest through the device-trust service, on SQLite with in-memory hot state and on
+PostgreSQL with Redis: the attestation binds the installation's DPoP key (client data
+= challenge "." jkt), one key is one installation, and assertions sign the request with
+a counter that only grows (Apple, "Validating apps that connect to your server",
+"Verify the attestation" and "Verify the assertion")."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from bastion.clock import FixedClock
+from bastion.device import anomalies
+from bastion.device.binding import attestation_client_data, request_client_data
+from bastion.device.records import Device
+from bastion.errors import DeviceRefused, DeviceUnverifiable, ProblemError
+from tests.device.conftest import BETA, TEAM, World, device_settings, open_world
+from tests.support.app_attest import AppAttestDevice
+from tests.support.dpop import DeviceKey
+from tests.support.play_integrity import ConsoleKeys
+
+CLIENT = "ios-app"
+
+
+async def attest(world: World, app: AppAttestDevice, jkt: str, client: str = CLIENT) -> Device:
+    challenge = (await world.trust.challenge(client)).value
+    app.client_data = attestation_client_data(challenge, jkt)
+    return await world.trust.attest_apple(
+        client_id=client,
+        key_id=app.key_id_text,
+        attestation_object=app.attestation_object(),
+        challenge=challenge,
+        dpop_jkt=jkt,
+        app_version="1.2.3",
+    )
+
+
+def header(app: AppAttestDevice, counter: int, challenge: str, client_data: bytes) -> list[bytes]:
+    key_id = base64.b64encode(app.key_id).decode()
+    assertion = base64.b64encode(app.assertion(counter, client_data)).decode()
+    return [f'key-id=:{key_id}:, assertion=:{assertion}:, challenge="{challenge}"'.encode()]
+
+
+async def assert_request(
+    world: World,
+    app: AppAttestDevice,
+    counter: int,
+    *,
+    body: bytes = b'{"amount": 10}',
+    signed_body: bytes | None = None,
+    device: Device | None = None,
+    client: str = CLIENT,
+) -> Device:
+    challenge = (await world.trust.challenge(client)).value
+    signed = request_client_data("POST", "/api/pay?x=1", signed_body or body, challenge)
+    return await world.trust.verify_assertion(
+        client_id=client,
+        method="POST",
+        target="/api/pay?x=1",
+        body=body,
+        header_values=header(app, counter, challenge, signed),
+        device=device,
+    )
+
+
+def reason(refused: pytest.ExceptionInfo[DeviceRefused]) -> str:
+    return refused.value.reason
+
+
+async def test_an_attestation_records_the_installation_and_its_dpop_key(world: World) -> None:
+    app, jkt = world.apple(), DeviceKey().jkt
+    device = await attest(world, app, jkt)
+    stored = await world.devices.by_key_id(app.key_id_text)
+    assert stored is not None
+    assert stored.device_id == device.device_id
+    # App Attest vouches for the app and the hardware, not for the OS: "device".
+    assert (stored.platform, stored.level, stored.counter) == ("ios", "device", 0)
+    assert stored.dpop_jkt == jkt
+    assert stored.client_id == CLIENT
+    assert stored.environment == "production"
+    assert stored.receipt == b"receipt"
+    assert stored.app_version == "1.2.3"
+    expected_key = app.key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert stored.public_key == expected_key
+    (event,) = world.events("device.attestation")
+    assert event["outcome"] == "success"
+    assert event["details"]["level"] == "device"
+
+
+async def test_any_declared_bundle_is_accepted(world: World) -> None:
+    device = await attest(world, world.apple(f"{TEAM}.{BETA}"), DeviceKey().jkt)
+    assert device.level == "device"
+
+
+@pytest.mark.parametrize("app_id", ["ZZZZZ99999.com.example.app", f"{TEAM}.com.example.clone"])
+async def test_a_key_of_another_team_or_bundle_is_the_wrong_app(world: World, app_id: str) -> None:
+    with pytest.raises(DeviceRefused) as refused:
+        await attest(world, world.apple(app_id), DeviceKey().jkt)
+    assert reason(refused) == "wrong_app"
+    assert refused.value.status == 403
+    # The device learns that it was refused, never which check failed.
+    assert "wrong" not in refused.value.detail
+    assert "app" not in refused.value.detail.split()
+    (event,) = world.events("device.attestation")
+    assert (event["outcome"], event["details"]["reason"]) == ("denied", "wrong_app")
+
+
+async def test_an_attestation_binds_the_dpop_key_it_was_made_for(world: World) -> None:
+    """The attested client data names the DPoP key: another key cannot ride on it."""
+    app = world.apple()
+    challenge = (await world.trust.challenge(CLIENT)).value
+    app.client_data = attestation_client_data(challenge, DeviceKey().jkt)
+    with pytest.raises(DeviceRefused) as refused:
+        await world.trust.attest_apple(
+            client_id=CLIENT,
+            key_id=app.key_id_text,
+            attestation_object=app.attestation_object(),
+            challenge=challenge,
+            dpop_jkt=DeviceKey().jkt,
+            app_version=None,
+        )
+    assert reason(refused) == "nonce_mismatch"
+
+
+async def test_a_key_id_attested_from_a_second_installation_is_a_clone(world: World) -> None:
+    """One App Attest key lives in one Secure Enclave: a second installation offering it
+    is a copy. The first device is marked, so its later requests carry the anomaly."""
+    app = world.apple()
+    first = await attest(world, app, DeviceKey().jkt)
+    with pytest.raises(DeviceRefused) as refused:
+        await attest(world, app, DeviceKey().jkt)
+    assert reason(refused) == "key_reused"
+    assert await anomalies.reason(world.hot, first.device_id) == "key_reused"
+    assert len(await world.devices.list_devices(client_id=CLIENT)) == 1
+
+
+async def test_a_challenge_is_accepted_once(world: World) -> None:
+    app, jkt = world.apple(), DeviceKey().jkt
+    challenge = (await world.trust.challenge(CLIENT)).value
+    app.client_data = attestation_client_data(challenge, jkt)
+    arguments = {
+        "client_id": CLIENT,
+        "key_id": app.key_id_text,
+        "attestation_object": app.attestation_object(),
+        "challenge": challenge,
+        "dpop_jkt": jkt,
+        "app_version": None,
+    }
+    await world.trust.attest_apple(**arguments)  # type: ignore[arg-type]
+    with pytest.raises(DeviceRefused) as refused:
+        await world.trust.attest_apple(**arguments)  # type: ignore[arg-type]
+    assert reason(refused) == "challenge_invalid"
+    assert "new one" in refused.value.detail
+
+
+async def test_a_challenge_issued_to_another_client_is_refused(world: World) -> None:
+    app, jkt = world.apple(), DeviceKey().jkt
+    challenge = (await world.trust.challenge("other-ios")).value
+    app.client_data = attestation_client_data(challenge, jkt)
+    with pytest.raises(DeviceRefused) as refused:
+        await world.trust.attest_apple(
+            client_id=CLIENT,
+            key_id=app.key_id_text,
+            attestation_object=app.attestation_object(),
+            challenge=challenge,
+            dpop_jkt=jkt,
+            app_version=None,
+        )
+    assert reason(refused) == "challenge_invalid"
+
+
+async def test_an_expired_challenge_is_refused(tmp_path: Path, environ: dict[str, str]) -> None:
+    clock = FixedClock(time.time())
+    settings = device_settings(tmp_path, environ, ConsoleKeys(), device="challenge_lifetime = 60")
+    world, database = await open_world(settings, ConsoleKeys(), clock)
+    try:
+        app, jkt = world.apple(), DeviceKey().jkt
+        challenge = await world.trust.challenge(CLIENT)
+        assert challenge.expires_at == clock.now() + 60
+        app.client_data = attestation_client_data(challenge.value, jkt)
+        clock.advance(61)
+        with pytest.raises(DeviceRefused) as refused:
+            await world.trust.attest_apple(
+                client_id=CLIENT,
+                key_id=app.key_id_text,
+                attestation_object=app.attestation_object(),
+                challenge=challenge.value,
+                dpop_jkt=jkt,
+                app_version=None,
+            )
+        assert reason(refused) == "challenge_invalid"
+    finally:
+        await database.close()
+
+
+async def test_a_client_without_an_app_gets_no_challenge(world: World) -> None:
+    for client in ("plain", "nobody"):
+        with pytest.raises(ProblemError) as refused:
+            await world.trust.challenge(client)
+        assert refused.value.status == 400
+
+
+async def test_an_unreadable_root_is_an_outage_not_a_refusal(world: World) -> None:
+    assert world.settings.device.apple_root_file is not None
+    world.settings.device.apple_root_file.unlink()
+    with pytest.raises(DeviceUnverifiable) as unverifiable:
+        await attest(world, world.apple(), DeviceKey().jkt)
+    assert unverifiable.value.status == 503
+    assert unverifiable.value.reason == "apple_root_unreadable"
+    (event,) = world.events("device.attestation")
+    assert event["outcome"] == "failure"
+
+
+async def test_a_reinstalled_app_replaces_the_record_of_its_dpop_key(world: World) -> None:
+    """A reinstall keeps the keychain (the DPoP key) but not the App Attest key."""
+    jkt = DeviceKey().jkt
+    old = await attest(world, world.apple(), jkt)
+    new = await attest(world, world.apple(), jkt)
+    replaced = await world.devices.get(old.device_id)
+    assert replaced is not None
+    assert replaced.revoked_reason == "superseded"
+    bound = await world.devices.by_jkt(jkt)
+    assert bound is not None
+    assert bound.device_id == new.device_id
+
+
+async def test_a_revoked_installation_cannot_attest_its_way_back(world: World) -> None:
+    jkt = DeviceKey().jkt
+    old = await attest(world, world.apple(), jkt)
+    await world.devices.revoke(old.device_id, world.clock.now(), "operator")
+    with pytest.raises(DeviceRefused) as refused:
+        await attest(world, world.apple(), jkt)
+    assert reason(refused) == "device_revoked"
+
+
+async def test_a_dpop_key_bound_for_another_client_is_refused(world: World) -> None:
+    jkt = DeviceKey().jkt
+    await attest(world, world.apple(), jkt)
+    with pytest.raises(DeviceRefused) as refused:
+        await attest(
+            world, AppAttestDevice(world.apple().ca, "ZZZZZ99999.com.example.app"), jkt, "other-ios"
+        )
+    assert reason(refused) == "dpop_key_in_use"
+
+
+# Assertions.
+
+
+async def test_assertions_sign_requests_with_a_growing_counter(world: World) -> None:
+    app = world.apple()
+    device = await attest(world, app, DeviceKey().jkt)
+    first = await assert_request(world, app, 1, device=device)
+    second = await assert_request(world, app, 5, device=first)
+    assert (first.counter, second.counter) == (1, 5)
+    stored = await world.devices.get(device.device_id)
+    assert stored is not None
+    assert stored.counter == 5
+    assert [e["outcome"] for e in world.events("device.assertion")] == ["success", "success"]
+
+
+async def test_an_assertion_over_another_body_is_refused(world: World) -> None:
+    app = world.apple()
+    await attest(world, app, DeviceKey().jkt)
+    with pytest.raises(DeviceRefused) as refused:
+        await assert_request(
+            world, app, 1, body=b'{"amount": 10000}', signed_body=b'{"amount": 10}'
+        )
+    assert reason(refused) == "signature_invalid"
+
+
+async def test_a_counter_that_does_not_grow_is_a_replay_and_marks_the_device(world: World) -> None:
+    app = world.apple()
+    device = await attest(world, app, DeviceKey().jkt)
+    await assert_request(world, app, 3)
+    with pytest.raises(DeviceRefused) as refused:
+        await assert_request(world, app, 2)
+    assert reason(refused) == "counter_replayed"
+    assert await anomalies.reason(world.hot, device.device_id) == "counter_replayed"
+
+
+async def test_of_two_racing_assertions_with_one_counter_exactly_one_wins(world: World) -> None:
+    """Two copies of one key signing with the same counter at once: the store checks and
+    moves the counter in one statement, so only one of them is accepted."""
+    app = world.apple()
+    device = await attest(world, app, DeviceKey().jkt)
+    for counter in (1, 2, 3):
+        outcomes = await asyncio.gather(
+            assert_request(world, app, counter),
+            assert_request(world, app, counter),
+            return_exceptions=True,
+        )
+        accepted = [o for o in outcomes if isinstance(o, Device)]
+        refused = [o for o in outcomes if isinstance(o, DeviceRefused)]
+        assert (len(accepted), len(refused)) == (1, 1), outcomes
+        assert refused[0].reason == "counter_replayed"
+    stored = await world.devices.get(device.device_id)
+    assert stored is not None
+    assert stored.counter == 3
+
+
+async def test_a_revoked_device_cannot_assert(world: World) -> None:
+    app = world.apple()
+    device = await attest(world, app, DeviceKey().jkt)
+    await world.devices.revoke(device.device_id, world.clock.now(), "stolen")
+    with pytest.raises(DeviceRefused) as refused:
+        await assert_request(world, app, 1)
+    assert reason(refused) == "device_revoked"
+
+
+async def test_an_assertion_must_come_from_the_callers_device(world: World) -> None:
+    """The caller's DPoP key names one device: another installation's key is refused."""
+    mine, theirs = world.apple(), world.apple()
+    my_device = await attest(world, mine, DeviceKey().jkt)
+    await attest(world, theirs, DeviceKey().jkt)
+    with pytest.raises(DeviceRefused) as refused:
+        await assert_request(world, theirs, 1, device=my_device)
+    assert reason(refused) == "wrong_device"
+
+
+async def test_an_unknown_key_or_another_clients_key_is_refused(world: World) -> None:
+    with pytest.raises(DeviceRefused) as refused:
+        await assert_request(world, world.apple(), 1)
+    assert reason(refused) == "unknown_key"
+    app = world.apple()
+    await attest(world, app, DeviceKey().jkt)
+    with pytest.raises(DeviceRefused) as refused:
+        await assert_request(world, app, 1, client="other-ios")
+    assert reason(refused) == "unknown_key"
+
+
+async def test_an_assertion_challenge_is_accepted_once(world: World) -> None:
+    app = world.apple()
+    await attest(world, app, DeviceKey().jkt)
+    challenge = (await world.trust.challenge(CLIENT)).value
+    signed = request_client_data("GET", "/api/me", b"", challenge)
+    arguments = {
+        "client_id": CLIENT,
+        "method": "GET",
+        "target": "/api/me",
+        "body": b"",
+        "device": None,
+    }
+    await world.trust.verify_assertion(
+        header_values=header(app, 1, challenge, signed),
+        **arguments,  # type: ignore[arg-type]
+    )
+    with pytest.raises(DeviceRefused) as refused:
+        await world.trust.verify_assertion(
+            header_values=header(app, 2, challenge, signed),
+            **arguments,  # type: ignore[arg-type]
+        )
+    assert reason(refused) == "challenge_invalid"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([], "assertion_missing"),
+        ([b"key-id=1"], "assertion_malformed"),
+        ([b'challenge="x", integrity="t", key-id=:AA==:'], "assertion_malformed"),
+        ([b"\xff\xfe"], "assertion_malformed"),
+    ],
+)
+async def test_a_missing_or_malformed_header_is_refused(
+    world: World, values: list[bytes], expected: str
+) -> None:
+    with pytest.raises(DeviceRefused) as refused:
+        await world.trust.verify_assertion(
+            client_id=CLIENT, method="GET", target="/", body=b"", header_values=values, device=None
+        )
+    assert reason(refused) == expected
+    assert world.events("device.assertion")[-1]["details"]["reason"] == expected
