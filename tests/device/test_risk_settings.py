@@ -14,6 +14,7 @@ from bastion.clock import FixedClock
 from bastion.config import load_settings
 from bastion.device.settings import PolicySettings
 from bastion.errors import ConfigError, RateLimited
+from bastion.gateway.explain import explain_route
 from bastion.guards import hits
 from bastion.guards.limiter import Facts, RateLimiter
 from bastion.guards.settings import LimitSettings
@@ -101,3 +102,20 @@ async def test_a_users_rate_limit_refusals_are_counted(hot_store: HotStore) -> N
     # without a user counts for no one.
     assert await hits.recent(hot_store, "alice") == 4
     assert await hits.recent(hot_store, "bob") == 0
+
+
+def test_the_risk_step_follows_dpop_and_the_assertion_and_is_only_where_asked(
+    tmp_path: Path, environ: dict[str, str]
+) -> None:
+    settings = load_settings(write_config(tmp_path, ROUTES.format(cohort="beta")), environ)
+    gateway = settings.gateway
+    judged = explain_route(gateway, settings.server.max_body_bytes, "GET /known")
+    names = [name for name, _ in judged.steps]
+    assert names.index("dpop") < names.index("device risk") < names.index("authorization")
+    assert "device assertion" not in names  # no require_assertion on this route
+    asserted = ROUTES.format(cohort="beta").replace(
+        'device = { cohort = "beta" }', 'device = { cohort = "beta", require_assertion = true }'
+    )
+    settings = load_settings(write_config(tmp_path, asserted), environ)
+    names = [n for n, _ in explain_route(settings.gateway, 1 << 20, "GET /known").steps]
+    assert names.index("device assertion") + 1 == names.index("device risk")

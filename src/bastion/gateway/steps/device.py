@@ -35,7 +35,7 @@ from bastion.web.context import correlation_id
 
 
 class DeviceRisk(Step):
-    name = "device_risk"
+    name = "device risk"
 
     @classmethod
     def wanted(cls, route: Route) -> bool:
