@@ -16,6 +16,7 @@ from bastion.accounts.levels import ACR_MFA, ACR_PASSWORD
 from bastion.clock import FixedClock
 from bastion.device import anomalies, cohorts
 from bastion.device.records import Device
+from bastion.device.signals import FRESH_FOR
 from bastion.store.sql.devices import SqlDeviceStore
 from tests.gateway.conftest import GatewayHarness, gateway_app
 from tests.support.dpop import DeviceKey
@@ -215,6 +216,7 @@ def test_require_attestation_refuses_a_missing_or_revoked_device(
     add(gw, strong(key, "dev-3", now.now()))
     assert get(gw, "/attested", key, now).status_code == 200
     gw.call(SqlDeviceStore(gw.runtime.database).revoke, "dev-3", now.now(), "lost")
+    now.advance(FRESH_FOR + 1)  # a record is used unread for a few seconds
     assert get(gw, "/attested", key, now).status_code == 403
     reasons = [e["reasons"] for e in risk_events(gw)]
     assert reasons[0][-1] == "attestation_missing"
@@ -286,6 +288,7 @@ def test_a_device_store_outage_steps_up_and_never_answers_500(
         # Tokens are minted (and indexed in the database) before it goes away.
         tokens = [(k, gw.mint("alice", jkt=k.jkt, acr=ACR_PASSWORD)) for k in (key, other)]
         database.stop()
+        now.advance(FRESH_FOR + 1)
         # The device records cannot be read: the policy's outage fallback (step-up)
         # answers, for a device seen before (its last known record) and one never seen.
         for device_key, token in tokens:

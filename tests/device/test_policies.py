@@ -17,7 +17,7 @@ from bastion.device.policies import RiskPolicies, admitted, settle
 from bastion.device.records import Device
 from bastion.device.risk import Action, Decision, Signals
 from bastion.device.settings import CohortSettings, PolicySettings
-from bastion.device.signals import Found, RiskRequest, SignalSources
+from bastion.device.signals import FRESH_FOR, Found, RiskRequest, SignalSources
 from bastion.errors import StoreUnavailable
 from bastion.guards import hits
 from bastion.store.protocols import HotStore
@@ -268,6 +268,7 @@ async def test_during_an_outage_the_last_known_record_stands_in(
     sources = judge_with(store, hot_store, clock, sink).sources
     assert (await sources.device(STRONG.dpop_jkt)).device == STRONG
     sources._devices = Down()  # type: ignore[assignment]  # the database goes away
+    clock.advance(FRESH_FOR + 1)  # past the few seconds a record is used unread
     found = await sources.device(STRONG.dpop_jkt)
     assert found.unavailable
     assert found.device == STRONG

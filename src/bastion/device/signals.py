@@ -50,6 +50,10 @@ log = logging.getLogger("bastion.device")
 OUTAGES: tuple[type[Exception], ...] = (StoreUnavailable, DeviceUnverifiable)
 # The last record read per key, for an outage; a few minutes old at most.
 LAST_KNOWN_FOR = 300.0
+# A record this recent is used without reading it again: a gateway route with a device
+# table would otherwise read the database on every request. A revocation still ends
+# the device's tokens at once (they are denylisted); only its standing lags this long.
+FRESH_FOR = 5.0
 LAST_KNOWN_ENTRIES = 10_000
 USERNAMES_FOR = 300.0
 
@@ -196,6 +200,7 @@ class SignalSources:
         self._usernames = usernames
         self._detectors = detectors or NoDetectors()
         self._last_known: TTLCache[str, Device] = TTLCache(clock, LAST_KNOWN_ENTRIES)
+        self._fresh: TTLCache[str, Device] = TTLCache(clock, LAST_KNOWN_ENTRIES)
         self._names: TTLCache[str, str] = TTLCache(clock, LAST_KNOWN_ENTRIES)
 
     async def device(self, jkt: str | None, request: RiskRequest | None = None) -> Found:
@@ -203,6 +208,9 @@ class SignalSources:
             return _usable(request.known, unavailable=request.outage)
         if jkt is None or self._devices is None:
             return Found(None)
+        fresh = self._fresh.get(jkt)
+        if fresh is not None:
+            return _usable(fresh)
         try:
             device = await self._devices.by_jkt(jkt)
         except OUTAGES as exc:
@@ -211,7 +219,9 @@ class SignalSources:
         if device is None:
             self._last_known.pop(jkt)
             return Found(None)
-        self._last_known.set(jkt, device, self._clock.now() + LAST_KNOWN_FOR)
+        now = self._clock.now()
+        self._last_known.set(jkt, device, now + LAST_KNOWN_FOR)
+        self._fresh.set(jkt, device, now + FRESH_FOR)
         return _usable(device)
 
     async def bind(self, jkt: str, user_id: str) -> None:
@@ -225,6 +235,7 @@ class SignalSources:
             if device is not None and not device.revoked and user_id not in device.user_ids:
                 await self._devices.seen(device.device_id, self._clock.now(), user_id=user_id)
                 self._last_known.pop(jkt)
+                self._fresh.pop(jkt)
         except OUTAGES as exc:
             log.warning("device user not recorded: %s", type(exc).__name__)
 
