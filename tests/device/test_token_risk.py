@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bastion.authserver.browser import Browser
 from bastion.device import anomalies
 from bastion.device.records import Device
 from bastion.store.sql.devices import SqlDeviceStore
@@ -172,28 +173,41 @@ def test_a_named_device_cannot_lend_its_standing_to_a_sign_in(
         assert query_of(location)["error"] == "unmet_authentication_requirements"
 
 
-def test_sign_in_deny_is_a_page_message(
+def test_sign_in_deny_is_a_page_message_for_the_owners_browser_only(
     tmp_path: Path, database_url: str, master_key_b64: str
 ) -> None:
     tables = "[device.sign_in]\ndeny_at = 60\nstep_up_at = 60\nlimit_at = 60\n"
     with risky_server(tmp_path, database_url, master_key_b64, tables) as server:
-        response = server.client.get("/authorize", params=authorize_params())
-        login = response.headers["location"]
-        page = server.client.get(login)
-        refused = server.client.post(
-            "/login",
-            data={
-                "interaction": query_of(login)["interaction"],
-                "csrf": csrf_of(page.text),
-                "username": "alice",
-                "password": PASSWORD,
-            },
-        )
+
+        def post_password() -> Any:
+            response = server.client.get("/authorize", params=authorize_params())
+            login = response.headers["location"]
+            page = server.client.get(login)
+            return server.client.post(
+                "/login",
+                data={
+                    "interaction": query_of(login)["interaction"],
+                    "csrf": csrf_of(page.text),
+                    "username": "alice",
+                    "password": PASSWORD,
+                },
+            )
+
+        # A browser that never signed in as alice learns nothing: the refusal reads as a
+        # wrong password, so a guessed password is not confirmed.
+        guessed = post_password()
+        assert guessed.status_code == 400
+        assert "incorrect" in guessed.text
+        # Alice's own browser (its device cookie) is told plainly, on the page; the app
+        # is not redirected to.
+        browser = Browser(server.runtime.auth)
+        server.client.cookies.set(browser.cookies.device, browser.device_cookie("alice"))
+        refused = post_password()
         assert refused.status_code == 403
         assert "not allowed" in refused.text
         assert "location" not in refused.headers
         refusals = [e["details"]["reason"] for e in server.events("login.refused")]
-        assert refusals == ["device_denied"]
+        assert refusals == ["device_denied", "device_denied"]
 
 
 def test_in_audit_mode_a_denying_sign_in_policy_lets_the_sign_in_through(

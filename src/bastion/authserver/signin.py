@@ -121,7 +121,14 @@ class SignIn:
                 "login.refused", Outcome.DENIED, subject=user.user_id, reason="passkey_required"
             )
             return Failed(Text("This account signs in with a passkey."))
-        return await self.next_step(interaction, user, ("pwd",), ip=ip, failed_sign_ins=failures)
+        return await self.next_step(
+            interaction,
+            user,
+            ("pwd",),
+            ip=ip,
+            failed_sign_ins=failures,
+            reveal=device_trusted,
+        )
 
     async def next_step(
         self,
@@ -131,15 +138,22 @@ class SignIn:
         *,
         ip: str | None = None,
         failed_sign_ins: int | None = None,
+        reveal: bool = True,
     ) -> Step:
         """Done if ``amr`` reaches the level needed; otherwise the second factors on offer.
-        The device risk policy (``[device.sign_in]``) may raise the level or refuse."""
+        The device risk policy (``[device.sign_in]``) may raise the level or refuse.
+
+        A refusal after a password alone says why only to a browser that signed in as
+        this user before (``reveal``, its device cookie); anyone else sees the answer to
+        a wrong password, so that the refusal does not confirm a guessed password."""
         required = self.required_level(interaction, user)
         judgement = await self._device_risk(interaction, user, ip, failed_sign_ins)
         if judgement is not None and judgement.enforced is Action.DENY:
             self._audit(
                 "login.refused", Outcome.DENIED, subject=user.user_id, reason="device_denied"
             )
+            if not reveal:
+                return Failed(GENERIC_FAILURE)
             return Failed(DEVICE_REFUSED, 403, to_app=False)
         if judgement is not None and judgement.enforced is Action.STEP_UP:
             required = strongest(required, judgement.policy.step_up_acr)
