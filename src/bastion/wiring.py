@@ -33,6 +33,7 @@ from bastion.config import (
 from bastion.config_source import ConfigSource
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
+from bastion.device.google_api import build_decoder
 from bastion.device.play_integrity import Decoder
 from bastion.device.service import DeviceTrust
 from bastion.errors import ConfigError, ConfigProblem, MasterKeyError
@@ -47,7 +48,6 @@ from bastion.store.memory.hot import MemoryHotStore
 from bastion.store.protocols import HotStore
 from bastion.store.redis.hot import RedisHotStore
 from bastion.store.sql.database import Database
-from bastion.store.sql.devices import SqlDeviceStore
 from bastion.store.sql.keys import SqlSigningKeyStore
 from bastion.web.app import build_app
 
@@ -78,6 +78,7 @@ def load(
         except ConfigError as exc:
             problems.extend(exc.problems)
     problems.extend(gateway_problems(settings, env))
+    problems.extend(device_problems(settings))
     if problems:
         raise ConfigError(problems)
     return settings
@@ -102,6 +103,15 @@ def gateway_problems(settings: Settings, environ: Mapping[str, str]) -> list[Con
         if route.label in rules:
             for problem in id_source_problems(route, rules[route.label], forms):
                 problems.append(ConfigProblem(f"gateway.routes.{index}.objects", problem))
+    for index, route in enumerate(settings.gateway.routes):
+        cohort = None if route.device is None else route.device.cohort
+        if cohort is not None and cohort not in settings.device.cohorts:
+            problems.append(
+                ConfigProblem(
+                    f"gateway.routes.{index}.device.cohort",
+                    f"no cohort {cohort!r} in [device.cohorts]",
+                )
+            )
     audience = gateway_audience(settings)
     for index, upstream in enumerate(settings.gateway.upstreams):
         try:
@@ -117,6 +127,17 @@ def gateway_problems(settings: Settings, environ: Mapping[str, str]) -> list[Con
                 )
             )
     return problems
+
+
+def device_problems(settings: Settings) -> list[ConfigProblem]:
+    """A Play Integrity service account file that cannot be used stops the start: every
+    Standard request would otherwise fail at the first device."""
+    try:
+        decoder = build_decoder(settings)
+    except ValueError as exc:
+        return [ConfigProblem("device.play_integrity.service_account_file", str(exc))]
+    del decoder  # nothing was opened: its session starts with the first request
+    return []
 
 
 def gateway_audience(settings: Settings) -> str:
@@ -314,7 +335,9 @@ async def open_runtime(
         guards = build_guards(
             settings, hot=hot, database=database, audit=audit, clock=clock, master_key=secret
         )
-        device = DeviceTrust(settings, SqlDeviceStore(database), hot, audit, clock, decoder)
+        # Google's API for Play Integrity tokens not verified here, unless a test gives one.
+        owned_decoder = None if decoder is not None else build_decoder(settings, clock=clock)
+        device = DeviceTrust(settings, auth.devices, hot, audit, clock, decoder or owned_decoder)
         gateway = None
         if settings.gateway.routes:
             gateway = build_gateway(
@@ -329,6 +352,7 @@ async def open_runtime(
                 environ=os.environ if environ is None else environ,
                 guards=guards,
                 transport=transport,
+                risk=auth.risk,
                 device=device,
             )
             await gateway.start()
@@ -339,6 +363,8 @@ async def open_runtime(
         finally:
             if gateway is not None:
                 await gateway.close()
+            if owned_decoder is not None:
+                await owned_decoder.close()
     finally:
         await hot.close()
         await database.close()

@@ -257,6 +257,13 @@ def test_google_down_at_the_gateway_follows_the_routes_outage_fallback(
         assert strict.json()["type"] == "urn:bastion:problem:device-unverifiable"
         lenient = call("/api/lenient")
         assert lenient.status_code not in (403, 500, 503)
+        # The risk step judges the outage: the policy's fallback (step-up by default)
+        # with the device's last known record (RFC 9470 challenge).
+        assert lenient.status_code == 401, lenient.text
+        assert "insufficient_user_authentication" in lenient.headers["www-authenticate"]
+        (judged,) = server.events("device.risk")
+        assert judged["details"]["reasons"][-1] == "attestation_unavailable"
+        assert judged["details"]["signals"]["attestation"] == "device"  # the last verdict
         reasons = [e["details"]["reason"] for e in server.events("device.assertion")]
         assert reasons == ["decoder_unavailable", "decoder_unavailable"]
 

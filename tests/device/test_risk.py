@@ -32,6 +32,7 @@ SAFE = Signals(
     play_protect=PlayProtect.NO_ISSUES,
     dpop_bound=True,
     app_outdated=False,
+    app_unreleased=False,
     new_device=False,
     counter_anomaly=False,
     impossible_velocity=False,
@@ -49,6 +50,7 @@ REASONS = {
     "play_protect": "play_protect",
     "dpop_bound": "not_dpop_bound",
     "app_outdated": "app_outdated",
+    "app_unreleased": "app_unreleased",
     "new_device": "new_device",
     "counter_anomaly": "counter_anomaly",
     "impossible_velocity": "impossible_velocity",
@@ -76,6 +78,7 @@ signals = st.builds(
     play_protect=st.sampled_from(PlayProtect),
     dpop_bound=st.booleans(),
     app_outdated=st.booleans(),
+    app_unreleased=st.booleans(),
     new_device=st.booleans(),
     counter_anomaly=st.booleans(),
     impossible_velocity=st.booleans(),
@@ -109,6 +112,7 @@ def worse(data: st.DataObject, s: Signals) -> Signals:
         play_protect=data.draw(st.sampled_from(list(PlayProtect)[s.play_protect :])),
         dpop_bound=s.dpop_bound and data.draw(st.booleans()),
         app_outdated=at_least(s.app_outdated),
+        app_unreleased=at_least(s.app_unreleased),
         new_device=at_least(s.new_device),
         counter_anomaly=at_least(s.counter_anomaly),
         impossible_velocity=at_least(s.impossible_velocity),
@@ -145,6 +149,7 @@ def policies(least_bound: int = -5) -> st.SearchStrategy[Policy]:
         play_protect=table(("no_issues", "unknown", "possible_risk", "medium_risk", "high_risk")),
         not_dpop_bound=points,
         app_outdated=points,
+        app_unreleased=points,
         new_device=points,
         counter_anomaly=points,
         impossible_velocity=points,
@@ -238,6 +243,7 @@ def test_an_outage_steps_up_by_default_and_never_denies_by_itself() -> None:
         ({"play_protect": PlayProtect.HIGH_RISK}, "play_protect"),
         ({"dpop_bound": False}, "not_dpop_bound"),
         ({"app_outdated": True}, "app_outdated"),
+        ({"app_unreleased": True}, "app_unreleased"),
         ({"new_device": True}, "new_device"),
         ({"counter_anomaly": True}, "counter_anomaly"),
         ({"impossible_velocity": True}, "impossible_velocity"),
@@ -319,3 +325,12 @@ def test_enforcement_is_the_default_and_audit_the_opt_in() -> None:
     risky = replace(SAFE, counter_anomaly=True)
     assert assess(risky, Policy()).enforced == Action.DENY
     assert assess(risky, replace(Policy(), mode="audit")).enforced == Action.ALLOW
+
+
+def test_a_version_never_released_steps_up_by_itself() -> None:
+    # A repackaged or tampered build reports a version the team never shipped: with the
+    # default points it reaches step-up alone, and a policy may raise it to deny.
+    decision = assess(replace(SAFE, app_unreleased=True), Policy())
+    assert (decision.decided, decision.reasons) == (Action.STEP_UP, ("app_unreleased",))
+    strict = replace(Policy(), app_unreleased=100)
+    assert assess(replace(SAFE, app_unreleased=True), strict).decided == Action.DENY

@@ -173,6 +173,11 @@ class LoginThrottle:
             "global": f"login:global:{global_window}",
         }
 
+    async def failures(self, username: str) -> int:
+        """The account's consecutive failed sign-ins still remembered (the risk engine's
+        ``failed_sign_ins`` signal); a success forgets them."""
+        return await self._count(f"login:acct:{account_id(username)}:failures")
+
     async def check(self, username: str, ip: str, device_trusted: bool) -> Verdict:
         limits, now = self._limits, self._clock.now()
         account = account_id(username)

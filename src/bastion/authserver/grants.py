@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
+from bastion.accounts.levels import satisfies
 from bastion.accounts.stores import UserStore
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.authserver.access import AccessTokens, Authentication
@@ -20,6 +21,9 @@ from bastion.authserver.stores import GrantStore, Issuance, IssuedToken
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.crypto.signing import SigningKeys
+from bastion.device.policies import RiskPolicies
+from bastion.device.risk import Action
+from bastion.device.signals import RiskRequest
 from bastion.errors import OAuthError
 from bastion.oauth import refresh
 from bastion.oauth.authorize import check_resources, narrow_resources
@@ -49,6 +53,8 @@ class GrantContext:
     audit: AuditPipeline
     clock: Clock
     refresh_key: bytes
+    # Device risk of token issuance and refresh ([device.token], [device.refresh]).
+    risk: RiskPolicies | None = None
 
     def emit(self, action: str, outcome: Outcome, client: Client, **details: Any) -> None:
         self.audit.emit(
@@ -203,16 +209,86 @@ async def authorization_code(
     if user is None or not user.enabled or grant.auth_time < user.tokens_valid_after:
         await _revoke_code(ctx, client, hashed, "user_revoked")
         raise OAuthError("invalid_grant", "the user's authorization is no longer valid")
-    body = _token_response(ctx, client, who, grant.scope, claims, family=family, nonce=grant.nonce)
+    try:
+        scope = await _device_answer(ctx, "token", client, who, grant.scope, proof, instance)
+    except OAuthError:
+        # Judged once the code is redeemed (the subject is known only then): what was
+        # issued for it is revoked, as for a user revoked meanwhile.
+        await _revoke_code(ctx, client, hashed, "device_risk")
+        raise
+    if scope != grant.scope:
+        claims["scope"] = " ".join(scope)  # signed below, after this change
+    await _bind_device(ctx, who, proof)
+    body = _token_response(ctx, client, who, scope, claims, family=family, nonce=grant.nonce)
     ctx.emit(
         "oauth.token.issued",
         Outcome.SUCCESS,
         client,
         grant=AUTHORIZATION_CODE,
         subject=grant.subject,
-        scope=list(grant.scope),
+        scope=list(scope),
     )
     return body
+
+
+async def _device_answer(
+    ctx: GrantContext,
+    action: Literal["token", "refresh"],
+    client: Client,
+    who: Authentication,
+    scope: tuple[str, ...],
+    proof: DpopProof | None,
+    instance: refresh.Instance,
+) -> tuple[str, ...]:
+    """The scopes to issue under the device risk policy of ``action`` (``[device.token]``
+    for the code and client credentials grants, ``[device.refresh]``), judged on the
+    device of the request's DPoP key.
+
+    ``limit`` keeps only the policy's ``limit_scopes`` (RFC 6749 §5.1: the answer's
+    ``scope`` says what was granted); the grant itself keeps its scopes, so a later
+    request from a device in better standing gets them back. ``step_up`` and ``deny``
+    refuse with ``invalid_grant`` (RFC 6749 §5.2; RFC 9470's error is a resource
+    server's): the description tells the app to sign in again, which the sign-in
+    policy answers with a second factor. A grant whose sign-in already reached the
+    policy's ``step_up_acr`` has stepped up and is not refused for ``step_up``.
+    """
+    policy = getattr(ctx.settings.device, action)
+    if ctx.risk is None or policy is None:
+        return scope
+    key = jkt(proof)
+    judgement = await ctx.risk.judge(
+        action,
+        policy,
+        RiskRequest(
+            # A client's own token has no user (its subject is the client, RFC 9068 §2.2).
+            user_id=None if who.subject == client.client_id else who.subject,
+            client_id=client.client_id,
+            jkt=key,
+            # Tokens issued with a proof are bound to its key (RFC 9449 §5).
+            bound=key is not None,
+            ip=dict(instance.parts).get("address"),
+        ),
+    )
+    if judgement is None:
+        return scope
+    enforced = judgement.enforced
+    if enforced is Action.STEP_UP and satisfies(who.acr, policy.step_up_acr):
+        return scope
+    if enforced is Action.LIMIT:
+        return tuple(s for s in scope if s in policy.limit_scopes)
+    if enforced is Action.STEP_UP:
+        raise OAuthError(
+            "invalid_grant", "sign in again: this device needs a stronger authentication"
+        )
+    if enforced is Action.DENY:
+        raise OAuthError("invalid_grant", "tokens cannot be issued to this device")
+    return scope
+
+
+async def _bind_device(ctx: GrantContext, who: Authentication, proof: DpopProof | None) -> None:
+    """The user now uses the device of the proof's key: its ``new_device`` signal ends."""
+    if ctx.risk is not None and proof is not None:
+        await ctx.risk.sources.bind(proof.jkt, who.subject)
 
 
 def _check_code_key(grant: CodeGrant, proof: DpopProof | None) -> None:
@@ -310,6 +386,9 @@ async def refresh_token(
     if user is None or not user.enabled:
         raise OAuthError("invalid_grant", "the user's authorization is no longer valid")
     who = Authentication(family.subject, family.auth_time, family.acr, family.amr)
+    # Judged before the rotation, so that a refusal leaves the refresh token usable.
+    scope = await _device_answer(ctx, "refresh", client, who, scope, proof, instance)
+    await _bind_device(ctx, who, proof)
     claims = ctx.access.claims(
         client_id=client.client_id, who=who, scope=scope, audience=audience, jkt=jkt(proof)
     )
@@ -430,6 +509,9 @@ async def client_credentials(
         raise OAuthError("invalid_scope", "a requested scope is not allowed for this client")
     check_resources(params.resources, client)
     audience = params.resources or ctx.access.default_audience()
+    requested = await _device_answer(
+        ctx, "token", client, Authentication(client.client_id), requested, proof, instance
+    )
     token, claims = await ctx.access.mint(
         client_id=client.client_id,
         who=Authentication(client.client_id),

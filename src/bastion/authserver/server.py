@@ -18,7 +18,9 @@ from bastion.config import Settings
 from bastion.crypto.derive import derive_key
 from bastion.crypto.envelope import Envelope
 from bastion.crypto.signing import SigningKeys
+from bastion.device.policies import RiskPolicies
 from bastion.device.records import DeviceStore
+from bastion.device.signals import SignalSources
 from bastion.store.protocols import HotStore
 from bastion.store.sql.clients import SqlClientStore
 from bastion.store.sql.consents import SqlConsentStore
@@ -50,6 +52,8 @@ class AuthServer:
     dpop: Dpop
     # Attested app installations (bastion.device.records), bound to DPoP keys.
     devices: DeviceStore
+    # Device risk policies of sign-in, token issuance, refresh and gateway routes.
+    risk: RiskPolicies
 
     @property
     def token_endpoint(self) -> str:
@@ -83,6 +87,9 @@ def build_auth_server(
     access = AccessTokens(settings, keys, grant_store, users, hot, audit, clock)
     declared = [client_from_settings(c, i) for i, c in enumerate(settings.oauth.clients)]
     registry = ClientRegistry(declared, SqlClientStore(database))
+    throttle = LoginThrottle(hot, clock, throttle_limits(settings), audit)
+    devices = SqlDeviceStore(database)
+    risk = build_risk(settings, devices, hot, clock, audit, throttle, users)
     grants = GrantContext(
         settings,
         access,
@@ -92,6 +99,7 @@ def build_auth_server(
         audit,
         clock,
         refresh_key=derive_key(master_key, "refresh-token-mac"),
+        risk=risk,
     )
     return AuthServer(
         settings=settings,
@@ -104,12 +112,40 @@ def build_auth_server(
         cookie_key=derive_key(master_key, "browser-cookies"),
         passwords=Passwords(settings.accounts.passwords),
         factors=SqlFactorStore(database),
-        throttle=LoginThrottle(hot, clock, throttle_limits(settings), audit),
+        throttle=throttle,
         envelope=Envelope(master_key),
         recovery_key=derive_key(master_key, "recovery-codes"),
         dpop=Dpop(settings.oauth.dpop, master_key, hot, audit, clock, registry),
-        devices=SqlDeviceStore(database),
+        devices=devices,
+        risk=risk,
     )
+
+
+def build_risk(
+    settings: Settings,
+    devices: DeviceStore,
+    hot: HotStore,
+    clock: Clock,
+    audit: AuditPipeline,
+    throttle: LoginThrottle,
+    users: UserStore,
+) -> RiskPolicies:
+    """The device risk judge every enforcement point shares."""
+
+    async def username(user_id: str) -> str | None:
+        user = await users.get(user_id)
+        return None if user is None else user.username
+
+    sources = SignalSources(
+        devices=devices,
+        hot=hot,
+        clock=clock,
+        clients={c.client_id: c.device for c in settings.oauth.clients if c.device is not None},
+        velocity_window=settings.device.velocity_window,
+        throttle=throttle,
+        usernames=username,
+    )
+    return RiskPolicies(sources, settings.device.cohorts, audit)
 
 
 def throttle_limits(settings: Settings) -> ThrottleLimits:

@@ -23,17 +23,25 @@ from bastion.accounts.levels import (
     method_acr,
     needed,
     satisfies,
+    strongest,
 )
 from bastion.accounts.records import User
 from bastion.audit import AuditEvent, Outcome
 from bastion.authserver.browser import Interaction
 from bastion.authserver.server import AuthServer
+from bastion.device.policies import Judgement
+from bastion.device.risk import Action
+from bastion.device.signals import RiskRequest
 from bastion.texts import Text
 
 # One message for every password failure, whether or not the account exists
 # (OWASP ASVS V2.2; the response must not aid enumeration).
 GENERIC_FAILURE = Text("The username or password is incorrect.")
 CODE_FAILURE = Text("The code is incorrect or was already used.")
+DEVICE_REFUSED = Text(
+    "Signing in from this device is not allowed right now. Try again from the app on "
+    "another device, or contact support."
+)
 TOTP = "totp"
 PASSKEY = "passkey"
 
@@ -43,6 +51,9 @@ class Failed:
     message: str
     status: int = 400
     retry_after: float = 0.0
+    # A 403 tells the app (unmet_authentication_requirements) unless the refusal is
+    # for the person at the page only (a device the risk policy denies).
+    to_app: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,8 @@ class SignIn:
         if throttled := await self._throttled(username, ip, device_trusted):
             return throttled
         server = self.server
+        # Read before a success forgets them: the device risk policy weighs them.
+        failures = await server.throttle.failures(username)
         user = await server.users.by_username(username)
         ok = server.passwords.verify(password, user.password_hash if user else None)
         if user is None or not ok or not user.enabled or user.password_hash is None:
@@ -108,11 +121,42 @@ class SignIn:
                 "login.refused", Outcome.DENIED, subject=user.user_id, reason="passkey_required"
             )
             return Failed(Text("This account signs in with a passkey."))
-        return await self.next_step(interaction, user, ("pwd",))
+        return await self.next_step(
+            interaction,
+            user,
+            ("pwd",),
+            ip=ip,
+            failed_sign_ins=failures,
+            reveal=device_trusted,
+        )
 
-    async def next_step(self, interaction: Interaction, user: User, amr: tuple[str, ...]) -> Step:
-        """Done if ``amr`` reaches the level needed; otherwise the second factors on offer."""
+    async def next_step(
+        self,
+        interaction: Interaction,
+        user: User,
+        amr: tuple[str, ...],
+        *,
+        ip: str | None = None,
+        failed_sign_ins: int | None = None,
+        reveal: bool = True,
+    ) -> Step:
+        """Done if ``amr`` reaches the level needed; otherwise the second factors on offer.
+        The device risk policy (``[device.sign_in]``) may raise the level or refuse.
+
+        A refusal after a password alone says why only to a browser that signed in as
+        this user before (``reveal``, its device cookie); anyone else sees the answer to
+        a wrong password, so that the refusal does not confirm a guessed password."""
         required = self.required_level(interaction, user)
+        judgement = await self._device_risk(interaction, user, ip, failed_sign_ins)
+        if judgement is not None and judgement.enforced is Action.DENY:
+            self._audit(
+                "login.refused", Outcome.DENIED, subject=user.user_id, reason="device_denied"
+            )
+            if not reveal:
+                return Failed(GENERIC_FAILURE)
+            return Failed(DEVICE_REFUSED, 403, to_app=False)
+        if judgement is not None and judgement.enforced is Action.STEP_UP:
+            required = strongest(required, judgement.policy.step_up_acr)
         reached = method_acr(amr)
         if satisfies(reached, required):
             return Authenticated(user, reached, amr)
@@ -132,6 +176,34 @@ class SignIn:
                 403,
             )
         return NeedsSecondFactor(user, amr, methods)
+
+    async def _device_risk(
+        self,
+        interaction: Interaction,
+        user: User,
+        ip: str | None,
+        failed_sign_ins: int | None,
+    ) -> Judgement | None:
+        """The sign-in policy's judgement. The browser has no DPoP key: the device is the
+        one the authorization request's ``dpop_jkt`` names (RFC 9449 §10), a claim the
+        browser cannot prove. The code it gets is bound to that key, so the claim is
+        checked at the token endpoint; here it may only add risk (``claimed``)."""
+        policy = self.server.settings.device.sign_in
+        if policy is None:
+            return None
+        request = interaction.request
+        return await self.server.risk.judge(
+            "sign_in",
+            policy,
+            RiskRequest(
+                user_id=user.user_id,
+                client_id=None if request is None else request.client_id,
+                jkt=None if request is None else request.dpop_jkt,
+                ip=ip,
+                failed_sign_ins=failed_sign_ins,
+                claimed=True,
+            ),
+        )
 
     @staticmethod
     def required_level(interaction: Interaction, user: User) -> str:
@@ -182,7 +254,7 @@ class SignIn:
             return Failed(CODE_FAILURE)
         await server.throttle.success(user.username, ip)
         amr = tuple(sorted({*interaction.pending_amr, "otp", "mfa"}))
-        return await self.next_step(interaction, user, amr)
+        return await self.next_step(interaction, user, amr, ip=ip)
 
 
 def totp_aad(user_id: str) -> bytes:

@@ -50,7 +50,7 @@ from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.configtypes import remote_plain_http
 from bastion.crypto.jws import b64url
-from bastion.device.play_integrity import MAX_TOKEN, Decoder
+from bastion.device.play_integrity import MAX_TOKEN
 from bastion.errors import IntegrityError, IntegrityUnavailable, UnavailableReason
 from bastion.gateway.renewal import Renewing, Timing
 from bastion.gateway.transport import DEFAULT_KEEPALIVE, DEFAULT_LIMIT, TCP, UpstreamTransport
@@ -315,7 +315,7 @@ def build_decoder(
     clock: Clock | None = None,
     tls: ssl.SSLContext | None = None,
     transport: UpstreamTransport = TCP,
-) -> Decoder | None:
+) -> PlayIntegrityApi | None:
     """The decoder ``[device.play_integrity]`` configures, or ``None`` without a service
     account file. ``ValueError`` when the key file cannot be used, or when a token would
     travel over plain http to another machine."""

@@ -50,6 +50,7 @@ count and age tables are lists of ``[at least, points]`` pairs::
     play_protect = { unknown = 0, possible_risk = 10, medium_risk = 30, high_risk = 60 }
     not_dpop_bound = 10
     app_outdated = 30
+    app_unreleased = 60            # a version the client never declared as released
     new_device = 20
     counter_anomaly = 100
     impossible_velocity = 60
@@ -142,6 +143,7 @@ class Signals:
     play_protect: PlayProtect = PlayProtect.UNKNOWN
     dpop_bound: bool = False
     app_outdated: bool = False
+    app_unreleased: bool = False
     new_device: bool = False
     counter_anomaly: bool = False
     impossible_velocity: bool = False
@@ -175,6 +177,7 @@ def no_riskier(a: Signals, b: Signals) -> bool:
         and a.play_protect <= b.play_protect
         and b.dpop_bound <= a.dpop_bound
         and a.app_outdated <= b.app_outdated
+        and a.app_unreleased <= b.app_unreleased
         and a.new_device <= b.new_device
         and a.counter_anomaly <= b.counter_anomaly
         and a.impossible_velocity <= b.impossible_velocity
@@ -213,6 +216,8 @@ class Policy:
     play_protect: Mapping[str, int] = field(default_factory=_default_play_protect)
     not_dpop_bound: int = 10
     app_outdated: int = 30
+    # A version never released is a repackaged or tampered build: step-up by default.
+    app_unreleased: int = 60
     new_device: int = 20
     counter_anomaly: int = 100
     impossible_velocity: int = 60
@@ -255,7 +260,14 @@ def _flags(table: Mapping[str, int], flags: frozenset[str]) -> dict[str, int]:
 
 _LEVELS = ("device", "basic", "none")  # from the least risky grade below strong
 _PLAY_PROTECT = ("unknown", "possible_risk", "medium_risk", "high_risk")
-_FLAT = ("not_dpop_bound", "app_outdated", "new_device", "counter_anomaly", "impossible_velocity")
+_FLAT = (
+    "not_dpop_bound",
+    "app_outdated",
+    "app_unreleased",
+    "new_device",
+    "counter_anomaly",
+    "impossible_velocity",
+)
 
 
 def _scores(signals: Signals, policy: Policy) -> list[tuple[str, int]]:
@@ -270,6 +282,7 @@ def _scores(signals: Signals, policy: Policy) -> list[tuple[str, int]]:
         ("play_protect", _graded(p.play_protect, _PLAY_PROTECT, s.play_protect)),
         ("not_dpop_bound", 0 if s.dpop_bound else _points(p.not_dpop_bound)),
         ("app_outdated", _points(p.app_outdated) if s.app_outdated else 0),
+        ("app_unreleased", _points(p.app_unreleased) if s.app_unreleased else 0),
         ("new_device", _points(p.new_device) if s.new_device else 0),
         ("counter_anomaly", _points(p.counter_anomaly) if s.counter_anomaly else 0),
         ("impossible_velocity", _points(p.impossible_velocity) if s.impossible_velocity else 0),

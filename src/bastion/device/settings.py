@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from bastion.accounts.levels import ACR_MFA, ACR_PHISHING_RESISTANT, rank
 from bastion.configtypes import AnchoredPath, Duration, Section
 from bastion.device.risk import Action, Policy, policy_problems
 
@@ -165,12 +166,19 @@ class PolicySettings(Section):
     )
     not_dpop_bound: int = 10
     app_outdated: int = 30
+    app_unreleased: int = 60
     new_device: int = 20
     counter_anomaly: int = 100
     impossible_velocity: int = 60
     failed_sign_ins: tuple[tuple[int, int], ...] = ((3, 10), (10, 40))
     rate_limited: tuple[tuple[int, int], ...] = ((1, 10), (5, 30))
     detectors: dict[str, int] = Field(default_factory=lambda: {"default": 30})
+    # What a LIMIT answer keeps: token issuance and refresh grant only these of the
+    # scopes asked for; a gateway route admits only tokens holding none but these.
+    limit_scopes: tuple[str, ...] = ("openid",)
+    # The sign-in level a STEP_UP answer demands (at sign-in: a second factor; on a
+    # gateway route: the RFC 9470 challenge's acr_values).
+    step_up_acr: str = ACR_MFA
     # Only requests in this cohort ([device.cohorts.NAME]) are judged; others pass as if
     # no policy were set. Unset: everyone.
     cohort: str | None = Field(None, pattern=NAME)
@@ -185,8 +193,18 @@ class PolicySettings(Section):
         "attestation_age", "failed_sign_ins", "rate_limited", mode="before"
     )(_pairs)
 
+    @field_validator("limit_scopes", mode="before")
+    @classmethod
+    def _scope_list(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _valid(self) -> PolicySettings:
+        if rank(self.step_up_acr) < rank(ACR_MFA):
+            raise ValueError(
+                f"step_up_acr: {self.step_up_acr!r} is not a level above password "
+                f"({ACR_MFA!r} or {ACR_PHISHING_RESISTANT!r})"
+            )
         problems = policy_problems(self.policy())
         if problems:
             raise ValueError("; ".join(problems))
@@ -207,6 +225,7 @@ class PolicySettings(Section):
             play_protect=dict(self.play_protect),
             not_dpop_bound=self.not_dpop_bound,
             app_outdated=self.app_outdated,
+            app_unreleased=self.app_unreleased,
             new_device=self.new_device,
             counter_anomaly=self.counter_anomaly,
             impossible_velocity=self.impossible_velocity,
@@ -235,6 +254,11 @@ class DeviceSettings(Section):
     apple_root_file: AnchoredPath | None = None
     play_integrity: PlayIntegrityApiSettings = PlayIntegrityApiSettings()
     cohorts: dict[str, CohortSettings] = Field(default_factory=dict)
+    # The impossible-velocity signal: a user seen from another source network (/24 for
+    # IPv4, /48 for IPv6) within this many seconds of the last request. A heuristic
+    # without geolocation, and phones hop between Wi-Fi and mobile data: 0 (the
+    # default) turns it off (docs/device-trust.md#risk-signals-and-policies).
+    velocity_window: Duration = Field(0.0, ge=0, le=86_400.0)
     # Risk policies of Bastion's own actions; unset: not judged.
     sign_in: PolicySettings | None = None
     token: PolicySettings | None = None

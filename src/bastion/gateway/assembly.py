@@ -14,6 +14,7 @@ from bastion.authserver.dpop import Dpop
 from bastion.caches import TTLCache
 from bastion.clock import Clock
 from bastion.config import Settings
+from bastion.device.policies import RiskPolicies
 from bastion.device.service import DeviceTrust
 from bastion.errors import StoreUnavailable
 from bastion.gateway.authentication import Authenticator
@@ -89,6 +90,7 @@ def build_gateway(
     environ: Mapping[str, str],
     guards: Guards,
     transport: UpstreamTransport = TCP,
+    risk: RiskPolicies | None = None,
     device: DeviceTrust | None = None,
 ) -> Gateway:
     """Raises ``ValueError`` when a route's schema or OpenAPI operation does not compile, or
@@ -133,6 +135,7 @@ def build_gateway(
         public_origin=gateway.public_url or _origin(settings.issuer),
         body_timeout=settings.server.body_timeout,
         stale=TTLCache(clock, STALE_ENTRIES),
+        risk=risk,
         device=device,
     )
     return Gateway(

@@ -19,6 +19,7 @@ from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.authserver.dpop import Dpop
 from bastion.caches import TTLCache
 from bastion.clock import Clock
+from bastion.device.policies import RiskPolicies
 from bastion.device.records import Device
 from bastion.errors import BodyTooLarge, InvalidInput, RequestTimeout, UpstreamFailure
 from bastion.gateway.authentication import Authenticator
@@ -54,6 +55,9 @@ class Services:
     # The last good answer per (route, URL, caller), for stale fallbacks; keyed by the
     # caller too, so a fallback never hands one user's data to another.
     stale: TTLCache[tuple[str, ...], Kept]
+    # Per-route device risk policies (bastion.device.policies); None only where no
+    # route has a device table.
+    risk: RiskPolicies | None = None
     # Device attestation and assertions (routes whose ``device`` policy asks for them).
     device: DeviceTrust | None = None
 

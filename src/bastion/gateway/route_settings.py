@@ -343,6 +343,8 @@ class RouteSettings(Section):
             raise ValueError("a public route has no user, client or tier to limit by")
         if self.is_public and self.require_dpop:
             raise ValueError("a public route has no token to constrain (require_dpop)")
+        if self.is_public and self.device is not None:
+            raise ValueError("a public route has no token to tie to a device (device)")
         if objects.response_owner is not None and "HEAD" in self.methods:
             # A HEAD answer has no body to find the owner in: it would leak existence.
             raise ValueError("objects.response_owner cannot protect HEAD")

@@ -21,6 +21,7 @@ from typing import Any, Literal, NamedTuple, NoReturn
 from bastion.audit import AuditEvent, AuditPipeline, Outcome
 from bastion.clock import Clock
 from bastion.errors import AbnormalUsage, QuotaExceeded, StoreUnavailable
+from bastion.guards import hits
 from bastion.guards.gcra import Decision, Rate, decide
 from bastion.guards.ratelimit_headers import (
     Advertised,
@@ -162,6 +163,7 @@ class RateLimiter:
             decide(rate, tat, now) for (_, _, rate), tat in zip(applying, previous, strict=True)
         ]
         if not all(d.allowed for d in decisions):
+            await self._count_hit(facts)
             self._refuse(scope, facts, applying, decisions)
         advertised = [
             # The quota is the burst, what can be spent at once, and its window the time
@@ -200,6 +202,7 @@ class RateLimiter:
                 _, previous = await self._rate_check(keys, rates, now)
         decision = decide(rate, previous[0], now)
         if not decision.allowed:
+            await self._count_hit(facts)
             self._refuse(scope, facts, [(limit, key, rate)], [decision])
         advertisement = compiled.advertisement
         if advertisement is None:
@@ -210,6 +213,12 @@ class RateLimiter:
                 (b"ratelimit", advertisement.current(decision.remaining, decision.retry_after)),
             )
         )
+
+    async def _count_hit(self, facts: Facts) -> None:
+        # Only on a refusal, so the common path pays nothing: the risk engine's
+        # rate_limited signal (bastion.guards.hits).
+        if facts.user is not None:
+            await hits.record(self._hot, facts.user)
 
     def _refuse(
         self,

@@ -12,6 +12,7 @@ from bastion.gateway.steps.base import Step
 from bastion.gateway.steps.body_claims import BodyClaims
 from bastion.gateway.steps.claim_bindings import ClaimBindings
 from bastion.gateway.steps.credential import UpstreamCredential
+from bastion.gateway.steps.device import DeviceRisk
 from bastion.gateway.steps.device_assertion import DeviceAssertion
 from bastion.gateway.steps.dpop import SenderConstraint
 from bastion.gateway.steps.fallback import StaleFallback
@@ -29,7 +30,9 @@ ORDER: tuple[type[Step], ...] = (
     AddressLimits,
     Authentication,
     SenderConstraint,
+    # The assertion first: the risk step reads the device it verified, or its outage.
     DeviceAssertion,
+    DeviceRisk,
     Authorization,
     Identifiers,
     ClaimBindings,

@@ -131,7 +131,7 @@ async def advance(
     """The response to one sign-in step: the page again, the next factor, or done."""
     browser, interaction = found.browser, found.interaction
     if isinstance(outcome, Failed):
-        if outcome.status == 403 and interaction.request is not None:
+        if outcome.status == 403 and outcome.to_app and interaction.request is not None:
             # The level cannot be reached with this account's factors: the app learns so
             # (OpenID Connect unmet_authentication_requirements).
             await browser.finish(interaction.interaction_id)

@@ -23,7 +23,7 @@ from bastion.authserver.signin import SignIn
 from bastion.errors import Forbidden, PasskeyError
 from bastion.oauth.params import parse
 from bastion.web.accounts.account import account_request_json
-from bastion.web.accounts.login import advance
+from bastion.web.accounts.login import advance, client_ip
 from bastion.web.accounts.scripts import script_error, script_route, string_field
 from bastion.web.oauth.common import json_object
 from bastion.web.oauth.interactions import PageRequest, find_interaction
@@ -112,7 +112,9 @@ async def login_finish(browser: Browser, request: Request) -> Response:
         return failure
     await server.factors.passkey_used(stored.credential_id, sign_count, server.clock.now())
     amr = tuple(sorted({*page_request.interaction.pending_amr, *AMR_PASSKEY}))
-    outcome = await SignIn(server).next_step(page_request.interaction, user, amr)
+    outcome = await SignIn(server).next_step(
+        page_request.interaction, user, amr, ip=client_ip(request)
+    )
     return _as_json(await advance(request, page_request, outcome))
 
 
