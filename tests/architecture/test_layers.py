@@ -42,6 +42,8 @@ CORES = (
     "bastion.device.cohorts",
     "bastion.device.versions",
     "bastion.device.verdicts",
+    "bastion.device.encryption_key",
+    "bastion.device.binding",
 )
 # Frameworks and I/O a core must not pull in (directly or through the package root).
 HEAVY = ("starlette", "sqlalchemy", "aiohttp", "redis", "pydantic", "uvicorn", "asyncpg", "jinja2")

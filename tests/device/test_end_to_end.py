@@ -152,6 +152,8 @@ def test_attested_app_to_protected_route(
         stolen = app.call("/api/pay", token, body, other.assertion("POST", "/api/pay", body))
         assert stolen.status_code == 403
 
+        # A public route has no client whose app could be held to account: a device
+        # table on one is refused when the configuration is read (test_risk_settings).
         reasons = [e["details"]["reason"] for e in server.events("device.assertion")]
         assert reasons == [
             "assertion_missing",
@@ -255,3 +257,56 @@ def test_google_down_at_the_gateway_follows_the_routes_outage_fallback(
         assert judged["details"]["signals"]["attestation"] == "device"  # the last verdict
         reasons = [e["details"]["reason"] for e in server.events("device.assertion")]
         assert reasons == ["decoder_unavailable", "decoder_unavailable"]
+
+
+@pytest.mark.parametrize(("outage", "status"), [("deny", 503), ("step_up", 503), ("allow", 200)])
+def test_google_down_at_the_token_endpoint(
+    tmp_path: Path, environ: dict[str, str], recorder_url: str, outage: str, status: int
+) -> None:
+    """Only a token policy whose outage fallback is "allow" issues tokens while the
+    assertion cannot be judged; otherwise 503 temporarily_unavailable, never 500."""
+    extra = OUTAGE_EXTRA.format(secret=hash_secret(SECRET), url=recorder_url, digest=CERT_DIGEST)
+    device = f'[device.token]\nrequire_assertion = true\noutage = "{outage}"'
+    with served(tmp_path, environ, device=device, extra=extra) as server:
+        key = DeviceKey()
+        challenge = server.challenge("pay-android")
+        bound = request_hash(attestation_client_data(challenge, key.jkt))
+        attested = server.http.post(
+            "/device/attest/google",
+            json={
+                "client_id": "pay-android",
+                "integrity_token": server.decoder.issue(
+                    verdict(now=time.time(), request_hash=bound)
+                ),
+                "challenge": challenge,
+            },
+            headers={"DPoP": key.proof("POST", f"{ISSUER}/device/attest/google")},
+        )
+        assert attested.status_code == 201, attested.text
+        server.decoder.down = True
+        challenge = server.challenge("pay-android")
+        assertion = f'integrity="{"t" * 40}", challenge="{challenge}"'
+        answer = server.http.post(
+            "/token",
+            content=FORM,
+            headers={
+                "content-type": "application/x-www-form-urlencoded",
+                "DPoP": key.proof("POST", f"{ISSUER}/token"),
+                "Device-Assertion": assertion,
+            },
+            auth=("pay-android", SECRET),
+        )
+        assert answer.status_code == status, answer.text
+        if status == 503:
+            assert answer.json()["error"] == "temporarily_unavailable"
+
+
+def test_a_refresh_policy_leaves_other_grants_alone(
+    tmp_path: Path, environ: dict[str, str], recorder_url: str
+) -> None:
+    extra = EXTRA.format(secret=hash_secret(SECRET), url=recorder_url)
+    device = "[device.refresh]\nrequire_assertion = true"
+    with served(tmp_path, environ, device=device, extra=extra) as server:
+        app = App(server)
+        app.attest()
+        assert app.token(None).status_code == 200

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from bastion import wiring
 from bastion.audit.sinks import MemorySink
 from bastion.config import Settings
-from bastion.device.binding import attestation_client_data, request_hash
+from bastion.device.binding import attestation_client_data, request_client_data, request_hash
 from bastion.web.app import build_app
 from tests.device.conftest import APP_ID, CA, device_settings
 from tests.support import schema
@@ -286,3 +287,28 @@ def test_hot_state_down_fails_closed_with_503(
         answer = server.http.post("/device/attest/apple", json=body, headers={"DPoP": proof})
         assert answer.status_code == 503
         hot.start()
+
+
+def test_an_encryption_key_sent_with_an_assertion_needs_a_valid_one(server: Served) -> None:
+    key, app = DeviceKey(), AppAttestDevice(CA, APP_ID)
+    assert server.attest_apple(key, app).status_code == 201
+    content = orjson.dumps({"jwk": _jwk()})
+
+    def put(counter: int, signed_body: bytes) -> httpx.Response:
+        challenge = server.challenge("ios-app")
+        client_data = request_client_data("PUT", "/device/encryption-key", signed_body, challenge)
+        assertion = base64.b64encode(app.assertion(counter, client_data)).decode()
+        key_id = base64.b64encode(app.key_id).decode()
+        header = f'key-id=:{key_id}:, assertion=:{assertion}:, challenge="{challenge}"'
+        return server.http.put(
+            "/device/encryption-key",
+            content=content,
+            headers={
+                "content-type": "application/json",
+                "DPoP": key.proof("PUT", f"{ISSUER}/device/encryption-key"),
+                "Device-Assertion": header,
+            },
+        )
+
+    assert put(1, content).status_code == 200
+    problem(put(2, b'{"jwk": {}}'), 403)

@@ -377,3 +377,13 @@ async def test_a_missing_or_malformed_header_is_refused(
         )
     assert reason(refused) == expected
     assert world.events("device.assertion")[-1]["details"]["reason"] == expected
+
+
+async def test_an_app_attest_assertion_for_a_client_without_an_ios_app_is_refused(
+    world: World,
+) -> None:
+    app = world.apple()
+    await attest(world, app, DeviceKey().jkt)
+    with pytest.raises(DeviceRefused) as refused:
+        await assert_request(world, app, 1, client="android-app")
+    assert reason(refused) == "platform_not_declared"

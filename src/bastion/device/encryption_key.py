@@ -10,7 +10,7 @@ other key type or curve, certificate chains), and the point must lie on the curv
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,16 +19,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 ALG = "ECDH-ES+A256KW"
 _ALLOWED = frozenset({"kty", "crv", "x", "y", "use", "alg", "kid", "key_ops"})
 _KEY_OPS = frozenset({"deriveKey", "deriveBits"})
+_B64URL = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def _coordinate(value: Any, name: str) -> int:
     if not isinstance(value, str) or len(value) != 43:
         raise ValueError(f"{name} is 32 bytes in base64url without padding")
-    try:
-        raw = base64.urlsafe_b64decode(value + "=")
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"{name} is not base64url") from exc
-    return int.from_bytes(raw, "big")
+    # The decoder skips characters outside the alphabet: check them first.
+    if not _B64URL.fullmatch(value):
+        raise ValueError(f"{name} is not base64url")
+    return int.from_bytes(base64.urlsafe_b64decode(value + "="), "big")
 
 
 def encryption_key(jwk: Any) -> dict[str, Any]:

@@ -298,6 +298,10 @@ class DeviceTrust:
         assertion must then be that device's. A Play Integrity assertion names no
         installation, so it needs ``device``."""
         action: Action = ASSERTION
+        if device is not None and device.registered_client_id == client_id:
+            # A per-installation client made by attested registration speaks for the
+            # app its device attested for.
+            client_id = device.client_id
         platform: Platform = device.platform if device is not None else "ios"
         if not header_values:
             self._refuse(action, client_id, platform, "assertion_missing", device=device)
@@ -407,13 +411,15 @@ class DeviceTrust:
     # Trust data.
 
     def _apple(self, action: Action, client_id: str) -> AppleAppSettings:
-        declared = self.app(client_id).apple
+        app = self.apps.get(client_id)
+        declared = None if app is None else app.apple
         if declared is None:
             self._refuse(action, client_id, "ios", "platform_not_declared")
         return declared
 
     def _android(self, action: Action, client_id: str) -> AndroidAppSettings:
-        declared = self.app(client_id).android
+        app = self.apps.get(client_id)
+        declared = None if app is None else app.android
         if declared is None:
             self._refuse(action, client_id, "android", "platform_not_declared")
         return declared
@@ -472,11 +478,16 @@ class DeviceTrust:
 
     # Outcomes.
 
+    def refuse_assertion(self, client_id: str, reason: str) -> NoReturn:
+        """Refuse (and audit) a request that cannot carry an assertion at all, such as
+        one with no client to hold to account."""
+        self._refuse(ASSERTION, client_id, None, reason)
+
     def _refuse(
         self,
         action: Action,
         client_id: str,
-        platform: Platform,
+        platform: Platform | None,
         reason: str,
         detail: str | None = None,
         *,

@@ -93,12 +93,19 @@ async def _body(request: Request, model: type[_M]) -> _M:
     except ValidationError as exc:
         errors = [
             {
-                "pointer": "/" + "/".join(str(part) for part in error["loc"]),
+                "pointer": _pointer(error["loc"]),
                 "detail": _message(error),
             }
             for error in exc.errors(include_input=False, include_url=False)
         ]
         raise InvalidInput("The request body is not valid.", extensions={"errors": errors}) from exc
+
+
+def _pointer(location: tuple[int | str, ...]) -> str:
+    """RFC 6901 pointer to a member; a member name the app chose is cut short, so an
+    answer never carries much of the request back."""
+    parts = (str(part)[:64].replace("~", "~0").replace("/", "~1") for part in location)
+    return "/" + "/".join(parts)
 
 
 def _message(error: Any) -> str:

@@ -16,8 +16,8 @@ whose fallback is ``deny`` is refused here (503).
 from __future__ import annotations
 
 from bastion.device.binding import request_target
-from bastion.errors import DeviceRefused, DeviceUnverifiable
-from bastion.gateway.caller import bound_key
+from bastion.errors import DeviceUnverifiable
+from bastion.gateway.caller import BASTION, bound_key
 from bastion.gateway.exchange import Exchange, read_body
 from bastion.gateway.routes import BODY_METHODS, Route
 from bastion.gateway.steps.base import Step
@@ -39,9 +39,10 @@ class DeviceAssertion(Step):
         policy = ex.route.settings.device
         assert policy is not None
         caller = ex.caller
-        if caller is None or caller.client_id is None:
-            # A public route, or a token naming no client: no app to hold to account.
-            raise DeviceRefused("This request needs a device assertion.", "no_client")
+        if caller is None or caller.client_id is None or caller.issuer != BASTION:
+            # A public route, a token naming no client, or another issuer's client (whose
+            # ids are not Bastion's declared apps): no app to hold to account.
+            trust.refuse_assertion(ex.who, "no_client")
         jkt = bound_key(caller)
         device = None if jkt is None else await trust.devices.by_jkt(jkt)
         if ex.method in BODY_METHODS and ex.body is None:
