@@ -15,6 +15,7 @@ from bastion.authserver.grant_types import HANDLERS
 from bastion.authserver.server import AuthServer
 from bastion.device.binding import ASSERTION_HEADER as ASSERTION
 from bastion.device.binding import request_target
+from bastion.device.policies import admitted
 from bastion.device.service import DeviceTrust
 from bastion.errors import DeviceRefused, DeviceUnverifiable, DpopError, OAuthError
 from bastion.oauth.clients import Client
@@ -94,24 +95,53 @@ async def _device_assertion(
     grant_type: str,
     proof: DpopProof | None,
 ) -> None:
-    """Return when the request needs no device assertion or carries a valid one for this
-    client (and for the device its DPoP key is bound to, if any).
+    """Return when the request needs no device assertion or carries a valid one made by
+    the device its DPoP proof's key is bound to.
+
+    The assertion's device must be the proof's (RFC 9449 §4.3 proves the key; the key
+    names the installation): a token request without a DPoP proof is refused
+    (``not_dpop_bound``), and so is one whose key names no attested device
+    (``unknown_device``), or an assertion by another device (``wrong_device``).
+
+    The policy's ``cohort`` and ``mode`` apply: a request outside the cohort is not
+    asked for an assertion (the user is not known before the grant is redeemed, so the
+    cohort is judged on the device, its client and its app version); in
+    ``mode = "audit"`` a refusal is recorded (``device.assertion``, ``decided``
+    ``refused``) and the grant runs, judged by the risk policy as usual.
 
     A refused assertion is ``invalid_request`` (RFC 6749 §5.2: the request lacks a
     required part or it is unacceptable), never ``invalid_grant``: the grant itself is
     sound, and a client that hears ``invalid_grant`` on a refresh discards its refresh
     token and signs its user out for what may be one bad request. When the assertion
     cannot be judged (trust data unavailable), a policy whose outage fallback is
-    ``allow`` lets the request through; any other answers ``temporarily_unavailable``
-    with 503, as the authorization endpoint would (RFC 6749 §4.1.2.1): the risk engine's
-    step-up and limit answers have no place before a grant runs."""
+    ``allow`` (or in audit mode) lets the request through; any other answers
+    ``temporarily_unavailable`` with 503, as the authorization endpoint would (RFC 6749
+    §4.1.2.1): the risk engine's step-up and limit answers have no place before a grant
+    runs."""
     if trust is None:
         return
     policy = trust.settings.refresh if grant_type == "refresh_token" else trust.settings.token
     if policy is None or not policy.require_assertion:
         return
     device = None if proof is None else await trust.devices.by_jkt(proof.jkt)
+    app = client.client_id
+    if device is not None and device.registered_client_id == app:
+        app = device.client_id
+    cohort = None if policy.cohort is None else trust.settings.cohorts.get(policy.cohort)
+    if not admitted(
+        cohort,
+        user_id=None,
+        device_id=None if device is None else device.device_id,
+        client_id=app,
+        app_version=None if device is None else device.app_version,
+    ):
+        return
+    audit = policy.mode == "audit"
     try:
+        if proof is None:
+            trust.refuse_assertion(
+                client.client_id, "not_dpop_bound", "a DPoP proof is required", policy.mode
+            )
         await trust.verify_assertion(
             client_id=client.client_id,
             method="POST",
@@ -119,11 +149,18 @@ async def _device_assertion(
             body=await request.body(),
             header_values=[v.encode("latin-1") for v in request.headers.getlist(ASSERTION)],
             device=device,
+            mode=policy.mode,
         )
     except DeviceRefused as exc:
+        if audit:
+            return
+        if exc.reason == "not_dpop_bound":
+            raise OAuthError(
+                "invalid_request", "a Device-Assertion needs a DPoP proof by the device's key"
+            ) from exc
         raise OAuthError("invalid_request", "a valid Device-Assertion is required") from exc
     except DeviceUnverifiable as exc:
-        if policy.outage != "allow":
+        if policy.outage != "allow" and not audit:
             raise OAuthError(
                 "temporarily_unavailable", "the device cannot be verified now", status=503
             ) from exc
