@@ -307,9 +307,7 @@ async def test_a_lower_counter_is_refused_without_marking_the_device(world: Worl
     with pytest.raises(DeviceRefused) as refused:
         await assert_request(world, app, 1, device=device)
     assert reason(refused) == "counter_not_increasing"
-    (event,) = [
-        e for e in world.events("device.assertion") if e["details"]["reason"] != "verified"
-    ]
+    (event,) = [e for e in world.events("device.assertion") if e["details"]["reason"] != "verified"]
     assert event["outcome"] == "denied"
     assert event["details"]["reason"] == "counter_not_increasing"
     assert await anomalies.reason(world.hot, device.device_id) is None
@@ -472,9 +470,7 @@ async def test_a_flagged_record_superseded_by_its_dpop_key_keeps_the_mark(world:
     newer = await attest(world, world.apple(), jkt)
     assert await anomalies.reason(world.hot, newer.device_id) == "counter_replayed"
     carried = [
-        e
-        for e in world.events("device.attestation")
-        if e["details"]["reason"] == "anomaly_carried"
+        e for e in world.events("device.attestation") if e["details"]["reason"] == "anomaly_carried"
     ]
     assert [e["details"]["replaced_by"] for e in carried] == [new.device_id, newer.device_id]
 
