@@ -117,7 +117,7 @@ async def _document(request: Request) -> tuple[dict[str, Any], bytes]:
     raw = await _read(request)
     try:
         document = strict_json.loads(raw)
-    except strict_json.StrictJsonError as exc:
+    except ValueError as exc:
         raise ProblemError(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise ProblemError("the body must be a JSON object")

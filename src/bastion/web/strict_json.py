@@ -14,29 +14,29 @@ import json
 from typing import Any
 
 
-class StrictJsonError(ValueError):
-    """The text is not JSON as RFC 8259 means it, or repeats a member name."""
-
-
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     document: dict[str, Any] = {}
     for name, value in pairs:
         if name in document:
-            raise StrictJsonError("a member name appears twice")
+            raise ValueError("a member name appears twice")
         document[name] = value
     return document
 
 
 def _constant(name: str) -> Any:
-    raise StrictJsonError(f"{name} is not JSON")
+    raise ValueError(f"{name} is not JSON")
 
 
 def loads(data: bytes) -> Any:
-    """The JSON value of ``data``; ``StrictJsonError`` for anything else."""
+    """The JSON value of ``data``; ``ValueError``, saying which, for a member named
+    twice or anything that is not JSON."""
     try:
         text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError("not UTF-8") from exc
+    try:
         return json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
-    except StrictJsonError:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise StrictJsonError("not JSON") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError("not JSON") from exc
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
