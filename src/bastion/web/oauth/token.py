@@ -18,8 +18,11 @@ from bastion.device.binding import request_target
 from bastion.device.policies import admitted
 from bastion.device.service import DeviceTrust
 from bastion.errors import DeviceRefused, DeviceUnverifiable, DpopError, OAuthError
+from bastion.oauth import refresh
+from bastion.oauth.clients import REFRESH_TOKEN as REFRESH
 from bastion.oauth.clients import Client
 from bastion.oauth.dpop import DpopProof
+from bastion.oauth.params import Params
 from bastion.oauth.refresh import Instance
 from bastion.web.oauth.common import authenticate, form, oauth_error, oauth_json
 from bastion.web.oauth.installation import check_installation_key
@@ -46,7 +49,7 @@ async def token(server: AuthServer, device: DeviceTrust | None, request: Request
             raise OAuthError("unauthorized_client", "this client may not use this grant type")
         proof = await _proof(server, request, client)
         await check_installation_key(device, client, proof)
-        await _device_assertion(device, request, client, grant_type, proof)
+        await _device_assertion(server, device, request, client, params, proof)
         body = await handler(server.grants, client, params, _instance(request), proof)
         return oauth_json(body, headers=_nonce(server, client))
     except DpopError as exc:
@@ -89,10 +92,11 @@ async def _proof(server: AuthServer, request: Request, client: Client) -> DpopPr
 
 
 async def _device_assertion(
+    server: AuthServer,
     trust: DeviceTrust | None,
     request: Request,
     client: Client,
-    grant_type: str,
+    params: Params,
     proof: DpopProof | None,
 ) -> None:
     """Return when the request needs no device assertion or carries a valid one made by
@@ -104,8 +108,10 @@ async def _device_assertion(
     (``unknown_device``), or an assertion by another device (``wrong_device``).
 
     The policy's ``cohort`` and ``mode`` apply: a request outside the cohort is not
-    asked for an assertion (the user is not known before the grant is redeemed, so the
-    cohort is judged on the device, its client and its app version); in
+    asked for an assertion. The cohort is judged on what the token policy's judgement
+    uses: the user, which before the grant runs is known for a refresh (the family's,
+    when the token is authentic) and never for a client's own token; for a code, which
+    is redeemed only once, the device stands for the user. In
     ``mode = "audit"`` a refusal is recorded (``device.assertion``, ``decided``
     ``refused``) and the grant runs, judged by the risk policy as usual.
 
@@ -120,6 +126,7 @@ async def _device_assertion(
     runs."""
     if trust is None:
         return
+    grant_type = params.require("grant_type")
     policy = trust.settings.refresh if grant_type == "refresh_token" else trust.settings.token
     if policy is None or not policy.require_assertion:
         return
@@ -130,7 +137,7 @@ async def _device_assertion(
     cohort = None if policy.cohort is None else trust.settings.cohorts.get(policy.cohort)
     if not admitted(
         cohort,
-        user_id=None,
+        user_id=await _refresh_user(server, client, params) if grant_type == REFRESH else None,
         device_id=None if device is None else device.device_id,
         client_id=app,
         app_version=None if device is None else device.app_version,
@@ -164,6 +171,22 @@ async def _device_assertion(
             raise OAuthError(
                 "temporarily_unavailable", "the device cannot be verified now", status=503
             ) from exc
+
+
+async def _refresh_user(server: AuthServer, client: Client, params: Params) -> str | None:
+    """The user of an authentic refresh token of this client, read without using it."""
+    token = params.get("refresh_token")
+    parsed = None if token is None else refresh.parse(token)
+    if token is None or parsed is None:
+        return None
+    family = await server.grants.grants.get_family(parsed[0])
+    if (
+        family is None
+        or family.client_id != client.client_id
+        or not refresh.authentic(server.grants.refresh_key, family, token)
+    ):
+        return None
+    return family.subject
 
 
 def _nonce(server: AuthServer, client: Client | None, *, force: bool = False) -> dict[str, str]:
