@@ -113,6 +113,16 @@ scopes = ["openid"]
 [oauth.clients.device.android]
 package_name = "com.example.standard"
 certificate_digests = ["{cert}"]
+[[gateway.upstreams]]
+name = "api"
+url = "http://127.0.0.1:9"
+credential = {{ type = "none" }}
+[[gateway.routes]]
+methods = ["POST"]
+path = "/pay"
+upstream = "api"
+auth = "bastion"
+device = {{ require_assertion = true }}
 """
 
 
@@ -540,6 +550,37 @@ def test_an_installation_client_gets_challenges_and_asserts_as_its_app(shared: S
     assert answer.status_code == 200, answer.text
     event = shared.events("device.assertion")[-1]
     assert (event["outcome"], event["actor"]) == ("success", "client:shop")
+
+
+def test_an_installation_client_passes_a_route_requiring_assertions(served: Served) -> None:
+    """At the gateway the installation's token (its own ``client_id``, bound to its
+    DPoP key) carries an assertion over a challenge it asked for with that client id:
+    the assertion is judged as its app's and accepted."""
+    key = DeviceKey()
+    app = AppAttestDevice(served.ca, f"{TEAM}.{BUNDLE}")
+    client_id = served.register(served.apple(key, attest=app), key).json()["client_id"]
+    token = _code_flow(served, client_id, key, "openid")["access_token"]
+    challenge = served.challenge(client_id)
+    body = b"{}"
+    client_data = request_client_data("POST", "/api/pay", body, challenge)
+    assertion = base64.b64encode(app.assertion(1, client_data)).decode()
+    key_id = base64.b64encode(app.key_id).decode()
+    header = f'key-id=:{key_id}:, assertion=:{assertion}:, challenge="{challenge}"'
+    answer = served.http.post(
+        "/api/pay",
+        content=body,
+        headers={
+            "authorization": f"DPoP {token}",
+            "DPoP": key.proof("POST", f"{served.url}/api/pay", access_token=token),
+            "content-type": "application/json",
+            "Device-Assertion": header,
+        },
+    )
+    # Past the assertion and risk steps; the upstream is not there.
+    assert answer.status_code not in (401, 403), answer.text
+    (event,) = served.events("device.assertion")
+    assert (event["outcome"], event["actor"]) == ("success", "client:shop")
+    assert event["details"]["reason"] == "verified"
 
 
 def test_a_client_that_is_neither_an_app_nor_an_installation_gets_no_challenge(
