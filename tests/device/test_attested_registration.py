@@ -22,13 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from bastion import wiring
 from bastion.audit.sinks import MemorySink
 from bastion.clock import SystemClock
 from bastion.config import Settings, load_settings
-from bastion.device.binding import attestation_client_data, b64url, request_hash
+from bastion.device.binding import (
+    attestation_client_data,
+    b64url,
+    request_client_data,
+    request_hash,
+)
 from bastion.device.google_api import PlayIntegrityApi, ServiceAccount
 from bastion.oauth import pkce
 from bastion.runtime import Runtime
@@ -52,6 +58,7 @@ CERT = b64url(bytes(range(32)))
 REDIRECT = "com.example.shop:/cb"
 OTHER_REDIRECT = "com.example.shop:/other"
 VERIFIER = "verifier-" + "v" * 50
+RACERS = 6
 
 CONFIG = """
 issuer = "{issuer}"
@@ -62,6 +69,11 @@ apple_root_file = "apple-root.pem"
 enabled = true
 [[guards.endpoints.registration]]
 name = "registration"
+rate = 1000
+window = "1h"
+burst = 1000
+[[guards.endpoints.device]]
+name = "device"
 rate = 1000
 window = "1h"
 burst = 1000
@@ -101,6 +113,16 @@ scopes = ["openid"]
 [oauth.clients.device.android]
 package_name = "com.example.standard"
 certificate_digests = ["{cert}"]
+[[gateway.upstreams]]
+name = "api"
+url = "http://127.0.0.1:9"
+credential = {{ type = "none" }}
+[[gateway.routes]]
+methods = ["POST"]
+path = "/pay"
+upstream = "api"
+auth = "bastion"
+device = {{ require_assertion = true }}
 """
 
 
@@ -473,6 +495,130 @@ def test_rfc_7592_updates_can_narrow_never_widen(shared: Served) -> None:
     assert narrowed.status_code == 200, narrowed.text
     assert narrowed.json()["scope"] == "openid"
     assert narrowed.json()["dpop_bound_access_tokens"] is True
+
+
+def test_rfc_7592_updates_cannot_rebrand_an_installation(shared: Served) -> None:
+    """The sign-in page shows an installation's client with its app's name and links:
+    an update through the registration access token (RFC 7592 §2.2) can set none of
+    them, whether the app has one or not (RFC 7591 §2: ``logo_uri``, ``client_uri``,
+    ``policy_uri``, ``tos_uri``, ``client_name``)."""
+    key = DeviceKey()
+    registered = shared.register(shared.apple(key), key).json()
+    uri = f"/register/{registered['client_id']}"
+    manage = {"authorization": f"Bearer {registered['registration_access_token']}"}
+    for branding in (
+        {"logo_uri": "https://evil.example/logo.png"},
+        {"client_uri": "https://evil.example/"},
+        {"policy_uri": "https://evil.example/policy"},
+        {"tos_uri": "https://evil.example/tos"},
+        {"accent_color": "#ff0000"},
+        {"client_name": "Shop (official)"},
+    ):
+        refused = shared.http.put(
+            uri, headers=manage, json={"redirect_uris": [REDIRECT], **branding}
+        )
+        assert refused.status_code == 400, (branding, refused.text)
+        assert refused.json()["error"] == "invalid_client_metadata"
+    read = shared.http.get(uri, headers=manage).json()
+    assert not {"logo_uri", "client_uri", "policy_uri", "tos_uri"} & set(read)
+
+
+def test_an_installation_client_gets_challenges_and_asserts_as_its_app(shared: Served) -> None:
+    """A per-installation client asks for a challenge with its own ``client_id``; it is
+    its app's challenge, and an App Attest assertion over it by the installation's key
+    is accepted (here on ``PUT /device/encryption-key``)."""
+    key = DeviceKey()
+    app = AppAttestDevice(shared.ca, f"{TEAM}.{BUNDLE}")
+    registered = shared.register(shared.apple(key, attest=app), key).json()
+    client_id = registered["client_id"]
+    challenge = shared.challenge(client_id)
+    jwk = {**DeviceKey().jwk(), "use": "enc"}
+    content = orjson.dumps({"jwk": jwk})
+    client_data = request_client_data("PUT", "/device/encryption-key", content, challenge)
+    assertion = base64.b64encode(app.assertion(1, client_data)).decode()
+    key_id = base64.b64encode(app.key_id).decode()
+    header = f'key-id=:{key_id}:, assertion=:{assertion}:, challenge="{challenge}"'
+    answer = shared.http.put(
+        "/device/encryption-key",
+        content=content,
+        headers={
+            "content-type": "application/json",
+            "DPoP": key.proof("PUT", f"{shared.url}/device/encryption-key"),
+            "Device-Assertion": header,
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    event = shared.events("device.assertion")[-1]
+    assert (event["outcome"], event["actor"]) == ("success", "client:shop")
+
+
+def test_an_installation_client_passes_a_route_requiring_assertions(served: Served) -> None:
+    """At the gateway the installation's token (its own ``client_id``, bound to its
+    DPoP key) carries an assertion over a challenge it asked for with that client id:
+    the assertion is judged as its app's and accepted."""
+    key = DeviceKey()
+    app = AppAttestDevice(served.ca, f"{TEAM}.{BUNDLE}")
+    client_id = served.register(served.apple(key, attest=app), key).json()["client_id"]
+    token = _code_flow(served, client_id, key, "openid")["access_token"]
+    challenge = served.challenge(client_id)
+    body = b"{}"
+    client_data = request_client_data("POST", "/api/pay", body, challenge)
+    assertion = base64.b64encode(app.assertion(1, client_data)).decode()
+    key_id = base64.b64encode(app.key_id).decode()
+    header = f'key-id=:{key_id}:, assertion=:{assertion}:, challenge="{challenge}"'
+    answer = served.http.post(
+        "/api/pay",
+        content=body,
+        headers={
+            "authorization": f"DPoP {token}",
+            "DPoP": key.proof("POST", f"{served.url}/api/pay", access_token=token),
+            "content-type": "application/json",
+            "Device-Assertion": header,
+        },
+    )
+    # Past the assertion and risk steps; the upstream is not there.
+    assert answer.status_code not in (401, 403), answer.text
+    (event,) = served.events("device.assertion")
+    assert (event["outcome"], event["actor"]) == ("success", "client:shop")
+    assert event["details"]["reason"] == "verified"
+
+
+def test_a_client_that_is_neither_an_app_nor_an_installation_gets_no_challenge(
+    shared: Served,
+) -> None:
+    answer = shared.http.post("/device/challenge", json={"client_id": "web"})
+    assert answer.status_code == 400
+
+
+def test_two_registrations_racing_with_one_dpop_key_make_one_client(shared: Served) -> None:
+    """Registrations of one installation (one DPoP key, each with its own challenge)
+    sent at once: exactly one client is made; the others are refused and leave no
+    client behind."""
+    key = DeviceKey()
+    bodies = [shared.apple(key) for _ in range(RACERS)]
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=shared.url, timeout=30) as client:
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.post(
+                            "/register",
+                            json=body,
+                            headers={"DPoP": key.proof("POST", shared.register_uri)},
+                        )
+                        for body in bodies
+                    )
+                )
+            )
+
+    answers = asyncio.run(race())
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] + [400] * (RACERS - 1), [a.text for a in answers]
+    (won,) = [a.json() for a in answers if a.status_code == 201]
+    assert _linked_client(shared, key.jkt) == won["client_id"]
+    for lost in (a.json() for a in answers if a.status_code == 400):
+        assert lost["error"] == "unapproved_software_statement"
 
 
 # Refusals.

@@ -20,6 +20,7 @@ import pytest
 
 from bastion import wiring
 from bastion.audit.sinks import MemorySink
+from bastion.authserver.installations import parse_attestation
 from bastion.config import Settings
 from bastion.device.binding import attestation_client_data, request_client_data, request_hash
 from bastion.web.app import build_app
@@ -312,3 +313,99 @@ def test_an_encryption_key_sent_with_an_assertion_needs_a_valid_one(server: Serv
 
     assert put(1, content).status_code == 200
     problem(put(2, b'{"jwk": {}}'), 403)
+
+
+def test_registration_with_hot_state_down_answers_oauth_error_json(
+    tmp_path: Path, proxies: tuple[TcpProxy, TcpProxy], redis_url: str, environ: dict[str, str]
+) -> None:
+    """RFC 7591 §3.2.2 / RFC 6749 §5.2: /register is an OAuth endpoint, so an outage is
+    ``{"error": "temporarily_unavailable"}`` with 503 and ``Retry-After``, never
+    problem details."""
+    _, hot = proxies
+    env = {**environ, "BASTION_REDIS_URL": via(redis_url, hot)}
+    extra = (
+        f'[hot_state]\nkey_prefix = "{unique_name("device")}:"\n'
+        "[oauth.registration]\nenabled = true\n"
+    )
+    with served(tmp_path, env, device="attested_registration = true", extra=extra) as server:
+        key, app = DeviceKey(), AppAttestDevice(CA, APP_ID)
+        challenge = server.challenge("ios-app")
+        app.client_data = attestation_client_data(challenge, key.jkt)
+        body = {
+            "software_id": "ios-app",
+            "device_attestation": {
+                "platform": "apple",
+                "key_id": app.key_id_text,
+                "attestation_object": base64.b64encode(app.attestation_object()).decode(),
+                "challenge": challenge,
+            },
+        }
+        hot.stop()
+        try:
+            answer = server.http.post(
+                "/register",
+                json=body,
+                headers={"DPoP": key.proof("POST", f"{ISSUER}/register")},
+            )
+        finally:
+            hot.start()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["error"] == "temporarily_unavailable"
+    assert answer.headers["retry-after"]
+
+
+# Bodies read strictly.
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"client_id": "plain", "client_id": "ios-app"}',
+        b'{"client_id": "ios-app", "client_id": "ios-app"}',
+    ],
+)
+def test_a_member_named_twice_is_refused(server: Served, content: bytes) -> None:
+    """RFC 8259 §4: names SHOULD be unique, and parsers disagree on which of two counts."""
+    answer = server.http.post(
+        "/device/challenge", content=content, headers={"content-type": "application/json"}
+    )
+    problem(answer, 400)
+
+
+def test_a_chunked_body_past_the_limit_is_refused_without_reading_on(server: Served) -> None:
+    """413 once past the endpoint's own 32 KiB, not after the server's general 1 MiB."""
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal sent
+        yield b'{"client_id": "'
+        for _ in range(300):  # past the server's general 1 MiB too
+            sent += 4096
+            yield b"a" * 4096
+
+    answer = server.http.post(
+        "/device/challenge", content=chunks(), headers={"content-type": "application/json"}
+    )
+    body = problem(answer, 413)
+    assert "32768" in body["detail"]
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_padded_standard_base64_is_accepted(server: Served, padding: int) -> None:
+    """The attestation object in standard base64 (RFC 4648 §4) with its padding, as
+    Swift's ``base64EncodedString()`` writes it: none, "=" or "==", all accepted (and the
+    same bytes unpadded or in the URL-safe alphabet, §5)."""
+    from bastion.web.device import _bytes
+
+    data = secrets.token_bytes(30 + (3 - padding) % 3)
+    encoded = base64.b64encode(data).decode()
+    assert len(encoded) - len(encoded.rstrip("=")) == padding
+    assert _bytes(encoded, "/x") == data
+    assert _bytes(encoded.rstrip("="), "/x") == data
+    assert _bytes(base64.urlsafe_b64encode(data).decode(), "/x") == data
+    # The same rule where attested registration reads it (RFC 7591 ``device_attestation``).
+    parsed = parse_attestation(
+        {"platform": "apple", "key_id": "A" * 43, "attestation_object": encoded, "challenge": "c"}
+    )
+    assert parsed.attestation_object == data

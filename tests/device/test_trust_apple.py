@@ -157,7 +157,8 @@ async def test_a_challenge_is_accepted_once(world: World) -> None:
     with pytest.raises(DeviceRefused) as refused:
         await world.trust.attest_apple(**arguments)  # type: ignore[arg-type]
     assert reason(refused) == "challenge_invalid"
-    assert "new one" in refused.value.detail
+    # One answer whatever failed: the audit trail alone names the challenge.
+    assert refused.value.detail == "The device attestation was refused."
 
 
 async def test_a_challenge_issued_to_another_client_is_refused(world: World) -> None:
@@ -267,22 +268,51 @@ async def test_assertions_sign_requests_with_a_growing_counter(world: World) -> 
 
 async def test_an_assertion_over_another_body_is_refused(world: World) -> None:
     app = world.apple()
-    await attest(world, app, DeviceKey().jkt)
+    device = await attest(world, app, DeviceKey().jkt)
     with pytest.raises(DeviceRefused) as refused:
         await assert_request(
-            world, app, 1, body=b'{"amount": 10000}', signed_body=b'{"amount": 10}'
+            world,
+            app,
+            1,
+            body=b'{"amount": 10000}',
+            signed_body=b'{"amount": 10}',
+            device=device,
         )
     assert reason(refused) == "signature_invalid"
 
 
-async def test_a_counter_that_does_not_grow_is_a_replay_and_marks_the_device(world: World) -> None:
+async def test_an_equal_counter_on_a_fresh_challenge_is_clone_evidence(world: World) -> None:
+    """Apple, "Verify the assertion", step 5: the counter must grow. Two different
+    assertions (each over its own fresh challenge) with one counter cannot come from one
+    Secure Enclave key, which moves the counter with every signature: refused and the
+    device marked."""
     app = world.apple()
     device = await attest(world, app, DeviceKey().jkt)
-    await assert_request(world, app, 3)
+    await assert_request(world, app, 3, device=device)
     with pytest.raises(DeviceRefused) as refused:
-        await assert_request(world, app, 2)
+        await assert_request(world, app, 3, device=device)
     assert reason(refused) == "counter_replayed"
     assert await anomalies.reason(world.hot, device.device_id) == "counter_replayed"
+    assert world.events("device.assertion")[-1]["details"]["reason"] == "counter_replayed"
+
+
+async def test_a_lower_counter_is_refused_without_marking_the_device(world: World) -> None:
+    """Two requests made in order (counters 1, 2) and delivered the other way round:
+    the late one is refused (step 5) but the device is not branded a clone, since a
+    Secure Enclave key cannot be copied and every assertion signs a one-time challenge;
+    the next assertion is accepted."""
+    app = world.apple()
+    device = await attest(world, app, DeviceKey().jkt)
+    await assert_request(world, app, 2, device=device)
+    with pytest.raises(DeviceRefused) as refused:
+        await assert_request(world, app, 1, device=device)
+    assert reason(refused) == "counter_not_increasing"
+    (event,) = [e for e in world.events("device.assertion") if e["details"]["reason"] != "verified"]
+    assert event["outcome"] == "denied"
+    assert event["details"]["reason"] == "counter_not_increasing"
+    assert await anomalies.reason(world.hot, device.device_id) is None
+    accepted = await assert_request(world, app, 3, device=device)
+    assert accepted.counter == 3
 
 
 async def test_of_two_racing_assertions_with_one_counter_exactly_one_wins(world: World) -> None:
@@ -292,8 +322,8 @@ async def test_of_two_racing_assertions_with_one_counter_exactly_one_wins(world:
     device = await attest(world, app, DeviceKey().jkt)
     for counter in (1, 2, 3):
         outcomes = await asyncio.gather(
-            assert_request(world, app, counter),
-            assert_request(world, app, counter),
+            assert_request(world, app, counter, device=device),
+            assert_request(world, app, counter, device=device),
             return_exceptions=True,
         )
         accepted = [o for o in outcomes if isinstance(o, Device)]
@@ -310,7 +340,7 @@ async def test_a_revoked_device_cannot_assert(world: World) -> None:
     device = await attest(world, app, DeviceKey().jkt)
     await world.devices.revoke(device.device_id, world.clock.now(), "stolen")
     with pytest.raises(DeviceRefused) as refused:
-        await assert_request(world, app, 1)
+        await assert_request(world, app, 1, device=device)
     assert reason(refused) == "device_revoked"
 
 
@@ -325,19 +355,20 @@ async def test_an_assertion_must_come_from_the_callers_device(world: World) -> N
 
 
 async def test_an_unknown_key_or_another_clients_key_is_refused(world: World) -> None:
+    mine = await attest(world, world.apple(), DeviceKey().jkt)
     with pytest.raises(DeviceRefused) as refused:
-        await assert_request(world, world.apple(), 1)
+        await assert_request(world, world.apple(), 1, device=mine)
     assert reason(refused) == "unknown_key"
     app = world.apple()
-    await attest(world, app, DeviceKey().jkt)
+    device = await attest(world, app, DeviceKey().jkt)
     with pytest.raises(DeviceRefused) as refused:
-        await assert_request(world, app, 1, client="other-ios")
+        await assert_request(world, app, 1, client="other-ios", device=device)
     assert reason(refused) == "unknown_key"
 
 
 async def test_an_assertion_challenge_is_accepted_once(world: World) -> None:
     app = world.apple()
-    await attest(world, app, DeviceKey().jkt)
+    device = await attest(world, app, DeviceKey().jkt)
     challenge = (await world.trust.challenge(CLIENT)).value
     signed = request_client_data("GET", "/api/me", b"", challenge)
     arguments = {
@@ -345,7 +376,7 @@ async def test_an_assertion_challenge_is_accepted_once(world: World) -> None:
         "method": "GET",
         "target": "/api/me",
         "body": b"",
-        "device": None,
+        "device": device,
     }
     await world.trust.verify_assertion(
         header_values=header(app, 1, challenge, signed),
@@ -383,7 +414,71 @@ async def test_an_app_attest_assertion_for_a_client_without_an_ios_app_is_refuse
     world: World,
 ) -> None:
     app = world.apple()
-    await attest(world, app, DeviceKey().jkt)
+    device = await attest(world, app, DeviceKey().jkt)
     with pytest.raises(DeviceRefused) as refused:
-        await assert_request(world, app, 1, client="android-app")
+        await assert_request(world, app, 1, client="android-app", device=device)
     assert reason(refused) == "platform_not_declared"
+
+
+async def test_an_assertion_without_the_callers_device_is_refused(world: World) -> None:
+    """A caller whose DPoP key names no attested device cannot borrow an assertion made
+    by another genuine installation of the same app: ``unknown_device``, audited."""
+    genuine = world.apple()
+    await attest(world, genuine, DeviceKey().jkt)
+    with pytest.raises(DeviceRefused) as refused:
+        await assert_request(world, genuine, 1, device=None)
+    assert reason(refused) == "unknown_device"
+    event = world.events("device.assertion")[-1]
+    assert (event["outcome"], event["details"]["reason"]) == ("denied", "unknown_device")
+
+
+async def test_an_audit_mode_refusal_is_recorded_as_decided_not_enforced(world: World) -> None:
+    with pytest.raises(DeviceRefused):
+        await world.trust.verify_assertion(
+            client_id=CLIENT,
+            method="GET",
+            target="/",
+            body=b"",
+            header_values=[],
+            device=None,
+            mode="audit",
+        )
+    event = world.events("device.assertion")[-1]
+    assert event["outcome"] == "success"
+    assert event["details"]["decided"] == "refused"
+    assert event["details"]["mode"] == "audit"
+    assert event["details"]["reason"] == "assertion_missing"
+
+
+# Clone marks cannot be laundered.
+
+
+async def test_a_flagged_record_superseded_by_its_dpop_key_keeps_the_mark(world: World) -> None:
+    """The same DPoP key attesting a fresh App Attest key replaces the record (a
+    reinstall), but clone evidence on the old record passes to the new one: the DPoP key
+    (RFC 9449) names the installation, so re-attesting is not a way to clear it."""
+    jkt = DeviceKey().jkt
+    app = world.apple()
+    old = await attest(world, app, jkt)
+    await assert_request(world, app, 1, device=old)
+    with pytest.raises(DeviceRefused):
+        await assert_request(world, app, 1, device=old)
+    assert await anomalies.reason(world.hot, old.device_id) == "counter_replayed"
+    new = await attest(world, world.apple(), jkt)
+    assert new.device_id != old.device_id
+    assert await anomalies.reason(world.hot, new.device_id) == "counter_replayed"
+    newer = await attest(world, world.apple(), jkt)
+    assert await anomalies.reason(world.hot, newer.device_id) == "counter_replayed"
+    carried = [
+        e for e in world.events("device.attestation") if e["details"]["reason"] == "anomaly_carried"
+    ]
+    assert [e["details"]["replaced_by"] for e in carried] == [new.device_id, newer.device_id]
+
+
+async def test_a_mark_does_not_expire(world: World) -> None:
+    """Only an operator's revocation clears a mark: a copy cannot wait it out."""
+    app = world.apple()
+    device = await attest(world, app, DeviceKey().jkt)
+    await anomalies.mark(world.hot, device.device_id, "counter_replayed")
+    world.clock.advance(anomalies.REMEMBERED + 86_400)
+    assert await anomalies.reason(world.hot, device.device_id) == "counter_replayed"

@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bastion.errors import ClientMetadataError, OAuthError
-from bastion.oauth.clients import AUTHORIZATION_CODE, REFRESH_TOKEN, Client, check_client
+from bastion.oauth.clients import (
+    AUTHORIZATION_CODE,
+    BRANDING,
+    REFRESH_TOKEN,
+    Client,
+    check_client,
+)
 
 __all__ = [
     "DEVICE_ATTESTATION",
@@ -210,7 +216,7 @@ def _ceiling(
     """What the registration got, fixed as a software statement's values are
     (``registration.BOUND_LISTS`` may narrow on update, the rest stays): an update
     through the registration access token can never make the installation wider than
-    the app, nor rename it, nor turn DPoP off."""
+    the app, nor rename it, nor rebrand it, nor turn DPoP off."""
     return {
         "software_id": app.client_id,
         "scope": " ".join(sorted(scopes)),
@@ -221,5 +227,8 @@ def _ceiling(
         "token_endpoint_auth_method": "none",
         "jwks": None,
         "dpop_bound_access_tokens": True,
-        **app.branding.to_metadata(),
+        # Every branding member, the ones the app lacks fixed as absent (None): the
+        # sign-in page shows an installation's client with its app's logo and links,
+        # and an update must not add a logo or a policy link the app never had.
+        **{name: getattr(app.branding, name) for name in BRANDING},
     }

@@ -18,6 +18,7 @@ else ``none``).
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 import secrets
@@ -53,17 +54,22 @@ from bastion.store.protocols import HotStore
 log = logging.getLogger("bastion.device")
 
 Action = Literal["device.attestation", "device.assertion"]
+Mode = Literal["enforce", "audit"]
+# The policy mode of the assertion being verified (``verify_assertion``), read when its
+# outcome is recorded.
+_MODE: contextvars.ContextVar[Mode] = contextvars.ContextVar("device_assertion_mode")
 ATTESTATION: Final = "device.attestation"
 ASSERTION: Final = "device.assertion"
 ENCRYPTION_KEY = "device.encryption_key"
 
-# What the device is told: enough for an honest app to know what to do next, nothing
-# about which check failed.
+# What the device is told: one answer per kind of verification whatever failed, a
+# challenge included (unknown, used, expired or another app's are told apart in the
+# audit trail only), so a probe learns nothing about which check refused it. An honest
+# app that is refused asks for a new challenge and tries once more.
 REFUSED: dict[str, str] = {
     ATTESTATION: "The device attestation was refused.",
     ASSERTION: "The device assertion was refused.",
 }
-CHALLENGE_REFUSED = "The challenge is unknown, used, expired or another app's: ask for a new one."
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ class DeviceTrust:
         self, action: Action, client_id: str, platform: Platform, challenge: str
     ) -> None:
         if not await self.challenges.consume(client_id, challenge):
-            self._refuse(action, client_id, platform, "challenge_invalid", CHALLENGE_REFUSED)
+            self._refuse(action, client_id, platform, "challenge_invalid")
 
     # Attestation.
 
@@ -153,9 +159,10 @@ class DeviceTrust:
         key_id = binding.b64url(raw_key_id)
         if (existing := await self.devices.by_key_id(key_id)) is not None:
             await self._key_reused(action, client_id, existing)
-        await self._supersede(action, client_id, "ios", dpop_jkt, now)
+        device_id = _new_id()
+        await self._supersede(action, client_id, "ios", dpop_jkt, now, device_id)
         device = Device(
-            device_id=_new_id(),
+            device_id=device_id,
             platform="ios",
             client_id=client_id,
             level="device",
@@ -237,9 +244,10 @@ class DeviceTrust:
             )
             self._succeeded(action, device, created=False)
             return Attested(device, created=False)
-        await self._supersede(action, client_id, "android", dpop_jkt, now)
+        device_id = _new_id()
+        await self._supersede(action, client_id, "android", dpop_jkt, now, device_id)
         device = Device(
-            device_id=_new_id(),
+            device_id=device_id,
             platform="android",
             client_id=client_id,
             level=level,
@@ -258,12 +266,24 @@ class DeviceTrust:
         return Attested(device, created=True)
 
     async def _supersede(
-        self, action: Action, client_id: str, platform: Platform, jkt: str, now: float
+        self,
+        action: Action,
+        client_id: str,
+        platform: Platform,
+        jkt: str,
+        now: float,
+        new_device_id: str,
     ) -> None:
         """A DPoP key already bound to a device: the same app on the same platform
         attesting again (an app reinstalled keeps its keychain, not its App Attest key)
         replaces the old record; any other binding is refused. A revoked device's key
-        stays revoked: it cannot attest its way back."""
+        stays revoked: it cannot attest its way back.
+
+        The old record's anomaly mark (clone evidence) passes to ``new_device_id``
+        before the new record exists, so no request ever sees the replacement clean:
+        the same DPoP key is the same installation, and a flagged installation must not
+        shed its mark by attesting a fresh key. Only an operator's revocation clears
+        it."""
         bound = await self.devices.by_jkt(jkt)
         if bound is None:
             return
@@ -271,6 +291,18 @@ class DeviceTrust:
             self._refuse(action, client_id, platform, "device_revoked", device=bound)
         if bound.client_id != client_id or bound.platform != platform:
             self._refuse(action, client_id, platform, "dpop_key_in_use", device=bound)
+        carried = await anomalies.carry(self.hot, bound.device_id, new_device_id)
+        if carried is not None:
+            self._emit(
+                action,
+                Outcome.SUCCESS,
+                client_id,
+                platform,
+                "anomaly_carried",
+                bound,
+                anomaly=carried,
+                replaced_by=new_device_id,
+            )
         await self.devices.revoke(bound.device_id, now, "superseded")
 
     async def _key_reused(self, action: Action, client_id: str, existing: Device) -> NoReturn:
@@ -290,17 +322,43 @@ class DeviceTrust:
         body: bytes,
         header_values: list[bytes],
         device: Device | None,
+        mode: Mode = "enforce",
     ) -> Device:
         """Verify the ``Device-Assertion`` of one request (``binding`` says what it
         signs) and return the device that made it, with its new counter or verdict.
 
-        ``device`` is the device bound to the caller's DPoP key, when there is one: the
-        assertion must then be that device's. A Play Integrity assertion names no
-        installation, so it needs ``device``."""
+        ``device`` is the device bound to the caller's DPoP key (the access token's
+        ``cnf.jkt`` at the gateway, the DPoP proof's key at ``/token``): the assertion
+        must be that device's. Without one the request is refused (``unknown_device``):
+        an assertion proves that a genuine app made the request, and a caller whose key
+        names no attested installation would otherwise borrow one made by someone
+        else's device. A per-installation client made by attested registration speaks
+        for the app its device attested for.
+
+        ``mode`` is the policy's: in ``"audit"`` a refusal still raises
+        ``DeviceRefused`` (the caller lets the request go on) but its audit event says
+        that nothing was enforced (outcome ``success``, ``decided`` ``refused``).
+        Clone evidence (``counter_replayed``, ``key_reused``) marks the device in
+        either mode: it is evidence about the device, not this route's enforcement."""
+        token = _MODE.set(mode)
+        try:
+            return await self._verify_assertion(
+                client_id, method, target, body, header_values, device
+            )
+        finally:
+            _MODE.reset(token)
+
+    async def _verify_assertion(
+        self,
+        client_id: str,
+        method: str,
+        target: str,
+        body: bytes,
+        header_values: list[bytes],
+        device: Device | None,
+    ) -> Device:
         action: Action = ASSERTION
         if device is not None and device.registered_client_id == client_id:
-            # A per-installation client made by attested registration speaks for the
-            # app its device attested for.
             client_id = device.client_id
         platform: Platform = device.platform if device is not None else "ios"
         if not header_values:
@@ -311,6 +369,8 @@ class DeviceTrust:
             self._refuse(action, client_id, platform, "assertion_malformed", device=device)
         platform = "ios" if header.key_id is not None else "android"
         await self._consume(action, client_id, platform, header.challenge)
+        if device is None:
+            self._refuse(action, client_id, platform, "unknown_device")
         client_data = binding.request_client_data(method, target, body, header.challenge)
         if header.key_id is not None and header.assertion is not None:
             return await self._apple_assertion(
@@ -325,7 +385,7 @@ class DeviceTrust:
         key_id: str,
         assertion: bytes,
         client_data: bytes,
-        device: Device | None,
+        device: Device,
     ) -> Device:
         action: Action = ASSERTION
         declared = self._apple(action, client_id)
@@ -339,42 +399,67 @@ class DeviceTrust:
             self._refuse(action, client_id, "ios", "unknown_key")
         if record.revoked:
             self._refuse(action, client_id, "ios", "device_revoked", device=record)
-        if device is not None and device.device_id != record.device_id:
+        if device.device_id != record.device_id:
             self._refuse(action, client_id, "ios", "wrong_device", device=record)
         try:
+            # Apple's step 5 (the counter grows) is judged below against the stored
+            # counter, because a lower counter and an equal one mean different things;
+            # the core checks only that the counter is past the attestation's zero.
             counter = apple.verify_assertion(
                 declared,
                 assertion=assertion,
                 client_data=client_data,
                 public_key_der=record.public_key,
-                previous_counter=record.counter,
+                previous_counter=0,
             )
         except AttestationError as exc:
-            if exc.reason == "counter_not_increasing":
-                await self._replayed(client_id, record)
             reason = "wrong_app" if exc.reason == "rp_id_mismatch" else exc.reason
             self._refuse(action, client_id, "ios", reason, device=record)
+        await self._check_counter(client_id, record, counter)
         now = self.clock.now()
         # Checked and stored in one statement: of two assertions with the same counter
         # (two copies of one key racing), exactly one gets here with True.
         if not await self.devices.advance_counter(record.device_id, counter, now):
-            await self._replayed(client_id, record)
+            current = await self.devices.get(record.device_id)
+            if current is None or current.revoked:
+                self._refuse(action, client_id, "ios", "device_revoked", device=record)
+            await self._check_counter(client_id, current, counter)
+            self._refuse(action, client_id, "ios", "counter_not_increasing", device=record)
         advanced = dataclasses.replace(record, counter=counter, last_seen=now)
         self._succeeded(action, advanced, created=False)
         return advanced
 
+    async def _check_counter(self, client_id: str, record: Device, counter: int) -> None:
+        """Apple, "Validating apps that connect to your server", "Verify the assertion",
+        step 5: the counter must be greater than the stored one. How a counter that is
+        not is read:
+
+        - **lower** than the stored one: refused (``counter_not_increasing``), and that
+          is all. The key lives in the Secure Enclave and cannot be exported, and every
+          assertion here signs a one-time challenge, so a lower counter is not a replay
+          or a copy: it is an honest app whose requests arrived out of order (two made
+          at once, delivered the other way round). Branding the device a clone would
+          lock an honest user out; the request is refused and the app retries;
+        - **equal** to the stored one: two different assertions (each over its own
+          fresh challenge) with one counter, which one genuine key never makes, since
+          the enclave moves the counter with every signature. That is clone evidence:
+          refused (``counter_replayed``) and the device marked (``anomalies``)."""
+        if counter == record.counter:
+            await self._replayed(client_id, record)
+        if counter < record.counter:
+            self._refuse(ASSERTION, client_id, "ios", "counter_not_increasing", device=record)
+
     async def _replayed(self, client_id: str, record: Device) -> NoReturn:
-        # Apple: the counter only grows. One that does not is a replay or a second copy
-        # of the key: remembered, so the risk engine sees it on every later request.
+        # Remembered, so the risk engine sees it on every later request (anomalies).
         await anomalies.mark(self.hot, record.device_id, "counter_replayed")
         self._refuse(ASSERTION, client_id, "ios", "counter_replayed", device=record)
 
     async def _google_assertion(
-        self, client_id: str, token: str, client_data: bytes, device: Device | None
+        self, client_id: str, token: str, client_data: bytes, device: Device
     ) -> Device:
         action: Action = ASSERTION
         declared = self._android(action, client_id)
-        if device is None or device.client_id != client_id or device.platform != "android":
+        if device.client_id != client_id or device.platform != "android":
             self._refuse(action, client_id, "android", "unknown_device", device=device)
         if device.revoked:
             self._refuse(action, client_id, "android", "device_revoked", device=device)
@@ -478,10 +563,18 @@ class DeviceTrust:
 
     # Outcomes.
 
-    def refuse_assertion(self, client_id: str, reason: str) -> NoReturn:
+    def refuse_assertion(
+        self, client_id: str, reason: str, detail: str | None = None, mode: Mode = "enforce"
+    ) -> NoReturn:
         """Refuse (and audit) a request that cannot carry an assertion at all, such as
-        one with no client to hold to account."""
-        self._refuse(ASSERTION, client_id, None, reason)
+        one with no client to hold to account or no DPoP key to name its device. In
+        ``"audit"`` mode the event records the refusal as decided, not enforced; the
+        caller lets the request go on."""
+        token = _MODE.set(mode)
+        try:
+            self._refuse(ASSERTION, client_id, None, reason, detail)
+        finally:
+            _MODE.reset(token)
 
     def _refuse(
         self,
@@ -530,6 +623,13 @@ class DeviceTrust:
         device: Device | None,
         **extra: object,
     ) -> None:
+        if action == ASSERTION:
+            mode = _MODE.get("enforce")
+            extra = {"mode": mode, **extra}
+            if mode == "audit" and outcome is Outcome.DENIED:
+                # Audit mode decides and records, enforces nothing: the refusal it
+                # would have made is ``decided``, and nothing was refused.
+                outcome, extra = Outcome.SUCCESS, {"decided": "refused", **extra}
         self.audit.emit(
             AuditEvent(
                 action,

@@ -8,8 +8,11 @@
   authenticated by a DPoP proof with the key bound to it (and a ``Device-Assertion``
   over the request when it sends one).
 
-Bodies are JSON objects of bounded size, validated against the models below (unknown
-members refused); errors are RFC 9457 problem details; no answer is cached.
+Bodies are JSON objects of bounded size (refused once past ``MAX_BODY_BYTES``, however
+sent), read strictly (a member named twice is refused: RFC 8259 §4 leaves its meaning
+open), validated against the models below (unknown members refused); errors are RFC
+9457 problem details; no answer is cached. A per-installation client (attested
+registration) asks for challenges as its app (``_app_of``).
 """
 
 from __future__ import annotations
@@ -25,15 +28,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bastion.authserver.installations import installation_app
 from bastion.authserver.server import AuthServer
 from bastion.device.binding import request_target
 from bastion.device.encryption_key import encryption_key
 from bastion.device.records import Device
 from bastion.device.service import DeviceTrust
-from bastion.errors import BodyTooLarge, DpopError, DpopRefused, InvalidInput
+from bastion.errors import (
+    BodyTooLarge,
+    DpopError,
+    DpopRefused,
+    InvalidInput,
+    ProblemError,
+    UnsupportedMediaType,
+)
 from bastion.oauth.clients import Client
 from bastion.oauth.dpop import DpopProof
-from bastion.web.oauth.common import json_object
+from bastion.web import strict_json
 
 # An attestation object is at most 16 KiB (22 KB in base64), a Play Integrity token
 # 16 KiB: anything far above is not from an app.
@@ -81,13 +92,43 @@ class EncryptionKey(_Body):
     jwk: dict[str, Any]
 
 
-async def _body(request: Request, model: type[_M]) -> _M:
+async def _read(request: Request) -> bytes:
+    """The body, read no further than ``MAX_BODY_BYTES``: a larger one is refused (413)
+    as soon as it is past this endpoint's own limit, declared or streamed (chunked), not
+    once the server's general limit is reached."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise BodyTooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
-    if len(await request.body()) > MAX_BODY_BYTES:
-        raise BodyTooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
-    document = await json_object(request)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _document(request: Request) -> tuple[dict[str, Any], bytes]:
+    """The body as a JSON object (``strict_json``: a member named twice is refused, since
+    parsers disagree on which one counts) and as the bytes sent."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise UnsupportedMediaType("the body must be application/json")
+    raw = await _read(request)
+    try:
+        document = strict_json.loads(raw)
+    except ValueError as exc:
+        raise ProblemError(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ProblemError("the body must be a JSON object")
+    return document, raw
+
+
+async def _body(request: Request, model: type[_M]) -> _M:
+    return _validated(model, (await _document(request))[0])
+
+
+def _validated(model: type[_M], document: dict[str, Any]) -> _M:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -119,6 +160,9 @@ def _message(error: Any) -> str:
 
 
 def _bytes(value: str, pointer: str) -> bytes:
+    """Base64 in either alphabet (RFC 4648 §4 or §5), padded or not: Swift's
+    ``base64EncodedString()`` pads, other encoders do not. The padding is taken off and
+    put back as the length needs, so "=", "==" and none all read."""
     text = value.replace("-", "+").replace("_", "/").rstrip("=")
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
@@ -171,11 +215,24 @@ async def _dpop_jkt(auth: AuthServer, request: Request, client_id: str) -> str:
     return (await _dpop_proof(auth, request, client, "POST")).jkt
 
 
-async def challenge(trust: DeviceTrust, request: Request) -> Response:
+async def challenge(trust: DeviceTrust, auth: AuthServer, request: Request) -> Response:
     body = await _body(request, ChallengeRequest)
-    issued = await trust.challenge(body.client_id)
+    issued = await trust.challenge(await _app_of(auth, trust, body.client_id))
     expires_in = max(0, int(issued.expires_at - trust.clock.now()))
     return _json({"challenge": issued.value, "expires_in": expires_in})
+
+
+async def _app_of(auth: AuthServer, trust: DeviceTrust, client_id: str) -> str:
+    """The declared app a challenge is for: ``client_id`` itself, or for a
+    per-installation client made by attested registration (RFC 7591) the app client it
+    is an installation of (``installations.installation_app``), so that installations
+    can make assertions, judged as the app they are. A disabled installation client
+    (its device revoked) gets none."""
+    if client_id in trust.apps:
+        return client_id
+    client = await auth.clients.get(client_id)
+    app = None if client is None or not client.enabled else installation_app(client)
+    return client_id if app is None else app
 
 
 async def attest_apple(trust: DeviceTrust, auth: AuthServer, request: Request) -> Response:
@@ -209,7 +266,8 @@ async def attest_google(trust: DeviceTrust, auth: AuthServer, request: Request) 
 
 
 async def put_encryption_key(trust: DeviceTrust, auth: AuthServer, request: Request) -> Response:
-    body = await _body(request, EncryptionKey)
+    document, raw = await _document(request)
+    body = _validated(EncryptionKey, document)
     try:
         jwk = encryption_key(body.jwk)
     except ValueError as exc:
@@ -234,7 +292,7 @@ async def put_encryption_key(trust: DeviceTrust, auth: AuthServer, request: Requ
             client_id=device.client_id,
             method="PUT",
             target=request_target(request.scope),
-            body=await request.body(),
+            body=raw,
             header_values=assertion,
             device=device,
         )
@@ -244,7 +302,7 @@ async def put_encryption_key(trust: DeviceTrust, auth: AuthServer, request: Requ
 
 def routes(trust: DeviceTrust, auth: AuthServer) -> list[Route]:
     return [
-        Route("/device/challenge", partial(challenge, trust), methods=["POST"]),
+        Route("/device/challenge", partial(challenge, trust, auth), methods=["POST"]),
         Route("/device/attest/apple", partial(attest_apple, trust, auth), methods=["POST"]),
         Route("/device/attest/google", partial(attest_google, trust, auth), methods=["POST"]),
         Route("/device/encryption-key", partial(put_encryption_key, trust, auth), methods=["PUT"]),

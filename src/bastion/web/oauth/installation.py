@@ -22,13 +22,19 @@ another installation holds, an installation already registered) is
 would, it is well formed (else ``invalid_client_metadata``), and this server does not
 accept it; one code for every such reason, so the device learns nothing about which
 check failed (the reason goes to the audit trail). When the attestation cannot be
-judged (Google or Apple trust data unavailable), registration fails closed: 503
-``temporarily_unavailable`` with ``Retry-After``, as the token endpoint answers, because
-registration has no weaker answer (no step-up) to fall back to.
+judged (Google or Apple trust data unavailable), or hot state or the device store cannot
+be reached (the challenge cannot be checked), registration fails closed: 503 with RFC
+6749-style error JSON, ``{"error": "temporarily_unavailable", "error_description": ...}``,
+and ``Retry-After``, as the token endpoint answers (never problem details: this is an
+OAuth endpoint), because registration has no weaker answer (no step-up) to fall back to.
+
+Two registrations of one installation (one DPoP key) racing make one client: steps 3
+and 4 run for one key at a time (``_register_once``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any
 
@@ -48,13 +54,23 @@ from bastion.authserver.registration import new_client_id, token_hash
 from bastion.authserver.server import AuthServer
 from bastion.device.records import Device
 from bastion.device.service import DeviceTrust
-from bastion.errors import DeviceRefused, DeviceUnverifiable, DpopError, OAuthError
+from bastion.errors import (
+    DeviceRefused,
+    DeviceUnverifiable,
+    DpopError,
+    OAuthError,
+    StoreUnavailable,
+)
 from bastion.oauth.clients import Client
 from bastion.oauth.dpop import DpopProof
 from bastion.web.oauth import registration_schema as schema
 from bastion.web.oauth.common import oauth_error, oauth_json
 
 RETRY_AFTER = "30"
+# A registration in progress holds its DPoP key this long at most (a worker that dies
+# mid-way frees it then).
+CLAIM_FOR = 60.0
+_CLAIM_PREFIX = "registration-key:"
 _UNAPPROVED = "the device attestation is not accepted"
 _UNAVAILABLE = "the device attestation cannot be verified now; try again later"
 
@@ -101,35 +117,82 @@ async def register_installation(
             {"dpop-nonce": server.dpop.current_nonce()} if exc.error == "use_dpop_nonce" else {}
         )
         return oauth_json({"error": exc.error, "error_description": exc.description}, 400, headers)
-    bound = await trust.devices.by_jkt(proof.jkt)
-    if bound is not None and not bound.revoked and await _registered_before(server, bound):
-        # One installation, one client: its DPoP key already names a registered one.
-        _refused(server, "already_registered", software_id=app.client_id)
+    except StoreUnavailable as exc:
+        return _store_down(server, app, exc)
+    try:
+        return await _register_once(server, trust, attestation, proof.jkt, version, client, app)
+    except StoreUnavailable as exc:
+        return _store_down(server, app, exc)
+
+
+def _store_down(server: AuthServer, app: Client, exc: StoreUnavailable) -> Response:
+    """Hot state or the device store down: the proof's replay, the challenge or the
+    installation cannot be checked or recorded. An OAuth endpoint answers with RFC 6749
+    error JSON (§5.2's shape; the code as §4.1.2.1 names it), never problem details."""
+    _audit(
+        server,
+        "oauth.registration.unavailable",
+        Outcome.FAILURE,
+        software_id=app.client_id,
+        reason=f"{exc.store}_unavailable",
+    )
+    return _unavailable()
+
+
+async def _register_once(
+    server: AuthServer,
+    trust: DeviceTrust,
+    attestation: DeviceAttestation,
+    jkt: str,
+    version: str | None,
+    client: Client,
+    app: Client,
+) -> Response:
+    """Steps 3 and 4 for one DPoP key at a time. The key is claimed in hot state first
+    (``set_if_absent``: one writer on every worker), so of two registrations of one
+    installation racing, one proceeds and the other is refused before its attestation
+    could replace the first one's device record; the one that follows later finds the
+    installation registered."""
+    claim = f"{_CLAIM_PREFIX}{jkt}"
+    if not await trust.hot.set_if_absent(claim, b"1", ttl=CLAIM_FOR):
+        _refused(server, "registration_in_progress", software_id=app.client_id)
         return oauth_error(OAuthError("unapproved_software_statement", _UNAPPROVED))
     try:
-        device = await _attest(trust, app.client_id, attestation, proof.jkt, version)
-    except DeviceRefused as exc:
-        _refused(server, exc.reason, software_id=app.client_id)
-        return oauth_error(OAuthError("unapproved_software_statement", _UNAPPROVED))
-    except DeviceUnverifiable as exc:
-        _audit(
-            server,
-            "oauth.registration.unavailable",
-            Outcome.FAILURE,
-            software_id=app.client_id,
-            reason=exc.reason,
-        )
-        return oauth_json(
-            {"error": "temporarily_unavailable", "error_description": _UNAVAILABLE},
-            503,
-            {"retry-after": RETRY_AFTER},
-        )
-    if await _registered_before(server, device):
-        # The same check once more, for a registration of the same installation that
-        # raced this one past the first.
-        _refused(server, "already_registered", software_id=app.client_id)
-        return oauth_error(OAuthError("unapproved_software_statement", _UNAPPROVED))
-    return await _create(server, trust, client, app, device)
+        bound = await trust.devices.by_jkt(jkt)
+        if bound is not None and not bound.revoked and await _registered_before(server, bound):
+            # One installation, one client: its DPoP key already names a registered one.
+            _refused(server, "already_registered", software_id=app.client_id)
+            return oauth_error(OAuthError("unapproved_software_statement", _UNAPPROVED))
+        try:
+            device = await _attest(trust, app.client_id, attestation, jkt, version)
+        except DeviceRefused as exc:
+            _refused(server, exc.reason, software_id=app.client_id)
+            return oauth_error(OAuthError("unapproved_software_statement", _UNAPPROVED))
+        except DeviceUnverifiable as exc:
+            _audit(
+                server,
+                "oauth.registration.unavailable",
+                Outcome.FAILURE,
+                software_id=app.client_id,
+                reason=exc.reason,
+            )
+            return _unavailable()
+        if await _registered_before(server, device):
+            _refused(server, "already_registered", software_id=app.client_id)
+            return oauth_error(OAuthError("unapproved_software_statement", _UNAPPROVED))
+        return await _create(server, trust, client, app, device)
+    finally:
+        with contextlib.suppress(StoreUnavailable):
+            # Hot state gone meanwhile: the claim lapses on its own (CLAIM_FOR).
+            await trust.hot.delete(claim)
+
+
+def _unavailable() -> Response:
+    return oauth_json(
+        {"error": "temporarily_unavailable", "error_description": _UNAVAILABLE},
+        503,
+        {"retry-after": RETRY_AFTER},
+    )
 
 
 async def check_installation_key(
