@@ -10,6 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from bastion.clock import FixedClock
 from bastion.config import Settings, encode_master_key, load_settings
@@ -26,6 +28,13 @@ from tests.support.services import (
     unique_name,
 )
 from tests.support.tcpproxy import TcpProxy, proxy_to
+
+# The machines tests run on are shared and noisy: a property is judged by its examples,
+# never by how long one took to generate or run.
+hypothesis_settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("shared-machine")
 
 
 def _with_database(url: str, name: str) -> str:
