@@ -190,10 +190,21 @@ def test_an_update_cannot_rename_the_client_id(registrar: TestClient) -> None:
 
 def test_malformed_bodies(registrar: TestClient) -> None:
     headers = {"authorization": f"Bearer {INITIAL_TOKEN}", "content-type": "application/json"}
-    for content in (b"{", b"[]", b"null", b"\xff"):
+    for content in (b"{", b"[]", b"null", b"\xff", b'{"a": NaN}'):
         response = registrar.post("/register", content=content, headers=headers)
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_client_metadata"
+
+
+def test_a_member_named_twice_is_refused(registrar: TestClient) -> None:
+    """RFC 8259 §4: names SHOULD be unique and parsers differ on which one wins, so a body
+    naming a member twice is refused rather than read one way here and another there."""
+    headers = {"authorization": f"Bearer {INITIAL_TOKEN}", "content-type": "application/json"}
+    body = b'{"redirect_uris": ["com.example.app:/cb"], "redirect_uris": ["https://evil.example/"]}'
+    response = registrar.post("/register", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_client_metadata"
+    assert "twice" in response.json()["error_description"]
 
 
 def test_software_statement_grants_what_the_operator_signed(registrar: TestClient) -> None:

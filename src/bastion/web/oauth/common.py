@@ -15,6 +15,7 @@ from bastion.errors import OAuthError, ProblemError, UnsupportedMediaType
 from bastion.oauth import client_auth
 from bastion.oauth.clients import Client
 from bastion.oauth.params import Params, parse
+from bastion.web import strict_json
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 64
@@ -72,9 +73,10 @@ async def json_object(request: Request) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise UnsupportedMediaType("the body must be application/json")
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise ProblemError("the body is not valid JSON") from exc
+        # Strictly: a member named twice would let two readers of one body disagree.
+        body = strict_json.loads(await request.body())
+    except ValueError as exc:
+        raise ProblemError(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ProblemError("the body must be a JSON object")
     return body
