@@ -378,3 +378,23 @@ def test_the_sign_in_policy_cannot_demand_what_a_browser_cannot_prove() -> None:
             DeviceSettings.model_validate({"sign_in": {demand: True}})
         assert f"[device.token].{demand}" in str(caught.value)
     DeviceSettings.model_validate({"token": {"require_attestation": True}})
+
+
+async def test_an_app_attest_assertion_on_the_request_restarts_the_attestation_age(
+    hot_store: HotStore, sink: MemorySink
+) -> None:
+    """The gateway's assertion step verified an assertion signed by the attested key
+    (Apple, "Validating apps that connect to your server"): fresh evidence, so a device
+    attested a month ago and asserting now is not judged as a month old. During an
+    outage its last known record is not evidence of anything new."""
+    month_old = replace(
+        STRONG, platform="ios", level="device", verdict=None, attested_at=NOW - 30 * 86400
+    )
+    risk = judge_with(Down(), hot_store, FixedClock(NOW), sink)
+    verified = await risk.judge("route:pay", PolicySettings(), request(known=month_old))
+    assert verified is not None
+    assert verified.signals.attestation_age == 0
+    assert "attestation_age" not in verified.decision.reasons
+    down = await risk.judge("route:pay", PolicySettings(), request(known=month_old, outage=True))
+    assert down is not None
+    assert down.signals.attestation_age == 30 * 86400
