@@ -14,9 +14,11 @@ costs one lookup only:
    point already has (``RiskRequest.known``: the gateway's assertion step verified it,
    or reported an outage with its last known record) is used as it is.
 2. ``gather``: the rest, into ``risk.Signals``: attestation level and age from the
-   record, the Play Integrity verdict summary (``bastion.device.verdicts``), the app
-   version against the client's ``min_app_version`` and ``released_versions``
-   (``bastion.device.versions``), whether the user is new on this device, a counter
+   record (for App Attest, from its latest verified assertion too: ``asserted``), the
+   Play Integrity verdict summary (``bastion.device.verdicts``), the app version against
+   the client's ``min_app_version`` and ``released_versions``
+   (``bastion.device.versions``; a per-installation client is judged as its app:
+   ``app_client_id``), whether the user is new on this device, a counter
    anomaly (``bastion.device.anomalies``), a network change too soon
    (``bastion.device.velocity``), the account's failed sign-ins (the login throttle),
    recent rate-limit refusals (``bastion.guards.hits``) and detector flags.
