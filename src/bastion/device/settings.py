@@ -280,9 +280,8 @@ class DeviceSettings(Section):
             # The sign-in page runs in the system browser, which holds no device key:
             # the device it names (dpop_jkt) is a claim, so the demand could never be
             # met honestly. The code exchange proves the key (RFC 9449 §10).
-            demand = (
-                "require_attestation" if self.sign_in.require_attestation else ("require_assertion")
-            )
+            attestation = self.sign_in.require_attestation
+            demand = "require_attestation" if attestation else "require_assertion"
             raise ValueError(
                 f"sign_in.{demand} cannot be met: a sign-in in the browser cannot prove a "
                 f"device; set [device.token].{demand} instead, where the DPoP proof of the "
