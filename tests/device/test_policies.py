@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from pydantic import ValidationError
 
 from bastion.accounts.throttle import LoginThrottle, ThrottleLimits
 from bastion.audit import AuditPipeline
@@ -16,7 +17,12 @@ from bastion.device import anomalies, cohorts
 from bastion.device.policies import RiskPolicies, admitted, settle
 from bastion.device.records import Device
 from bastion.device.risk import Action, Decision, Signals
-from bastion.device.settings import CohortSettings, PolicySettings
+from bastion.device.settings import (
+    ClientDeviceSettings,
+    CohortSettings,
+    DeviceSettings,
+    PolicySettings,
+)
 from bastion.device.signals import FRESH_FOR, Found, RiskRequest, SignalSources
 from bastion.errors import StoreUnavailable
 from bastion.guards import hits
@@ -290,3 +296,105 @@ async def test_a_revoked_device_counts_as_none(
     assert judgement.signals.attestation.name == "NONE"
     assert "device_revoked" in judgement.decision.reasons
     assert sink.records[0]["target"] == "device:dev-s"
+
+
+async def test_a_claimed_device_never_meets_require_attestation(
+    migrated: Database, hot_store: HotStore, sink: MemorySink
+) -> None:
+    """An authorization request's ``dpop_jkt`` (RFC 9449 §10) names a key the browser
+    cannot prove, and thumbprints are not secret: naming an attested device's key is a
+    claim, which may add risk but never vouches for the request."""
+    store = SqlDeviceStore(migrated)
+    await store.add(STRONG)
+    risk = judge_with(store, hot_store, FixedClock(NOW), sink)
+    policy = PolicySettings(require_attestation=True)
+    proved = await risk.judge("token", policy, request())
+    assert proved is not None
+    assert proved.enforced is Action.ALLOW
+    claimed = await risk.judge("sign_in", policy, request(bound=False, claimed=True))
+    assert claimed is not None
+    assert claimed.enforced is Action.DENY
+    assert "attestation_missing" in claimed.decision.reasons
+    # Never lower than naming no device at all.
+    nothing = await risk.judge("sign_in", PolicySettings(), request(jkt=None))
+    named = await risk.judge("sign_in", PolicySettings(), request(bound=False, claimed=True))
+    assert nothing is not None
+    assert named is not None
+    assert named.decision.score >= nothing.decision.score
+
+
+INSTALLATION = replace(
+    STRONG,
+    device_id="dev-inst",
+    registered_client_id="inst-1",
+    app_version="0.0.1",
+    dpop_jkt="i" * 43,
+)
+
+
+async def test_an_installation_client_is_judged_as_its_app(
+    migrated: Database, hot_store: HotStore, sink: MemorySink
+) -> None:
+    """A per-installation client made by attested registration (RFC 7591) is an
+    installation of its declared app: the app's versions and cohorts apply to it."""
+    store = SqlDeviceStore(migrated)
+    await store.add(INSTALLATION)
+    throttle = LoginThrottle(hot_store, FixedClock(NOW), ThrottleLimits(), AuditPipeline([]))
+    sources = SignalSources(
+        devices=store,
+        hot=hot_store,
+        clock=FixedClock(NOW),
+        clients={
+            "app": ClientDeviceSettings(min_app_version="1.0", released_versions=("1.0", "1.1"))
+        },
+        throttle=throttle,
+    )
+    beta = CohortSettings(clients=("app",))
+    risk = RiskPolicies(sources, {"beta": beta}, AuditPipeline([sink]))
+    asked = request(client_id="inst-1", jkt=INSTALLATION.dpop_jkt)
+    judgement = await risk.judge("route:pay", PolicySettings(cohort="beta"), asked)
+    assert judgement is not None, "a cohort listing the app covers its installations"
+    assert judgement.signals.app_outdated
+    assert judgement.signals.app_unreleased
+    assert judgement.enforced is Action.STEP_UP  # 30 + 60 points
+    # Another client using that device's key is judged as itself.
+    assert (
+        await risk.judge(
+            "route:pay",
+            PolicySettings(cohort="beta"),
+            request(client_id="web", jkt=INSTALLATION.dpop_jkt),
+        )
+        is None
+    )
+
+
+def test_the_sign_in_policy_cannot_demand_what_a_browser_cannot_prove() -> None:
+    """The sign-in page runs in the system browser (RFC 8252 §8.12), which holds no
+    device key: ``require_attestation`` there is refused when the configuration is read,
+    and the message points to ``[device.token]``, where the code exchange's DPoP proof
+    (RFC 9449 §10) proves the key."""
+    for demand in ("require_attestation", "require_assertion"):
+        with pytest.raises(ValidationError) as caught:
+            DeviceSettings.model_validate({"sign_in": {demand: True}})
+        assert f"[device.token].{demand}" in str(caught.value)
+    DeviceSettings.model_validate({"token": {"require_attestation": True}})
+
+
+async def test_an_app_attest_assertion_on_the_request_restarts_the_attestation_age(
+    hot_store: HotStore, sink: MemorySink
+) -> None:
+    """The gateway's assertion step verified an assertion signed by the attested key
+    (Apple, "Validating apps that connect to your server"): fresh evidence, so a device
+    attested a month ago and asserting now is not judged as a month old. During an
+    outage its last known record is not evidence of anything new."""
+    month_old = replace(
+        STRONG, platform="ios", level="device", verdict=None, attested_at=NOW - 30 * 86400
+    )
+    risk = judge_with(Down(), hot_store, FixedClock(NOW), sink)
+    verified = await risk.judge("route:pay", PolicySettings(), request(known=month_old))
+    assert verified is not None
+    assert verified.signals.attestation_age == 0
+    assert "attestation_age" not in verified.decision.reasons
+    down = await risk.judge("route:pay", PolicySettings(), request(known=month_old, outage=True))
+    assert down is not None
+    assert down.signals.attestation_age == 30 * 86400

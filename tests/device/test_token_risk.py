@@ -232,3 +232,32 @@ def test_a_user_is_new_on_a_device_until_tokens_are_issued_to_it_there(server: S
     assert (first, second) == (True, False)
     stored = server.call(SqlDeviceStore(server.runtime.database).get, "dev-t4")
     assert stored.user_ids == (server.user_id,)
+
+
+def test_the_token_policy_judges_the_key_that_redeems_the_code(
+    tmp_path: Path, database_url: str, master_key_b64: str
+) -> None:
+    """The sign-in page cannot prove a device (the ``dpop_jkt`` it names is a claim);
+    the code exchange can: its DPoP proof (RFC 9449 §5, §10) proves the key, so
+    ``[device.token].require_attestation`` is where an attested device is demanded.
+    Naming an attested device's thumbprint at sign-in, then redeeming a code with an
+    unattested key, gets no tokens."""
+    tables = "[device.token]\nrequire_attestation = true\n"
+    with risky_server(tmp_path, database_url, master_key_b64, tables) as server:
+        genuine, script = DeviceKey(), DeviceKey()
+        attested(server, genuine, "dev-t5")
+        # The named device's key: the code is bound to it (RFC 9449 §10).
+        named = get_code(server.client, dpop_jkt=genuine.jkt)
+        stolen = post_token(server, code_request(named), script.proof("POST", TOKEN))
+        assert stolen.status_code == 400
+        # A code not bound to any key, redeemed with the script's own key.
+        code = get_code(server.client)
+        refused = post_token(server, code_request(code), script.proof("POST", TOKEN))
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "invalid_grant"
+        event = risk_events(server)[-1]
+        assert (event["policy"], event["enforced"]) == ("token", "deny")
+        assert "attestation_missing" in event["reasons"]
+        # The attested device's own key redeems a code.
+        body = dpop_tokens(server, genuine)
+        assert body["token_type"] == "DPoP"

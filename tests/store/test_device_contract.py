@@ -172,6 +172,24 @@ async def test_the_counter_only_moves_forward(device_store: DeviceStore) -> None
     assert device.counter == 5
 
 
+async def test_a_counted_assertion_is_fresh_evidence_of_the_attested_key(
+    device_store: DeviceStore,
+) -> None:
+    """An App Attest assertion is signed by the attested key (Apple, "Validating apps
+    that connect to your server"): the attestation's age counts from the latest one."""
+    await device_store.add(ios("a"))
+    assert await device_store.advance_counter("dev-a", 1, NOW + 30 * 86400)
+    device = await device_store.get("dev-a")
+    assert device is not None
+    assert (device.attested_at, device.last_seen) == (NOW + 30 * 86400, NOW + 30 * 86400)
+    # A refused assertion is no evidence, and times never move back.
+    assert not await device_store.advance_counter("dev-a", 1, NOW + 40 * 86400)
+    assert await device_store.advance_counter("dev-a", 2, NOW + 10 * 86400)
+    device = await device_store.get("dev-a")
+    assert device is not None
+    assert device.attested_at == NOW + 30 * 86400
+
+
 async def test_of_racing_assertions_with_one_counter_exactly_one_counts(
     device_store: DeviceStore,
 ) -> None:

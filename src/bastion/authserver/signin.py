@@ -184,10 +184,15 @@ class SignIn:
         ip: str | None,
         failed_sign_ins: int | None,
     ) -> Judgement | None:
-        """The sign-in policy's judgement. The browser has no DPoP key: the device is the
-        one the authorization request's ``dpop_jkt`` names (RFC 9449 §10), a claim the
-        browser cannot prove. The code it gets is bound to that key, so the claim is
-        checked at the token endpoint; here it may only add risk (``claimed``)."""
+        """The sign-in policy's judgement, at each interactive step (a password, a second
+        factor, a passkey); a browser session already signed in is not judged again,
+        the token endpoint judges the device that redeems the code.
+
+        The browser has no DPoP key: the device is the one the authorization request's
+        ``dpop_jkt`` names (RFC 9449 §10), a claim the browser cannot prove. The code it
+        gets is bound to that key, so the claim is checked at the token endpoint; here
+        it may only add risk and never meets ``require_attestation`` (``claimed``; the
+        settings refuse that demand at sign-in anyway)."""
         policy = self.server.settings.device.sign_in
         if policy is None:
             return None

@@ -8,11 +8,13 @@ refresh, a gateway route with a ``device`` table):
    not judged at all (``None``), exactly as if no policy were set. A request is in the
    cohort when any criterion holds: its user's bucket (``cohorts.in_cohort`` of the
    user id, or of the device id before anyone signed in) is under ``percent``, its
-   client is listed, or its app version (from the device record) is listed;
+   client is listed (a per-installation client also when its app client is), or its
+   app version (from the device record) is listed;
 3. the other signals are gathered and ``risk.assess`` decides;
 4. ``require_attestation`` then refuses a request without an attested device (revoked
-   or ``level = "none"`` counting as none) with the reason ``attestation_missing`` at
-   the ``DENY`` level, unless attestation could not be checked at all (an outage: the
+   or ``level = "none"`` counting as none, and so does a device only named, never
+   proved: ``RiskRequest.claimed``) with the reason ``attestation_missing`` at the
+   ``DENY`` level, unless attestation could not be checked at all (an outage: the
    fallback applies instead). Audit mode still enforces nothing;
 5. one ``device.risk`` audit event records the decision (``audit_details``).
 
@@ -31,7 +33,7 @@ from bastion.device import cohorts
 from bastion.device.records import Device
 from bastion.device.risk import Action, Decision, Signals, assess
 from bastion.device.settings import CohortSettings, PolicySettings
-from bastion.device.signals import Found, RiskRequest, SignalSources, attested
+from bastion.device.signals import Found, RiskRequest, SignalSources, app_client_id, attested
 
 EVENT = "device.risk"
 ATTESTATION_MISSING = "attestation_missing"
@@ -60,8 +62,11 @@ def admitted(
     device_id: str | None,
     client_id: str | None,
     app_version: str | None,
+    app_client_id: str | None = None,
 ) -> bool:
-    """Whether a request is in ``cohort`` (None: everyone is)."""
+    """Whether a request is in ``cohort`` (None: everyone is). ``app_client_id`` is the
+    declared app client a per-installation client belongs to: a cohort listing the app
+    covers its installations."""
     if cohort is None:
         return True
     identifier = user_id or device_id
@@ -71,13 +76,23 @@ def admitted(
         and cohorts.in_cohort(identifier, cohort.salt, cohort.percent)
     ):
         return True
-    if client_id is not None and cohorts.listed_client(client_id, cohort.clients):
-        return True
+    for listed in (client_id, app_client_id):
+        if listed is not None and cohorts.listed_client(listed, cohort.clients):
+            return True
     return cohorts.listed_version(app_version, cohort.versions)
 
 
-def settle(decision: Decision, signals: Signals, found: Found, policy: PolicySettings) -> Decision:
-    """The decision once the policy's demands on the device are applied (pure)."""
+def settle(
+    decision: Decision,
+    signals: Signals,
+    found: Found,
+    policy: PolicySettings,
+    *,
+    claimed: bool = False,
+) -> Decision:
+    """The decision once the policy's demands on the device are applied (pure). A
+    ``claimed`` device (named, not proved: an authorization request's ``dpop_jkt``)
+    never meets ``require_attestation``: thumbprints are public, anyone can name one."""
     reasons = list(decision.reasons)
     decided = decision.decided
     if found.revoked is not None:
@@ -85,7 +100,7 @@ def settle(decision: Decision, signals: Signals, found: Found, policy: PolicySet
     if (
         policy.require_attestation
         and not signals.attestation_unavailable
-        and not attested(found.device)
+        and (claimed or not attested(found.device))
     ):
         decided = Action.DENY
         reasons.append(ATTESTATION_MISSING)
@@ -164,10 +179,13 @@ class RiskPolicies:
             device_id=None if device is None else device.device_id,
             client_id=request.client_id,
             app_version=None if device is None else device.app_version,
+            app_client_id=app_client_id(request.client_id, device),
         ):
             return None
         signals = await self.sources.gather(request, found)
-        decision = settle(assess(signals, policy.policy()), signals, found, policy)
+        decision = settle(
+            assess(signals, policy.policy()), signals, found, policy, claimed=request.claimed
+        )
         judgement = Judgement(action, decision, signals, found.device, policy)
         self._audit.emit(
             AuditEvent(

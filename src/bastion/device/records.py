@@ -27,6 +27,8 @@ class Device:
     level: Level
     first_seen: float
     last_seen: float
+    # When the platform last vouched for the installation: its latest attestation, or
+    # for App Attest its latest verified assertion (signed by the attested key).
     attested_at: float
     # App Attest: the key id (base64url of the 32 raw bytes), the key (SubjectPublicKeyInfo
     # DER), the last counter seen, the environment and Apple's receipt.
@@ -74,7 +76,9 @@ class DeviceStore(Protocol):
     async def advance_counter(self, device_id: str, counter: int, now: float) -> bool:
         """Store an assertion's counter if it is greater than the stored one and the
         device is not revoked, in one statement; False otherwise (of two racing
-        assertions with the same counter, exactly one gets True)."""
+        assertions with the same counter, exactly one gets True). A counter stored
+        moves ``attested_at`` and ``last_seen`` to ``now`` (never back): an App Attest
+        assertion is signed by the attested key, fresh evidence that it is still there."""
         ...
 
     async def reattest(

@@ -274,4 +274,17 @@ class DeviceSettings(Section):
             cohort = None if policy is None else policy.cohort
             if cohort is not None and cohort not in self.cohorts:
                 raise ValueError(f"{name}.cohort: no cohort {cohort!r}")
+        if self.sign_in is not None and (
+            self.sign_in.require_attestation or self.sign_in.require_assertion
+        ):
+            # The sign-in page runs in the system browser, which holds no device key:
+            # the device it names (dpop_jkt) is a claim, so the demand could never be
+            # met honestly. The code exchange proves the key (RFC 9449 §10).
+            attestation = self.sign_in.require_attestation
+            demand = "require_attestation" if attestation else "require_assertion"
+            raise ValueError(
+                f"sign_in.{demand} cannot be met: a sign-in in the browser cannot prove a "
+                f"device; set [device.token].{demand} instead, where the DPoP proof of the "
+                "code exchange proves the device's key"
+            )
         return self

@@ -14,9 +14,11 @@ costs one lookup only:
    point already has (``RiskRequest.known``: the gateway's assertion step verified it,
    or reported an outage with its last known record) is used as it is.
 2. ``gather``: the rest, into ``risk.Signals``: attestation level and age from the
-   record, the Play Integrity verdict summary (``bastion.device.verdicts``), the app
-   version against the client's ``min_app_version`` and ``released_versions``
-   (``bastion.device.versions``), whether the user is new on this device, a counter
+   record (for App Attest, from its latest verified assertion too: ``asserted``), the
+   Play Integrity verdict summary (``bastion.device.verdicts``), the app version against
+   the client's ``min_app_version`` and ``released_versions``
+   (``bastion.device.versions``; a per-installation client is judged as its app:
+   ``app_client_id``), whether the user is new on this device, a counter
    anomaly (``bastion.device.anomalies``), a network change too soon
    (``bastion.device.velocity``), the account's failed sign-ins (the login throttle),
    recent rate-limit refusals (``bastion.guards.hits``) and detector flags.
@@ -114,6 +116,27 @@ def attested(device: Device | None) -> bool:
     return device is not None and not device.revoked and device.level != "none"
 
 
+def app_client_id(client_id: str | None, device: Device | None) -> str | None:
+    """The client a request is judged as: a per-installation client made by attested
+    registration (RFC 7591; ``Device.registered_client_id``) is judged as the declared
+    app client its device attested for, whose ``[oauth.clients.device]`` declares the
+    app's versions; any other client as itself."""
+    if device is not None and client_id is not None and device.registered_client_id == client_id:
+        return device.client_id
+    return client_id
+
+
+def asserted(device: Device, now: float) -> Device:
+    """``device`` as of an App Attest assertion it made on this request: the assertion
+    is signed by the attested key (Apple, "Validating apps that connect to your server":
+    assertion), fresh evidence that the key still lives on this installation, so the
+    attestation's age starts again. A Play Integrity assertion is a new verdict, which
+    the service records as a new attestation already."""
+    if device.platform != "ios" or device.level == "none" or device.attested_at >= now:
+        return device
+    return replace(device, attested_at=now)
+
+
 def compose(
     request: RiskRequest,
     found: Found,
@@ -205,7 +228,11 @@ class SignalSources:
 
     async def device(self, jkt: str | None, request: RiskRequest | None = None) -> Found:
         if request is not None and (request.known is not None or request.outage):
-            return _usable(request.known, unavailable=request.outage)
+            known = request.known
+            if known is not None and not request.outage:
+                # Verified on this very request (the gateway's assertion step).
+                known = asserted(known, self._clock.now())
+            return _usable(known, unavailable=request.outage)
         if jkt is None or self._devices is None:
             return Found(None)
         fresh = self._fresh.get(jkt)
@@ -257,7 +284,8 @@ class SignalSources:
             log.warning("risk signals unavailable: %s", type(exc).__name__)
             unavailable = True
         flags = await self._detectors.flags(request)
-        client = None if request.client_id is None else self._clients.get(request.client_id)
+        app = app_client_id(request.client_id, device or found.revoked)
+        client = None if app is None else self._clients.get(app)
         return compose(
             request,
             found,

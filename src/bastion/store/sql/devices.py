@@ -193,7 +193,13 @@ class SqlDeviceStore:
                     devices.c.revoked_at.is_(None),
                 )
             )
-            .values(counter=counter)
+            # The assertion was signed by the attested key: fresh evidence, so the
+            # attestation's age counts from it (records.DeviceStore.advance_counter).
+            .values(
+                counter=counter,
+                attested_at=_later(devices.c.attested_at, now),
+                last_seen=_later(devices.c.last_seen, now),
+            )
         )
         return changed == 1
 
