@@ -27,12 +27,14 @@ from tests.support.play_integrity import ConsoleKeys
 CLIENT = "ios-app"
 
 
-async def attest(world: World, app: AppAttestDevice, jkt: str, client: str = CLIENT) -> Device:
+async def attest(
+    world: World, app: AppAttestDevice, jkt: str, client: str = CLIENT, key_id: str | None = None
+) -> Device:
     challenge = (await world.trust.challenge(client)).value
     app.client_data = attestation_client_data(challenge, jkt)
     return await world.trust.attest_apple(
         client_id=client,
-        key_id=app.key_id_text,
+        key_id=app.key_id_text if key_id is None else key_id,
         attestation_object=app.attestation_object(),
         challenge=challenge,
         dpop_jkt=jkt,
@@ -139,6 +141,21 @@ async def test_a_key_id_attested_from_a_second_installation_is_a_clone(world: Wo
     assert reason(refused) == "key_reused"
     assert await anomalies.reason(world.hot, first.device_id) == "key_reused"
     assert len(await world.devices.list_devices(client_id=CLIENT)) == 1
+
+
+async def test_a_key_id_in_standard_base64_is_the_same_key(world: World) -> None:
+    """DCAppAttestService gives the key id in standard base64: accepted as such, and kept
+    in one canonical spelling, so the same key written with "+/" and padding is still
+    the key another installation holds."""
+    app = world.apple()
+    while b"+" not in base64.b64encode(app.key_id) and b"/" not in base64.b64encode(app.key_id):
+        app = world.apple()  # a key whose id shows the difference between the alphabets
+    standard = base64.b64encode(app.key_id).decode()
+    first = await attest(world, app, DeviceKey().jkt, key_id=standard)
+    assert first.key_id == app.key_id_text
+    with pytest.raises(DeviceRefused) as refused:
+        await attest(world, app, DeviceKey().jkt, key_id=standard.rstrip("="))
+    assert reason(refused) == "key_reused"
 
 
 async def test_a_challenge_is_accepted_once(world: World) -> None:

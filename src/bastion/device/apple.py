@@ -27,6 +27,8 @@ BUNDLED_ROOT = "apple-app-attestation-root-ca.pem"
 KEY_ID_BYTES = 32
 # 32 bytes are 43 base64url characters without padding.
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
+# Standard base64 (what DCAppAttestService hands the app) read as base64url.
+_TO_URL_ALPHABET = str.maketrans("+/", "-_")
 
 
 # What the device is told when the trust data cannot be had.
@@ -46,10 +48,10 @@ def load_root(path: Path | None) -> x509.Certificate:
 
 
 def key_id_bytes(key_id: str) -> bytes:
-    """The raw key id from its base64url form (padding optional); ``AttestationError``
-    ``malformed`` for anything else. DCAppAttestService gives the key id as standard
-    base64 of the same 32 bytes: apps re-encode it."""
-    text = key_id.rstrip("=")
+    """The raw key id from base64url or standard base64 (padding optional; the form
+    DCAppAttestService gives), ``AttestationError`` ``malformed`` for anything else.
+    Records keep the canonical base64url form, so one key has one spelling."""
+    text = key_id.rstrip("=").translate(_TO_URL_ALPHABET)
     # The decoder skips characters outside the alphabet: check them first.
     if not _KEY_ID.fullmatch(text):
         raise AttestationError("malformed", "key id is not base64url of 32 bytes")
