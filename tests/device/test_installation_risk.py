@@ -30,13 +30,13 @@ GATEWAY = """
 [device.cohorts.apps]
 clients = ["shop"]
 [[gateway.upstreams]]
-name = "api"
+name = "judged"
 url = "UPSTREAM"
 credential = {{ type = "none" }}
 [[gateway.routes]]
 methods = ["POST"]
-path = "/pay"
-upstream = "api"
+path = "/judged"
+upstream = "judged"
 auth = "bastion"
 device = {{ cohort = "apps" }}
 """
@@ -75,11 +75,11 @@ def pay(served: registration.Served, key: DeviceKey, version: str) -> httpx.Resp
     tokens = registration._code_flow(served, client_id, key, "openid orders:read")
     access = tokens["access_token"]
     return served.http.post(
-        "/api/pay",
+        "/api/judged",
         content=b"{}",
         headers={
             "authorization": f"DPoP {access}",
-            "DPoP": key.proof("POST", f"{served.url}/api/pay", access_token=access),
+            "DPoP": key.proof("POST", f"{served.url}/api/judged", access_token=access),
             "content-type": "application/json",
         },
     )
