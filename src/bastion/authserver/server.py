@@ -99,7 +99,9 @@ def build_auth_server(
         audit,
         clock,
         refresh_key=derive_key(master_key, "refresh-token-mac"),
-        risk=risk,
+        # Without a device policy the token endpoint has nothing to judge and no user to
+        # bind to a device: no device lookup on a grant's path.
+        risk=risk if devices_judged(settings) else None,
     )
     return AuthServer(
         settings=settings,
@@ -118,6 +120,14 @@ def build_auth_server(
         dpop=Dpop(settings.oauth.dpop, master_key, hot, audit, clock, registry),
         devices=devices,
         risk=risk,
+    )
+
+
+def devices_judged(settings: Settings) -> bool:
+    """Whether any device risk policy is configured (Bastion's actions or a route)."""
+    device = settings.device
+    return any((device.sign_in, device.token, device.refresh)) or any(
+        route.device is not None for route in settings.gateway.routes
     )
 
 
